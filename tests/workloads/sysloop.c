@@ -1,0 +1,97 @@
+/* Test and benchmark workload: makes an exact number of syscalls of known kinds.
+ *
+ *   sysloop getppid N            N getppid calls
+ *   sysloop threads T N          T threads, each N getppid calls
+ *   sysloop fork C N             C forked children, each N getppid calls
+ *   sysloop getpid N             N getpid calls (the bystander's syscall)
+ *   sysloop mkdir PATH           mkdir(PATH), prints the errno name on failure
+ *   sysloop serve PORT           TCP server on 127.0.0.1:PORT answering "pong\n" to each connection
+ *   sysloop sleep MS             sleep
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static long count;
+
+static void loop_nr(long nr, long n) {
+    for (long i = 0; i < n; i++)
+        syscall(nr);
+}
+
+static void *thread_main(void *arg) {
+    (void)arg;
+    loop_nr(SYS_getppid, count);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: sysloop getppid|getpid|threads|fork|mkdir|serve|sleep ARGS\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    if (!strcmp(mode, "getppid") || !strcmp(mode, "getpid")) {
+        loop_nr(!strcmp(mode, "getppid") ? SYS_getppid : SYS_getpid, atol(argv[2]));
+    } else if (!strcmp(mode, "threads") && argc == 4) {
+        int t = atoi(argv[2]);
+        count = atol(argv[3]);
+        pthread_t tids[64];
+        if (t > 64) t = 64;
+        for (int i = 0; i < t; i++) pthread_create(&tids[i], NULL, thread_main, NULL);
+        for (int i = 0; i < t; i++) pthread_join(tids[i], NULL);
+    } else if (!strcmp(mode, "fork") && argc == 4) {
+        int c = atoi(argv[2]);
+        long n = atol(argv[3]);
+        for (int i = 0; i < c; i++) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                loop_nr(SYS_getppid, n);
+                _exit(0);
+            }
+        }
+        while (wait(NULL) > 0) {}
+    } else if (!strcmp(mode, "mkdir")) {
+        if (mkdir(argv[2], 0755) != 0) {
+            printf("mkdir: %s\n", errno == EPERM ? "EPERM" : strerror(errno));
+            return 1;
+        }
+        printf("mkdir: ok\n");
+    } else if (!strcmp(mode, "serve")) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        int one = 1;
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
+        addr.sin_addr.s_addr = htonl(INADDR_ANY);
+        if (bind(s, (struct sockaddr *)&addr, sizeof addr) || listen(s, 16)) {
+            perror("serve");
+            return 1;
+        }
+        for (;;) {
+            int c = accept(s, NULL, NULL);
+            if (c < 0) continue;
+            char buf[64];
+            (void)!read(c, buf, sizeof buf);
+            (void)!write(c, "pong\n", 5);
+            close(c);
+        }
+    } else if (!strcmp(mode, "sleep")) {
+        struct timespec ts = {atol(argv[2]) / 1000, (atol(argv[2]) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    } else {
+        fprintf(stderr, "sysloop: unknown mode %s\n", mode);
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,116 @@
+//! The contract between the eBPF recorder and userspace: map layouts, limits and constants.
+#![no_std]
+
+/// How many recordings one loaded recorder keeps apart at once.
+pub const MAX_SLOTS: u32 = 32;
+/// Syscall numbers kept per ABI; larger numbers land in [`OUT_OF_RANGE`].
+pub const NR_PER_ABI: usize = 1024;
+/// ABIs a task on x86_64 can enter the kernel with.
+pub const ABI_COUNT: usize = 3;
+pub const ABI_NATIVE: usize = 0;
+pub const ABI_X32: usize = 1;
+pub const ABI_IA32: usize = 2;
+/// Index of the bucket for numbers no table knows (negative, or beyond [`NR_PER_ABI`]).
+pub const OUT_OF_RANGE: usize = ABI_COUNT * NR_PER_ABI;
+/// Length of a [`SyscallCounts`] table.
+pub const TABLE_LEN: usize = OUT_OF_RANGE + 1;
+/// Bit the kernel sets in x32 syscall numbers.
+pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+
+/// Capacity of the per-task map of tasks that run under a seccomp filter.
+pub const MAX_ARMED_TASKS: u32 = 65_536;
+/// Capacity of the map of watched cgroups.
+pub const MAX_WATCHED_CGROUPS: u32 = 1_024;
+/// Capacity of the map of cgroup names awaited by `cgroup_mkdir`.
+pub const MAX_PENDING_NAMES: u32 = 256;
+/// Capacity of the map that remembers which program made each syscall first.
+pub const MAX_FIRST_SEEN: u32 = 32_768;
+/// How many trailing bytes of a new cgroup's path identify it (a container id's length).
+pub const CGROUP_KEY_LEN: usize = 64;
+
+/// Errno the verifier substitutes for a profile's `defaultErrnoRet`, so that denials can be told
+/// apart from the workload's own errors: no Linux syscall returns it (the kernel's errnos stop
+/// below 600), and it still fits the 12-bit range seccomp and userspace treat as an error.
+pub const DENY_ERRNO: u32 = 3_797;
+
+/// Watch flags.
+pub const WATCH_ALL_SYSCALLS: u32 = 1;
+
+/// Index of the `CONFIG` array entries.
+pub const CONFIG_ALL_SYSCALLS_WATCHES: u32 = 0;
+pub const CONFIG_PENDING_NAMES: u32 = 1;
+pub const CONFIG_LEN: u32 = 2;
+
+/// What a watched cgroup records into.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watch {
+    pub slot: u32,
+    pub flags: u32,
+}
+
+/// Key of the map naming the first program that made a syscall in a slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FirstKey {
+    pub slot: u32,
+    pub index: u32,
+}
+
+/// The task that made a syscall first (as seen by one CPU; the first CPU to report wins).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FirstSeen {
+    pub comm: [u8; 16],
+    pub tgid: u32,
+    pub pid: u32,
+}
+
+/// Per-slot syscall counts, indexed by `abi * NR_PER_ABI + nr`; one copy per CPU.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyscallCounts {
+    pub counts: [u64; TABLE_LEN],
+}
+
+/// Per-slot bookkeeping; one copy per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlotStats {
+    /// Successful seccomp filter installs that armed a task.
+    pub installs: u64,
+    /// Tasks that inherited the armed state at fork or clone.
+    pub inherited: u64,
+    /// Tasks that could not be armed because the task map was full: their syscalls are missing.
+    pub dropped_tasks: u64,
+    /// First-program entries that did not fit.
+    pub dropped_first: u64,
+}
+
+/// The last [`CGROUP_KEY_LEN`] bytes of a cgroup's path, as matched when the cgroup is created.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CgroupKey {
+    pub bytes: [u8; CGROUP_KEY_LEN],
+}
+
+/// Index of a syscall number of an ABI in a [`SyscallCounts`] table.
+#[inline(always)]
+pub fn table_index(abi: usize, nr: u64) -> usize {
+    if nr < NR_PER_ABI as u64 && abi < ABI_COUNT {
+        abi * NR_PER_ABI + nr as usize
+    } else {
+        OUT_OF_RANGE
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for Watch {}
+    unsafe impl aya::Pod for FirstKey {}
+    unsafe impl aya::Pod for FirstSeen {}
+    unsafe impl aya::Pod for SyscallCounts {}
+    unsafe impl aya::Pod for SlotStats {}
+    unsafe impl aya::Pod for CgroupKey {}
+}

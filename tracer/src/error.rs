@@ -1,0 +1,64 @@
+//! The library's error type: one enum, each variant saying what failed and how to fix it.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("missing privileges: {missing} (run as root, or grant CAP_BPF and CAP_PERFMON)")]
+    Privileges { missing: String },
+    #[error(
+        "tracefs is not mounted at /sys/kernel/tracing and could not be mounted ({source}); fix it with: mount -t tracefs nodev /sys/kernel/tracing"
+    )]
+    Tracefs { source: std::io::Error },
+    #[error("tracepoint {name}: {reason}")]
+    TracepointFormat { name: String, reason: String },
+    #[error("loading the eBPF recorder failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program {program}: {message}")]
+    Program {
+        program: &'static str,
+        message: String,
+    },
+    #[error("eBPF map {map}: {source}")]
+    Map {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("reading kernel BTF (/sys/kernel/btf/vmlinux): {0}")]
+    Btf(#[from] aya::BtfError),
+    #[error("all {0} recording slots are in use")]
+    SlotsExhausted(u32),
+    #[error(
+        "no cgroup v2 (unified) hierarchy is mounted: looked for a cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified"
+    )]
+    NoUnifiedHierarchy,
+    #[error("cgroup {path}: {source}")]
+    Cgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    ProfileSyntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

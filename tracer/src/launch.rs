@@ -1,0 +1,119 @@
+//! Starts a command the way a container runtime would: in a given cgroup, under a seccomp
+//! filter installed just before exec (here one that allows everything).
+use std::{
+    fs::OpenOptions,
+    io,
+    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
+    path::Path,
+    process::{Child, Command},
+};
+
+use crate::error::{Error, Result};
+
+const PR_SET_SECCOMP: libc::c_int = 22;
+const SECCOMP_MODE_FILTER: libc::c_ulong = 2;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+
+/// Why a command could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{program}: command not found")]
+    NotFound { program: String },
+    #[error("{program}: permission denied")]
+    PermissionDenied { program: String },
+    #[error("{program}: {source}")]
+    Other { program: String, source: io::Error },
+    #[error(transparent)]
+    Setup(#[from] Error),
+}
+
+impl LaunchError {
+    /// The shell's exit status for this failure (127 not found, 126 not executable).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LaunchError::NotFound { .. } => 127,
+            LaunchError::PermissionDenied { .. } => 126,
+            _ => 1,
+        }
+    }
+}
+
+/// Spawns `argv` inside the cgroup whose `cgroup.procs` is `procs`, under an allow-all filter.
+pub fn spawn_in_cgroup(argv: &[String], procs: &Path) -> Result<Child, LaunchError> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::Invalid("no command given".into()))?;
+    let procs_file = OpenOptions::new()
+        .write(true)
+        .open(procs)
+        .map_err(|e| Error::io(procs, e))?;
+    let procs_fd = procs_file.as_raw_fd();
+    let mut command = Command::new(program);
+    command.args(args);
+    // SAFETY: the closure only makes async-signal-safe syscalls on memory owned by this frame.
+    unsafe {
+        command.pre_exec(move || {
+            join_cgroup(procs_fd)?;
+            install_allow_all_filter()
+        });
+    }
+    let child = command.spawn().map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => LaunchError::NotFound {
+            program: program.clone(),
+        },
+        io::ErrorKind::PermissionDenied => LaunchError::PermissionDenied {
+            program: program.clone(),
+        },
+        _ => LaunchError::Other {
+            program: program.clone(),
+            source,
+        },
+    })?;
+    drop(procs_file);
+    Ok(child)
+}
+
+fn join_cgroup(procs_fd: libc::c_int) -> io::Result<()> {
+    // "0" moves the writing process itself.
+    // SAFETY: writes one byte from a static buffer to an open fd.
+    let n = unsafe { libc::write(procs_fd, b"0".as_ptr().cast(), 1) };
+    if n != 1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Installs `SECCOMP_RET_ALLOW` for everything; with CAP_SYS_ADMIN no-new-privs isn't needed,
+/// as with container runtimes running as root.
+fn install_allow_all_filter() -> io::Result<()> {
+    let mut insns = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: SECCOMP_RET_ALLOW,
+    }];
+    let prog = libc::sock_fprog {
+        len: insns.len() as u16,
+        filter: insns.as_mut_ptr(),
+    };
+    // SAFETY: prog points to a valid one-instruction filter that outlives the call.
+    let install = || unsafe {
+        libc::prctl(
+            PR_SET_SECCOMP,
+            SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if install() == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::EACCES) {
+        return Err(err);
+    }
+    // SAFETY: plain prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 || install() != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! `profile` learns a container's seccomp profile by watching the syscalls it makes.
+//!
+//! The library holds the engine; [`cli`] is the `profile` command line over it.
+pub mod cgroup;
+pub mod cli;
+pub mod error;
+pub mod launch;
+pub mod names;
+pub mod output;
+pub mod privileges;
+pub mod recorder;
+pub mod report;
+pub mod seccomp;
+pub mod tracefs;
+
+pub use error::{Error, Result};

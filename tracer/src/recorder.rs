@@ -1,0 +1,495 @@
+//! The recorder: loads and attaches the eBPF programs once, watches cgroups, takes snapshots.
+//!
+//! One [`Recorder`] serves many concurrent recordings; each gets a slot of its own in the
+//! kernel's maps, so two watched cgroups never mix. Dropping the recorder detaches everything.
+use std::{
+    collections::BTreeMap,
+    sync::{Mutex, MutexGuard},
+};
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
+    programs::{BtfTracePoint, TracePoint},
+};
+use tracer_common::{
+    CGROUP_KEY_LEN, CONFIG_ALL_SYSCALLS_WATCHES, CONFIG_PENDING_NAMES, CgroupKey, FirstKey,
+    FirstSeen, MAX_SLOTS, OUT_OF_RANGE, SlotStats, SyscallCounts, WATCH_ALL_SYSCALLS, Watch,
+};
+
+use crate::{
+    error::{Error, Result},
+    names::{Abi, SyscallId},
+    privileges, tracefs,
+};
+
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+/// Which syscalls of a watched cgroup count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Only those a seccomp filter governs: from a successful filter install on.
+    #[default]
+    UnderFilter,
+    /// Everything any task in the cgroup does, the runtime's own setup included.
+    AllSyscalls,
+}
+
+/// A recording in progress: the slot its results go to.
+#[derive(Debug)]
+pub struct Recording {
+    slot: u32,
+    mode: Mode,
+    pending_names: Vec<CgroupKey>,
+}
+
+impl Recording {
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+}
+
+/// What a recording has seen so far.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub syscalls: BTreeMap<SyscallId, Observed>,
+    /// Calls with numbers no table covers (negative, or beyond the table).
+    pub out_of_range: u64,
+    /// Syscalls denied with the verification errno, per syscall.
+    pub denied: BTreeMap<SyscallId, u64>,
+    pub out_of_range_denied: u64,
+    /// Tasks armed by a filter install, and by inheritance.
+    pub installs: u64,
+    pub inherited: u64,
+    /// Tasks whose syscalls are missing because the task map was full.
+    pub dropped_tasks: u64,
+    /// First-program records that did not fit (counts are still exact).
+    pub dropped_first: u64,
+    /// cgroup ids the recording watches.
+    pub cgroups: Vec<u64>,
+}
+
+impl Snapshot {
+    pub fn total_calls(&self) -> u64 {
+        self.syscalls.values().map(|o| o.count).sum::<u64>() + self.out_of_range
+    }
+
+    /// Whether the recording may be missing syscalls.
+    pub fn lost_anything(&self) -> bool {
+        self.dropped_tasks > 0
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub count: u64,
+    /// The program (comm) that made this syscall first, with its pid.
+    pub first: Option<FirstProgram>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirstProgram {
+    pub comm: String,
+    pub pid: u32,
+}
+
+struct Maps {
+    watched: HashMap<MapData, u64, Watch>,
+    armed: HashMap<MapData, u32, u32>,
+    pending: HashMap<MapData, CgroupKey, Watch>,
+    counts: PerCpuArray<MapData, SyscallCounts>,
+    denied: PerCpuArray<MapData, SyscallCounts>,
+    first: HashMap<MapData, FirstKey, FirstSeen>,
+    stats: PerCpuArray<MapData, SlotStats>,
+    config: Array<MapData, u32>,
+    slots: [bool; MAX_SLOTS as usize],
+}
+
+/// The loaded and attached eBPF recorder.
+pub struct Recorder {
+    maps: Mutex<Maps>,
+    // Keeps the programs attached; dropped last.
+    _ebpf: Ebpf,
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
+    move |source| Error::Map { map, source }
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(Error::Map {
+        map: name,
+        source: aya::maps::MapError::InvalidName {
+            name: name.to_string(),
+        },
+    })?;
+    T::try_from(map).map_err(map_err(name))
+}
+
+impl Recorder {
+    /// Checks privileges and tracefs, loads the programs and attaches them.
+    pub fn load() -> Result<Self> {
+        privileges::check()?;
+        tracefs::ensure_mounted()?;
+        let fork_child = tracefs::field_offset("sched", "sched_process_fork", "child_pid")?;
+        let exec_old = tracefs::field_offset("sched", "sched_process_exec", "old_pid")?;
+        let mkdir_root = tracefs::field_offset("cgroup", "cgroup_mkdir", "root")?;
+        let mkdir_id = tracefs::field_offset("cgroup", "cgroup_mkdir", "id")?;
+        let mkdir_path = tracefs::field_offset("cgroup", "cgroup_mkdir", "path")?;
+        let btf = Btf::from_sys_fs()?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .override_global("FORK_CHILD_PID_OFFSET", &fork_child, true)
+            .override_global("EXEC_OLD_PID_OFFSET", &exec_old, true)
+            .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
+            .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
+            .override_global("MKDIR_PATH_OFFSET", &mkdir_path, true)
+            .load(OBJECT)?;
+        if let Err(err) = aya_log::EbpfLogger::init(&mut ebpf).map(spawn_log_reader) {
+            log::debug!("kernel-side log unavailable: {err}");
+        }
+        // Task bookkeeping first, so that no fork is missed once counting starts.
+        for (name, category) in [
+            ("sched_process_fork", "sched"),
+            ("sched_process_exec", "sched"),
+            ("cgroup_mkdir", "cgroup"),
+        ] {
+            let prog: &mut TracePoint = program(&mut ebpf, name)?;
+            prog.load().map_err(prog_err(name))?;
+            prog.attach(category, name).map_err(prog_err(name))?;
+        }
+        for name in ["sched_process_exit", "sys_exit", "sys_enter"] {
+            let prog: &mut BtfTracePoint = program(&mut ebpf, name)?;
+            prog.load(name, &btf).map_err(prog_err(name))?;
+            prog.attach().map_err(prog_err(name))?;
+        }
+        let maps = Maps {
+            watched: take(&mut ebpf, "WATCHED")?,
+            armed: take(&mut ebpf, "ARMED")?,
+            pending: take(&mut ebpf, "PENDING")?,
+            counts: take(&mut ebpf, "COUNTS")?,
+            denied: take(&mut ebpf, "DENIED")?,
+            first: take(&mut ebpf, "FIRST")?,
+            stats: take(&mut ebpf, "STATS")?,
+            config: take(&mut ebpf, "CONFIG")?,
+            slots: [false; MAX_SLOTS as usize],
+        };
+        Ok(Recorder {
+            maps: Mutex::new(maps),
+            _ebpf: ebpf,
+        })
+    }
+
+    fn maps(&self) -> MutexGuard<'_, Maps> {
+        // A panic elsewhere while holding the lock leaves the maps usable.
+        self.maps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a recording of the cgroup with v2 id `cgroup_id`.
+    pub fn watch_cgroup(&self, cgroup_id: u64, mode: Mode) -> Result<Recording> {
+        let mut maps = self.maps();
+        let recording = maps.open(mode)?;
+        let watch = watch_value(&recording);
+        if let Err(err) = maps.watched.insert(cgroup_id, watch, 0) {
+            maps.close(&recording);
+            return Err(map_err("WATCHED")(err));
+        }
+        Ok(recording)
+    }
+
+    /// Starts a recording of the cgroup whose directory will be created with one of `names`
+    /// (the last path component, at least 64 bytes: a container id is): watched by the kernel
+    /// the moment it appears, before any process can enter it.
+    pub fn watch_cgroup_named(&self, names: &[&str], mode: Mode) -> Result<Recording> {
+        let mut maps = self.maps();
+        let mut recording = maps.open(mode)?;
+        let watch = watch_value(&recording);
+        for name in names {
+            let key = cgroup_key(name)?;
+            if let Err(err) = maps.pending.insert(key, watch, 0) {
+                maps.close(&recording);
+                return Err(map_err("PENDING")(err));
+            }
+            recording.pending_names.push(key);
+            maps.bump(CONFIG_PENDING_NAMES, 1);
+        }
+        Ok(recording)
+    }
+
+    /// Adds another, already existing cgroup to a recording.
+    pub fn add_cgroup(&self, recording: &Recording, cgroup_id: u64) -> Result<()> {
+        let mut maps = self.maps();
+        maps.watched
+            .insert(cgroup_id, watch_value(recording), 0)
+            .map_err(map_err("WATCHED"))
+    }
+
+    /// Everything the recording has seen so far.
+    pub fn snapshot(&self, recording: &Recording) -> Result<Snapshot> {
+        self.maps().snapshot(recording.slot)
+    }
+
+    /// Ends a recording, frees its slot and returns what it saw.
+    pub fn finish(&self, recording: Recording) -> Result<Snapshot> {
+        let mut maps = self.maps();
+        let snapshot = maps.snapshot(recording.slot);
+        maps.close(&recording);
+        snapshot
+    }
+}
+
+fn watch_value(recording: &Recording) -> Watch {
+    Watch {
+        slot: recording.slot,
+        flags: match recording.mode {
+            Mode::AllSyscalls => WATCH_ALL_SYSCALLS,
+            Mode::UnderFilter => 0,
+        },
+    }
+}
+
+/// The kernel-side key of a cgroup name: its last [`CGROUP_KEY_LEN`] bytes.
+fn cgroup_key(name: &str) -> Result<CgroupKey> {
+    let bytes = name.as_bytes();
+    if bytes.len() < CGROUP_KEY_LEN || bytes.contains(&b'/') {
+        return Err(Error::Invalid(format!(
+            "cgroup name {name:?} must be at least {CGROUP_KEY_LEN} bytes, without '/'"
+        )));
+    }
+    let mut key = CgroupKey {
+        bytes: [0; CGROUP_KEY_LEN],
+    };
+    key.bytes.copy_from_slice(&bytes[bytes.len() - CGROUP_KEY_LEN..]);
+    Ok(key)
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf.program_mut(name).ok_or(Error::Program {
+        program: name,
+        message: "not found in the embedded object".into(),
+    })?;
+    prog.try_into().map_err(prog_err(name))
+}
+
+fn prog_err(program: &'static str) -> impl FnOnce(aya::programs::ProgramError) -> Error {
+    move |source| Error::Program {
+        program,
+        message: shorten(&source.to_string()),
+    }
+}
+
+/// Verifier logs run to thousands of lines; the first and the last few say what failed.
+fn shorten(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().collect();
+    if lines.len() <= 24 {
+        return message.to_string();
+    }
+    let mut out = lines[..4].join("\n");
+    out.push_str(&format!("\n... ({} lines of verifier log left out) ...\n", lines.len() - 20));
+    out.push_str(&lines[lines.len() - 16..].join("\n"));
+    out
+}
+
+fn spawn_log_reader(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(async move {
+        // SAFETY: the logger owns its fd, and the AsyncFd owns the logger until both drop.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+        };
+        let Ok(mut fd) = registered else {
+            return;
+        };
+        while let Ok(mut guard) = fd.readable_mut().await {
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
+
+impl Maps {
+    fn open(&mut self, mode: Mode) -> Result<Recording> {
+        let slot = self
+            .slots
+            .iter()
+            .position(|used| !used)
+            .ok_or(Error::SlotsExhausted(MAX_SLOTS))? as u32;
+        self.reset_slot(slot)?;
+        self.slots[slot as usize] = true;
+        if mode == Mode::AllSyscalls {
+            self.bump(CONFIG_ALL_SYSCALLS_WATCHES, 1);
+        }
+        Ok(Recording {
+            slot,
+            mode,
+            pending_names: Vec::new(),
+        })
+    }
+
+    fn bump(&mut self, index: u32, delta: i32) {
+        let value = self.config.get(&index, 0).unwrap_or(0);
+        let _ = self
+            .config
+            .set(index, value.saturating_add_signed(delta), 0);
+    }
+
+    fn close(&mut self, recording: &Recording) {
+        let slot = recording.slot;
+        for key in &recording.pending_names {
+            let _ = self.pending.remove(key);
+            self.bump(CONFIG_PENDING_NAMES, -1);
+        }
+        if recording.mode == Mode::AllSyscalls {
+            self.bump(CONFIG_ALL_SYSCALLS_WATCHES, -1);
+        }
+        let cgroups: Vec<u64> = self
+            .watched
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter(|(_, w)| w.slot == slot)
+            .map(|(k, _)| k)
+            .collect();
+        for id in cgroups {
+            let _ = self.watched.remove(&id);
+        }
+        let tasks: Vec<u32> = self
+            .armed
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter(|(_, s)| *s == slot)
+            .map(|(k, _)| k)
+            .collect();
+        for tid in tasks {
+            let _ = self.armed.remove(&tid);
+        }
+        if let Err(err) = self.reset_slot(slot) {
+            log::warn!("could not clear recording slot {slot}: {err}");
+        }
+        self.slots[slot as usize] = false;
+    }
+
+    fn reset_slot(&mut self, slot: u32) -> Result<()> {
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| Error::io("/sys/devices/system/cpu/possible", e))?;
+        let zero = SyscallCounts {
+            counts: [0; tracer_common::TABLE_LEN],
+        };
+        let zeros = PerCpuValues::try_from(vec![zero; cpus]).map_err(|e| Error::io("per-cpu values", e))?;
+        self.counts.set(slot, zeros, 0).map_err(map_err("COUNTS"))?;
+        let zeros = PerCpuValues::try_from(vec![zero; cpus]).map_err(|e| Error::io("per-cpu values", e))?;
+        self.denied.set(slot, zeros, 0).map_err(map_err("DENIED"))?;
+        let zeros = PerCpuValues::try_from(vec![SlotStats::default(); cpus])
+            .map_err(|e| Error::io("per-cpu values", e))?;
+        self.stats.set(slot, zeros, 0).map_err(map_err("STATS"))?;
+        let firsts: Vec<FirstKey> = self
+            .first
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| k.slot == slot)
+            .collect();
+        for key in firsts {
+            let _ = self.first.remove(&key);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, slot: u32) -> Result<Snapshot> {
+        let mut snap = Snapshot::default();
+        let counts = sum_tables(&self.counts.get(&slot, 0).map_err(map_err("COUNTS"))?);
+        let denied = sum_tables(&self.denied.get(&slot, 0).map_err(map_err("DENIED"))?);
+        let mut firsts = BTreeMap::new();
+        for entry in self.first.iter() {
+            let (key, seen) = entry.map_err(map_err("FIRST"))?;
+            if key.slot == slot {
+                firsts.insert(key.index as usize, seen);
+            }
+        }
+        for (index, &count) in counts.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let Some((abi, nr)) = Abi::from_index(index) else {
+                snap.out_of_range += count;
+                continue;
+            };
+            let first = firsts.get(&index).map(|seen| FirstProgram {
+                comm: comm_string(&seen.comm),
+                pid: seen.pid,
+            });
+            snap.syscalls
+                .insert(SyscallId { abi, nr }, Observed { count, first });
+        }
+        for (index, &count) in denied.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            match Abi::from_index(index) {
+                Some((abi, nr)) => {
+                    snap.denied.insert(SyscallId { abi, nr }, count);
+                }
+                None if index == OUT_OF_RANGE => snap.out_of_range_denied += count,
+                None => {}
+            }
+        }
+        for stats in self.stats.get(&slot, 0).map_err(map_err("STATS"))?.iter() {
+            snap.installs += stats.installs;
+            snap.inherited += stats.inherited;
+            snap.dropped_tasks += stats.dropped_tasks;
+            snap.dropped_first += stats.dropped_first;
+        }
+        snap.cgroups = self
+            .watched
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter(|(_, w)| w.slot == slot)
+            .map(|(k, _)| k)
+            .collect();
+        Ok(snap)
+    }
+}
+
+fn sum_tables(per_cpu: &PerCpuValues<SyscallCounts>) -> Vec<u64> {
+    let mut total = vec![0u64; tracer_common::TABLE_LEN];
+    for table in per_cpu.iter() {
+        for (sum, n) in total.iter_mut().zip(table.counts.iter()) {
+            *sum += n;
+        }
+    }
+    total
+}
+
+fn comm_string(comm: &[u8; 16]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_keys() {
+        let id = "0123456789abcdef".repeat(4);
+        assert_eq!(&cgroup_key(&id).unwrap().bytes, id.as_bytes());
+        let scope = format!("docker-{id}.scope");
+        let key = cgroup_key(&scope).unwrap();
+        assert_eq!(&key.bytes[..], &scope.as_bytes()[scope.len() - 64..]);
+        assert!(key.bytes.ends_with(b"cdef.scope"));
+        assert!(cgroup_key("short").is_err());
+        assert!(cgroup_key(&format!("a/{id}")).is_err());
+    }
+
+    #[test]
+    fn comm_stops_at_nul() {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"sh\0x");
+        assert_eq!(comm_string(&comm), "sh");
+    }
+}

@@ -1,0 +1,367 @@
+//! The reduction report: what was observed, what the profile allows, and how that compares with
+//! Docker's default profile and the kernel's table. Rendered as text, Markdown or JSON.
+use std::{collections::BTreeSet, fmt::Write as _};
+
+use serde::Serialize;
+
+use crate::{
+    names::Abi,
+    recorder::Snapshot,
+    seccomp::{Context, Profile, Verdict},
+};
+
+/// Syscalls Docker's default may allow that a workload rarely needs, with why they matter.
+pub const DANGEROUS: &[(&str, &str)] = &[
+    ("add_key", "adds keys to the kernel keyring, which is not namespaced"),
+    ("bpf", "loads eBPF programs into the kernel"),
+    ("chroot", "changes the root directory; a classic step in container escapes"),
+    ("clone3", "creates processes and namespaces with flags seccomp can't inspect"),
+    ("fanotify_init", "watches filesystem activity system-wide"),
+    ("io_uring_enter", "drives io_uring, a second syscall interface seccomp can't see into"),
+    ("io_uring_register", "configures io_uring, a frequent source of kernel exploits"),
+    ("io_uring_setup", "creates io_uring instances that bypass per-syscall filtering"),
+    ("keyctl", "manipulates the kernel keyring, which is not namespaced"),
+    ("memfd_create", "creates anonymous executable files: fileless payload staging"),
+    ("mknod", "creates device nodes"),
+    ("mknodat", "creates device nodes"),
+    ("mount", "mounts filesystems"),
+    ("name_to_handle_at", "obtains file handles, the first half of handle-based escapes"),
+    ("open_by_handle_at", "opens files by handle, bypassing the mount namespace (Shocker)"),
+    ("perf_event_open", "opens performance counters: kernel info leaks and side channels"),
+    ("personality", "changes the execution domain; can switch off ASLR"),
+    ("pidfd_getfd", "steals file descriptors from other processes"),
+    ("pivot_root", "changes the root mount"),
+    ("process_vm_readv", "reads another process's memory"),
+    ("process_vm_writev", "writes another process's memory"),
+    ("ptrace", "traces and modifies other processes"),
+    ("request_key", "requests keys from the kernel keyring, which is not namespaced"),
+    ("setns", "joins other namespaces"),
+    ("umount2", "unmounts filesystems, exposing what mounts hid"),
+    ("unshare", "creates namespaces: user namespaces open kernel attack surface"),
+    ("userfaultfd", "stalls page faults at will, a staple of kernel race exploits"),
+    ("vmsplice", "splices user pages into pipes, used in page-cache exploits (Dirty Pipe)"),
+];
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SyscallLine {
+    pub name: String,
+    pub abi: Abi,
+    pub count: u64,
+    pub first_program: Option<String>,
+    pub first_pid: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Blocked {
+    pub name: &'static str,
+    pub reason: &'static str,
+}
+
+/// Everything a person needs to judge a profile. Serialized as the JSON report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub target: String,
+    /// `under_filter` (what a profile governs) or `all_syscalls` (everything in the cgroup).
+    pub mode: &'static str,
+    /// False when recording stopped early (interrupted) or lost tasks.
+    pub complete: bool,
+    pub exit_code: Option<i32>,
+    pub duration_seconds: f64,
+    pub syscalls: Vec<SyscallLine>,
+    pub total_calls: u64,
+    /// Syscalls the profile allows.
+    pub allowed: usize,
+    /// Syscalls Docker's default allows on this arch with its default capabilities.
+    pub docker_default_allowed: usize,
+    /// Size of the kernel's syscall table for this arch.
+    pub kernel_syscalls: usize,
+    pub reduction_vs_docker_default_percent: f64,
+    pub reduction_vs_kernel_percent: f64,
+    pub blocked_dangerous: Vec<Blocked>,
+    /// Observed syscalls Docker's default would deny.
+    pub denied_by_docker_default: Vec<String>,
+    pub tasks_armed: u64,
+    pub tasks_inherited: u64,
+    pub tasks_lost: u64,
+    pub out_of_range_calls: u64,
+    pub warnings: Vec<String>,
+}
+
+fn percent_less(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    let p = 100.0 * (1.0 - part as f64 / whole as f64);
+    (p * 10.0).round() / 10.0
+}
+
+impl Report {
+    pub fn new(target: &str, all_syscalls: bool, snap: &Snapshot, profile: &Profile) -> Self {
+        let ctx = Context::docker_default();
+        let default = Profile::docker_default();
+        let default_allowed = default.allowed(Abi::X86_64, &ctx);
+        let allowed = profile.allowed(Abi::X86_64, &ctx);
+        let kernel = Abi::X86_64.names().len();
+        let mut syscalls: Vec<SyscallLine> = snap
+            .syscalls
+            .iter()
+            .map(|(id, obs)| SyscallLine {
+                name: id.name(),
+                abi: id.abi,
+                count: obs.count,
+                first_program: obs.first.as_ref().map(|f| f.comm.clone()),
+                first_pid: obs.first.as_ref().map(|f| f.pid),
+            })
+            .collect();
+        syscalls.sort_by(|a, b| (a.abi, &a.name).cmp(&(b.abi, &b.name)));
+        let observed: BTreeSet<&str> = syscalls
+            .iter()
+            .filter(|s| s.abi == Abi::X86_64)
+            .map(|s| s.name.as_str())
+            .collect();
+        let blocked_dangerous = DANGEROUS
+            .iter()
+            .filter(|(name, _)| default_allowed.contains_key(name) && !allowed.contains_key(name))
+            .map(|&(name, reason)| Blocked { name, reason })
+            .collect();
+        let denied_by_docker_default = observed
+            .iter()
+            .filter(|n| !matches!(default_allowed.get(*n), Some(Verdict::Allowed | Verdict::AllowedWithArgs)))
+            .map(|n| n.to_string())
+            .collect();
+        let mut warnings = Vec::new();
+        if snap.dropped_tasks > 0 {
+            warnings.push(format!(
+                "{} task(s) could not be tracked (task map full): their syscalls are missing",
+                snap.dropped_tasks
+            ));
+        }
+        if snap.dropped_first > 0 {
+            warnings.push(format!(
+                "{} first-program record(s) did not fit; counts are unaffected",
+                snap.dropped_first
+            ));
+        }
+        if snap.out_of_range > 0 {
+            warnings.push(format!(
+                "{} call(s) with syscall numbers outside every table (e.g. syscall(-1))",
+                snap.out_of_range
+            ));
+        }
+        if !all_syscalls && snap.installs == 0 {
+            warnings.push(
+                "no seccomp filter install was seen in the watched cgroup: nothing was counted (was the workload started with seccomp=unconfined?)".into(),
+            );
+        }
+        Report {
+            target: target.to_string(),
+            mode: if all_syscalls { "all_syscalls" } else { "under_filter" },
+            complete: snap.dropped_tasks == 0,
+            exit_code: None,
+            duration_seconds: 0.0,
+            total_calls: snap.total_calls(),
+            allowed: allowed.len(),
+            docker_default_allowed: default_allowed.len(),
+            kernel_syscalls: kernel,
+            reduction_vs_docker_default_percent: percent_less(allowed.len(), default_allowed.len()),
+            reduction_vs_kernel_percent: percent_less(allowed.len(), kernel),
+            blocked_dangerous,
+            denied_by_docker_default,
+            tasks_armed: snap.installs,
+            tasks_inherited: snap.inherited,
+            tasks_lost: snap.dropped_tasks,
+            out_of_range_calls: snap.out_of_range,
+            warnings,
+            syscalls,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    fn status(&self) -> String {
+        let mut s = String::new();
+        match self.exit_code {
+            Some(0) => s.push_str("workload exited 0"),
+            Some(code) => {
+                let _ = write!(s, "workload exited {code}");
+            }
+            None => s.push_str("workload did not finish"),
+        }
+        if !self.complete {
+            s.push_str("; recording is PARTIAL");
+        }
+        s
+    }
+
+    /// Plain text for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "profile for {} ({})", self.target, self.status());
+        let _ = writeln!(
+            out,
+            "  allows {} syscalls: {}% fewer than Docker's default ({}), {}% fewer than the kernel's table ({})",
+            self.allowed,
+            self.reduction_vs_docker_default_percent,
+            self.docker_default_allowed,
+            self.reduction_vs_kernel_percent,
+            self.kernel_syscalls
+        );
+        let _ = writeln!(
+            out,
+            "  observed {} calls of {} syscalls in {:.1}s",
+            self.total_calls,
+            self.syscalls.len(),
+            self.duration_seconds
+        );
+        if !self.blocked_dangerous.is_empty() {
+            let _ = writeln!(out, "  blocks, though Docker's default allows them:");
+            for b in &self.blocked_dangerous {
+                let _ = writeln!(out, "    {:<18} {}", b.name, b.reason);
+            }
+        }
+        if !self.denied_by_docker_default.is_empty() {
+            let _ = writeln!(
+                out,
+                "  needs what Docker's default denies: {}",
+                self.denied_by_docker_default.join(", ")
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
+        let _ = writeln!(out, "  {:<24} {:>12}  first program", "syscall", "calls");
+        for s in &self.syscalls {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>12}  {}",
+                display_name(s),
+                s.count,
+                s.first_program.as_deref().unwrap_or("?")
+            );
+        }
+        out
+    }
+
+    /// Markdown, fit for a CI job summary or a review.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# Seccomp profile for `{}`\n", self.target);
+        let _ = writeln!(out, "Status: {}.\n", self.status());
+        let _ = writeln!(out, "| | syscalls | this profile allows |");
+        let _ = writeln!(out, "|---|---:|---:|");
+        let _ = writeln!(out, "| this profile | {} | |", self.allowed);
+        let _ = writeln!(
+            out,
+            "| Docker's default (x86_64, default capabilities) | {} | {}% fewer |",
+            self.docker_default_allowed, self.reduction_vs_docker_default_percent
+        );
+        let _ = writeln!(
+            out,
+            "| kernel's x86_64 table | {} | {}% fewer |\n",
+            self.kernel_syscalls, self.reduction_vs_kernel_percent
+        );
+        if !self.blocked_dangerous.is_empty() {
+            let _ = writeln!(out, "## Blocked here, allowed by Docker's default\n");
+            for b in &self.blocked_dangerous {
+                let _ = writeln!(out, "- `{}`: {}", b.name, b.reason);
+            }
+            out.push('\n');
+        }
+        if !self.denied_by_docker_default.is_empty() {
+            let _ = writeln!(out, "## Needed, but denied by Docker's default\n");
+            for n in &self.denied_by_docker_default {
+                let _ = writeln!(out, "- `{n}`");
+            }
+            out.push('\n');
+        }
+        if !self.warnings.is_empty() {
+            let _ = writeln!(out, "## Warnings\n");
+            for w in &self.warnings {
+                let _ = writeln!(out, "- {w}");
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "## Observed syscalls\n");
+        let _ = writeln!(out, "| syscall | calls | first program |");
+        let _ = writeln!(out, "|---|---:|---|");
+        for s in &self.syscalls {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} |",
+                display_name(s),
+                s.count,
+                s.first_program.as_deref().unwrap_or("?")
+            );
+        }
+        out
+    }
+}
+
+fn display_name(s: &SyscallLine) -> String {
+    match s.abi {
+        Abi::X86_64 => s.name.clone(),
+        abi => format!("{} ({abi})", s.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        names::SyscallId,
+        recorder::{FirstProgram, Observed},
+    };
+
+    fn snapshot(names: &[(u32, u64)]) -> Snapshot {
+        let mut snap = Snapshot {
+            installs: 1,
+            ..Default::default()
+        };
+        for &(nr, count) in names {
+            snap.syscalls.insert(
+                SyscallId { abi: Abi::X86_64, nr },
+                Observed {
+                    count,
+                    first: Some(FirstProgram {
+                        comm: "sh".into(),
+                        pid: 7,
+                    }),
+                },
+            );
+        }
+        snap
+    }
+
+    #[test]
+    fn reduction_and_dangerous() {
+        // read, write, exit_group, ptrace(101)
+        let snap = snapshot(&[(0, 5), (1, 3), (231, 1), (101, 1)]);
+        let abis = BTreeSet::from([Abi::X86_64]);
+        let profile = Profile::allowing(["read", "write", "exit_group", "ptrace"], &abis);
+        let r = Report::new("img:tag", false, &snap, &profile);
+        assert_eq!(r.allowed, 4);
+        assert_eq!(r.total_calls, 10);
+        assert!(r.docker_default_allowed > 300);
+        assert_eq!(r.denied_by_docker_default, ["ptrace"]);
+        let blocked: Vec<_> = r.blocked_dangerous.iter().map(|b| b.name).collect();
+        assert!(blocked.contains(&"chroot") && blocked.contains(&"personality"));
+        assert!(!blocked.contains(&"ptrace"), "default denies it already");
+        assert!(!blocked.contains(&"mount"));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["syscalls"][0]["name"], "read");
+        assert_eq!(json["syscalls"][0]["first_program"], "sh");
+        assert_eq!(json["kernel_syscalls"].as_u64().unwrap() as usize, r.kernel_syscalls);
+        assert!(r.to_markdown().contains("| `ptrace` | 1 | sh |"));
+        assert!(r.to_text().contains("ptrace"));
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(percent_less(31, 309), 90.0);
+        assert_eq!(percent_less(0, 0), 0.0);
+    }
+}
