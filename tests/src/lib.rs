@@ -1,1 +1,107 @@
+//! Helpers for the end-to-end tests: the `profile` binary, the static workload, privileges.
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
 
+/// The static test workload (`workloads/sysloop.c`).
+pub const SYSLOOP: &str = env!("SYSLOOP");
+
+/// The `profile` binary of this build (`cargo build -p tracer` puts it beside `deps/`).
+pub fn profile_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("PROFILE_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("profile");
+    assert!(
+        bin.exists(),
+        "{} missing: build it first (cargo build -p tracer), or run `cargo xtask test`",
+        bin.display()
+    );
+    bin
+}
+
+/// True when the test may run. Outside CI a test without root skips, saying so; in CI
+/// (CI set) it fails instead, because nothing may be skipped there.
+pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: needs root (eBPF, cgroups), and CI must not skip it");
+    }
+    eprintln!("SKIPPED {test}: needs root (eBPF, cgroups)");
+    false
+}
+
+/// A scratch directory removed at the end of the test.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("profile-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `profile ARGS`, returning its output.
+pub fn profile(args: &[&str]) -> Output {
+    Command::new(profile_bin())
+        .args(args)
+        .output()
+        .expect("running profile")
+}
+
+/// Runs `profile ARGS` and fails the test unless it exits 0.
+pub fn profile_ok(args: &[&str]) -> Output {
+    let out = profile(args);
+    assert!(
+        out.status.success(),
+        "profile {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The JSON report at `path`.
+pub fn report(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("report written");
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+/// Call count of `name` in a JSON report, 0 when absent.
+pub fn count(report: &serde_json::Value, name: &str) -> u64 {
+    report["syscalls"]
+        .as_array()
+        .expect("syscalls array")
+        .iter()
+        .find(|s| s["name"] == name && s["abi"] == "x86_64")
+        .and_then(|s| s["count"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Names allowed by the single allow rule of a profile `profile` wrote.
+pub fn allowed_names(profile: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(profile).expect("profile written");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("profile is JSON");
+    json["syscalls"][0]["names"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|n| n.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}

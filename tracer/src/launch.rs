@@ -38,23 +38,44 @@ impl LaunchError {
     }
 }
 
-/// Spawns `argv` inside the cgroup whose `cgroup.procs` is `procs`, under an allow-all filter.
-pub fn spawn_in_cgroup(argv: &[String], procs: &Path) -> Result<Child, LaunchError> {
+/// The filter `profile run` records under: it allows everything.
+pub fn allow_all() -> Vec<libc::sock_filter> {
+    vec![libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: SECCOMP_RET_ALLOW,
+    }]
+}
+
+/// Spawns `argv` under `filter`, first moving it into the cgroup whose `cgroup.procs` is
+/// `procs` when one is given.
+pub fn spawn(
+    argv: &[String],
+    procs: Option<&Path>,
+    mut filter: Vec<libc::sock_filter>,
+) -> Result<Child, LaunchError> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Invalid("no command given".into()))?;
-    let procs_file = OpenOptions::new()
-        .write(true)
-        .open(procs)
-        .map_err(|e| Error::io(procs, e))?;
-    let procs_fd = procs_file.as_raw_fd();
+    let procs_file = procs
+        .map(|procs| {
+            OpenOptions::new()
+                .write(true)
+                .open(procs)
+                .map_err(|e| Error::io(procs, e))
+        })
+        .transpose()?;
+    let procs_fd = procs_file.as_ref().map(|f| f.as_raw_fd());
     let mut command = Command::new(program);
     command.args(args);
-    // SAFETY: the closure only makes async-signal-safe syscalls on memory owned by this frame.
+    // SAFETY: the closure only makes async-signal-safe syscalls on memory it owns.
     unsafe {
         command.pre_exec(move || {
-            join_cgroup(procs_fd)?;
-            install_allow_all_filter()
+            if let Some(fd) = procs_fd {
+                join_cgroup(fd)?;
+            }
+            install_filter(&mut filter)
         });
     }
     let child = command.spawn().map_err(|source| match source.kind() {
@@ -83,18 +104,12 @@ fn join_cgroup(procs_fd: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
-/// Installs `SECCOMP_RET_ALLOW` for everything; with CAP_SYS_ADMIN no-new-privs isn't needed,
+/// Installs `filter` with prctl, as runc does; with CAP_SYS_ADMIN no-new-privs isn't needed,
 /// as with container runtimes running as root.
-fn install_allow_all_filter() -> io::Result<()> {
-    let mut insns = [libc::sock_filter {
-        code: (libc::BPF_RET | libc::BPF_K) as u16,
-        jt: 0,
-        jf: 0,
-        k: SECCOMP_RET_ALLOW,
-    }];
+fn install_filter(filter: &mut [libc::sock_filter]) -> io::Result<()> {
     let prog = libc::sock_fprog {
-        len: insns.len() as u16,
-        filter: insns.as_mut_ptr(),
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
     };
     // SAFETY: prog points to a valid one-instruction filter that outlives the call.
     let install = || unsafe {

@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod error;
+pub mod filter;
 pub mod launch;
 pub mod names;
 pub mod output;

@@ -148,9 +148,6 @@ impl Recorder {
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
             .override_global("MKDIR_PATH_OFFSET", &mkdir_path, true)
             .load(OBJECT)?;
-        if let Err(err) = aya_log::EbpfLogger::init(&mut ebpf).map(spawn_log_reader) {
-            log::debug!("kernel-side log unavailable: {err}");
-        }
         // Task bookkeeping first, so that no fork is missed once counting starts.
         for (name, category) in [
             ("sched_process_fork", "sched"),
@@ -165,6 +162,10 @@ impl Recorder {
             let prog: &mut BtfTracePoint = program(&mut ebpf, name)?;
             prog.load(name, &btf).map_err(prog_err(name))?;
             prog.attach().map_err(prog_err(name))?;
+        }
+        // After the programs are loaded: the logger takes the log map out of `ebpf`.
+        if let Err(err) = aya_log::EbpfLogger::init(&mut ebpf).map(spawn_log_reader) {
+            log::debug!("kernel-side log unavailable: {err}");
         }
         let maps = Maps {
             watched: take(&mut ebpf, "WATCHED")?,

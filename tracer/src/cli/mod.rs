@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{output, report::Report, seccomp::Profile};
 
+pub mod exec;
 pub mod run;
 
 /// Learn a container's seccomp profile by watching the syscalls it makes.
@@ -26,6 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a command in a fresh cgroup under an allow-all seccomp filter and record its profile.
     Run(run::RunArgs),
+    /// Run a command with a profile enforced (allow-list profiles on x86_64), to try a profile
+    /// without a container runtime.
+    Exec(exec::ExecArgs),
 }
 
 /// Exit status for errors of the tool itself (not of the workload).
@@ -55,6 +59,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Exec(args) => exec::exec(args).await,
         }
     });
     match result {

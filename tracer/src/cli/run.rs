@@ -60,26 +60,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let recording = recorder.watch_cgroup(cgroup.id(), mode)?;
     let started = Instant::now();
-    let mut child = match launch::spawn_in_cgroup(&args.command, &cgroup.procs_path()) {
+    let procs = cgroup.procs_path();
+    let child = match launch::spawn(&args.command, Some(&procs), launch::allow_all()) {
         Ok(child) => child,
         Err(err) => {
             eprintln!("profile: {err}");
             return Ok(ExitCode::from(err.exit_code() as u8));
         }
     };
-    let pid = child.id() as i32;
-    let waiter = tokio::task::spawn_blocking(move || child.wait());
-    tokio::pin!(waiter);
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    // The command owns the terminal's signals; pass on what is sent to us alone.
-    let status = loop {
-        tokio::select! {
-            status = &mut waiter => break status.context("waiting for the command")??,
-            _ = sigint.recv() => forward(pid, libc::SIGINT),
-            _ = sigterm.recv() => forward(pid, libc::SIGTERM),
-        }
-    };
+    let status = wait_forwarding_signals(child).await?;
     let snap = recorder.finish(recording)?;
     drop(cgroup);
     let code = exit_code(status);
@@ -105,6 +94,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default()
     );
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Waits for `child`; signals sent to `profile` alone are passed on to it (the terminal's reach
+/// it directly).
+pub async fn wait_forwarding_signals(
+    mut child: std::process::Child,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let pid = child.id() as i32;
+    let waiter = tokio::task::spawn_blocking(move || child.wait());
+    tokio::pin!(waiter);
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            status = &mut waiter => return Ok(status.context("waiting for the command")??),
+            _ = sigint.recv() => forward(pid, libc::SIGINT),
+            _ = sigterm.recv() => forward(pid, libc::SIGTERM),
+        }
+    }
 }
 
 fn forward(pid: i32, sig: libc::c_int) {
