@@ -11,6 +11,9 @@ fn main() {
         .arg("workloads/sysloop.c")
         .status()
         .expect("running the C compiler");
-    assert!(status.success(), "compiling workloads/sysloop.c failed (needs libc6-dev's libc.a)");
+    assert!(
+        status.success(),
+        "compiling workloads/sysloop.c failed (needs libc6-dev's libc.a)"
+    );
     println!("cargo:rustc-env=SYSLOOP={}", bin.display());
 }

@@ -102,6 +102,10 @@ pub fn allowed_names(profile: &Path) -> Vec<String> {
     let json: serde_json::Value = serde_json::from_str(&text).expect("profile is JSON");
     json["syscalls"][0]["names"]
         .as_array()
-        .map(|a| a.iter().filter_map(|n| n.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }

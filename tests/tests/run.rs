@@ -12,14 +12,29 @@ fn counts_are_exact() {
     }
     let dir = Scratch::new("exact");
     let r = dir.path("r.json");
-    profile_ok(&["run", "-o", dir.path("p.json").to_str().unwrap(), "--report", r.to_str().unwrap(), "--", SYSLOOP, "getppid", "1000003"]);
+    profile_ok(&[
+        "run",
+        "-o",
+        dir.path("p.json").to_str().unwrap(),
+        "--report",
+        r.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "getppid",
+        "1000003",
+    ]);
     let rep = report(&r);
     assert_eq!(count(&rep, "getppid"), 1_000_003);
     assert_eq!(count(&rep, "exit_group"), 1);
     assert_eq!(count(&rep, "execve"), 1);
     assert_eq!(rep["tasks_lost"], 0);
     assert_eq!(rep["complete"], true);
-    let first = rep["syscalls"].as_array().unwrap().iter().find(|s| s["name"] == "getppid").unwrap();
+    let first = rep["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "getppid")
+        .unwrap();
     assert_eq!(first["first_program"], "sysloop");
 }
 
@@ -31,9 +46,25 @@ fn processes_outside_the_cgroup_are_not_counted() {
     let dir = Scratch::new("bystander");
     let r = dir.path("r.json");
     // The same syscall, at the same time, from outside the recorded cgroup.
-    let mut bystander = Command::new(SYSLOOP).args(["getppid", "1000000000"]).spawn().unwrap();
-    profile_ok(&["run", "-o", dir.path("p.json").to_str().unwrap(), "--report", r.to_str().unwrap(), "--", SYSLOOP, "getppid", "200000"]);
-    assert!(bystander.try_wait().unwrap().is_none(), "bystander must overlap the recording");
+    let mut bystander = Command::new(SYSLOOP)
+        .args(["getppid", "1000000000"])
+        .spawn()
+        .unwrap();
+    profile_ok(&[
+        "run",
+        "-o",
+        dir.path("p.json").to_str().unwrap(),
+        "--report",
+        r.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "getppid",
+        "200000",
+    ]);
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "bystander must overlap the recording"
+    );
     bystander.kill().unwrap();
     bystander.wait().unwrap();
     assert_eq!(count(&report(&r), "getppid"), 200_000);
@@ -46,16 +77,42 @@ fn threads_and_children_are_counted() {
     }
     let dir = Scratch::new("threads");
     let r = dir.path("r.json");
-    profile_ok(&["run", "-o", dir.path("p.json").to_str().unwrap(), "--report", r.to_str().unwrap(), "--", SYSLOOP, "threads", "4", "25000"]);
+    profile_ok(&[
+        "run",
+        "-o",
+        dir.path("p.json").to_str().unwrap(),
+        "--report",
+        r.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "threads",
+        "4",
+        "25000",
+    ]);
     let rep = report(&r);
     assert_eq!(count(&rep, "getppid"), 100_000);
     assert_eq!(count(&rep, "clone3") + count(&rep, "clone"), 4);
 
     let r = dir.path("f.json");
-    profile_ok(&["run", "-o", dir.path("f.profile.json").to_str().unwrap(), "--report", r.to_str().unwrap(), "--", SYSLOOP, "fork", "3", "10000"]);
+    profile_ok(&[
+        "run",
+        "-o",
+        dir.path("f.profile.json").to_str().unwrap(),
+        "--report",
+        r.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "fork",
+        "3",
+        "10000",
+    ]);
     let rep = report(&r);
     assert_eq!(count(&rep, "getppid"), 30_000);
-    assert_eq!(count(&rep, "exit_group"), 4, "the parent and its three children");
+    assert_eq!(
+        count(&rep, "exit_group"),
+        4,
+        "the parent and its three children"
+    );
     assert!(rep["tasks_inherited"].as_u64().unwrap() >= 3);
 }
 
@@ -68,17 +125,42 @@ fn calls_before_the_filter_install_are_not_counted() {
     // The launcher joins the cgroup (write) and installs the filter (prctl) before exec;
     // the workload itself never calls prctl.
     let r = dir.path("r.json");
-    profile_ok(&["run", "-o", dir.path("p.json").to_str().unwrap(), "--report", r.to_str().unwrap(), "--", SYSLOOP, "getppid", "10"]);
+    profile_ok(&[
+        "run",
+        "-o",
+        dir.path("p.json").to_str().unwrap(),
+        "--report",
+        r.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "getppid",
+        "10",
+    ]);
     let rep = report(&r);
     assert_eq!(count(&rep, "prctl"), 0);
     assert_eq!(rep["mode"], "under_filter");
     assert!(!allowed_names(&dir.path("p.json")).contains(&"prctl".to_string()));
 
     let r = dir.path("all.json");
-    profile_ok(&["run", "--all-syscalls", "-o", dir.path("all.profile.json").to_str().unwrap(), "--report", r.to_str().unwrap(), "--", SYSLOOP, "getppid", "10"]);
+    profile_ok(&[
+        "run",
+        "--all-syscalls",
+        "-o",
+        dir.path("all.profile.json").to_str().unwrap(),
+        "--report",
+        r.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "getppid",
+        "10",
+    ]);
     let rep = report(&r);
     assert_eq!(rep["mode"], "all_syscalls");
-    assert_eq!(count(&rep, "prctl"), 1, "the install itself, seen cgroup-wide");
+    assert_eq!(
+        count(&rep, "prctl"),
+        1,
+        "the install itself, seen cgroup-wide"
+    );
     assert_eq!(count(&rep, "getppid"), 10);
 }
 
@@ -92,11 +174,35 @@ fn concurrent_recordings_stay_separate() {
     let (pa, pb) = (dir.path("pa.json"), dir.path("pb.json"));
     let a = {
         let (ra, pa) = (ra.clone(), pa.clone());
-        thread::spawn(move || profile_ok(&["run", "-o", pa.to_str().unwrap(), "--report", ra.to_str().unwrap(), "--", SYSLOOP, "getppid", "400000"]))
+        thread::spawn(move || {
+            profile_ok(&[
+                "run",
+                "-o",
+                pa.to_str().unwrap(),
+                "--report",
+                ra.to_str().unwrap(),
+                "--",
+                SYSLOOP,
+                "getppid",
+                "400000",
+            ])
+        })
     };
     let b = {
         let (rb, pb) = (rb.clone(), pb.clone());
-        thread::spawn(move || profile_ok(&["run", "-o", pb.to_str().unwrap(), "--report", rb.to_str().unwrap(), "--", SYSLOOP, "getpid", "300000"]))
+        thread::spawn(move || {
+            profile_ok(&[
+                "run",
+                "-o",
+                pb.to_str().unwrap(),
+                "--report",
+                rb.to_str().unwrap(),
+                "--",
+                SYSLOOP,
+                "getpid",
+                "300000",
+            ])
+        })
     };
     a.join().unwrap();
     b.join().unwrap();
@@ -110,12 +216,17 @@ fn one_recorder_keeps_slots_apart() {
     if !privileged("one_recorder_keeps_slots_apart") {
         return;
     }
-    use tracer::{cgroup::OwnedCgroup, launch, recorder::{Mode, Recorder}};
+    use tracer::{
+        cgroup::OwnedCgroup,
+        launch,
+        recorder::{Mode, Recorder},
+    };
     let recorder = Recorder::load().expect("load recorder");
     let runs = [("getppid", 111_111u64, 110u32), ("getpid", 222_222, 39)];
     let mut live = Vec::new();
     for (i, (call, n, _)) in runs.iter().enumerate() {
-        let cg = OwnedCgroup::create(&format!("profile-test-slots-{}-{i}", std::process::id())).unwrap();
+        let cg =
+            OwnedCgroup::create(&format!("profile-test-slots-{}-{i}", std::process::id())).unwrap();
         let rec = recorder.watch_cgroup(cg.id(), Mode::UnderFilter).unwrap();
         let argv = [SYSLOOP.to_string(), call.to_string(), n.to_string()];
         let child = launch::spawn(&argv, Some(&cg.procs_path()), launch::allow_all()).unwrap();
@@ -125,7 +236,12 @@ fn one_recorder_keeps_slots_apart() {
         assert!(child.wait().unwrap().success());
         let snap = recorder.finish(rec).unwrap();
         drop(cg);
-        let counted: Vec<_> = snap.syscalls.iter().filter(|(id, _)| id.nr == 110 || id.nr == 39).map(|(id, o)| (id.nr, o.count)).collect();
+        let counted: Vec<_> = snap
+            .syscalls
+            .iter()
+            .filter(|(id, _)| id.nr == 110 || id.nr == 39)
+            .map(|(id, o)| (id.nr, o.count))
+            .collect();
         assert_eq!(counted, [(*nr, *n)]);
     }
 }
@@ -137,16 +253,60 @@ fn the_profile_runs_the_workload_and_denies_the_rest() {
     }
     let dir = Scratch::new("enforce");
     let p = dir.path("p.json");
-    profile_ok(&["run", "-o", p.to_str().unwrap(), "--", SYSLOOP, "getppid", "1000"]);
-    profile_ok(&["exec", "--profile", p.to_str().unwrap(), "--", SYSLOOP, "getppid", "1000"]);
+    profile_ok(&[
+        "run",
+        "-o",
+        p.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "getppid",
+        "1000",
+    ]);
+    profile_ok(&[
+        "exec",
+        "--profile",
+        p.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "getppid",
+        "1000",
+    ]);
     let target = dir.path("never-made");
-    let out = profile(&["exec", "--profile", p.to_str().unwrap(), "--", SYSLOOP, "mkdir", target.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(libc::EPERM), "mkdir must fail with EPERM");
+    let out = profile(&[
+        "exec",
+        "--profile",
+        p.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "mkdir",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(libc::EPERM),
+        "mkdir must fail with EPERM"
+    );
     assert!(!target.exists());
     // Trained on mkdir, mkdir works.
     let pm = dir.path("pm.json");
-    profile_ok(&["run", "-o", pm.to_str().unwrap(), "--", SYSLOOP, "mkdir", dir.path("a").to_str().unwrap()]);
-    profile_ok(&["exec", "--profile", pm.to_str().unwrap(), "--", SYSLOOP, "mkdir", dir.path("b").to_str().unwrap()]);
+    profile_ok(&[
+        "run",
+        "-o",
+        pm.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "mkdir",
+        dir.path("a").to_str().unwrap(),
+    ]);
+    profile_ok(&[
+        "exec",
+        "--profile",
+        pm.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "mkdir",
+        dir.path("b").to_str().unwrap(),
+    ]);
     assert!(dir.path("b").is_dir());
 }
 
@@ -163,12 +323,31 @@ fn bad_input_fails_cleanly() {
     assert!(!p.exists(), "no profile for a command that never ran");
 
     let marker = dir.path("ran");
-    let out = profile(&["run", "-o", "/proc/no-such-dir/p.json", "--", SYSLOOP, "mkdir", marker.to_str().unwrap()]);
+    let out = profile(&[
+        "run",
+        "-o",
+        "/proc/no-such-dir/p.json",
+        "--",
+        SYSLOOP,
+        "mkdir",
+        marker.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(!marker.exists(), "the command must not run when the output can't be written");
+    assert!(
+        !marker.exists(),
+        "the command must not run when the output can't be written"
+    );
 
     // Exit status of the command is passed through.
-    let out = profile(&["run", "-o", p.to_str().unwrap(), "--", SYSLOOP, "mkdir", "/proc/forbidden"]);
+    let out = profile(&[
+        "run",
+        "-o",
+        p.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+        "mkdir",
+        "/proc/forbidden",
+    ]);
     assert_ne!(out.status.code(), Some(0));
     assert!(p.exists(), "the profile is still written");
 }

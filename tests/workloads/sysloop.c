@@ -7,6 +7,7 @@
  *   sysloop mkdir PATH           mkdir(PATH); exits with its errno (0 on success)
  *   sysloop serve PORT           TCP server on 127.0.0.1:PORT answering "pong\n" to each connection
  *   sysloop sleep MS             sleep
+ *   sysloop bench N              N getppid calls, then prints the loop's duration: "ns=<n>"
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -83,6 +84,12 @@ int main(int argc, char **argv) {
             (void)!write(c, "pong\n", 5);
             close(c);
         }
+    } else if (!strcmp(mode, "bench")) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        loop_nr(SYS_getppid, atol(argv[2]));
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        printf("ns=%lld\n", (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
     } else if (!strcmp(mode, "sleep")) {
         struct timespec ts = {atol(argv[2]) / 1000, (atol(argv[2]) % 1000) * 1000000L};
         nanosleep(&ts, NULL);

@@ -109,7 +109,14 @@ fn syscall_index(regs: *const pt_regs, id: i64) -> usize {
         return table_index(ABI_X32, nr & !X32_SYSCALL_BIT);
     }
     let cs = unsafe { (*regs).cs };
-    table_index(if cs == USER32_CS { ABI_IA32 } else { ABI_NATIVE }, nr)
+    table_index(
+        if cs == USER32_CS {
+            ABI_IA32
+        } else {
+            ABI_NATIVE
+        },
+        nr,
+    )
 }
 
 #[inline(always)]
@@ -231,7 +238,10 @@ fn arm<C: EbpfContext>(ctx: &C, tid: u32, slot: u32, install: bool) {
         }
     } else {
         stats.dropped_tasks += 1;
-        warn!(ctx, "task map full: syscalls of task {} are not recorded", tid);
+        warn!(
+            ctx,
+            "task map full: syscalls of task {} are not recorded", tid
+        );
     }
 }
 

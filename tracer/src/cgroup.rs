@@ -91,7 +91,10 @@ impl OwnedCgroup {
             match fs::read_to_string(self.procs_path()) {
                 Ok(procs) if !procs.trim().is_empty() => {
                     // cgroup.kill is missing before Linux 5.14: signal each process instead.
-                    for pid in procs.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                    for pid in procs
+                        .split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok())
+                    {
                         // SAFETY: plain kill(2) on a pid read from the cgroup.
                         unsafe { libc::kill(pid, libc::SIGKILL) };
                     }

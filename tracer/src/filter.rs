@@ -80,20 +80,37 @@ pub fn compile(profile: &Profile) -> Result<Vec<libc::sock_filter>> {
     let listed_action = rule_action.unwrap_or(default);
     let n = listed.len();
     if n > 250 {
-        return Err(Error::Invalid("too many syscalls for `profile exec`".into()));
+        return Err(Error::Invalid(
+            "too many syscalls for `profile exec`".into(),
+        ));
     }
     let mut prog = vec![
         stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, DATA_ARCH),
         // Not x86_64: default (skip the number checks and the listed return).
-        jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, AUDIT_ARCH_X86_64, 0, n as u8 + 2),
+        jump(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            AUDIT_ARCH_X86_64,
+            0,
+            n as u8 + 2,
+        ),
         stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, DATA_NR),
         // x32 numbers: default.
-        jump(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K, X32_SYSCALL_BIT, n as u8 + 1, 0),
+        jump(
+            libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
+            X32_SYSCALL_BIT,
+            n as u8 + 1,
+            0,
+        ),
     ];
     for (i, nr) in listed.iter().enumerate() {
         // Match: jump to the listed return, past the remaining compares and the default return.
         let to_listed = (n - i) as u8;
-        prog.push(jump(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, *nr, to_listed, 0));
+        prog.push(jump(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            *nr,
+            to_listed,
+            0,
+        ));
     }
     prog.push(stmt(libc::BPF_RET | libc::BPF_K, default));
     prog.push(stmt(libc::BPF_RET | libc::BPF_K, listed_action));

@@ -263,7 +263,8 @@ fn cgroup_key(name: &str) -> Result<CgroupKey> {
     let mut key = CgroupKey {
         bytes: [0; CGROUP_KEY_LEN],
     };
-    key.bytes.copy_from_slice(&bytes[bytes.len() - CGROUP_KEY_LEN..]);
+    key.bytes
+        .copy_from_slice(&bytes[bytes.len() - CGROUP_KEY_LEN..]);
     Ok(key)
 }
 
@@ -292,7 +293,10 @@ fn shorten(message: &str) -> String {
         return message.to_string();
     }
     let mut out = lines[..4].join("\n");
-    out.push_str(&format!("\n... ({} lines of verifier log left out) ...\n", lines.len() - 20));
+    out.push_str(&format!(
+        "\n... ({} lines of verifier log left out) ...\n",
+        lines.len() - 20
+    ));
     out.push_str(&lines[lines.len() - 16..].join("\n"));
     out
 }
@@ -378,13 +382,16 @@ impl Maps {
     }
 
     fn reset_slot(&mut self, slot: u32) -> Result<()> {
-        let cpus = aya::util::nr_cpus().map_err(|(_, e)| Error::io("/sys/devices/system/cpu/possible", e))?;
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(_, e)| Error::io("/sys/devices/system/cpu/possible", e))?;
         let zero = SyscallCounts {
             counts: [0; tracer_common::TABLE_LEN],
         };
-        let zeros = PerCpuValues::try_from(vec![zero; cpus]).map_err(|e| Error::io("per-cpu values", e))?;
+        let zeros =
+            PerCpuValues::try_from(vec![zero; cpus]).map_err(|e| Error::io("per-cpu values", e))?;
         self.counts.set(slot, zeros, 0).map_err(map_err("COUNTS"))?;
-        let zeros = PerCpuValues::try_from(vec![zero; cpus]).map_err(|e| Error::io("per-cpu values", e))?;
+        let zeros =
+            PerCpuValues::try_from(vec![zero; cpus]).map_err(|e| Error::io("per-cpu values", e))?;
         self.denied.set(slot, zeros, 0).map_err(map_err("DENIED"))?;
         let zeros = PerCpuValues::try_from(vec![SlotStats::default(); cpus])
             .map_err(|e| Error::io("per-cpu values", e))?;

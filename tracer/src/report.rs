@@ -12,34 +12,85 @@ use crate::{
 
 /// Syscalls Docker's default may allow that a workload rarely needs, with why they matter.
 pub const DANGEROUS: &[(&str, &str)] = &[
-    ("add_key", "adds keys to the kernel keyring, which is not namespaced"),
+    (
+        "add_key",
+        "adds keys to the kernel keyring, which is not namespaced",
+    ),
     ("bpf", "loads eBPF programs into the kernel"),
-    ("chroot", "changes the root directory; a classic step in container escapes"),
-    ("clone3", "creates processes and namespaces with flags seccomp can't inspect"),
+    (
+        "chroot",
+        "changes the root directory; a classic step in container escapes",
+    ),
+    (
+        "clone3",
+        "creates processes and namespaces with flags seccomp can't inspect",
+    ),
     ("fanotify_init", "watches filesystem activity system-wide"),
-    ("io_uring_enter", "drives io_uring, a second syscall interface seccomp can't see into"),
-    ("io_uring_register", "configures io_uring, a frequent source of kernel exploits"),
-    ("io_uring_setup", "creates io_uring instances that bypass per-syscall filtering"),
-    ("keyctl", "manipulates the kernel keyring, which is not namespaced"),
-    ("memfd_create", "creates anonymous executable files: fileless payload staging"),
+    (
+        "io_uring_enter",
+        "drives io_uring, a second syscall interface seccomp can't see into",
+    ),
+    (
+        "io_uring_register",
+        "configures io_uring, a frequent source of kernel exploits",
+    ),
+    (
+        "io_uring_setup",
+        "creates io_uring instances that bypass per-syscall filtering",
+    ),
+    (
+        "keyctl",
+        "manipulates the kernel keyring, which is not namespaced",
+    ),
+    (
+        "memfd_create",
+        "creates anonymous executable files: fileless payload staging",
+    ),
     ("mknod", "creates device nodes"),
     ("mknodat", "creates device nodes"),
     ("mount", "mounts filesystems"),
-    ("name_to_handle_at", "obtains file handles, the first half of handle-based escapes"),
-    ("open_by_handle_at", "opens files by handle, bypassing the mount namespace (Shocker)"),
-    ("perf_event_open", "opens performance counters: kernel info leaks and side channels"),
-    ("personality", "changes the execution domain; can switch off ASLR"),
-    ("pidfd_getfd", "steals file descriptors from other processes"),
+    (
+        "name_to_handle_at",
+        "obtains file handles, the first half of handle-based escapes",
+    ),
+    (
+        "open_by_handle_at",
+        "opens files by handle, bypassing the mount namespace (Shocker)",
+    ),
+    (
+        "perf_event_open",
+        "opens performance counters: kernel info leaks and side channels",
+    ),
+    (
+        "personality",
+        "changes the execution domain; can switch off ASLR",
+    ),
+    (
+        "pidfd_getfd",
+        "steals file descriptors from other processes",
+    ),
     ("pivot_root", "changes the root mount"),
     ("process_vm_readv", "reads another process's memory"),
     ("process_vm_writev", "writes another process's memory"),
     ("ptrace", "traces and modifies other processes"),
-    ("request_key", "requests keys from the kernel keyring, which is not namespaced"),
+    (
+        "request_key",
+        "requests keys from the kernel keyring, which is not namespaced",
+    ),
     ("setns", "joins other namespaces"),
     ("umount2", "unmounts filesystems, exposing what mounts hid"),
-    ("unshare", "creates namespaces: user namespaces open kernel attack surface"),
-    ("userfaultfd", "stalls page faults at will, a staple of kernel race exploits"),
-    ("vmsplice", "splices user pages into pipes, used in page-cache exploits (Dirty Pipe)"),
+    (
+        "unshare",
+        "creates namespaces: user namespaces open kernel attack surface",
+    ),
+    (
+        "userfaultfd",
+        "stalls page faults at will, a staple of kernel race exploits",
+    ),
+    (
+        "vmsplice",
+        "splices user pages into pipes, used in page-cache exploits (Dirty Pipe)",
+    ),
 ];
 
 #[derive(Clone, Debug, Serialize)]
@@ -126,7 +177,12 @@ impl Report {
             .collect();
         let denied_by_docker_default = observed
             .iter()
-            .filter(|n| !matches!(default_allowed.get(*n), Some(Verdict::Allowed | Verdict::AllowedWithArgs)))
+            .filter(|n| {
+                !matches!(
+                    default_allowed.get(*n),
+                    Some(Verdict::Allowed | Verdict::AllowedWithArgs)
+                )
+            })
             .map(|n| n.to_string())
             .collect();
         let mut warnings = Vec::new();
@@ -155,7 +211,11 @@ impl Report {
         }
         Report {
             target: target.to_string(),
-            mode: if all_syscalls { "all_syscalls" } else { "under_filter" },
+            mode: if all_syscalls {
+                "all_syscalls"
+            } else {
+                "under_filter"
+            },
             complete: snap.dropped_tasks == 0,
             exit_code: None,
             duration_seconds: 0.0,
@@ -323,7 +383,10 @@ mod tests {
         };
         for &(nr, count) in names {
             snap.syscalls.insert(
-                SyscallId { abi: Abi::X86_64, nr },
+                SyscallId {
+                    abi: Abi::X86_64,
+                    nr,
+                },
                 Observed {
                     count,
                     first: Some(FirstProgram {
@@ -354,7 +417,10 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(json["syscalls"][0]["name"], "read");
         assert_eq!(json["syscalls"][0]["first_program"], "sh");
-        assert_eq!(json["kernel_syscalls"].as_u64().unwrap() as usize, r.kernel_syscalls);
+        assert_eq!(
+            json["kernel_syscalls"].as_u64().unwrap() as usize,
+            r.kernel_syscalls
+        );
         assert!(r.to_markdown().contains("| `ptrace` | 1 | sh |"));
         assert!(r.to_text().contains("ptrace"));
     }

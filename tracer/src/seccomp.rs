@@ -33,11 +33,23 @@ pub struct Profile {
     pub default_action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_errno_ret: Option<u32>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub arch_map: Vec<ArchMap>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub architectures: Vec<String>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub flags: Vec<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub syscalls: Vec<Rule>,
@@ -54,7 +66,11 @@ pub struct ArchMap {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub names: Vec<String>,
     /// Single-name form of older profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,13 +78,25 @@ pub struct Rule {
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub args: Vec<Arg>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Filter::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Filter::is_empty"
+    )]
     pub includes: Filter,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Filter::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Filter::is_empty"
+    )]
     pub excludes: Filter,
 }
 
@@ -85,9 +113,17 @@ pub struct Arg {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Filter {
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub caps: Vec<String>,
-    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub arches: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_kernel: Option<String>,
@@ -226,7 +262,12 @@ impl Profile {
         for entry in &self.arch_map {
             if entry.architecture == Abi::X86_64.seccomp_arch() {
                 abis.insert(Abi::X86_64);
-                abis.extend(entry.sub_architectures.iter().filter_map(|a| Abi::from_seccomp_arch(a)));
+                abis.extend(
+                    entry
+                        .sub_architectures
+                        .iter()
+                        .filter_map(|a| Abi::from_seccomp_arch(a)),
+                );
             }
         }
         if abis.is_empty() {
@@ -239,7 +280,8 @@ impl Profile {
     pub fn allowed(&self, abi: Abi, ctx: &Context) -> BTreeMap<&'static str, Verdict> {
         let table = abi.names();
         let mut out = BTreeMap::new();
-        let default_allows = self.default_action == ACT_ALLOW || self.default_action == "SCMP_ACT_LOG";
+        let default_allows =
+            self.default_action == ACT_ALLOW || self.default_action == "SCMP_ACT_LOG";
         if default_allows {
             out.extend(table.iter().map(|n| (*n, Verdict::Allowed)));
         }

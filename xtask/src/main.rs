@@ -1,1 +1,260 @@
-fn main() {}
+//! Project chores that are not the product: the test runner CI uses, the benchmark, the demo.
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail, ensure};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build, check formatting and lints, and run every test (the end-to-end ones need root).
+    Test {
+        /// Skip `cargo fmt --check` and clippy.
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// Measure recording overhead against an untraced run, side by side in one invocation.
+    Bench {
+        /// getppid calls per run.
+        #[arg(long, default_value_t = 4_000_000)]
+        calls: u64,
+        /// Runs per variant (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Record the built-in example workload and print its profile and report.
+    Demo,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cargo {args:?}"))?;
+    ensure!(status.success(), "cargo {} failed", args.join(" "));
+    Ok(())
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Test { no_lint } => test(no_lint),
+        Task::Bench { calls, runs } => bench(calls, runs),
+        Task::Demo => demo(),
+    }
+}
+
+fn test(no_lint: bool) -> anyhow::Result<()> {
+    if !is_root() {
+        if std::env::var_os("CI").is_some() {
+            bail!("the end-to-end tests need root, and CI must not skip them");
+        }
+        eprintln!("xtask: not root: end-to-end tests will report themselves SKIPPED");
+    }
+    if !no_lint {
+        cargo(&["fmt", "--all", "--", "--check"])?;
+        cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    }
+    cargo(&["build", "-p", "tracer", "--bins"])?;
+    // End-to-end tests share the kernel; two at a time keeps them quick on a 2-core machine.
+    cargo(&[
+        "test",
+        "--workspace",
+        "--exclude",
+        "tracer-ebpf",
+        "--",
+        "--test-threads=2",
+    ])
+}
+
+fn release_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
+    cargo(&["build", "--release", "-p", "tracer", "--bins"])?;
+    let target = root().join("target/release");
+    let sysloop = target.join("sysloop");
+    let status = Command::new("cc")
+        .args(["-O2", "-static", "-pthread", "-o"])
+        .arg(&sysloop)
+        .arg(root().join("tests/workloads/sysloop.c"))
+        .status()
+        .context("cc")?;
+    ensure!(status.success(), "compiling sysloop failed");
+    Ok((target.join("profile"), sysloop))
+}
+
+fn loop_ns(mut cmd: Command) -> anyhow::Result<f64> {
+    let out = cmd
+        .stderr(Stdio::null())
+        .output()
+        .context("running the loop")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ns = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ns="))
+        .with_context(|| format!("no timing in output: {text}"))?;
+    Ok(ns.trim().parse()?)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs `background`, waits until it is set up, and returns it for the caller to stop.
+fn start_background(mut cmd: Command, settle: Duration) -> anyhow::Result<std::process::Child> {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting background tracer")?;
+    thread::sleep(settle);
+    Ok(child)
+}
+
+fn stop(mut child: std::process::Child) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+}
+
+/// Peak RSS in KiB of `cmd`, from wait4's rusage.
+fn peak_rss_kib(mut cmd: Command) -> anyhow::Result<i64> {
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zeroed before use.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child.
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    ensure!(rc > 0, "wait4 failed");
+    Ok(usage.ru_maxrss)
+}
+
+fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
+    ensure!(
+        is_root(),
+        "the benchmark loads eBPF programs: run it as root"
+    );
+    let (profile, sysloop) = release_binaries()?;
+    let n = calls.to_string();
+    let plain = || {
+        let mut c = Command::new(&sysloop);
+        c.args(["bench", &n]);
+        c
+    };
+    let watched = || {
+        let mut c = Command::new(&profile);
+        c.args(["run", "-o", "/dev/null", "--"])
+            .arg(&sysloop)
+            .args(["bench", &n]);
+        c
+    };
+    let has_bpftrace = Command::new("bpftrace").arg("--version").output().is_ok();
+    let strace_calls = (calls / 100).max(1000);
+    let mut base = Vec::new();
+    let mut under = Vec::new();
+    let mut bystander = Vec::new();
+    let mut bpftrace = Vec::new();
+    let mut strace = Vec::new();
+    for round in 0..runs {
+        eprintln!("xtask bench: round {}/{runs}", round + 1);
+        base.push(loop_ns(plain())?);
+        under.push(loop_ns(watched())?);
+        let mut idle = Command::new(&profile);
+        idle.args(["run", "-o", "/dev/null", "--"])
+            .arg(&sysloop)
+            .args(["sleep", "600000"]);
+        let bg = start_background(idle, Duration::from_millis(1500))?;
+        bystander.push(loop_ns(plain())?);
+        stop(bg);
+        if has_bpftrace {
+            let mut bt = Command::new("bpftrace");
+            bt.args([
+                "-e",
+                "tracepoint:raw_syscalls:sys_enter { @[cgroup, args->id] = count(); }",
+            ]);
+            let bg = start_background(bt, Duration::from_secs(3))?;
+            bpftrace.push(loop_ns(plain())?);
+            stop(bg);
+        }
+        let mut st = Command::new("strace");
+        st.args(["-f", "-qq", "-o", "/dev/null"])
+            .arg(&sysloop)
+            .args(["bench", &strace_calls.to_string()]);
+        if let Ok(ns) = loop_ns(st) {
+            strace.push(ns * (calls as f64 / strace_calls as f64));
+        }
+    }
+    let rss = peak_rss_kib(watched())?;
+    let b = median(base);
+    let row = |name: &str, v: Vec<f64>, target: &str| {
+        if v.is_empty() {
+            println!("| {name} | not installed | | {target} |");
+        } else {
+            let m = median(v);
+            println!(
+                "| {name} | {:.1} | {:.2}x | {target} |",
+                m / calls as f64,
+                m / b
+            );
+        }
+    };
+    println!("getppid loop, {calls} calls, median of {runs} rounds\n");
+    println!("| variant | ns/call | vs untraced | target |");
+    println!("|---|---:|---:|---|");
+    println!("| untraced | {:.1} | 1.00x | |", b / calls as f64);
+    row("watched by `profile run`", under, "<= 1.10x");
+    row(
+        "bystander while `profile` watches another cgroup",
+        bystander,
+        "<= 1.05x",
+    );
+    row("bpftrace count per (cgroup, syscall)", bpftrace, "");
+    row("strace -f (scaled)", strace, "");
+    println!(
+        "\npeak RSS of `profile run`: {:.1} MiB (target <= 20 MiB)",
+        rss as f64 / 1024.0
+    );
+    Ok(())
+}
+
+fn demo() -> anyhow::Result<()> {
+    ensure!(is_root(), "the demo loads eBPF programs: run it as root");
+    let (profile, sysloop) = release_binaries()?;
+    let out = root().join("target/demo");
+    std::fs::create_dir_all(&out)?;
+    let status = Command::new(&profile)
+        .args(["run", "-o"])
+        .arg(out.join("sysloop.json"))
+        .arg("--report")
+        .arg(out.join("sysloop.md"))
+        .arg("--")
+        .arg(&sysloop)
+        .args(["threads", "4", "250000"])
+        .status()?;
+    ensure!(status.success(), "profile run failed");
+    println!("{}", std::fs::read_to_string(out.join("sysloop.json"))?);
+    println!("{}", std::fs::read_to_string(out.join("sysloop.md"))?);
+    Ok(())
+}

@@ -26,5 +26,7 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let status = super::run::wait_forwarding_signals(child).await?;
-    Ok(ExitCode::from(super::run::exit_code(status).clamp(0, 255) as u8))
+    Ok(ExitCode::from(
+        super::run::exit_code(status).clamp(0, 255) as u8
+    ))
 }

@@ -1,5 +1,8 @@
 //! The `profile` command line: flags are parsed here and handed to the engine as plain values.
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use clap::{Parser, Subcommand};
 
@@ -72,7 +75,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Report formats, chosen by the file name's extension.
-pub fn write_report(path: &PathBuf, report: &Report) -> crate::Result<()> {
+pub fn write_report(path: &Path, report: &Report) -> crate::Result<()> {
     let text = match path.extension().and_then(|e| e.to_str()) {
         Some("json") => report.to_json(),
         Some("md") | Some("markdown") => report.to_markdown(),

@@ -1,10 +1,5 @@
 //! `profile run`: record a host command the way a container would be recorded.
-use std::{
-    collections::BTreeSet,
-    path::PathBuf,
-    process::ExitCode,
-    time::Instant,
-};
+use std::{collections::BTreeSet, path::PathBuf, process::ExitCode, time::Instant};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -12,8 +7,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cgroup::OwnedCgroup,
-    launch,
-    output,
+    launch, output,
     recorder::{Mode, Recorder, Snapshot},
     report::Report,
     seccomp::Profile,
