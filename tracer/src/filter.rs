@@ -98,7 +98,7 @@ pub fn compile(profile: &Profile) -> Result<Vec<libc::sock_filter>> {
         jump(
             libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
             X32_SYSCALL_BIT,
-            n as u8 + 1,
+            n as u8,
             0,
         ),
     ];

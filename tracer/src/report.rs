@@ -401,28 +401,36 @@ mod tests {
 
     #[test]
     fn reduction_and_dangerous() {
-        // read, write, exit_group, ptrace(101)
-        let snap = snapshot(&[(0, 5), (1, 3), (231, 1), (101, 1)]);
+        // read, write, exit_group, unshare(272)
+        let snap = snapshot(&[(0, 5), (1, 3), (231, 1), (272, 1)]);
         let abis = BTreeSet::from([Abi::X86_64]);
-        let profile = Profile::allowing(["read", "write", "exit_group", "ptrace"], &abis);
+        let profile = Profile::allowing(["read", "write", "exit_group", "unshare"], &abis);
         let r = Report::new("img:tag", false, &snap, &profile);
         assert_eq!(r.allowed, 4);
         assert_eq!(r.total_calls, 10);
         assert!(r.docker_default_allowed > 300);
-        assert_eq!(r.denied_by_docker_default, ["ptrace"]);
+        assert_eq!(r.denied_by_docker_default, ["unshare"]);
         let blocked: Vec<_> = r.blocked_dangerous.iter().map(|b| b.name).collect();
-        assert!(blocked.contains(&"chroot") && blocked.contains(&"personality"));
-        assert!(!blocked.contains(&"ptrace"), "default denies it already");
-        assert!(!blocked.contains(&"mount"));
+        for name in [
+            "chroot",
+            "personality",
+            "ptrace",
+            "memfd_create",
+            "vmsplice",
+        ] {
+            assert!(blocked.contains(&name), "{name}");
+        }
+        assert!(!blocked.contains(&"mount"), "the default denies it already");
+        assert!(!blocked.contains(&"unshare"), "allowed here");
         let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-        assert_eq!(json["syscalls"][0]["name"], "read");
+        assert_eq!(json["syscalls"][0]["name"], "exit_group", "sorted by name");
         assert_eq!(json["syscalls"][0]["first_program"], "sh");
         assert_eq!(
             json["kernel_syscalls"].as_u64().unwrap() as usize,
             r.kernel_syscalls
         );
-        assert!(r.to_markdown().contains("| `ptrace` | 1 | sh |"));
-        assert!(r.to_text().contains("ptrace"));
+        assert!(r.to_markdown().contains("| `unshare` | 1 | sh |"));
+        assert!(r.to_text().contains("unshare"));
     }
 
     #[test]

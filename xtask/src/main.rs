@@ -1,5 +1,6 @@
 //! Project chores that are not the product: the test runner CI uses, the benchmark, the demo.
 use std::{
+    io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     thread,
@@ -80,14 +81,49 @@ fn test(no_lint: bool) -> anyhow::Result<()> {
     }
     cargo(&["build", "-p", "tracer", "--bins"])?;
     // End-to-end tests share the kernel; two at a time keeps them quick on a 2-core machine.
-    cargo(&[
-        "test",
-        "--workspace",
-        "--exclude",
-        "tracer-ebpf",
-        "--",
-        "--test-threads=2",
-    ])
+    let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "tracer-ebpf",
+            "--no-fail-fast",
+        ])
+        .args(["--", "--test-threads=2"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let stdout = child.stdout.take().context("cargo test output")?;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += field(rest, "passed");
+            failed += field(rest, "failed");
+        }
+    }
+    let status = child.wait()?;
+    // One closing line for the whole run, across all test binaries.
+    println!("{passed} passed, {failed} failed");
+    ensure!(status.success() && failed == 0, "tests failed");
+    ensure!(passed > 0, "no test ran");
+    Ok(())
+}
+
+/// The number before `name` in a libtest summary ("ok. 8 passed; 0 failed; ...").
+fn field(summary: &str, name: &str) -> u64 {
+    summary
+        .split(';')
+        .find_map(|part| {
+            let part = part
+                .trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ");
+            part.strip_suffix(name)?.trim().parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 fn release_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
