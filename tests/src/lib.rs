@@ -109,3 +109,23 @@ pub fn allowed_names(profile: &Path) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Runs `profile run [FLAGS] -o DIR/NAME.profile.json --report DIR/NAME.json -- sysloop ARGS`,
+/// which must succeed, and returns the JSON report.
+pub fn record(dir: &Scratch, name: &str, flags: &[&str], workload: &[&str]) -> serde_json::Value {
+    let profile = dir.path(&format!("{name}.profile.json"));
+    let report_path = dir.path(&format!("{name}.json"));
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[
+        "-o",
+        profile.to_str().unwrap(),
+        "--report",
+        report_path.to_str().unwrap(),
+        "--",
+        SYSLOOP,
+    ]);
+    args.extend_from_slice(workload);
+    profile_ok(&args);
+    report(&report_path)
+}

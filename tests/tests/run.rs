@@ -2,7 +2,7 @@
 use std::{process::Command, thread};
 
 use profile_tests::{
-    SYSLOOP, Scratch, allowed_names, count, privileged, profile, profile_ok, report,
+    SYSLOOP, Scratch, allowed_names, count, privileged, profile, profile_ok, record, report,
 };
 
 #[test]
@@ -11,19 +11,7 @@ fn counts_are_exact() {
         return;
     }
     let dir = Scratch::new("exact");
-    let r = dir.path("r.json");
-    profile_ok(&[
-        "run",
-        "-o",
-        dir.path("p.json").to_str().unwrap(),
-        "--report",
-        r.to_str().unwrap(),
-        "--",
-        SYSLOOP,
-        "getppid",
-        "1000003",
-    ]);
-    let rep = report(&r);
+    let rep = record(&dir, "r1", &[], &["getppid", "1000003"]);
     assert_eq!(count(&rep, "getppid"), 1_000_003);
     assert_eq!(count(&rep, "exit_group"), 1);
     assert_eq!(count(&rep, "execve"), 1);
@@ -76,37 +64,11 @@ fn threads_and_children_are_counted() {
         return;
     }
     let dir = Scratch::new("threads");
-    let r = dir.path("r.json");
-    profile_ok(&[
-        "run",
-        "-o",
-        dir.path("p.json").to_str().unwrap(),
-        "--report",
-        r.to_str().unwrap(),
-        "--",
-        SYSLOOP,
-        "threads",
-        "4",
-        "25000",
-    ]);
-    let rep = report(&r);
+    let rep = record(&dir, "r2", &[], &["threads", "4", "25000"]);
     assert_eq!(count(&rep, "getppid"), 100_000);
     assert_eq!(count(&rep, "clone3") + count(&rep, "clone"), 4);
 
-    let r = dir.path("f.json");
-    profile_ok(&[
-        "run",
-        "-o",
-        dir.path("f.profile.json").to_str().unwrap(),
-        "--report",
-        r.to_str().unwrap(),
-        "--",
-        SYSLOOP,
-        "fork",
-        "3",
-        "10000",
-    ]);
-    let rep = report(&r);
+    let rep = record(&dir, "r3", &[], &["fork", "3", "10000"]);
     assert_eq!(count(&rep, "getppid"), 30_000);
     assert_eq!(
         count(&rep, "exit_group"),
@@ -124,37 +86,12 @@ fn calls_before_the_filter_install_are_not_counted() {
     let dir = Scratch::new("prefilter");
     // The launcher joins the cgroup (write) and installs the filter (prctl) before exec;
     // the workload itself never calls prctl.
-    let r = dir.path("r.json");
-    profile_ok(&[
-        "run",
-        "-o",
-        dir.path("p.json").to_str().unwrap(),
-        "--report",
-        r.to_str().unwrap(),
-        "--",
-        SYSLOOP,
-        "getppid",
-        "10",
-    ]);
-    let rep = report(&r);
+    let rep = record(&dir, "r4", &[], &["getppid", "10"]);
     assert_eq!(count(&rep, "prctl"), 0);
     assert_eq!(rep["mode"], "under_filter");
-    assert!(!allowed_names(&dir.path("p.json")).contains(&"prctl".to_string()));
+    assert!(!allowed_names(&dir.path("r4.profile.json")).contains(&"prctl".to_string()));
 
-    let r = dir.path("all.json");
-    profile_ok(&[
-        "run",
-        "--all-syscalls",
-        "-o",
-        dir.path("all.profile.json").to_str().unwrap(),
-        "--report",
-        r.to_str().unwrap(),
-        "--",
-        SYSLOOP,
-        "getppid",
-        "10",
-    ]);
-    let rep = report(&r);
+    let rep = record(&dir, "r5", &["--all-syscalls"], &["getppid", "10"]);
     assert_eq!(rep["mode"], "all_syscalls");
     assert_eq!(
         count(&rep, "prctl"),

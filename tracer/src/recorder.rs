@@ -355,14 +355,7 @@ impl Maps {
         if recording.mode == Mode::AllSyscalls {
             self.bump(CONFIG_ALL_SYSCALLS_WATCHES, -1);
         }
-        let cgroups: Vec<u64> = self
-            .watched
-            .iter()
-            .filter_map(|e| e.ok())
-            .filter(|(_, w)| w.slot == slot)
-            .map(|(k, _)| k)
-            .collect();
-        for id in cgroups {
+        for id in self.cgroups_of(slot) {
             let _ = self.watched.remove(&id);
         }
         let tasks: Vec<u32> = self
@@ -452,14 +445,18 @@ impl Maps {
             snap.dropped_tasks += stats.dropped_tasks;
             snap.dropped_first += stats.dropped_first;
         }
-        snap.cgroups = self
-            .watched
+        snap.cgroups = self.cgroups_of(slot);
+        Ok(snap)
+    }
+
+    /// The cgroup ids watched for `slot`.
+    fn cgroups_of(&self, slot: u32) -> Vec<u64> {
+        self.watched
             .iter()
             .filter_map(|e| e.ok())
             .filter(|(_, w)| w.slot == slot)
             .map(|(k, _)| k)
-            .collect();
-        Ok(snap)
+            .collect()
     }
 }
 
