@@ -11,9 +11,10 @@ die() { printf 'host-setup: error: %s\n' "$*" >&2; exit 1; }
 need_pkgs=()
 dpkg -s llvm-22-dev >/dev/null 2>&1 || need_pkgs+=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev)
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
-command -v busybox >/dev/null 2>&1 && [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static \
-  || need_pkgs+=(busybox-static)
-command -v file >/dev/null 2>&1 || need_pkgs+=(file)
+# libc6-dev: static libc for the test workload; busybox-static: the example images' userland.
+for pkg in libc6-dev busybox-static; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
+done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

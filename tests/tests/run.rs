@@ -107,43 +107,11 @@ fn concurrent_recordings_stay_separate() {
         return;
     }
     let dir = Scratch::new("concurrent");
-    let (ra, rb) = (dir.path("a.json"), dir.path("b.json"));
-    let (pa, pb) = (dir.path("pa.json"), dir.path("pb.json"));
-    let a = {
-        let (ra, pa) = (ra.clone(), pa.clone());
-        thread::spawn(move || {
-            profile_ok(&[
-                "run",
-                "-o",
-                pa.to_str().unwrap(),
-                "--report",
-                ra.to_str().unwrap(),
-                "--",
-                SYSLOOP,
-                "getppid",
-                "400000",
-            ])
-        })
-    };
-    let b = {
-        let (rb, pb) = (rb.clone(), pb.clone());
-        thread::spawn(move || {
-            profile_ok(&[
-                "run",
-                "-o",
-                pb.to_str().unwrap(),
-                "--report",
-                rb.to_str().unwrap(),
-                "--",
-                SYSLOOP,
-                "getpid",
-                "300000",
-            ])
-        })
-    };
-    a.join().unwrap();
-    b.join().unwrap();
-    let (a, b) = (report(&ra), report(&rb));
+    let (a, b) = thread::scope(|scope| {
+        let a = scope.spawn(|| record(&dir, "a", &[], &["getppid", "400000"]));
+        let b = scope.spawn(|| record(&dir, "b", &[], &["getpid", "300000"]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
     assert_eq!((count(&a, "getppid"), count(&a, "getpid")), (400_000, 0));
     assert_eq!((count(&b, "getppid"), count(&b, "getpid")), (0, 300_000));
 }

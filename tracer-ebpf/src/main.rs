@@ -139,9 +139,6 @@ fn remember_first(slot: u32, index: usize) {
         slot,
         index: index as u32,
     };
-    if unsafe { FIRST.get(key) }.is_some() {
-        return;
-    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let seen = FirstSeen {
         comm: bpf_get_current_comm().unwrap_or([0; 16]),

@@ -41,15 +41,6 @@ pub fn id_of(path: &Path) -> Result<u64> {
         })
 }
 
-/// The v2 cgroup of a process, as a path relative to the hierarchy's root.
-pub fn of_pid(pid: u32) -> Result<String> {
-    let path = format!("/proc/{pid}/cgroup");
-    let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
-        .ok_or(Error::NoUnifiedHierarchy)
-}
-
 /// A cgroup this process created; killed and removed on drop.
 #[derive(Debug)]
 pub struct OwnedCgroup {

@@ -3,18 +3,16 @@
 //! deny-lists) by name on x86_64, without argument rules.
 use std::collections::BTreeSet;
 
+use libc::{SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_LOG};
+use tracer_common::X32_SYSCALL_BIT;
+
 use crate::{
     error::{Error, Result},
-    names::Abi,
     seccomp::{ACT_ALLOW, ACT_ERRNO, Profile},
 };
 
+// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (libc doesn't export it).
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
-const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
-const SECCOMP_RET_LOG: u32 = 0x7ffc_0000;
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 // Offsets in struct seccomp_data.
 const DATA_NR: u32 = 0;
 const DATA_ARCH: u32 = 4;
@@ -69,11 +67,11 @@ pub fn compile(profile: &Profile) -> Result<Vec<libc::sock_filter>> {
             ));
         }
         for name in rule.names.iter().chain(rule.name.iter()) {
-            match (0..1024u32).find(|&nr| Abi::X86_64.name(nr) == Some(name.as_str())) {
-                Some(nr) => {
-                    listed.insert(nr);
+            match name.parse::<syscalls::x86_64::Sysno>() {
+                Ok(sysno) => {
+                    listed.insert(sysno.id() as u32);
                 }
-                None => log::warn!("{name} is not an x86_64 syscall; ignored"),
+                Err(_) => log::warn!("{name} is not an x86_64 syscall; ignored"),
             }
         }
     }
@@ -97,7 +95,7 @@ pub fn compile(profile: &Profile) -> Result<Vec<libc::sock_filter>> {
         // x32 numbers: default.
         jump(
             libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
-            X32_SYSCALL_BIT,
+            X32_SYSCALL_BIT as u32,
             n as u8,
             0,
         ),
@@ -120,6 +118,7 @@ pub fn compile(profile: &Profile) -> Result<Vec<libc::sock_filter>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::Abi;
 
     #[test]
     fn allow_list_layout() {

@@ -10,10 +10,6 @@ use std::{
 
 use crate::error::{Error, Result};
 
-const PR_SET_SECCOMP: libc::c_int = 22;
-const SECCOMP_MODE_FILTER: libc::c_ulong = 2;
-const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
-
 /// Why a command could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -44,7 +40,7 @@ pub fn allow_all() -> Vec<libc::sock_filter> {
         code: (libc::BPF_RET | libc::BPF_K) as u16,
         jt: 0,
         jf: 0,
-        k: SECCOMP_RET_ALLOW,
+        k: libc::SECCOMP_RET_ALLOW,
     }]
 }
 
@@ -114,8 +110,8 @@ fn install_filter(filter: &mut [libc::sock_filter]) -> io::Result<()> {
     // SAFETY: prog points to a valid one-instruction filter that outlives the call.
     let install = || unsafe {
         libc::prctl(
-            PR_SET_SECCOMP,
-            SECCOMP_MODE_FILTER,
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
             &prog as *const libc::sock_fprog,
         )
     };

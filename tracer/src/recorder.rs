@@ -43,12 +43,6 @@ pub struct Recording {
     pending_names: Vec<CgroupKey>,
 }
 
-impl Recording {
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-}
-
 /// What a recording has seen so far.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -72,11 +66,6 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn total_calls(&self) -> u64 {
         self.syscalls.values().map(|o| o.count).sum::<u64>() + self.out_of_range
-    }
-
-    /// Whether the recording may be missing syscalls.
-    pub fn lost_anything(&self) -> bool {
-        self.dropped_tasks > 0
     }
 }
 
@@ -218,14 +207,6 @@ impl Recorder {
             maps.bump(CONFIG_PENDING_NAMES, 1);
         }
         Ok(recording)
-    }
-
-    /// Adds another, already existing cgroup to a recording.
-    pub fn add_cgroup(&self, recording: &Recording, cgroup_id: u64) -> Result<()> {
-        let mut maps = self.maps();
-        maps.watched
-            .insert(cgroup_id, watch_value(recording), 0)
-            .map_err(map_err("WATCHED"))
     }
 
     /// Everything the recording has seen so far.
@@ -375,20 +356,17 @@ impl Maps {
     }
 
     fn reset_slot(&mut self, slot: u32) -> Result<()> {
-        let cpus = aya::util::nr_cpus()
-            .map_err(|(_, e)| Error::io("/sys/devices/system/cpu/possible", e))?;
         let zero = SyscallCounts {
             counts: [0; tracer_common::TABLE_LEN],
         };
-        let zeros =
-            PerCpuValues::try_from(vec![zero; cpus]).map_err(|e| Error::io("per-cpu values", e))?;
-        self.counts.set(slot, zeros, 0).map_err(map_err("COUNTS"))?;
-        let zeros =
-            PerCpuValues::try_from(vec![zero; cpus]).map_err(|e| Error::io("per-cpu values", e))?;
-        self.denied.set(slot, zeros, 0).map_err(map_err("DENIED"))?;
-        let zeros = PerCpuValues::try_from(vec![SlotStats::default(); cpus])
-            .map_err(|e| Error::io("per-cpu values", e))?;
-        self.stats.set(slot, zeros, 0).map_err(map_err("STATS"))?;
+        self.counts
+            .set(slot, per_cpu(zero)?, 0)
+            .map_err(map_err("COUNTS"))?;
+        self.denied
+            .set(slot, per_cpu(zero)?, 0)
+            .map_err(map_err("DENIED"))?;
+        let stats = per_cpu(SlotStats::default())?;
+        self.stats.set(slot, stats, 0).map_err(map_err("STATS"))?;
         let firsts: Vec<FirstKey> = self
             .first
             .keys()
@@ -458,6 +436,13 @@ impl Maps {
             .map(|(k, _)| k)
             .collect()
     }
+}
+
+/// `value` on every possible CPU.
+fn per_cpu<T: aya::Pod>(value: T) -> Result<PerCpuValues<T>> {
+    let cpus =
+        aya::util::nr_cpus().map_err(|(_, e)| Error::io("/sys/devices/system/cpu/possible", e))?;
+    PerCpuValues::try_from(vec![value; cpus]).map_err(|e| Error::io("per-cpu values", e))
 }
 
 fn sum_tables(per_cpu: &PerCpuValues<SyscallCounts>) -> Vec<u64> {

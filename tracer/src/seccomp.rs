@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     error::{Error, Result},
     names::Abi,
+    recorder::Snapshot,
 };
 
 pub const ACT_ALLOW: &str = "SCMP_ACT_ALLOW";
@@ -221,6 +222,18 @@ impl Profile {
                 }]
             },
         }
+    }
+
+    /// The minimal profile allowing what a recording saw; numbers no table names are left out
+    /// (the report lists them).
+    pub fn observed(snap: &Snapshot) -> Self {
+        let abis: BTreeSet<Abi> = snap.syscalls.keys().map(|id| id.abi).collect();
+        let names: BTreeSet<&'static str> = snap
+            .syscalls
+            .keys()
+            .filter_map(|id| id.abi.name(id.nr))
+            .collect();
+        Profile::allowing(names, &abis)
     }
 
     /// Docker's default profile (moby/profiles seccomp v0.2.3), shipped with this tool.

@@ -1,5 +1,5 @@
 //! `profile run`: record a host command the way a container would be recorded.
-use std::{collections::BTreeSet, path::PathBuf, process::ExitCode, time::Instant};
+use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -8,7 +8,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     cgroup::OwnedCgroup,
     launch, output,
-    recorder::{Mode, Recorder, Snapshot},
+    recorder::{Mode, Recorder},
     report::Report,
     seccomp::Profile,
 };
@@ -28,17 +28,6 @@ pub struct RunArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
-}
-
-/// The profile that allows what `snap` saw; names no table knows are left out.
-pub fn profile_from(snap: &Snapshot) -> Profile {
-    let abis: BTreeSet<_> = snap.syscalls.keys().map(|id| id.abi).collect();
-    let names: BTreeSet<String> = snap
-        .syscalls
-        .keys()
-        .filter_map(|id| id.abi.name(id.nr).map(str::to_string))
-        .collect();
-    Profile::allowing(names.iter().map(String::as_str), &abis)
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -66,7 +55,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let snap = recorder.finish(recording)?;
     drop(cgroup);
     let code = exit_code(status);
-    let profile = profile_from(&snap);
+    let profile = Profile::observed(&snap);
     let mut report = Report::new(&args.command.join(" "), args.all_syscalls, &snap, &profile);
     report.exit_code = Some(code);
     report.duration_seconds = started.elapsed().as_secs_f64();
