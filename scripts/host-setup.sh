@@ -7,6 +7,11 @@ log() { printf 'host-setup: %s\n' "$*" >&2; }
 die() { printf 'host-setup: error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages and starts dockerd)"
+# Compilers and probes write to /dev/null; a regular file there corrupts builds.
+if [ ! -c /dev/null ]; then
+  log "restoring /dev/null (it was not a character device)"
+  rm -f /dev/null && mknod -m 666 /dev/null c 1 3
+fi
 
 need_pkgs=()
 dpkg -s llvm-22-dev >/dev/null 2>&1 || need_pkgs+=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev)

@@ -5,6 +5,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
+/// Whether `path` exists and is not a regular file (a device such as /dev/null or
+/// /dev/stdout, a pipe): it is written in place, since renaming onto it would replace it.
+fn is_special(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 use crate::error::{Error, Result};
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -31,6 +37,13 @@ pub fn check_writable(path: &Path) -> Result<()> {
             std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
         ));
     }
+    if is_special(path) {
+        return fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| Error::io(path, e));
+    }
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let tmp = temp_path(path);
@@ -42,6 +55,13 @@ pub fn check_writable(path: &Path) -> Result<()> {
 /// Writes `contents` to a temporary file beside `path`, syncs it and renames it into place, so
 /// readers see the old file or the new one, never half of one.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    if is_special(path) {
+        return fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(contents))
+            .map_err(|e| Error::io(path, e));
+    }
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let tmp = temp_path(path);
@@ -74,5 +94,14 @@ mod tests {
         assert_eq!(entries.len(), 1);
         assert!(check_writable(&dir).is_err());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn devices_are_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let null = Path::new("/dev/null");
+        check_writable(null).unwrap();
+        write_atomic(null, b"discarded").unwrap();
+        assert!(fs::metadata(null).unwrap().file_type().is_char_device());
     }
 }
