@@ -2,6 +2,7 @@
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
+    sync::OnceLock,
 };
 
 /// The static test workload (`workloads/sysloop.c`).
@@ -87,13 +88,18 @@ pub fn report(path: &Path) -> serde_json::Value {
 
 /// Call count of `name` in a JSON report, 0 when absent.
 pub fn count(report: &serde_json::Value, name: &str) -> u64 {
+    syscall_line(report, name)["count"].as_u64().unwrap_or(0)
+}
+
+/// The x86_64 line for `name` in a JSON report (`Null` when absent).
+pub fn syscall_line(report: &serde_json::Value, name: &str) -> serde_json::Value {
     report["syscalls"]
         .as_array()
         .expect("syscalls array")
         .iter()
         .find(|s| s["name"] == name && s["abi"] == "x86_64")
-        .and_then(|s| s["count"].as_u64())
-        .unwrap_or(0)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Names allowed by the single allow rule of a profile `profile` wrote.
@@ -128,4 +134,112 @@ pub fn record(dir: &Scratch, name: &str, flags: &[&str], workload: &[&str]) -> s
     args.extend_from_slice(workload);
     profile_ok(&args);
     report(&report_path)
+}
+
+/// Runs `docker ARGS`, returning its output.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("running the docker CLI")
+}
+
+/// The image the Docker tests run: `FROM scratch` with Debian's static busybox (applets
+/// installed in /bin), the static `sysloop` workload as /bin/sysloop, and /www/index.html.
+/// Built once per test process; no registry is needed.
+pub fn test_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    const IMAGE: &str = "profile-test/box:latest";
+    BUILT.get_or_init(|| {
+        let ctx = std::env::temp_dir().join(format!("profile-test-image-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&ctx);
+        std::fs::create_dir_all(&ctx).expect("image context");
+        std::fs::copy("/bin/busybox", ctx.join("busybox"))
+            .expect("/bin/busybox (apt-get install busybox-static)");
+        std::fs::copy(SYSLOOP, ctx.join("sysloop")).expect("sysloop");
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\n\
+             COPY busybox /bin/busybox\n\
+             RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             COPY sysloop /bin/sysloop\n\
+             RUN mkdir -p /www /tmp && echo 'hello from the test image' > /www/index.html\n\
+             CMD [\"sh\"]\n",
+        )
+        .expect("Dockerfile");
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", IMAGE])
+            .arg(&ctx)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .expect("docker build");
+        let _ = std::fs::remove_dir_all(&ctx);
+        assert!(
+            out.status.success(),
+            "building {IMAGE}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    IMAGE
+}
+
+/// A unique container name for one test.
+pub fn container_name(test: &str) -> String {
+    format!("profile-test-{test}-{}", std::process::id())
+}
+
+/// Whether a container with this name exists (running or not).
+pub fn container_exists(name: &str) -> bool {
+    let out = docker(&["ps", "-a", "-q", "--filter", &format!("name=^/{name}$")]);
+    !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Runs `profile train --image <test image> -q -o DIR/NAME.profile.json --report DIR/NAME.json
+/// [FLAGS] -- CMD…`; returns the profile path, the report (if written) and the output.
+pub fn train(
+    dir: &Scratch,
+    name: &str,
+    flags: &[&str],
+    cmd: &[&str],
+) -> (PathBuf, Option<serde_json::Value>, Output) {
+    let profile_path = dir.path(&format!("{name}.profile.json"));
+    let report_path = dir.path(&format!("{name}.json"));
+    let mut args = vec![
+        "train",
+        "--image",
+        test_image(),
+        "-q",
+        "-o",
+        profile_path.to_str().expect("utf-8 path"),
+        "--report",
+        report_path.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(flags);
+    if !cmd.is_empty() {
+        args.push("--");
+        args.extend_from_slice(cmd);
+    }
+    let out = profile(&args);
+    let rep = report_path.exists().then(|| report(&report_path));
+    (profile_path, rep, out)
+}
+
+/// `docker run --rm [--security-opt seccomp=PROFILE] <test image> CMD…`.
+pub fn run_under(profile: Option<&Path>, cmd: &[&str]) -> Output {
+    let opt = profile.map(|p| format!("seccomp={}", p.display()));
+    let mut args = vec!["run", "--rm"];
+    if let Some(opt) = &opt {
+        args.extend_from_slice(&["--security-opt", opt]);
+    }
+    args.push(test_image());
+    args.extend_from_slice(cmd);
+    docker(&args)
 }

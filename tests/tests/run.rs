@@ -3,6 +3,7 @@ use std::{process::Command, thread};
 
 use profile_tests::{
     SYSLOOP, Scratch, allowed_names, count, privileged, profile, profile_ok, record, report,
+    syscall_line,
 };
 
 #[test]
@@ -17,12 +18,7 @@ fn counts_are_exact() {
     assert_eq!(count(&rep, "execve"), 1);
     assert_eq!(rep["tasks_lost"], 0);
     assert_eq!(rep["complete"], true);
-    let first = rep["syscalls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "getppid")
-        .unwrap();
+    let first = syscall_line(&rep, "getppid");
     assert_eq!(first["first_program"], "sysloop");
 }
 

@@ -41,6 +41,18 @@ pub fn id_of(path: &Path) -> Result<u64> {
         })
 }
 
+/// The unified-hierarchy cgroup directory of process `pid` (the `0::` line of
+/// /proc/PID/cgroup).
+pub fn of_pid(pid: u32) -> Result<PathBuf> {
+    let file = format!("/proc/{pid}/cgroup");
+    let text = fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or(Error::NoUnifiedHierarchy)?;
+    Ok(unified_root()?.join(rel.trim_start_matches('/')))
+}
+
 /// A cgroup this process created; killed and removed on drop.
 #[derive(Debug)]
 pub struct OwnedCgroup {

@@ -48,6 +48,8 @@ pub enum Error {
         column: usize,
         message: String,
     },
+    #[error(transparent)]
+    Docker(#[from] crate::docker::DockerError),
     #[error("{0}")]
     Invalid(String),
 }

@@ -3,6 +3,7 @@
 //! The library holds the engine; [`cli`] is the `profile` command line over it.
 pub mod cgroup;
 pub mod cli;
+pub mod docker;
 pub mod error;
 pub mod filter;
 pub mod launch;

@@ -209,6 +209,14 @@ impl Recorder {
         Ok(recording)
     }
 
+    /// Adds the cgroup with v2 id `cgroup_id` to a recording in progress.
+    pub fn watch_more(&self, recording: &Recording, cgroup_id: u64) -> Result<()> {
+        self.maps()
+            .watched
+            .insert(cgroup_id, watch_value(recording), 0)
+            .map_err(map_err("WATCHED"))
+    }
+
     /// Everything the recording has seen so far.
     pub fn snapshot(&self, recording: &Recording) -> Result<Snapshot> {
         self.maps().snapshot(recording.slot)

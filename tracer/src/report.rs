@@ -117,6 +117,8 @@ pub struct Report {
     /// False when recording stopped early (interrupted) or lost tasks.
     pub complete: bool,
     pub exit_code: Option<i32>,
+    /// Set when `profile` ended the workload: `duration`, `exercise` or `interrupted`.
+    pub stopped_by: Option<String>,
     pub duration_seconds: f64,
     pub syscalls: Vec<SyscallLine>,
     pub total_calls: u64,
@@ -218,6 +220,7 @@ impl Report {
             },
             complete: snap.dropped_tasks == 0,
             exit_code: None,
+            stopped_by: None,
             duration_seconds: 0.0,
             total_calls: snap.total_calls(),
             allowed: allowed.len(),
@@ -244,12 +247,17 @@ impl Report {
 
     fn status(&self) -> String {
         let mut s = String::new();
-        match self.exit_code {
-            Some(0) => s.push_str("workload exited 0"),
-            Some(code) => {
+        match (self.stopped_by.as_deref(), self.exit_code) {
+            (Some("interrupted"), _) => s.push_str("interrupted"),
+            (Some("duration"), _) => s.push_str("stopped when --duration elapsed"),
+            (Some("exercise"), _) => s.push_str("stopped when the exercise finished"),
+            (Some(other), _) => {
+                let _ = write!(s, "stopped ({other})");
+            }
+            (None, Some(code)) => {
                 let _ = write!(s, "workload exited {code}");
             }
-            None => s.push_str("workload did not finish"),
+            (None, None) => s.push_str("workload did not finish"),
         }
         if !self.complete {
             s.push_str("; recording is PARTIAL");

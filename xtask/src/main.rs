@@ -34,8 +34,11 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
-    /// Record the built-in example workload and print its profile and report.
+    /// Build the example images (examples/images/*), train their profiles into profiles/,
+    /// and run each under its fresh profile.
     Demo,
+    /// Build the example images locally (profile-example/<name>:latest).
+    Images,
 }
 
 fn root() -> PathBuf {
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test { no_lint } => test(no_lint),
         Task::Bench { calls, runs } => bench(calls, runs),
         Task::Demo => demo(),
+        Task::Images => images().map(drop),
     }
 }
 
@@ -275,22 +279,85 @@ fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The example images: (name, image reference).
+const EXAMPLES: &[&str] = &["hello", "web"];
+
+fn example_image(name: &str) -> String {
+    format!("profile-example/{name}:latest")
+}
+
+/// Builds every example image from examples/images/<name> plus Debian's static busybox.
+fn images() -> anyhow::Result<Vec<String>> {
+    let busybox = Path::new("/bin/busybox");
+    ensure!(
+        busybox.exists(),
+        "/bin/busybox is missing: apt-get install busybox-static (scripts/host-setup.sh does)"
+    );
+    let mut built = Vec::new();
+    for name in EXAMPLES {
+        let src = root().join("examples/images").join(name);
+        let ctx = root().join("target/images").join(name);
+        let _ = std::fs::remove_dir_all(&ctx);
+        std::fs::create_dir_all(&ctx)?;
+        for entry in std::fs::read_dir(&src).with_context(|| src.display().to_string())? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), ctx.join(entry.file_name()))?;
+        }
+        std::fs::copy(busybox, ctx.join("busybox"))?;
+        let image = example_image(name);
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", &image])
+            .arg(&ctx)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .context("docker build (is the Docker CLI installed?)")?;
+        ensure!(
+            out.status.success(),
+            "docker build {image} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("built {image}");
+        built.push(image);
+    }
+    Ok(built)
+}
+
 fn demo() -> anyhow::Result<()> {
     ensure!(is_root(), "the demo loads eBPF programs: run it as root");
-    let (profile, sysloop) = release_binaries()?;
-    let out = root().join("target/demo");
-    std::fs::create_dir_all(&out)?;
-    let status = Command::new(&profile)
-        .args(["run", "-o"])
-        .arg(out.join("sysloop.json"))
-        .arg("--report")
-        .arg(out.join("sysloop.md"))
-        .arg("--")
-        .arg(&sysloop)
-        .args(["threads", "4", "250000"])
-        .status()?;
-    ensure!(status.success(), "profile run failed");
-    println!("{}", std::fs::read_to_string(out.join("sysloop.json"))?);
-    println!("{}", std::fs::read_to_string(out.join("sysloop.md"))?);
+    let (profile, _) = release_binaries()?;
+    images()?;
+    let profiles = root().join("profiles");
+    let port = "18080";
+    for name in EXAMPLES {
+        let image = example_image(name);
+        let stem = format!("profile-example-{name}-latest");
+        let json = profiles.join(format!("{stem}.json"));
+        let md = profiles.join(format!("{stem}.md"));
+        let mut train = Command::new(&profile);
+        train
+            .args(["train", "--image", &image, "-o"])
+            .arg(&json)
+            .arg("--report")
+            .arg(&md)
+            .current_dir(root());
+        if *name == "web" {
+            train
+                .args(["-p", &format!("127.0.0.1:{port}:8080"), "--exercise"])
+                .arg("examples/images/web/exercise.sh")
+                .env("PORT", port);
+        }
+        println!("\n$ profile train --image {image} ...");
+        ensure!(train.status()?.success(), "profile train {image} failed");
+        println!("{}", std::fs::read_to_string(&md)?);
+        if *name == "hello" {
+            println!("$ docker run --rm --security-opt seccomp={stem}.json {image}");
+            let status = Command::new("docker")
+                .args(["run", "--rm", "--security-opt"])
+                .arg(format!("seccomp={}", json.display()))
+                .arg(&image)
+                .status()?;
+            ensure!(status.success(), "{image} failed under its own profile");
+        }
+    }
     Ok(())
 }

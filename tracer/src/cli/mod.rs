@@ -8,8 +8,10 @@ use clap::{Parser, Subcommand};
 
 use crate::{output, report::Report, seccomp::Profile};
 
+pub mod container;
 pub mod exec;
 pub mod run;
+pub mod train;
 
 /// Learn a container's seccomp profile by watching the syscalls it makes.
 ///
@@ -19,8 +21,8 @@ pub mod run;
 #[derive(Debug, Parser)]
 #[command(name = "profile", version, propagate_version = true)]
 pub struct Cli {
-    /// More log output (-v info, -vv debug).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More log output (--verbose: info, twice: debug).
+    #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
@@ -28,11 +30,41 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Learn an image's profile: run it under Docker with an allow-all filter, record every
+    /// syscall its processes make under that filter, write the minimal profile and a report of
+    /// the reduction against Docker's default.
+    ///
+    /// Exit status: 0 done; 1 the workload exited nonzero by itself or the exercise failed (the
+    /// profile and report are still written); 2 error (nothing written); 128+N interrupted by
+    /// signal N (what was recorded is written, marked partial).
+    Train(Box<train::TrainArgs>),
     /// Run a command in a fresh cgroup under an allow-all seccomp filter and record its profile.
     Run(run::RunArgs),
     /// Run a command with a profile enforced (allow-list profiles on x86_64), to try a profile
     /// without a container runtime.
     Exec(exec::ExecArgs),
+}
+
+/// What is recorded and where the report goes: shared by the recording commands.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RecordArgs {
+    /// Write the report here: .json for JSON, .md for Markdown, anything else as text.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Count every syscall in the cgroup, the runtime's own setup included, not only those made
+    /// under the seccomp filter (for comparison: such a profile grants calls no filter checks).
+    #[arg(long)]
+    pub all_syscalls: bool,
+}
+
+impl RecordArgs {
+    pub fn mode(&self) -> crate::recorder::Mode {
+        if self.all_syscalls {
+            crate::recorder::Mode::AllSyscalls
+        } else {
+            crate::recorder::Mode::UnderFilter
+        }
+    }
 }
 
 /// Exit status for errors of the tool itself (not of the workload).
@@ -61,6 +93,7 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Train(args) => train::train(*args).await,
             Command::Run(args) => run::run(args).await,
             Command::Exec(args) => exec::exec(args).await,
         }

@@ -6,11 +6,7 @@ use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    cgroup::OwnedCgroup,
-    launch, output,
-    recorder::{Mode, Recorder},
-    report::Report,
-    seccomp::Profile,
+    cgroup::OwnedCgroup, launch, output, recorder::Recorder, report::Report, seccomp::Profile,
 };
 
 #[derive(Debug, Args)]
@@ -18,29 +14,20 @@ pub struct RunArgs {
     /// Write the profile here (atomically) instead of to stdout.
     #[arg(short, long, value_name = "PROFILE")]
     pub output: Option<PathBuf>,
-    /// Write the report here: .json for JSON, .md for Markdown, anything else as text.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Count every syscall in the cgroup, not only those made under the seccomp filter
-    /// (for comparison: a profile from this grants calls no filter ever checks).
-    #[arg(long)]
-    pub all_syscalls: bool,
+    #[command(flatten)]
+    pub record: crate::cli::RecordArgs,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    for path in args.output.iter().chain(args.report.iter()) {
+    for path in args.output.iter().chain(args.record.report.iter()) {
         output::check_writable(path)?;
     }
     let recorder = Recorder::load()?;
     let cgroup = OwnedCgroup::create(&format!("profile-run-{}", std::process::id()))?;
-    let mode = if args.all_syscalls {
-        Mode::AllSyscalls
-    } else {
-        Mode::UnderFilter
-    };
+    let mode = args.record.mode();
     let recording = recorder.watch_cgroup(cgroup.id(), mode)?;
     let started = Instant::now();
     let procs = cgroup.procs_path();
@@ -56,14 +43,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     drop(cgroup);
     let code = exit_code(status);
     let profile = Profile::observed(&snap);
-    let mut report = Report::new(&args.command.join(" "), args.all_syscalls, &snap, &profile);
+    let mut report = Report::new(
+        &args.command.join(" "),
+        args.record.all_syscalls,
+        &snap,
+        &profile,
+    );
     report.exit_code = Some(code);
     report.duration_seconds = started.elapsed().as_secs_f64();
     for warning in &report.warnings {
         log::warn!("{warning}");
     }
     crate::cli::write_profile(args.output.as_ref(), &profile)?;
-    if let Some(path) = &args.report {
+    if let Some(path) = &args.record.report {
         crate::cli::write_report(path, &report)?;
     }
     eprintln!(

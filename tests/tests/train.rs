@@ -1,0 +1,404 @@
+//! `profile train` against the real Docker Engine and kernel: the learned profile runs the
+//! workload under enforcement, denies what it never did, counts exactly, and records only the
+//! workload (never the runtime's setup, never another container).
+use std::{
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use profile_tests::{
+    Scratch, allowed_names, container_exists, container_name, count, docker, free_port, privileged,
+    profile_bin, report, run_under, syscall_line, test_image, train,
+};
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        stderr(out)
+    );
+}
+
+/// The calls runc makes while setting up a container, before its filter exists.
+const RUNTIME_SETUP: &[&str] = &[
+    "mount",
+    "pivot_root",
+    "keyctl",
+    "sethostname",
+    "unshare",
+    "umount2",
+];
+
+#[test]
+fn trained_profile_runs_the_workload_and_denies_the_rest() {
+    if !privileged("trained_profile_runs_the_workload_and_denies_the_rest") {
+        return;
+    }
+    let dir = Scratch::new("train-ls");
+    let cmd = ["sh", "-c", "ls /; echo hi"];
+    let (profile, rep, out) = train(&dir, "ls", &[], &cmd);
+    assert_ok(&out, "train");
+    let rep = rep.expect("report");
+    assert_eq!(rep["exit_code"], 0);
+    assert_eq!(rep["complete"], true);
+    assert!(count(&rep, "getdents64") > 0, "ls reads directories");
+
+    // Same output, exit 0, under enforcement.
+    let reference = run_under(None, &cmd);
+    assert_ok(&reference, "docker run with Docker's default");
+    let enforced = run_under(Some(&profile), &cmd);
+    assert_ok(&enforced, "docker run under the learned profile");
+    assert_eq!(enforced.stdout, reference.stdout);
+    assert!(String::from_utf8_lossy(&enforced.stdout).contains("hi"));
+
+    // A syscall the workload never made: EPERM, and nothing created.
+    assert!(!allowed_names(&profile).contains(&"mkdir".to_string()));
+    let denied = run_under(Some(&profile), &["sh", "-c", "mkdir /tmp/x; ls -d /tmp/x"]);
+    let text = stderr(&denied);
+    assert!(
+        text.contains("mkdir: can't create directory '/tmp/x': Operation not permitted"),
+        "{text}"
+    );
+    assert!(!denied.status.success());
+}
+
+#[test]
+fn the_runtime_setup_is_never_granted() {
+    if !privileged("the_runtime_setup_is_never_granted") {
+        return;
+    }
+    let dir = Scratch::new("train-setup");
+    let cmd = ["sh", "-c", "ls /; echo hi"];
+    let (profile, _, out) = train(&dir, "ls", &[], &cmd);
+    assert_ok(&out, "train");
+    let names = allowed_names(&profile);
+    for call in RUNTIME_SETUP {
+        assert!(!names.contains(&call.to_string()), "{call} granted");
+    }
+    // Counting the whole cgroup sees runc's setup: proof the calls happen, and are excluded above.
+    let (all, rep, out) = train(&dir, "all", &["--all-syscalls"], &cmd);
+    assert_ok(&out, "train --all-syscalls");
+    let all_names = allowed_names(&all);
+    for call in ["mount", "pivot_root", "sethostname", "umount2"] {
+        assert!(all_names.contains(&call.to_string()), "{call} missing");
+    }
+    assert!(all_names.len() > names.len() + 20);
+    assert_eq!(rep.expect("report")["mode"], "all_syscalls");
+}
+
+#[test]
+fn a_container_that_exits_at_once_is_recorded_in_full() {
+    if !privileged("a_container_that_exits_at_once_is_recorded_in_full") {
+        return;
+    }
+    let dir = Scratch::new("train-true");
+    // No -o: the default path is profiles/<image>-<tag>.json under the working directory.
+    let out = Command::new(profile_bin())
+        .args(["train", "--image", test_image(), "-q", "--", "true"])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_ok(&out, "train true");
+    let profile = dir.path("profiles/profile-test-box-latest.json");
+    let names = allowed_names(&profile);
+    for call in ["execve", "exit_group"] {
+        assert!(
+            names.contains(&call.to_string()),
+            "{call} missing: {names:?}"
+        );
+    }
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("workload exited 0"), "{report}");
+    assert_ok(
+        &run_under(Some(&profile), &["true"]),
+        "true under its profile",
+    );
+}
+
+#[test]
+fn counts_in_a_container_are_exact() {
+    if !privileged("counts_in_a_container_are_exact") {
+        return;
+    }
+    let dir = Scratch::new("train-exact");
+    let (_, rep, out) = train(&dir, "loop", &[], &["sysloop", "getppid", "1000003"]);
+    assert_ok(&out, "train sysloop");
+    let rep = rep.expect("report");
+    // runc's init calls getppid twice after the filter is in place, before exec.
+    let getppid = count(&rep, "getppid");
+    assert!(
+        (1_000_003..=1_000_003 + 4).contains(&getppid),
+        "getppid {getppid}"
+    );
+    let (_, base, out) = train(&dir, "zero", &[], &["sysloop", "getppid", "0"]);
+    assert_ok(&out, "train sysloop 0");
+    assert_eq!(
+        getppid - count(&base.expect("report"), "getppid"),
+        1_000_003
+    );
+    let line = syscall_line(&rep, "getppid");
+    assert!(["sysloop", "runc:[2:INIT]"].contains(&line["first_program"].as_str().unwrap()));
+    assert_eq!(rep["tasks_lost"], 0);
+}
+
+#[test]
+fn a_noisy_neighbour_does_not_leak_in() {
+    if !privileged("a_noisy_neighbour_does_not_leak_in") {
+        return;
+    }
+    let dir = Scratch::new("train-noisy");
+    let noisy = container_name("noisy");
+    let _ = docker(&["rm", "-f", &noisy]);
+    let started = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &noisy,
+        test_image(),
+        "sh",
+        "-c",
+        "sysloop getpid 1000000000 & while :; do mkdir /tmp/n; rmdir /tmp/n; done",
+    ]);
+    assert_ok(&started, "noisy container");
+    thread::sleep(Duration::from_millis(300));
+    let (profile, rep, out) = train(&dir, "quiet", &[], &["sh", "-c", "ls /; sleep 1"]);
+    let still_running = docker(&["inspect", "-f", "{{.State.Running}}", &noisy]);
+    let _ = docker(&["rm", "-f", &noisy]);
+    assert_ok(&out, "train beside the noisy container");
+    assert_eq!(
+        String::from_utf8_lossy(&still_running.stdout).trim(),
+        "true"
+    );
+    let rep = rep.expect("report");
+    for call in ["mkdir", "rmdir"] {
+        assert_eq!(count(&rep, call), 0, "{call} leaked in");
+        assert!(!allowed_names(&profile).contains(&call.to_string()));
+    }
+    assert!(
+        count(&rep, "getpid") < 10,
+        "getpid {}",
+        count(&rep, "getpid")
+    );
+}
+
+#[test]
+fn an_exercise_client_and_docker_exec_are_recorded() {
+    if !privileged("an_exercise_client_and_docker_exec_are_recorded") {
+        return;
+    }
+    let dir = Scratch::new("train-exercise");
+    let name = container_name("web");
+    let port = free_port();
+    let seen_name = dir.path("name.txt");
+    let exercise = format!(
+        "set -e; i=0; until busybox wget -q -O /dev/null http://127.0.0.1:{port}/; do \
+           i=$((i+1)); [ $i -lt 100 ]; sleep 0.1; done; \
+         busybox wget -q -O - http://127.0.0.1:{port}/ | grep -q 'hello from the test image'; \
+         docker exec \"$PROFILE_CONTAINER_ID\" mkdir /tmp/from-exec; \
+         echo \"$PROFILE_CONTAINER_NAME\" > {}",
+        seen_name.display()
+    );
+    let publish = format!("127.0.0.1:{port}:8080");
+    let (profile, rep, out) = train(
+        &dir,
+        "web",
+        &["--name", &name, "-p", &publish, "--exercise", &exercise],
+        &["httpd", "-f", "-p", "8080", "-h", "/www"],
+    );
+    assert_ok(&out, "train with --exercise");
+    let rep = rep.expect("report");
+    assert_eq!(rep["stopped_by"], "exercise");
+    assert_eq!(
+        std::fs::read_to_string(&seen_name).unwrap().trim(),
+        name.as_str()
+    );
+    // The server's side of the requests.
+    assert!(
+        count(&rep, "accept") >= 2,
+        "accept {}",
+        count(&rep, "accept")
+    );
+    assert!(count(&rep, "sendfile") >= 2);
+    // The process docker exec started.
+    assert_eq!(count(&rep, "mkdir"), 1);
+    let mkdir = syscall_line(&rep, "mkdir");
+    assert_eq!(mkdir["first_program"], "mkdir");
+    assert!(allowed_names(&profile).contains(&"mkdir".to_string()));
+    assert!(!container_exists(&name), "container left behind");
+}
+
+#[test]
+fn failures_are_reported_and_still_write_the_profile() {
+    if !privileged("failures_are_reported_and_still_write_the_profile") {
+        return;
+    }
+    let dir = Scratch::new("train-fail");
+    let (profile, rep, out) = train(&dir, "exit3", &[], &["sh", "-c", "ls /; exit 3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(profile.exists());
+    let rep = rep.expect("report");
+    assert_eq!(rep["exit_code"], 3);
+    assert!(rep["warnings"].to_string().contains("exited 3"));
+
+    let (profile, rep, out) = train(
+        &dir,
+        "exercise",
+        &["--exercise", "exit 4"],
+        &["sleep", "30"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(profile.exists());
+    let rep = rep.expect("report");
+    assert_eq!(rep["stopped_by"], "exercise");
+    assert!(
+        rep["warnings"]
+            .to_string()
+            .contains("exercise command failed (exit 4)")
+    );
+}
+
+#[test]
+fn duration_stops_the_container() {
+    if !privileged("duration_stops_the_container") {
+        return;
+    }
+    let dir = Scratch::new("train-duration");
+    let name = container_name("duration");
+    let started = Instant::now();
+    let (_, rep, out) = train(
+        &dir,
+        "sleep",
+        &["--duration", "1s", "--name", &name],
+        &["sleep", "60"],
+    );
+    assert_ok(&out, "train --duration");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let rep = rep.expect("report");
+    assert_eq!(rep["stopped_by"], "duration");
+    assert!(count(&rep, "nanosleep") + count(&rep, "clock_nanosleep") >= 1);
+    assert!(!container_exists(&name));
+}
+
+#[test]
+fn ctrl_c_removes_the_container_and_writes_a_partial_profile() {
+    if !privileged("ctrl_c_removes_the_container_and_writes_a_partial_profile") {
+        return;
+    }
+    let dir = Scratch::new("train-interrupt");
+    let name = container_name("interrupt");
+    let profile = dir.path("p.json");
+    let report_path = dir.path("r.json");
+    let child = Command::new(profile_bin())
+        .args([
+            "train",
+            "--image",
+            test_image(),
+            "-q",
+            "--name",
+            &name,
+            "-o",
+        ])
+        .arg(&profile)
+        .arg("--report")
+        .arg(&report_path)
+        .args(["--", "sh", "-c", "ls /; sleep 60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let running = docker(&["inspect", "-f", "{{.State.Running}}", &name]);
+        if String::from_utf8_lossy(&running.stdout).trim() == "true" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "container never ran");
+        thread::sleep(Duration::from_millis(50));
+    }
+    thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(!container_exists(&name), "container left behind");
+    let rep = report(&report_path);
+    assert_eq!(rep["complete"], false);
+    assert_eq!(rep["stopped_by"], "interrupted");
+    assert!(
+        count(&rep, "getdents64") > 0,
+        "what ran before Ctrl-C is kept"
+    );
+    assert!(allowed_names(&profile).contains(&"getdents64".to_string()));
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_runs() {
+    if !privileged("bad_input_is_refused_before_anything_runs") {
+        return;
+    }
+    let dir = Scratch::new("train-bad");
+    let p = dir.path("p.json");
+    let p = p.to_str().unwrap();
+
+    let out = profile_tests::profile(&["train", "--image", "no-such-image-here:1", "-o", p]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("image no-such-image-here:1 is not present locally"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!std::path::Path::new(p).exists());
+
+    let out = Command::new(profile_bin())
+        .args(["train", "--image", test_image(), "-o", p, "--", "true"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unix:///nonexistent/docker.sock (DOCKER_HOST)"),
+        "{}",
+        stderr(&out)
+    );
+
+    let name = container_name("unwritable");
+    let out = profile_tests::profile(&[
+        "train",
+        "--image",
+        test_image(),
+        "--name",
+        &name,
+        "-o",
+        "/proc/no/such/dir/p.json",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/proc/no/such/dir"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!container_exists(&name), "a container was created");
+
+    let out = profile_tests::profile(&["train", "--image", test_image(), "-o", p, "-p", "80"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("HOST_PORT:CONTAINER_PORT"));
+
+    // A command the image doesn't have: the start fails, nothing is written.
+    let out =
+        profile_tests::profile(&["train", "--image", test_image(), "-o", p, "--", "/no/such"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("starting the container"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!std::path::Path::new(p).exists());
+}
