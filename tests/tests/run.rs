@@ -252,3 +252,52 @@ fn bad_input_fails_cleanly() {
     assert_ne!(out.status.code(), Some(0));
     assert!(p.exists(), "the profile is still written");
 }
+
+/// The name match the kernel side does at cgroup creation, for both Docker cgroup drivers:
+/// `<parent>/docker/<id>` (cgroupfs) and `<parent>/system.slice/docker-<id>.scope` (systemd).
+/// The cgroups are created here, nested, after the recording starts; a process that joins one
+/// is recorded from its first syscall under the filter.
+#[test]
+fn cgroups_are_watched_by_name_from_creation() {
+    use tracer::{
+        cgroup, launch,
+        recorder::{Mode, Recorder},
+    };
+    if !privileged("cgroups_are_watched_by_name_from_creation") {
+        return;
+    }
+    let recorder = Recorder::load().expect("recorder loads");
+    let root = cgroup::unified_root().expect("unified hierarchy");
+    let parent = root.join(format!("profile-test-names-{}", std::process::id()));
+    for (layout, calls) in [("cgroupfs", 1234u64), ("systemd", 4321)] {
+        let id = format!("{:064x}", 0xc0ffee_u64 + calls);
+        let scope = format!("docker-{id}.scope");
+        let recording = recorder
+            .watch_cgroup_named(&[&id, &scope], Mode::UnderFilter)
+            .unwrap();
+        let dir = match layout {
+            "cgroupfs" => parent.join("docker").join(&id),
+            _ => parent.join("system.slice").join(&scope),
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        let argv: Vec<String> = [SYSLOOP, "getppid", &calls.to_string()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut child =
+            launch::spawn(&argv, Some(&dir.join("cgroup.procs")), launch::allow_all()).unwrap();
+        assert!(child.wait().unwrap().success());
+        let snap = recorder.finish(recording).unwrap();
+        let getppid = snap
+            .syscalls
+            .iter()
+            .find(|(id, _)| id.name() == "getppid")
+            .map(|(_, o)| o.count);
+        assert_eq!(getppid, Some(calls), "{layout}");
+        assert_eq!(snap.cgroups, vec![cgroup::id_of(&dir).unwrap()], "{layout}");
+        std::fs::remove_dir(&dir).unwrap();
+    }
+    for sub in ["docker", "system.slice", ""] {
+        let _ = std::fs::remove_dir(parent.join(sub));
+    }
+}
