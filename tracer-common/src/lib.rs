@@ -33,6 +33,9 @@ pub const CGROUP_KEY_LEN: usize = 64;
 /// below 600), and it still fits the 12-bit range seccomp and userspace treat as an error.
 pub const DENY_ERRNO: u32 = 3_797;
 
+/// `FirstKey::index` of the first denial of table index `i` is `FIRST_DENIED_BASE + i`.
+pub const FIRST_DENIED_BASE: u32 = TABLE_LEN as u32;
+
 /// Watch flags.
 pub const WATCH_ALL_SYSCALLS: u32 = 1;
 

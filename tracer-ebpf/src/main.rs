@@ -21,9 +21,9 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use tracer_common::{
     ABI_IA32, ABI_NATIVE, ABI_X32, CGROUP_KEY_LEN, CONFIG_ALL_SYSCALLS_WATCHES, CONFIG_LEN,
-    CONFIG_PENDING_NAMES, CgroupKey, DENY_ERRNO, FirstKey, FirstSeen, MAX_ARMED_TASKS,
-    MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, SlotStats, SyscallCounts,
-    WATCH_ALL_SYSCALLS, Watch, X32_SYSCALL_BIT, table_index,
+    CONFIG_PENDING_NAMES, CgroupKey, DENY_ERRNO, FIRST_DENIED_BASE, FirstKey, FirstSeen,
+    MAX_ARMED_TASKS, MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, SlotStats,
+    SyscallCounts, WATCH_ALL_SYSCALLS, Watch, X32_SYSCALL_BIT, table_index,
 };
 
 // x86_64 numbers of the two ways to install a seccomp filter.
@@ -207,7 +207,10 @@ fn on_denied(ctx: &BtfTracePointContext) {
     };
     let regs: *const pt_regs = ctx.arg(0);
     let id = unsafe { (*regs).orig_rax } as i64;
-    count(&DENIED, slot, syscall_index(regs, id));
+    let index = syscall_index(regs, id);
+    if count(&DENIED, slot, index) {
+        remember_first(slot, FIRST_DENIED_BASE as usize + index);
+    }
 }
 
 #[cold]

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod docker;
 pub mod error;
 pub mod filter;
+pub mod formats;
 pub mod launch;
 pub mod names;
 pub mod output;

@@ -13,8 +13,9 @@ use aya::{
     programs::{BtfTracePoint, TracePoint},
 };
 use tracer_common::{
-    CGROUP_KEY_LEN, CONFIG_ALL_SYSCALLS_WATCHES, CONFIG_PENDING_NAMES, CgroupKey, FirstKey,
-    FirstSeen, MAX_SLOTS, OUT_OF_RANGE, SlotStats, SyscallCounts, WATCH_ALL_SYSCALLS, Watch,
+    CGROUP_KEY_LEN, CONFIG_ALL_SYSCALLS_WATCHES, CONFIG_PENDING_NAMES, CgroupKey,
+    FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_SLOTS, OUT_OF_RANGE, SlotStats, SyscallCounts,
+    WATCH_ALL_SYSCALLS, Watch,
 };
 
 use crate::{
@@ -49,8 +50,8 @@ pub struct Snapshot {
     pub syscalls: BTreeMap<SyscallId, Observed>,
     /// Calls with numbers no table covers (negative, or beyond the table).
     pub out_of_range: u64,
-    /// Syscalls denied with the verification errno, per syscall.
-    pub denied: BTreeMap<SyscallId, u64>,
+    /// Syscalls denied with the verification errno, per syscall, with the first program denied.
+    pub denied: BTreeMap<SyscallId, Observed>,
     pub out_of_range_denied: u64,
     /// Tasks armed by a filter install, and by inheritance.
     pub installs: u64,
@@ -64,6 +65,30 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Adds what `other` saw (a later run): counts add up, first programs stay the earliest.
+    pub fn merge(&mut self, other: &Snapshot) {
+        for (map, from) in [
+            (&mut self.syscalls, &other.syscalls),
+            (&mut self.denied, &other.denied),
+        ] {
+            for (id, obs) in from {
+                map.entry(*id)
+                    .or_insert_with(|| Observed {
+                        count: 0,
+                        first: obs.first.clone(),
+                    })
+                    .count += obs.count;
+            }
+        }
+        self.out_of_range += other.out_of_range;
+        self.out_of_range_denied += other.out_of_range_denied;
+        self.installs += other.installs;
+        self.inherited += other.inherited;
+        self.dropped_tasks += other.dropped_tasks;
+        self.dropped_first += other.dropped_first;
+        self.cgroups.extend(other.cgroups.iter().copied());
+    }
+
     pub fn total_calls(&self) -> u64 {
         self.syscalls.values().map(|o| o.count).sum::<u64>() + self.out_of_range
     }
@@ -419,7 +444,14 @@ impl Maps {
             }
             match Abi::from_index(index) {
                 Some((abi, nr)) => {
-                    snap.denied.insert(SyscallId { abi, nr }, count);
+                    let first = firsts
+                        .get(&(FIRST_DENIED_BASE as usize + index))
+                        .map(|seen| FirstProgram {
+                            comm: comm_string(&seen.comm),
+                            pid: seen.pid,
+                        });
+                    snap.denied
+                        .insert(SyscallId { abi, nr }, Observed { count, first });
                 }
                 None if index == OUT_OF_RANGE => snap.out_of_range_denied += count,
                 None => {}

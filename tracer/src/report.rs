@@ -5,8 +5,8 @@ use std::{collections::BTreeSet, fmt::Write as _};
 use serde::Serialize;
 
 use crate::{
-    names::Abi,
-    recorder::Snapshot,
+    names::{Abi, SyscallId},
+    recorder::{Observed, Snapshot},
     seccomp::{Context, Profile, Verdict},
 };
 
@@ -102,10 +102,40 @@ pub struct SyscallLine {
     pub first_pid: Option<u32>,
 }
 
+impl SyscallLine {
+    /// One line per syscall, sorted by ABI and name.
+    pub fn all(map: &std::collections::BTreeMap<SyscallId, Observed>) -> Vec<SyscallLine> {
+        let mut lines: Vec<SyscallLine> = map
+            .iter()
+            .map(|(id, obs)| SyscallLine {
+                name: id.name(),
+                abi: id.abi,
+                count: obs.count,
+                first_program: obs.first.as_ref().map(|f| f.comm.clone()),
+                first_pid: obs.first.as_ref().map(|f| f.pid),
+            })
+            .collect();
+        lines.sort_by(|a, b| (a.abi, &a.name).cmp(&(b.abi, &b.name)));
+        lines
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Blocked {
     pub name: &'static str,
     pub reason: &'static str,
+}
+
+/// One training run: how many distinct syscalls it made and how many of those were new.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunLine {
+    pub run: u32,
+    pub distinct: usize,
+    pub added: usize,
+    /// The syscalls this run added (listed from the second run on).
+    pub added_names: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub stopped_by: Option<String>,
 }
 
 /// Everything a person needs to judge a profile. Serialized as the JSON report.
@@ -131,8 +161,18 @@ pub struct Report {
     pub reduction_vs_docker_default_percent: f64,
     pub reduction_vs_kernel_percent: f64,
     pub blocked_dangerous: Vec<Blocked>,
+    /// Dangerous syscalls this profile allows (outright or for some arguments).
+    pub allowed_dangerous: Vec<Blocked>,
+    /// Syscalls the profile allows though they were not observed, with why.
+    pub always_allowed: Vec<Blocked>,
     /// Observed syscalls Docker's default would deny.
     pub denied_by_docker_default: Vec<String>,
+    /// Training runs, when there were several (`train --runs`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunLine>,
+    /// Whether the profile held when verified right after training (`train --verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
     pub tasks_armed: u64,
     pub tasks_inherited: u64,
     pub tasks_lost: u64,
@@ -155,18 +195,7 @@ impl Report {
         let default_allowed = default.allowed(Abi::X86_64, &ctx);
         let allowed = profile.allowed(Abi::X86_64, &ctx);
         let kernel = Abi::X86_64.names().len();
-        let mut syscalls: Vec<SyscallLine> = snap
-            .syscalls
-            .iter()
-            .map(|(id, obs)| SyscallLine {
-                name: id.name(),
-                abi: id.abi,
-                count: obs.count,
-                first_program: obs.first.as_ref().map(|f| f.comm.clone()),
-                first_pid: obs.first.as_ref().map(|f| f.pid),
-            })
-            .collect();
-        syscalls.sort_by(|a, b| (a.abi, &a.name).cmp(&(b.abi, &b.name)));
+        let syscalls = SyscallLine::all(&snap.syscalls);
         let observed: BTreeSet<&str> = syscalls
             .iter()
             .filter(|s| s.abi == Abi::X86_64)
@@ -175,6 +204,16 @@ impl Report {
         let blocked_dangerous = DANGEROUS
             .iter()
             .filter(|(name, _)| default_allowed.contains_key(name) && !allowed.contains_key(name))
+            .map(|&(name, reason)| Blocked { name, reason })
+            .collect();
+        let allowed_dangerous = DANGEROUS
+            .iter()
+            .filter(|(name, _)| allowed.contains_key(name))
+            .map(|&(name, reason)| Blocked { name, reason })
+            .collect();
+        let always_allowed = crate::seccomp::ALWAYS_ALLOWED
+            .iter()
+            .filter(|(name, _)| allowed.contains_key(name) && !observed.contains(name))
             .map(|&(name, reason)| Blocked { name, reason })
             .collect();
         let denied_by_docker_default = observed
@@ -229,7 +268,11 @@ impl Report {
             reduction_vs_docker_default_percent: percent_less(allowed.len(), default_allowed.len()),
             reduction_vs_kernel_percent: percent_less(allowed.len(), kernel),
             blocked_dangerous,
+            allowed_dangerous,
+            always_allowed,
             denied_by_docker_default,
+            runs: Vec::new(),
+            verified: None,
             tasks_armed: snap.installs,
             tasks_inherited: snap.inherited,
             tasks_lost: snap.dropped_tasks,
@@ -239,6 +282,26 @@ impl Report {
         }
     }
 
+    /// The report of a profile file: what it allows, nothing observed.
+    pub fn for_profile(target: &str, profile: &Profile) -> Self {
+        let mut r = Report::new(target, false, &Snapshot::default(), profile);
+        r.mode = "profile";
+        r.warnings.clear();
+        let unknown = profile.unknown_names(&profile.abis());
+        if !unknown.is_empty() {
+            r.warnings.push(format!(
+                "{} name(s) unknown to the profile's architectures, which Docker ignores silently: {}",
+                unknown.len(),
+                unknown.join(", ")
+            ));
+        }
+        r
+    }
+
+    fn observed(&self) -> bool {
+        self.mode != "profile"
+    }
+
     pub fn to_json(&self) -> String {
         let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
         text.push('\n');
@@ -246,6 +309,9 @@ impl Report {
     }
 
     fn status(&self) -> String {
+        if !self.observed() {
+            return "a profile file; nothing observed".into();
+        }
         let mut s = String::new();
         match (self.stopped_by.as_deref(), self.exit_code) {
             (Some("interrupted"), _) => s.push_str("interrupted"),
@@ -278,16 +344,49 @@ impl Report {
             self.reduction_vs_kernel_percent,
             self.kernel_syscalls
         );
-        let _ = writeln!(
-            out,
-            "  observed {} calls of {} syscalls in {:.1}s",
-            self.total_calls,
-            self.syscalls.len(),
-            self.duration_seconds
-        );
+        if self.observed() {
+            let _ = writeln!(
+                out,
+                "  observed {} calls of {} syscalls in {:.1}s",
+                self.total_calls,
+                self.syscalls.len(),
+                self.duration_seconds
+            );
+        }
+        if !self.runs.is_empty() {
+            let _ = writeln!(out, "  runs (distinct syscalls, new ones):");
+            for r in &self.runs {
+                let _ = writeln!(
+                    out,
+                    "    run {:<3} {:>4} {:>+4}  {}",
+                    r.run,
+                    r.distinct,
+                    r.added,
+                    r.added_names.join(" ")
+                );
+            }
+        }
+        if let Some(ok) = self.verified {
+            let _ = writeln!(
+                out,
+                "  verified under enforcement: {}",
+                if ok { "PASS" } else { "FAIL" }
+            );
+        }
         if !self.blocked_dangerous.is_empty() {
             let _ = writeln!(out, "  blocks, though Docker's default allows them:");
             for b in &self.blocked_dangerous {
+                let _ = writeln!(out, "    {:<18} {}", b.name, b.reason);
+            }
+        }
+        if self.observed() {
+            for b in &self.always_allowed {
+                let _ = writeln!(out, "  also allows {}, not observed: {}", b.name, b.reason);
+            }
+        }
+        if !self.allowed_dangerous.is_empty() {
+            let _ = writeln!(out, "  allows these dangerous syscalls:");
+            for b in &self.allowed_dangerous {
                 let _ = writeln!(out, "    {:<18} {}", b.name, b.reason);
             }
         }
@@ -300,6 +399,9 @@ impl Report {
         }
         for w in &self.warnings {
             let _ = writeln!(out, "  warning: {w}");
+        }
+        if !self.observed() {
+            return out;
         }
         let _ = writeln!(out, "  {:<24} {:>12}  first program", "syscall", "calls");
         for s in &self.syscalls {
@@ -332,9 +434,50 @@ impl Report {
             "| kernel's x86_64 table | {} | {}% fewer |\n",
             self.kernel_syscalls, self.reduction_vs_kernel_percent
         );
+        if !self.runs.is_empty() {
+            let _ = writeln!(out, "## Convergence\n");
+            let _ = writeln!(out, "| run | distinct syscalls | new | new syscalls |");
+            let _ = writeln!(out, "|---:|---:|---:|---|");
+            for r in &self.runs {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} |",
+                    r.run,
+                    r.distinct,
+                    r.added,
+                    r.added_names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+            out.push('\n');
+        }
+        if let Some(ok) = self.verified {
+            let _ = writeln!(
+                out,
+                "Verified under enforcement right after training: **{}**.\n",
+                if ok { "PASS" } else { "FAIL" }
+            );
+        }
         if !self.blocked_dangerous.is_empty() {
             let _ = writeln!(out, "## Blocked here, allowed by Docker's default\n");
             for b in &self.blocked_dangerous {
+                let _ = writeln!(out, "- `{}`: {}", b.name, b.reason);
+            }
+            out.push('\n');
+        }
+        if self.observed() && !self.always_allowed.is_empty() {
+            let _ = writeln!(out, "## Allowed without being observed\n");
+            for b in &self.always_allowed {
+                let _ = writeln!(out, "- `{}`: {}", b.name, b.reason);
+            }
+            out.push('\n');
+        }
+        if !self.allowed_dangerous.is_empty() {
+            let _ = writeln!(out, "## Dangerous syscalls this profile allows\n");
+            for b in &self.allowed_dangerous {
                 let _ = writeln!(out, "- `{}`: {}", b.name, b.reason);
             }
             out.push('\n');
@@ -353,6 +496,9 @@ impl Report {
             }
             out.push('\n');
         }
+        if !self.observed() {
+            return out;
+        }
         let _ = writeln!(out, "## Observed syscalls\n");
         let _ = writeln!(out, "| syscall | calls | first program |");
         let _ = writeln!(out, "|---|---:|---|");
@@ -364,6 +510,171 @@ impl Report {
                 s.count,
                 s.first_program.as_deref().unwrap_or("?")
             );
+        }
+        out
+    }
+}
+
+/// One syscall a profile denied during verification.
+pub type Denial = SyscallLine;
+
+/// The result of running a workload under a profile: every call the profile denied.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verification {
+    pub target: String,
+    pub profile: String,
+    /// The errno denied calls returned during verification, in place of the profile's.
+    pub errno: u32,
+    pub passed: bool,
+    pub denied: Vec<Denial>,
+    pub denied_calls: u64,
+    pub exit_code: Option<i32>,
+    pub stopped_by: Option<String>,
+    /// False when interrupted, or tasks could not be tracked.
+    pub complete: bool,
+    pub duration_seconds: f64,
+    pub notes: Vec<String>,
+}
+
+impl Verification {
+    pub fn new(target: &str, profile: &str, errno: u32, snap: &Snapshot) -> Self {
+        let denied = SyscallLine::all(&snap.denied);
+        let mut notes = Vec::new();
+        if snap.out_of_range_denied > 0 {
+            notes.push(format!(
+                "{} denied call(s) with numbers outside every syscall table",
+                snap.out_of_range_denied
+            ));
+        }
+        if snap.dropped_tasks > 0 {
+            notes.push(format!(
+                "{} task(s) could not be tracked (task map full): their denials are missing",
+                snap.dropped_tasks
+            ));
+        }
+        Verification {
+            target: target.to_string(),
+            profile: profile.to_string(),
+            errno,
+            passed: denied.is_empty() && snap.out_of_range_denied == 0,
+            denied_calls: denied.iter().map(|d| d.count).sum::<u64>() + snap.out_of_range_denied,
+            denied,
+            exit_code: None,
+            stopped_by: None,
+            complete: snap.dropped_tasks == 0,
+            duration_seconds: 0.0,
+            notes,
+        }
+    }
+
+    /// The names the profile would need (native ABI first) to let this run through.
+    pub fn missing(&self) -> std::collections::BTreeMap<Abi, BTreeSet<String>> {
+        let mut out: std::collections::BTreeMap<Abi, BTreeSet<String>> = Default::default();
+        for d in &self.denied {
+            if d.abi.knows(&d.name) {
+                out.entry(d.abi).or_default().insert(d.name.clone());
+            }
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    fn verdict(&self) -> String {
+        let mut s = if self.passed {
+            "PASS: the profile denied nothing".to_string()
+        } else {
+            format!(
+                "FAIL: the profile denied {} call(s) of {} syscall(s)",
+                self.denied_calls,
+                self.denied.len()
+            )
+        };
+        match (self.stopped_by.as_deref(), self.exit_code) {
+            (Some("interrupted"), _) => s.push_str("; interrupted, PARTIAL"),
+            (Some("start_failed"), _) => s.push_str("; the container could not start"),
+            (None, Some(code)) if code != 0 => {
+                let _ = write!(s, "; the workload exited {code}");
+            }
+            _ => {}
+        }
+        s
+    }
+
+    fn denial_name(d: &Denial) -> String {
+        match d.abi {
+            Abi::X86_64 => d.name.clone(),
+            abi => format!("{} ({abi})", d.name),
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "verify {} under {}: {}",
+            self.target,
+            self.profile,
+            self.verdict()
+        );
+        if !self.denied.is_empty() {
+            let _ = writeln!(out, "  {:<24} {:>12}  first program", "denied", "calls");
+            for d in &self.denied {
+                let _ = writeln!(
+                    out,
+                    "  {:<24} {:>12}  {}",
+                    Self::denial_name(d),
+                    d.count,
+                    d.first_program.as_deref().unwrap_or("?")
+                );
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "  note: {n}");
+        }
+        out
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Verification of `{}`
+",
+            self.profile
+        );
+        let _ = writeln!(
+            out,
+            "Workload: `{}`
+",
+            self.target
+        );
+        let _ = writeln!(
+            out,
+            "**{}**
+",
+            self.verdict()
+        );
+        if !self.denied.is_empty() {
+            let _ = writeln!(out, "| denied syscall | calls | first program |");
+            let _ = writeln!(out, "|---|---:|---|");
+            for d in &self.denied {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} |",
+                    Self::denial_name(d),
+                    d.count,
+                    d.first_program.as_deref().unwrap_or("?")
+                );
+            }
+            out.push('\n');
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "- {n}");
         }
         out
     }

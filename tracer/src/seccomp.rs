@@ -15,8 +15,23 @@ use crate::{
 
 pub const ACT_ALLOW: &str = "SCMP_ACT_ALLOW";
 pub const ACT_ERRNO: &str = "SCMP_ACT_ERRNO";
+pub const ACT_LOG: &str = "SCMP_ACT_LOG";
+/// Default actions that stop a call (the rest, ALLOW and LOG, let it through).
+const DENYING_ACTIONS: &[&str] = &[
+    ACT_ERRNO,
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+];
 /// errno for denied calls: EPERM, as in Docker's default.
 pub const EPERM: u32 = 1;
+
+/// Calls every generated profile allows, observed or not, with why.
+pub const ALWAYS_ALLOWED: &[(&str, &str)] = &[(
+    "rt_sigreturn",
+    "returns from a signal handler: denying it turns any handled signal into a crash, and the runtime's own code receives signals at random moments",
+)];
 
 /// Docker writes `null` for empty lists; read it as empty.
 fn nullable<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
@@ -210,29 +225,25 @@ impl Profile {
             syscalls: if names.is_empty() {
                 Vec::new()
             } else {
-                vec![Rule {
-                    names: names.into_iter().map(String::from).collect(),
-                    name: None,
-                    action: ACT_ALLOW.into(),
-                    errno_ret: None,
-                    args: Vec::new(),
-                    comment: None,
-                    includes: Filter::default(),
-                    excludes: Filter::default(),
-                }]
+                vec![Rule::allow(names.into_iter().map(String::from))]
             },
         }
     }
 
     /// The minimal profile allowing what a recording saw; numbers no table names are left out
     /// (the report lists them).
+    /// [`ALWAYS_ALLOWED`] is added: a profile learned from a run where no signal happened to
+    /// arrive would otherwise crash the first run where one does.
     pub fn observed(snap: &Snapshot) -> Self {
         let abis: BTreeSet<Abi> = snap.syscalls.keys().map(|id| id.abi).collect();
-        let names: BTreeSet<&'static str> = snap
+        let mut names: BTreeSet<&'static str> = snap
             .syscalls
             .keys()
             .filter_map(|id| id.abi.name(id.nr))
             .collect();
+        if !names.is_empty() {
+            names.extend(ALWAYS_ALLOWED.iter().map(|(n, _)| *n));
+        }
         Profile::allowing(names, &abis)
     }
 
@@ -340,7 +351,263 @@ impl Profile {
     }
 }
 
+/// Why profiles can't be merged without `--force`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{first} and {other} differ in {what} ({a} vs {b}); merging would change what one of them means (use --force to merge anyway, keeping the first's)"
+)]
+pub struct MergeConflict {
+    pub first: String,
+    pub other: String,
+    pub what: &'static str,
+    pub a: String,
+    pub b: String,
+}
+
+impl Profile {
+    /// This profile in complain mode: calls it doesn't list are allowed and logged by the
+    /// kernel (SCMP_ACT_LOG) instead of failing.
+    pub fn logging(mut self) -> Self {
+        self.default_action = ACT_LOG.into();
+        self.default_errno_ret = None;
+        self
+    }
+
+    /// The profile `verify` enforces: calls the default action stops fail with `errno` (one no
+    /// syscall returns by itself), so that the kernel can count every denial. Rules with their
+    /// own actions and errnos are kept as they are. Returns a note when the meaning changes.
+    ///
+    /// Docker Engine 20.10 ignores `defaultErrnoRet`, so besides setting it, every name of the
+    /// profile's syscall tables that no rule mentions gets an explicit deny rule with `errno`.
+    pub fn for_verification(&self, errno: u32) -> (Profile, Option<String>) {
+        let mut p = self.clone();
+        if !DENYING_ACTIONS.contains(&self.default_action.as_str()) {
+            return (
+                p,
+                Some(format!(
+                    "defaultAction {} lets unlisted calls through: only the profile's own deny rules can deny, and those are not counted",
+                    self.default_action
+                )),
+            );
+        }
+        let note = (self.default_action != ACT_ERRNO).then(|| {
+            format!(
+                "defaultAction {} is verified as SCMP_ACT_ERRNO, so that every denial is counted instead of the first one ending the workload",
+                self.default_action
+            )
+        });
+        p.default_action = ACT_ERRNO.into();
+        p.default_errno_ret = Some(errno);
+        let mentioned: BTreeSet<&str> = self
+            .syscalls
+            .iter()
+            .flat_map(|r| r.names.iter().chain(r.name.iter()))
+            .map(String::as_str)
+            .collect();
+        let unlisted: BTreeSet<String> = self
+            .abis()
+            .iter()
+            .flat_map(|abi| abi.names())
+            .filter(|n| !mentioned.contains(n))
+            .map(|n| n.to_string())
+            .collect();
+        if !unlisted.is_empty() {
+            p.syscalls.push(Rule {
+                action: ACT_ERRNO.into(),
+                errno_ret: Some(errno),
+                ..Rule::allow(unlisted)
+            });
+        }
+        (p, note)
+    }
+
+    /// This profile plus unconditional permission for `names` on each ABI (for `verify --fix`).
+    pub fn allowing_more(&self, names: &BTreeMap<Abi, BTreeSet<String>>) -> Profile {
+        let mut p = self.clone();
+        let all: BTreeSet<String> = names.values().flatten().cloned().collect();
+        if all.is_empty() {
+            return p;
+        }
+        if !p.architectures.is_empty() {
+            for abi in names.keys() {
+                let arch = abi.seccomp_arch().to_string();
+                if !p.architectures.contains(&arch) {
+                    p.architectures.push(arch);
+                }
+            }
+        }
+        match p.syscalls.iter_mut().find(|r| r.is_plain_allow()) {
+            Some(rule) => {
+                let mut merged: BTreeSet<String> = rule.names.drain(..).collect();
+                merged.extend(all);
+                rule.names = merged.into_iter().collect();
+            }
+            None => p.syscalls.insert(0, Rule::allow(all)),
+        }
+        p
+    }
+
+    /// The union of what `inputs` (named for messages) allow. Inputs must agree on the default
+    /// action and the architectures unless `force`; then the first one's are kept.
+    pub fn merge(inputs: &[(String, Profile)], force: bool) -> Result<Profile, MergeConflict> {
+        let Some((first_name, first)) = inputs.first() else {
+            return Ok(Profile::allowing([], &BTreeSet::new()));
+        };
+        let mut out = first.clone();
+        out.syscalls.clear();
+        let mut allowed: BTreeSet<String> = BTreeSet::new();
+        let mut others: Vec<Rule> = Vec::new();
+        for (name, p) in inputs {
+            if !force {
+                let conflict = |what, a: String, b: String| MergeConflict {
+                    first: first_name.clone(),
+                    other: name.clone(),
+                    what,
+                    a,
+                    b,
+                };
+                if (&p.default_action, p.default_errno_ret)
+                    != (&first.default_action, first.default_errno_ret)
+                {
+                    let show = |p: &Profile| match p.default_errno_ret {
+                        Some(e) => format!("{} errno {e}", p.default_action),
+                        None => p.default_action.clone(),
+                    };
+                    return Err(conflict("default action", show(first), show(p)));
+                }
+                if p.abis() != first.abis() {
+                    let show = |p: &Profile| {
+                        p.abis()
+                            .iter()
+                            .map(|a| a.seccomp_arch())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    return Err(conflict("architectures", show(first), show(p)));
+                }
+            }
+            for arch in &p.architectures {
+                if !out.architectures.contains(arch) {
+                    out.architectures.push(arch.clone());
+                }
+            }
+            for entry in &p.arch_map {
+                if !out.arch_map.contains(entry) {
+                    out.arch_map.push(entry.clone());
+                }
+            }
+            for flag in &p.flags {
+                if !out.flags.contains(flag) {
+                    out.flags.push(flag.clone());
+                }
+            }
+            for rule in &p.syscalls {
+                if rule.is_plain_allow() {
+                    allowed.extend(rule.names.iter().chain(rule.name.iter()).cloned());
+                } else if !others.contains(rule) {
+                    others.push(rule.clone());
+                }
+            }
+        }
+        // A call one input allows outright is allowed: unconditional deny rules give it up.
+        for rule in &mut others {
+            if rule.action != ACT_ALLOW && rule.args.is_empty() && rule.is_unconditional() {
+                rule.names.retain(|n| !allowed.contains(n));
+                if rule.name.as_ref().is_some_and(|n| allowed.contains(n)) {
+                    rule.name = None;
+                }
+            }
+        }
+        others.retain(|r| !r.names.is_empty() || r.name.is_some());
+        if !allowed.is_empty() {
+            out.syscalls.push(Rule::allow(allowed));
+        }
+        out.syscalls.extend(others);
+        Ok(out)
+    }
+}
+
+/// What changed between two profiles, name by name (non-native ABIs as `name (abi)`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Diff {
+    /// Allowed by NEW, not by OLD.
+    pub added: Vec<String>,
+    /// Allowed by OLD, not by NEW.
+    pub removed: Vec<String>,
+    /// Allowed by OLD only for some arguments, by NEW for all.
+    pub widened: Vec<String>,
+    /// Allowed by OLD for all arguments, by NEW only for some.
+    pub narrowed: Vec<String>,
+}
+
+impl Diff {
+    /// Whether NEW allows anything OLD didn't.
+    pub fn allows_more(&self) -> bool {
+        !self.added.is_empty() || !self.widened.is_empty()
+    }
+
+    pub fn between(old: &Profile, new: &Profile, ctx: &Context) -> Diff {
+        let mut diff = Diff::default();
+        let abis: BTreeSet<Abi> = old.abis().union(&new.abis()).copied().collect();
+        for abi in abis {
+            let label = |n: &str| match abi {
+                Abi::X86_64 => n.to_string(),
+                other => format!("{n} ({other})"),
+            };
+            let a = if old.abis().contains(&abi) {
+                old.allowed(abi, ctx)
+            } else {
+                BTreeMap::new()
+            };
+            let b = if new.abis().contains(&abi) {
+                new.allowed(abi, ctx)
+            } else {
+                BTreeMap::new()
+            };
+            for (name, verdict) in &b {
+                match (a.get(name), verdict) {
+                    (None, _) => diff.added.push(label(name)),
+                    (Some(Verdict::AllowedWithArgs), Verdict::Allowed) => {
+                        diff.widened.push(label(name))
+                    }
+                    (Some(Verdict::Allowed), Verdict::AllowedWithArgs) => {
+                        diff.narrowed.push(label(name))
+                    }
+                    _ => {}
+                }
+            }
+            diff.removed
+                .extend(a.keys().filter(|n| !b.contains_key(*n)).map(|n| label(n)));
+        }
+        diff
+    }
+}
+
 impl Rule {
+    /// An unconditional allow rule for `names`.
+    pub fn allow(names: impl IntoIterator<Item = String>) -> Rule {
+        Rule {
+            names: names.into_iter().collect(),
+            name: None,
+            action: ACT_ALLOW.into(),
+            errno_ret: None,
+            args: Vec::new(),
+            comment: None,
+            includes: Filter::default(),
+            excludes: Filter::default(),
+        }
+    }
+
+    /// No includes/excludes: Docker keeps it whatever the capabilities, arch and kernel.
+    pub fn is_unconditional(&self) -> bool {
+        self.includes.is_empty() && self.excludes.is_empty()
+    }
+
+    /// Allows its names outright: no argument checks, no conditions.
+    pub fn is_plain_allow(&self) -> bool {
+        self.action == ACT_ALLOW && self.args.is_empty() && self.is_unconditional()
+    }
+
     /// Whether Docker keeps this rule for a container with `ctx` (moby's includes/excludes).
     pub fn applies(&self, ctx: &Context) -> bool {
         let min_kernel_ok = |v: &Option<String>| {
@@ -441,6 +708,100 @@ mod tests {
         let abis = BTreeSet::from([Abi::X86_64]);
         let p = Profile::allowing(["read", "socketcall", "no_such_call"], &abis);
         assert_eq!(p.unknown_names(&abis), ["no_such_call", "socketcall"]);
+    }
+
+    fn simple(names: &[&str]) -> Profile {
+        Profile::allowing(names.iter().copied(), &BTreeSet::from([Abi::X86_64]))
+    }
+
+    #[test]
+    fn merge_is_a_union_and_refuses_mismatches() {
+        let a = ("a".to_string(), simple(&["read", "write"]));
+        let b = ("b".to_string(), simple(&["write", "mkdir"]));
+        let m = Profile::merge(&[a.clone(), b.clone()], false).unwrap();
+        assert_eq!(m, simple(&["mkdir", "read", "write"]));
+
+        let log = ("log".to_string(), simple(&["read"]).logging());
+        let err = Profile::merge(&[a.clone(), log.clone()], false).unwrap_err();
+        assert_eq!(err.what, "default action");
+        assert!(err.to_string().contains("--force"), "{err}");
+        let forced = Profile::merge(&[a.clone(), log], true).unwrap();
+        assert_eq!(forced.default_action, ACT_ERRNO);
+
+        let i386 = (
+            "i386".to_string(),
+            Profile::allowing(["read"], &BTreeSet::from([Abi::X86_64, Abi::I386])),
+        );
+        assert_eq!(
+            Profile::merge(&[a, i386], false).unwrap_err().what,
+            "architectures"
+        );
+    }
+
+    #[test]
+    fn merge_keeps_conditional_rules_and_drops_overridden_denials() {
+        let default = ("d".to_string(), Profile::docker_default());
+        let mut deny = simple(&["read"]);
+        deny.syscalls.push(Rule {
+            action: ACT_ERRNO.into(),
+            errno_ret: Some(38),
+            ..Rule::allow(["clone3".to_string(), "mkdir".to_string()])
+        });
+        let deny = ("x".to_string(), deny);
+        let more = ("y".to_string(), simple(&["mkdir"]));
+        let m = Profile::merge(&[deny, more], false).unwrap();
+        let errno_rule = m.syscalls.iter().find(|r| r.action == ACT_ERRNO).unwrap();
+        assert_eq!(errno_rule.names, ["clone3"]);
+        // Docker's default merged with itself is itself, allow rules first.
+        let twice = Profile::merge(&[default.clone(), default], false).unwrap();
+        let ctx = Context::docker_default();
+        assert_eq!(
+            twice.allowed(Abi::X86_64, &ctx),
+            Profile::docker_default().allowed(Abi::X86_64, &ctx)
+        );
+    }
+
+    #[test]
+    fn verification_denies_every_unlisted_name_with_the_errno() {
+        let p = simple(&["read", "write"]);
+        let (v, note) = p.for_verification(3797);
+        assert!(note.is_none());
+        assert_eq!(v.default_errno_ret, Some(3797));
+        let rule = v.syscalls.last().unwrap();
+        assert_eq!(
+            (rule.action.as_str(), rule.errno_ret),
+            (ACT_ERRNO, Some(3797))
+        );
+        assert!(rule.names.contains(&"mkdir".to_string()));
+        assert!(!rule.names.contains(&"read".to_string()));
+        assert_eq!(rule.names.len(), Abi::X86_64.names().len() - 2);
+        let (_, note) = simple(&["read"]).logging().for_verification(3797);
+        assert!(note.unwrap().contains("lets unlisted calls through"));
+    }
+
+    #[test]
+    fn fixes_and_diffs() {
+        let p = simple(&["read"]);
+        let missing = BTreeMap::from([(Abi::X86_64, BTreeSet::from(["mkdir".to_string()]))]);
+        let fixed = p.allowing_more(&missing);
+        assert_eq!(fixed, simple(&["mkdir", "read"]));
+        let ctx = Context::docker_default();
+        let d = Diff::between(&p, &fixed, &ctx);
+        assert_eq!(d.added, ["mkdir"]);
+        assert!(d.allows_more());
+        let back = Diff::between(&fixed, &p, &ctx);
+        assert_eq!(back.removed, ["mkdir"]);
+        assert!(!back.allows_more());
+        let i386 = fixed.allowing_more(&BTreeMap::from([(
+            Abi::I386,
+            BTreeSet::from(["write".to_string()]),
+        )]));
+        assert!(i386.architectures.contains(&"SCMP_ARCH_X86".to_string()));
+        assert!(
+            Diff::between(&fixed, &i386, &ctx)
+                .added
+                .contains(&"write (i386)".to_string())
+        );
     }
 
     #[test]

@@ -34,8 +34,8 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
-    /// Build the example images (examples/images/*), train their profiles into profiles/,
-    /// and run each under its fresh profile.
+    /// Build the example images (examples/images/*), train their profiles into profiles/
+    /// (three runs each, verified under enforcement), and run `hello` under its profile.
     Demo,
     /// Build the example images locally (profile-example/<name>:latest).
     Images,
@@ -335,7 +335,7 @@ fn demo() -> anyhow::Result<()> {
         let md = profiles.join(format!("{stem}.md"));
         let mut train = Command::new(&profile);
         train
-            .args(["train", "--image", &image, "-o"])
+            .args(["train", "--image", &image, "--runs", "3", "--verify", "-o"])
             .arg(&json)
             .arg("--report")
             .arg(&md)

@@ -162,6 +162,8 @@ pub enum Stop {
     Exercise,
     /// SIGINT or SIGTERM (the number).
     Interrupted(i32),
+    /// The container could not start (the daemon's message is in the warnings).
+    StartFailed,
 }
 
 impl Stop {
@@ -172,6 +174,7 @@ impl Stop {
             Stop::Duration => Some("duration".into()),
             Stop::Exercise => Some("exercise".into()),
             Stop::Interrupted(_) => Some("interrupted".into()),
+            Stop::StartFailed => Some("start_failed".into()),
         }
     }
 }
@@ -199,9 +202,22 @@ impl Outcome {
             Stop::Exited => self.exit_code != Some(0) || exercised,
             Stop::Exercise => self.exercise_code != Some(0),
             Stop::Duration => false,
-            Stop::Interrupted(_) => true,
+            Stop::Interrupted(_) | Stop::StartFailed => true,
         }
     }
+}
+
+/// Connects to the Docker Engine, makes sure the image is there and loads the recorder: what
+/// every container-running command needs first.
+pub async fn prepare(
+    args: &ContainerArgs,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<(Engine, ImageInfo, Recorder)> {
+    cgroup::unified_root()?;
+    let engine = Engine::connect().await?;
+    let image = interrupt.guard(engine.ensure_image(&args.image)).await??;
+    let recorder = Recorder::load()?;
+    Ok((engine, image, recorder))
 }
 
 /// A run to record: the connection, the image, how to run it and under which profile.
@@ -217,8 +233,14 @@ pub struct Session<'a> {
 
 impl Session<'_> {
     /// Creates, records and removes one container running under `seccomp` (a profile's JSON).
-    pub async fn run(&self, seccomp: &str, interrupt: &mut Interrupt) -> anyhow::Result<Outcome> {
-        let name = self.args.name.clone().unwrap_or_else(default_name);
+    /// `suffix` tells the containers of one command apart (`-run2`, `-verify`).
+    pub async fn run(
+        &self,
+        seccomp: &str,
+        suffix: &str,
+        interrupt: &mut Interrupt,
+    ) -> anyhow::Result<Outcome> {
+        let name = self.args.name.clone().unwrap_or_else(default_name) + suffix;
         let spec = self.args.spec(&name, seccomp);
         let id = interrupt.guard(self.engine.create(&spec)).await??;
         log::info!("created container {name} ({})", &id[..12]);
@@ -272,7 +294,12 @@ impl Session<'_> {
     ) -> anyhow::Result<(Stop, Option<i64>, Option<i32>, Duration, Vec<String>)> {
         let mut warnings = Vec::new();
         let started = Instant::now();
-        interrupt.guard(self.engine.start(id)).await??;
+        if let Err(err) = interrupt.guard(self.engine.start(id)).await? {
+            // What ran before the failure (the runtime's calls under the filter) is kept:
+            // `verify` names the denials that made the start fail.
+            warnings.push(err.to_string());
+            return Ok((Stop::StartFailed, None, None, started.elapsed(), warnings));
+        }
         if self.recorder.snapshot(recording)?.cgroups.is_empty() {
             self.watch_late(id, recording, &mut warnings).await;
         }

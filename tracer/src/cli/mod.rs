@@ -6,12 +6,16 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
-use crate::{output, report::Report, seccomp::Profile};
+use crate::{formats::OciSeccomp, output, report::Report, seccomp::Profile};
 
 pub mod container;
+pub mod diff;
 pub mod exec;
+pub mod merge;
+pub mod report_cmd;
 pub mod run;
 pub mod train;
+pub mod verify;
 
 /// Learn a container's seccomp profile by watching the syscalls it makes.
 ///
@@ -38,6 +42,30 @@ pub enum Command {
     /// profile and report are still written); 2 error (nothing written); 128+N interrupted by
     /// signal N (what was recorded is written, marked partial).
     Train(Box<train::TrainArgs>),
+    /// Run an image under a profile, enforced, and name every syscall the profile denied
+    /// (name, count, first program).
+    ///
+    /// While verifying, the profile's defaultErrnoRet is replaced by errno 3797, which no
+    /// syscall returns by itself (the kernel's errnos end below 600), so denials are told apart
+    /// from the workload's own errors and counted per syscall in the kernel at syscall exit.
+    /// Explicit deny rules keep their own errno and are not counted.
+    ///
+    /// Exit status: 0 nothing denied; 1 something denied; 2 error; 128+N interrupted.
+    Verify(Box<verify::VerifyArgs>),
+    /// Write the union of what several profiles allow.
+    ///
+    /// Inputs must agree on the default action and the architectures; --force merges anyway,
+    /// keeping the first input's.
+    Merge(merge::MergeArgs),
+    /// Compare two profiles: the syscalls NEW allows that OLD didn't, and those it dropped.
+    ///
+    /// Exit status: 0 NEW allows nothing OLD didn't; 1 NEW allows more; 2 error. The CI gate
+    /// for "this image now needs ptrace".
+    Diff(diff::DiffArgs),
+    /// The reduction report of any profile file (hand-written ones, or `docker-default`):
+    /// what it allows against Docker's default and the kernel's table, and which dangerous
+    /// syscalls it blocks or allows.
+    Report(report_cmd::ReportArgs),
     /// Run a command in a fresh cgroup under an allow-all seccomp filter and record its profile.
     Run(run::RunArgs),
     /// Run a command with a profile enforced (allow-list profiles on x86_64), to try a profile
@@ -94,6 +122,10 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Train(args) => train::train(*args).await,
+            Command::Verify(args) => verify::verify(*args).await,
+            Command::Merge(args) => merge::merge(args).await,
+            Command::Diff(args) => diff::diff(args).await,
+            Command::Report(args) => report_cmd::report(args).await,
             Command::Run(args) => run::run(args).await,
             Command::Exec(args) => exec::exec(args).await,
         }
@@ -117,17 +149,107 @@ pub fn write_report(path: &Path, report: &Report) -> crate::Result<()> {
     output::write_atomic(path, text.as_bytes())
 }
 
-/// Writes the profile to `path`, or to stdout without one.
-pub fn write_profile(path: Option<&PathBuf>, profile: &Profile) -> crate::Result<()> {
-    let json = profile.to_json();
-    match path {
-        Some(path) => output::write_atomic(path, json.as_bytes()),
-        None => {
-            use std::io::Write as _;
-            let mut out = std::io::stdout().lock();
-            out.write_all(json.as_bytes())
-                .and_then(|_| out.flush())
-                .map_err(|e| crate::Error::io("<stdout>", e))
+/// Formats a profile can be written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Docker's seccomp JSON (Podman takes it too).
+    #[default]
+    Docker,
+    /// The OCI runtime-spec `linux.seccomp` object (JSON).
+    Oci,
+    /// A Kubernetes Security Profiles Operator `SeccompProfile` manifest (YAML).
+    K8s,
+}
+
+/// What a written profile does with calls it doesn't list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DefaultAction {
+    /// Fail them with EPERM (enforcing).
+    #[default]
+    Errno,
+    /// Allow them and have the kernel log them (SCMP_ACT_LOG): complain mode for rollouts.
+    Log,
+}
+
+/// How a profile is written: shared by every command that writes one.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ProfileFormatArgs {
+    /// Profile format: docker (Docker's seccomp JSON, for docker/podman --security-opt),
+    /// oci (the runtime-spec linux.seccomp object), k8s (a Security Profiles Operator
+    /// SeccompProfile manifest). oci and k8s resolve Docker's per-capability conditions for
+    /// Docker's default capabilities.
+    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+    pub format: Format,
+    /// What the profile does with calls it doesn't list: errno (fail with EPERM) or log (allow
+    /// and log them: complain mode for rollouts).
+    #[arg(long, value_enum, default_value_t, value_name = "ACTION")]
+    pub default_action: DefaultAction,
+    /// metadata.name of the k8s manifest [default: the output file's name]
+    #[arg(long, value_name = "NAME")]
+    pub k8s_name: Option<String>,
+}
+
+impl ProfileFormatArgs {
+    /// The file extension of the format (`json` or `yaml`).
+    pub fn extension(&self) -> &'static str {
+        match self.format {
+            Format::K8s => "yaml",
+            _ => "json",
         }
     }
+
+    /// `profile` with the default action applied, rendered in the chosen format. `name`
+    /// names the k8s manifest unless --k8s-name does.
+    pub fn render(&self, profile: &Profile, name: &str) -> String {
+        let profile = match self.default_action {
+            DefaultAction::Errno => profile.clone(),
+            DefaultAction::Log => profile.clone().logging(),
+        };
+        let ctx = crate::seccomp::Context::docker_default();
+        match self.format {
+            Format::Docker => profile.to_json(),
+            Format::Oci => OciSeccomp::resolve(&profile, &ctx).to_json(),
+            Format::K8s => OciSeccomp::resolve(&profile, &ctx)
+                .to_k8s_yaml(self.k8s_name.as_deref().unwrap_or(name)),
+        }
+    }
+
+    /// Renders `profile` and writes it to `path` (atomically), or to stdout without one.
+    pub fn write(&self, path: Option<&Path>, profile: &Profile) -> crate::Result<()> {
+        let name = path
+            .and_then(|p| p.file_stem())
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "profile".into());
+        let text = self.render(profile, &name);
+        match path {
+            Some(path) => output::write_atomic(path, text.as_bytes()),
+            None => {
+                use std::io::Write as _;
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())
+                    .and_then(|_| out.flush())
+                    .map_err(|e| crate::Error::io("<stdout>", e))
+            }
+        }
+    }
+}
+
+/// Reads a Docker (or OCI) seccomp JSON profile; `docker-default` names Docker's default
+/// profile shipped with this tool. Names the profile's architectures don't know are reported:
+/// Docker ignores them silently.
+pub fn load_profile(path: &Path) -> crate::Result<Profile> {
+    if path == Path::new("docker-default") && !path.exists() {
+        return Ok(Profile::docker_default());
+    }
+    let profile = Profile::load(path)?;
+    let unknown = profile.unknown_names(&profile.abis());
+    if !unknown.is_empty() {
+        eprintln!(
+            "profile: warning: {}: {} name(s) unknown to its architectures, which Docker ignores silently: {}",
+            path.display(),
+            unknown.len(),
+            unknown.join(", ")
+        );
+    }
+    Ok(profile)
 }

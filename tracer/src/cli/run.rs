@@ -16,6 +16,8 @@ pub struct RunArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub record: crate::cli::RecordArgs,
+    #[command(flatten)]
+    pub format: crate::cli::ProfileFormatArgs,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -54,7 +56,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for warning in &report.warnings {
         log::warn!("{warning}");
     }
-    crate::cli::write_profile(args.output.as_ref(), &profile)?;
+    args.format.write(args.output.as_deref(), &profile)?;
     if let Some(path) = &args.record.report {
         crate::cli::write_report(path, &report)?;
     }

@@ -1,15 +1,17 @@
-//! `profile train`: learn an image's profile from one recorded Docker run.
+//! `profile train`: learn an image's profile from recorded Docker runs.
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
 use crate::{
-    cgroup,
-    cli::container::{ContainerArgs, Interrupt, Session, Stop},
-    docker::{self, Engine},
-    output,
-    recorder::Recorder,
-    report::Report,
+    cli::{
+        EXIT_ERROR, ProfileFormatArgs, RecordArgs,
+        container::{ContainerArgs, Interrupt, Session, Stop, prepare},
+        verify::{EXIT_DENIED, verify_once},
+    },
+    docker, output,
+    recorder::Snapshot,
+    report::{Report, RunLine},
     seccomp::Profile,
 };
 
@@ -21,86 +23,193 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub container: ContainerArgs,
     /// Where to write the profile (atomically); `-` for stdout.
-    /// [default: profiles/<image>-<tag>.json]
+    /// [default: profiles/<image>-<tag>.json, or .yaml for --format k8s]
     #[arg(short, long, value_name = "PROFILE")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
-    pub record: crate::cli::RecordArgs,
+    pub record: RecordArgs,
+    #[command(flatten)]
+    pub format: ProfileFormatArgs,
+    /// Run the workload N times (a fresh container each time) and learn the union; the report
+    /// shows how many syscalls each run added, to see whether training has converged.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// After training, run the workload once more under the fresh profile, enforced, and fail
+    /// (exit 1) if it denied anything.
+    #[arg(long, conflicts_with = "all_syscalls")]
+    pub verify: bool,
 }
 
 pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| docker::default_profile_path(&args.container.image));
+    let output = args.output.clone().unwrap_or_else(|| {
+        docker::default_profile_path(&args.container.image).with_extension(args.format.extension())
+    });
     if !to_stdout {
         output::check_writable(&output)?;
     }
     if let Some(report) = &args.record.report {
         output::check_writable(report)?;
     }
-    cgroup::unified_root()?;
     let mut interrupt = Interrupt::install()?;
-    let engine = Engine::connect().await?;
-    let image = interrupt
-        .guard(engine.ensure_image(&args.container.image))
-        .await??;
-    let recorder = Recorder::load()?;
-    let mode = args.record.mode();
+    let (engine, image, recorder) = prepare(&args.container, &mut interrupt).await?;
     let session = Session {
         engine: &engine,
         recorder: &recorder,
         image: &image,
         args: &args.container,
-        mode,
+        mode: args.record.mode(),
         label: "training",
     };
-    let outcome = session
-        .run(docker::ALLOW_ALL_PROFILE, &mut interrupt)
-        .await?;
-    let snap = &outcome.snapshot;
-    if snap.installs == 0 && !args.record.all_syscalls {
-        anyhow::bail!(
-            "no seccomp filter was installed in container {}: nothing was recorded and no profile was written (does the daemon run containers with seccomp enforced? see `docker info`)",
-            outcome.container_name
-        );
+
+    let mut total = Snapshot::default();
+    let mut runs = Vec::new();
+    let mut warnings = Vec::new();
+    let mut last = None;
+    let mut failed = false;
+    let mut elapsed = 0.0;
+    for run in 1..=args.runs {
+        let suffix = if args.runs > 1 {
+            format!("-run{run}")
+        } else {
+            String::new()
+        };
+        let outcome = session
+            .run(docker::ALLOW_ALL_PROFILE, &suffix, &mut interrupt)
+            .await?;
+        if outcome.stop == Stop::StartFailed {
+            anyhow::bail!(
+                "the container could not start: {}",
+                outcome.warnings.join("; ")
+            );
+        }
+        let snap = &outcome.snapshot;
+        if snap.installs == 0 && !args.record.all_syscalls {
+            anyhow::bail!(
+                "no seccomp filter was installed in container {}: nothing was recorded and no profile was written (does the daemon run containers with seccomp enforced? see `docker info`)",
+                outcome.container_name
+            );
+        }
+        let new: Vec<String> = snap
+            .syscalls
+            .keys()
+            .filter(|id| !total.syscalls.contains_key(id))
+            .map(|id| id.name())
+            .collect();
+        total.merge(snap);
+        let run_failed = outcome.failed(args.container.exercise.is_some());
+        if run_failed && outcome.stop == Stop::Exited {
+            warnings.push(format!(
+                "{}the workload exited {}: the profile covers only what ran until then",
+                if args.runs > 1 {
+                    format!("run {run}: ")
+                } else {
+                    String::new()
+                },
+                outcome.exit_code.unwrap_or(-1)
+            ));
+        }
+        failed |= run_failed;
+        elapsed += outcome.elapsed.as_secs_f64();
+        warnings.extend(outcome.warnings.iter().cloned());
+        runs.push(RunLine {
+            run,
+            distinct: snap.syscalls.len(),
+            added: new.len(),
+            added_names: if run > 1 { new } else { Vec::new() },
+            exit_code: outcome.exit_code.map(|c| c as i32),
+            stopped_by: outcome.stop.label(),
+        });
+        let stop = outcome.stop;
+        last = Some(outcome);
+        if matches!(stop, Stop::Interrupted(_)) {
+            break;
+        }
     }
-    let profile = Profile::observed(snap);
+    let Some(last) = last else {
+        anyhow::bail!("no run was made");
+    };
+
+    let profile = Profile::observed(&total);
     let mut report = Report::new(
         &args.container.target(),
         args.record.all_syscalls,
-        snap,
+        &total,
         &profile,
     );
-    report.exit_code = outcome.exit_code.map(|c| c as i32);
-    report.stopped_by = outcome.stop.label();
-    report.duration_seconds = (outcome.elapsed.as_secs_f64() * 10.0).round() / 10.0;
-    report.warnings.extend(outcome.warnings.iter().cloned());
-    let failed = outcome.failed(args.container.exercise.is_some());
-    match outcome.stop {
-        Stop::Interrupted(_) => {
-            report.complete = false;
-            report
-                .warnings
-                .push("interrupted: the recording is PARTIAL".into());
-        }
-        Stop::Exited if failed => report.warnings.push(format!(
-            "the workload exited {}: the profile covers only what ran until then",
-            outcome.exit_code.unwrap_or(-1)
-        )),
-        _ => {}
+    report.exit_code = last.exit_code.map(|c| c as i32);
+    report.stopped_by = last.stop.label();
+    report.duration_seconds = (elapsed * 10.0).round() / 10.0;
+    report.warnings.extend(warnings);
+    if args.runs > 1 {
+        report.runs = runs;
     }
+    if let Stop::Interrupted(_) = last.stop {
+        report.complete = false;
+        report
+            .warnings
+            .push("interrupted: the recording is PARTIAL".into());
+    }
+
+    let mut verification = None;
+    if args.verify && !matches!(last.stop, Stop::Interrupted(_)) {
+        let session = Session {
+            label: "verifying",
+            ..session
+        };
+        let (v, outcome) = verify_once(
+            &session,
+            &profile,
+            "the trained profile",
+            "-verify",
+            &mut interrupt,
+        )
+        .await?;
+        if let Stop::Interrupted(sig) = outcome.stop {
+            eprint!("{}", v.to_text());
+            return Ok(ExitCode::from(128 + sig as u8));
+        }
+        report.verified = Some(v.passed);
+        if !v.passed {
+            report.warnings.push(format!(
+                "verification FAILED: the trained profile denied {}",
+                v.denied
+                    .iter()
+                    .map(|d| format!(
+                        "{} ({}x, first by {})",
+                        d.name,
+                        d.count,
+                        d.first_program.as_deref().unwrap_or("?")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        verification = Some(v);
+    }
+
     if args.record.report.is_some() {
         for warning in &report.warnings {
             log::warn!("{warning}");
         }
     }
-    crate::cli::write_profile((!to_stdout).then_some(&output), &profile)?;
+    let name = docker::default_profile_path(&args.container.image)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rendered = args.format.render(&profile, &name);
+    if to_stdout {
+        print!("{rendered}");
+    } else {
+        output::write_atomic(&output, rendered.as_bytes())?;
+    }
     match &args.record.report {
         Some(path) => crate::cli::write_report(path, &report)?,
         None if to_stdout => eprint!("{}", report.to_text()),
         None => print!("{}", report.to_text()),
+    }
+    if let Some(v) = &verification {
+        eprint!("{}", v.to_text());
     }
     eprintln!(
         "profile: {} syscalls allowed, {}% fewer than Docker's default ({}){}",
@@ -113,8 +222,10 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             format!(" -> {}", output.display())
         }
     );
-    Ok(match outcome.stop {
+    Ok(match last.stop {
         Stop::Interrupted(sig) => ExitCode::from(128 + sig as u8),
+        _ if verification.as_ref().is_some_and(|v| !v.passed) => ExitCode::from(EXIT_DENIED),
+        _ if verification.as_ref().is_some_and(|v| !v.complete) => ExitCode::from(EXIT_ERROR),
         _ if failed => ExitCode::from(EXIT_WORKLOAD_FAILED),
         _ => ExitCode::SUCCESS,
     })

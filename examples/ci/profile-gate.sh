@@ -1,0 +1,58 @@
+#!/bin/sh
+# The CI gate for one image: train its profile (several runs), verify it under enforcement, and
+# compare it with the committed baseline.
+#
+#   profile-gate.sh IMAGE BASELINE [profile train options...] [-- CMD ARGS...]
+#
+# Writes BASELINE's sibling files: <name>.new.json (the fresh profile) and <name>.md (a
+# Markdown summary, appended to $GITHUB_STEP_SUMMARY when set).
+# Exit status: 0 the image needs nothing BASELINE doesn't allow (or there was no baseline yet:
+# the fresh profile is adopted as BASELINE, to be committed); 1 it needs more (the diff names
+# it), the workload failed, or the fresh profile did not verify; 2 error.
+# PROFILE_RUNS sets the number of training runs (default 3).
+set -u
+if [ $# -lt 2 ]; then
+    echo "usage: $0 IMAGE BASELINE [train options...] [-- CMD ARGS...]" >&2
+    exit 2
+fi
+image=$1
+baseline=$2
+shift 2
+new="${baseline%.json}.new.json"
+summary="${baseline%.json}.md"
+
+profile train --image "$image" --runs "${PROFILE_RUNS:-3}" --verify -q \
+    -o "$new" --report "$summary" "$@"
+status=$?
+if [ "$status" -ne 0 ]; then
+    echo "profile-gate: training or verification of $image failed (exit $status)" >&2
+    [ "$status" -eq 1 ] && exit 1
+    exit 2
+fi
+
+if [ ! -f "$baseline" ]; then
+    mv "$new" "$baseline"
+    echo "profile-gate: no baseline yet: adopted the fresh profile as $baseline; commit it" >&2
+    gate=0
+else
+    diff_out=$(profile diff "$baseline" "$new")
+    gate=$?
+    {
+        echo
+        echo "## Compared with $baseline"
+        echo
+        echo '```'
+        echo "$diff_out"
+        echo '```'
+    } >>"$summary"
+    echo "$diff_out"
+    if [ "$gate" -eq 1 ]; then
+        echo "profile-gate: $image needs syscalls $baseline does not allow (see above); review, then update the baseline" >&2
+    elif [ "$gate" -ne 0 ]; then
+        gate=2
+    fi
+fi
+if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
+    cat "$summary" >>"$GITHUB_STEP_SUMMARY"
+fi
+exit "$gate"

@@ -1,0 +1,551 @@
+//! The CI loop against the real Docker Engine and kernel: verify under enforcement, fix, merge,
+//! diff, convergence over runs, and the OCI / Kubernetes / complain-mode outputs.
+use std::{path::Path, process::Command};
+
+use profile_tests::{
+    Scratch, allowed_names, docker, privileged, profile, report, run_under, test_image, train,
+};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_code(out: &std::process::Output, code: i32, what: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}\nstdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// `profile verify --image <test image> -q --profile P [FLAGS] -- CMD…`
+fn verify(p: &Path, flags: &[&str], cmd: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "verify",
+        "--image",
+        test_image(),
+        "-q",
+        "--profile",
+        p.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    args.push("--");
+    args.extend_from_slice(cmd);
+    profile(&args)
+}
+
+/// Writes `profile` minus `name` to `to`.
+fn without(profile: &Path, name: &str, to: &Path) {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(profile).unwrap()).unwrap();
+    let names = json["syscalls"][0]["names"].as_array_mut().unwrap();
+    let before = names.len();
+    names.retain(|n| n != name);
+    assert_eq!(names.len() + 1, before, "{name} was not in the profile");
+    std::fs::write(to, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+}
+
+const WORKLOAD: [&str; 3] = ["sh", "-c", "ls /; mkdir /tmp/d && echo made"];
+
+#[test]
+fn a_fresh_profile_verifies_and_train_verify_passes() {
+    if !privileged("a_fresh_profile_verifies_and_train_verify_passes") {
+        return;
+    }
+    let dir = Scratch::new("ci-verify");
+    let (p, rep, out) = train(&dir, "w", &["--verify"], &WORKLOAD);
+    assert_code(&out, 0, "train --verify");
+    assert_eq!(rep.unwrap()["verified"], true);
+    assert!(text(&out.stderr).contains("PASS"), "{}", text(&out.stderr));
+
+    let r = dir.path("verify.json");
+    let out = verify(&p, &["--report", r.to_str().unwrap()], &WORKLOAD);
+    assert_code(&out, 0, "verify");
+    let v = report(&r);
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["errno"], 3797);
+    assert_eq!(v["denied"].as_array().unwrap().len(), 0);
+    assert_eq!(v["exit_code"], 0);
+}
+
+#[test]
+fn verify_names_a_missing_syscall_and_fix_repairs_it() {
+    if !privileged("verify_names_a_missing_syscall_and_fix_repairs_it") {
+        return;
+    }
+    let dir = Scratch::new("ci-fix");
+    let (p, _, out) = train(&dir, "w", &[], &WORKLOAD);
+    assert_code(&out, 0, "train");
+    let broken = dir.path("broken.json");
+    without(&p, "mkdir", &broken);
+    let fixed = dir.path("fixed.json");
+    let r = dir.path("verify.json");
+    let out = verify(
+        &broken,
+        &[
+            "--fix",
+            "-o",
+            fixed.to_str().unwrap(),
+            "--report",
+            r.to_str().unwrap(),
+        ],
+        &WORKLOAD,
+    );
+    assert_code(&out, 1, "verify of the broken profile");
+    let v = report(&r);
+    assert_eq!(v["passed"], false);
+    let denied = v["denied"].as_array().unwrap();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["name"], "mkdir");
+    assert_eq!(denied[0]["count"], 1);
+    assert_eq!(denied[0]["first_program"], "mkdir");
+    assert!(text(&out.stderr).contains("mkdir"));
+    // The workload saw the verification errno, not one of its own.
+    assert!(allowed_names(&fixed).contains(&"mkdir".to_string()));
+    assert_eq!(allowed_names(&fixed), allowed_names(&p));
+    assert_code(
+        &verify(&fixed, &[], &WORKLOAD),
+        0,
+        "verify of the fixed profile",
+    );
+
+    // diff is the gate: the fixed profile allows more than the broken one, not the reverse.
+    let out = profile(&["diff", broken.to_str().unwrap(), fixed.to_str().unwrap()]);
+    assert_code(&out, 1, "diff broken fixed");
+    assert!(
+        text(&out.stdout).contains("+ mkdir"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = profile(&[
+        "diff",
+        fixed.to_str().unwrap(),
+        broken.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_code(&out, 0, "diff fixed broken");
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["allows_more"], false);
+    assert_eq!(d["removed"], serde_json::json!(["mkdir"]));
+    assert_eq!(d["added"], serde_json::json!([]));
+}
+
+#[test]
+fn a_denial_inside_the_runtime_is_named_too() {
+    if !privileged("a_denial_inside_the_runtime_is_named_too") {
+        return;
+    }
+    // runc itself lists /proc/self/fd after the filter is in place: without getdents64 the
+    // container can't start, and verify says which call and which program.
+    let dir = Scratch::new("ci-runtime");
+    let (p, _, out) = train(&dir, "w", &[], &["true"]);
+    assert_code(&out, 0, "train true");
+    let broken = dir.path("broken.json");
+    without(&p, "getdents64", &broken);
+    let r = dir.path("v.json");
+    let out = verify(&broken, &["--report", r.to_str().unwrap()], &["true"]);
+    assert_code(&out, 1, "verify");
+    let v = report(&r);
+    assert_eq!(v["stopped_by"], "start_failed");
+    assert_eq!(v["denied"][0]["name"], "getdents64");
+    assert_eq!(v["denied"][0]["first_program"], "runc:[2:INIT]");
+}
+
+#[test]
+fn merged_profiles_run_both_workloads() {
+    if !privileged("merged_profiles_run_both_workloads") {
+        return;
+    }
+    let dir = Scratch::new("ci-merge");
+    let a_cmd = ["sh", "-c", "mkdir /tmp/a && echo made"];
+    let b_cmd = ["sysloop", "threads", "2", "10"];
+    let (a, _, out) = train(&dir, "a", &[], &a_cmd);
+    assert_code(&out, 0, "train a");
+    let (b, _, out) = train(&dir, "b", &[], &b_cmd);
+    assert_code(&out, 0, "train b");
+    let m = dir.path("merged.json");
+    let out = profile(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+    ]);
+    assert_code(&out, 0, "merge");
+    let merged = allowed_names(&m);
+    for name in allowed_names(&a).iter().chain(allowed_names(&b).iter()) {
+        assert!(merged.contains(name), "{name} missing from the merge");
+    }
+    let under_a = run_under(Some(&m), &a_cmd);
+    assert_code(&under_a, 0, "workload a under the merge");
+    assert!(text(&under_a.stdout).contains("made"));
+    assert_code(
+        &run_under(Some(&m), &b_cmd),
+        0,
+        "workload b under the merge",
+    );
+    // b alone never made mkdir: a's workload fails under it.
+    assert!(!run_under(Some(&b), &a_cmd).status.success());
+
+    // Different default actions are refused, with the reason, unless --force.
+    let log = dir.path("log.json");
+    let out = profile(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--default-action",
+        "log",
+        "-o",
+        log.to_str().unwrap(),
+    ]);
+    assert_code(&out, 0, "merge --default-action log");
+    let refused = dir.path("refused.json");
+    let out = profile(&[
+        "merge",
+        a.to_str().unwrap(),
+        log.to_str().unwrap(),
+        "-o",
+        refused.to_str().unwrap(),
+    ]);
+    assert_code(&out, 2, "merge of ERRNO and LOG profiles");
+    assert!(
+        text(&out.stderr).contains("default action"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!refused.exists());
+    let out = profile(&[
+        "merge",
+        a.to_str().unwrap(),
+        log.to_str().unwrap(),
+        "--force",
+        "-o",
+        refused.to_str().unwrap(),
+    ]);
+    assert_code(&out, 0, "merge --force");
+}
+
+/// Kernel log lines of calls a seccomp filter let through with SCMP_ACT_LOG.
+fn logged_mkdirs() -> usize {
+    let out = Command::new("dmesg").output().expect("dmesg");
+    text(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.contains("type=1326")
+                && l.contains("comm=\"mkdir\"")
+                && l.contains("syscall=83 ")
+                && l.contains("code=0x7ffc0000")
+        })
+        .count()
+}
+
+#[test]
+fn complain_mode_allows_and_logs() {
+    if !privileged("complain_mode_allows_and_logs") {
+        return;
+    }
+    let dir = Scratch::new("ci-log");
+    let (p, _, out) = train(
+        &dir,
+        "w",
+        &["--default-action", "log"],
+        &["sh", "-c", "ls /tmp && echo ok"],
+    );
+    assert_code(&out, 0, "train --default-action log");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    assert_eq!(json["defaultAction"], "SCMP_ACT_LOG");
+    assert!(json.get("defaultErrnoRet").is_none());
+    let before = logged_mkdirs();
+    let out = run_under(Some(&p), &["sh", "-c", "mkdir /tmp/x && echo ok"]);
+    assert_code(&out, 0, "an untrained call under complain mode");
+    assert!(text(&out.stdout).contains("ok"));
+    // The kernel logged it (audit type 1326, SECCOMP_RET_LOG).
+    assert!(logged_mkdirs() > before, "no kernel log line for mkdir");
+}
+
+#[test]
+fn training_runs_report_convergence() {
+    if !privileged("training_runs_report_convergence") {
+        return;
+    }
+    let dir = Scratch::new("ci-runs");
+    let (_, rep, out) = train(&dir, "w", &["--runs", "3"], &["sh", "-c", "ls /"]);
+    assert_code(&out, 0, "train --runs 3");
+    let rep = rep.unwrap();
+    let runs = rep["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    assert_eq!(runs[0]["added"], runs[0]["distinct"]);
+    let later: u64 = runs[1..].iter().map(|r| r["added"].as_u64().unwrap()).sum();
+    let total = rep["syscalls"].as_array().unwrap().len() as u64;
+    assert_eq!(runs[0]["added"].as_u64().unwrap() + later, total);
+    for r in &runs[1..] {
+        assert_eq!(
+            r["added_names"].as_array().unwrap().len() as u64,
+            r["added"].as_u64().unwrap()
+        );
+    }
+    // Three containers ran the workload: counts add up over the runs.
+    assert!(profile_tests::count(&rep, "exit_group") >= 3);
+}
+
+#[test]
+fn oci_output_is_enforced_by_runc() {
+    if !privileged("oci_output_is_enforced_by_runc") {
+        return;
+    }
+    let dir = Scratch::new("ci-oci");
+    let cmd = ["sh", "-c", "ls /; echo hi"];
+    let (oci, _, out) = train(&dir, "w", &["--format", "oci"], &cmd);
+    assert_code(&out, 0, "train --format oci");
+    let seccomp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&oci).unwrap()).unwrap();
+    assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_eq!(
+        seccomp["architectures"],
+        serde_json::json!(["SCMP_ARCH_X86_64"])
+    );
+    assert!(seccomp["syscalls"][0]["names"].as_array().unwrap().len() > 10);
+
+    // An OCI bundle of the test image, with the object as linux.seccomp, run by runc itself.
+    let bundle = dir.path("bundle");
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    let created = docker(&["create", test_image()]);
+    assert_code(&created, 0, "docker create");
+    let id = text(&created.stdout).trim().to_string();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker export {id} | tar -x -C {}",
+            rootfs.display()
+        ))
+        .status()
+        .unwrap();
+    let _ = docker(&["rm", &id]);
+    assert!(status.success());
+    let spec = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(&bundle)
+        .status()
+        .unwrap();
+    assert!(spec.success());
+    let run = |args: &[&str], name: &str| {
+        let path = bundle.join("config.json");
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config["process"]["terminal"] = false.into();
+        config["process"]["args"] = serde_json::json!(args);
+        config["root"]["readonly"] = false.into();
+        config["linux"]["seccomp"] = seccomp.clone();
+        std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+        Command::new("runc")
+            .arg("--root")
+            .arg(dir.path("runc-state"))
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(format!("profile-test-oci-{name}-{}", std::process::id()))
+            .output()
+            .unwrap()
+    };
+    let ok = run(&cmd, "ok");
+    assert_code(&ok, 0, "runc run under the OCI object");
+    assert!(text(&ok.stdout).contains("hi"));
+    let denied = run(&["mkdir", "/tmp/x"], "denied");
+    assert!(!denied.status.success());
+    assert!(
+        text(&denied.stderr).contains("Operation not permitted"),
+        "{}",
+        text(&denied.stderr)
+    );
+}
+
+#[test]
+fn kubernetes_output_is_an_spo_manifest() {
+    if !privileged("kubernetes_output_is_an_spo_manifest") {
+        return;
+    }
+    let dir = Scratch::new("ci-k8s");
+    let (docker_json, _, out) = train(&dir, "d", &[], &["ls", "/"]);
+    assert_code(&out, 0, "train");
+    let yaml = dir.path("p.yaml");
+    let out = profile(&[
+        "merge",
+        docker_json.to_str().unwrap(),
+        docker_json.to_str().unwrap(),
+        "--format",
+        "k8s",
+        "--k8s-name",
+        "My_App",
+        "-o",
+        yaml.to_str().unwrap(),
+    ]);
+    assert_code(&out, 0, "merge --format k8s");
+    let manifest: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&yaml).unwrap()).unwrap();
+    assert_eq!(
+        manifest["apiVersion"].as_str(),
+        Some("security-profiles-operator.x-k8s.io/v1beta1")
+    );
+    assert_eq!(manifest["kind"].as_str(), Some("SeccompProfile"));
+    assert_eq!(manifest["metadata"]["name"].as_str(), Some("my-app"));
+    let spec = &manifest["spec"];
+    assert_eq!(spec["defaultAction"].as_str(), Some("SCMP_ACT_ERRNO"));
+    assert_eq!(spec["architectures"][0].as_str(), Some("SCMP_ARCH_X86_64"));
+    assert_eq!(
+        spec["syscalls"][0]["action"].as_str(),
+        Some("SCMP_ACT_ALLOW")
+    );
+    let names: Vec<String> = spec["syscalls"][0]["names"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, allowed_names(&docker_json));
+
+    // train writes .yaml by default for k8s.
+    let out = Command::new(profile_tests::profile_bin())
+        .args([
+            "train",
+            "--image",
+            test_image(),
+            "-q",
+            "--format",
+            "k8s",
+            "--",
+            "true",
+        ])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert_code(&out, 0, "train --format k8s");
+    let text = std::fs::read_to_string(dir.path("profiles/profile-test-box-latest.yaml")).unwrap();
+    assert!(text.contains("name: profile-test-box-latest"), "{text}");
+}
+
+#[test]
+fn bad_profiles_are_reported_with_positions() {
+    let dir = Scratch::new("ci-bad");
+    let bad = dir.path("bad.json");
+    std::fs::write(
+        &bad,
+        "{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  \"syscalls\": [,]\n}\n",
+    )
+    .unwrap();
+    let out_path = dir.path("out.json");
+    let b = bad.to_str().unwrap();
+    for args in [
+        vec!["report", b],
+        vec!["diff", b, b],
+        vec!["merge", b, b, "-o", out_path.to_str().unwrap()],
+    ] {
+        let out = profile(&args);
+        assert_code(&out, 2, &format!("{args:?}"));
+        assert!(
+            text(&out.stderr).contains(&format!("{b}:3:16")),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!out_path.exists(), "nothing is written on error");
+
+    let unknown = dir.path("unknown.json");
+    std::fs::write(
+        &unknown,
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64"],"syscalls":[{"names":["read","no_such_call","socketcall"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    )
+    .unwrap();
+    let out = profile(&["report", unknown.to_str().unwrap()]);
+    assert_code(&out, 0, "report");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no_such_call, socketcall") && err.contains("Docker ignores silently"),
+        "{err}"
+    );
+}
+
+#[test]
+fn report_of_docker_default() {
+    let out = profile(&["report", "docker-default", "--format", "json"]);
+    assert_code(&out, 0, "report docker-default");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["allowed"], r["docker_default_allowed"]);
+    let allowed = r["allowed"].as_u64().unwrap();
+    assert!((300..=315).contains(&allowed), "{allowed}");
+    assert_eq!(r["mode"], "profile");
+    let dangerous: Vec<&str> = r["allowed_dangerous"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    assert!(dangerous.contains(&"ptrace"), "{dangerous:?}");
+    let md = profile(&["report", "docker-default", "--format", "md"]);
+    assert!(text(&md.stdout).starts_with("# Seccomp profile for `docker-default`"));
+}
+
+#[test]
+fn the_example_ci_gate() {
+    if !privileged("the_example_ci_gate") {
+        return;
+    }
+    let dir = Scratch::new("ci-gate");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ci/profile-gate.sh");
+    let bin_dir = profile_tests::profile_bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let gate = |baseline: &Path, cmd: &[&str]| {
+        Command::new("sh")
+            .arg(&script)
+            .arg(test_image())
+            .arg(baseline)
+            .arg("--")
+            .args(cmd)
+            .env("PATH", &path)
+            .env("PROFILE_RUNS", "2")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap()
+    };
+    // No baseline yet: the fresh profile is adopted.
+    let baseline = dir.path("base.json");
+    let out = gate(&baseline, &["sh", "-c", "ls /"]);
+    assert_code(&out, 0, "first gate run");
+    assert!(baseline.exists());
+    assert!(text(&out.stderr).contains("adopted"));
+    // The image now needs mkdir: the gate fails and names it.
+    let out = gate(&baseline, &["sh", "-c", "ls /; mkdir /tmp/x"]);
+    assert_code(&out, 1, "gate with a new syscall");
+    assert!(
+        text(&out.stdout).contains("+ mkdir"),
+        "{}",
+        text(&out.stdout)
+    );
+    let summary = std::fs::read_to_string(dir.path("base.md")).unwrap();
+    assert!(summary.contains("# Seccomp profile for") && summary.contains("+ mkdir"));
+    // A baseline that allows everything on x86_64: nothing new, the gate passes.
+    let wide = dir.path("wide.json");
+    let names: Vec<&str> = tracer::names::Abi::X86_64.names();
+    std::fs::write(
+        &wide,
+        serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    assert_code(
+        &gate(&wide, &["sh", "-c", "ls /"]),
+        0,
+        "gate within the baseline",
+    );
+}

@@ -1,0 +1,51 @@
+//! `profile merge`: the union of what several profiles allow.
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Args;
+
+use crate::{
+    cli::{ProfileFormatArgs, load_profile},
+    names::Abi,
+    output,
+    seccomp::{Context, Profile},
+};
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The profiles to merge (Docker's seccomp JSON; `docker-default` for Docker's default).
+    #[arg(required = true, num_args = 2.., value_name = "PROFILE")]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the merged profile (atomically) [default: stdout].
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Merge even when the inputs differ in default action or architectures (the first
+    /// input's are kept).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub format: ProfileFormatArgs,
+}
+
+pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(out) = &args.output {
+        output::check_writable(out)?;
+    }
+    let mut inputs = Vec::new();
+    for path in &args.inputs {
+        inputs.push((path.display().to_string(), load_profile(path)?));
+    }
+    let merged = Profile::merge(&inputs, args.force)?;
+    args.format.write(args.output.as_deref(), &merged)?;
+    let allowed = merged
+        .allowed(Abi::X86_64, &Context::docker_default())
+        .len();
+    eprintln!(
+        "profile: merged {} profiles: {allowed} syscalls allowed{}",
+        inputs.len(),
+        args.output
+            .as_ref()
+            .map(|p| format!(" -> {}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,37 @@
+//! `profile report`: the reduction report of any profile file.
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, ValueEnum};
+
+use crate::{cli::load_profile, report::Report};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    #[default]
+    Text,
+    /// Markdown, fit for a CI job summary.
+    Md,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The profile (Docker's seccomp JSON; `docker-default` for Docker's default).
+    #[arg(value_name = "PROFILE")]
+    pub profile: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+}
+
+pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let profile = load_profile(&args.profile)?;
+    let report = Report::for_profile(&args.profile.display().to_string(), &profile);
+    let text = match args.format {
+        ReportFormat::Text => report.to_text(),
+        ReportFormat::Md => report.to_markdown(),
+        ReportFormat::Json => report.to_json(),
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}

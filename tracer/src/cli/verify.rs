@@ -1,0 +1,126 @@
+//! `profile verify`: run a workload under a profile, enforced, and name every call it denied.
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::Args;
+use tracer_common::DENY_ERRNO;
+
+use crate::{
+    cli::{
+        EXIT_ERROR, ProfileFormatArgs,
+        container::{ContainerArgs, Interrupt, Outcome, Session, Stop, prepare},
+        load_profile,
+    },
+    output,
+    recorder::Mode,
+    report::Verification,
+    seccomp::Profile,
+};
+
+/// Exit status when the profile denied something.
+pub const EXIT_DENIED: u8 = 1;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub container: ContainerArgs,
+    /// The profile to verify (Docker's seccomp JSON; `docker-default` for Docker's default).
+    #[arg(long, value_name = "P")]
+    pub profile: PathBuf,
+    /// Write P plus every call it denied to --output (needs -o).
+    #[arg(long, requires = "output")]
+    pub fix: bool,
+    /// Where --fix writes the fixed profile (atomically).
+    #[arg(short, long, value_name = "OUT", requires = "fix")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub format: ProfileFormatArgs,
+    /// Write the verification report here: .json, .md, or text. Without it the result is
+    /// printed on the terminal.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// Runs the workload once under `profile` with its default errno replaced by [`DENY_ERRNO`],
+/// counting those exits per syscall in the kernel.
+///
+/// Why 3797: the kernel's own errnos end below 600, so no syscall returns it by itself and a
+/// workload's ordinary failures (ENOENT, EAGAIN, …) are never mistaken for denials; it is
+/// still below 4096, so libc and the kernel treat the return as an error. The profile's
+/// explicit deny rules (e.g. Docker's `clone3` → ENOSYS) keep their own errno and are not
+/// counted: they are deliberate.
+pub async fn verify_once(
+    session: &Session<'_>,
+    profile: &Profile,
+    label: &str,
+    suffix: &str,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<(Verification, Outcome)> {
+    let (enforced, note) = profile.for_verification(DENY_ERRNO);
+    let outcome = session.run(&enforced.to_json(), suffix, interrupt).await?;
+    let mut v = Verification::new(&session.args.target(), label, DENY_ERRNO, &outcome.snapshot);
+    v.exit_code = outcome.exit_code.map(|c| c as i32);
+    v.stopped_by = outcome.stop.label();
+    v.duration_seconds = (outcome.elapsed.as_secs_f64() * 10.0).round() / 10.0;
+    v.notes.extend(note);
+    v.notes.extend(outcome.warnings.iter().cloned());
+    if let Stop::Interrupted(_) = outcome.stop {
+        v.complete = false;
+    }
+    if outcome.snapshot.installs == 0 && outcome.stop != Stop::StartFailed {
+        v.notes.push(
+            "no seccomp filter install was seen in the container: nothing could be checked".into(),
+        );
+        v.complete = false;
+    }
+    Ok((v, outcome))
+}
+
+pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let profile = load_profile(&args.profile)?;
+    for path in args.output.iter().chain(args.report.iter()) {
+        output::check_writable(path)?;
+    }
+    let mut interrupt = Interrupt::install()?;
+    let (engine, image, recorder) = prepare(&args.container, &mut interrupt).await?;
+    let session = Session {
+        engine: &engine,
+        recorder: &recorder,
+        image: &image,
+        args: &args.container,
+        mode: Mode::UnderFilter,
+        label: "verifying",
+    };
+    let label = args.profile.display().to_string();
+    let (v, outcome) = verify_once(&session, &profile, &label, "", &mut interrupt).await?;
+    match &args.report {
+        Some(path) => {
+            let text = match path.extension().and_then(|e| e.to_str()) {
+                Some("json") => v.to_json(),
+                Some("md") | Some("markdown") => v.to_markdown(),
+                _ => v.to_text(),
+            };
+            output::write_atomic(path, text.as_bytes())?;
+            eprint!("{}", v.to_text());
+        }
+        None => print!("{}", v.to_text()),
+    }
+    if let Some(out) = args.output.as_deref().filter(|_| args.fix) {
+        let fixed = profile.allowing_more(&v.missing());
+        args.format
+            .write(Some(out), &fixed)
+            .with_context(|| format!("writing the fixed profile to {}", out.display()))?;
+        eprintln!(
+            "profile: wrote {} with {} more syscall(s)",
+            out.display(),
+            v.missing().values().map(|s| s.len()).sum::<usize>()
+        );
+    }
+    Ok(match outcome.stop {
+        Stop::Interrupted(sig) => ExitCode::from(128 + sig as u8),
+        _ if !v.passed => ExitCode::from(EXIT_DENIED),
+        Stop::StartFailed => ExitCode::from(EXIT_ERROR),
+        _ if !v.complete => ExitCode::from(EXIT_ERROR),
+        _ => ExitCode::SUCCESS,
+    })
+}
