@@ -8,10 +8,16 @@
  *   sysloop serve PORT           TCP server on 127.0.0.1:PORT answering "pong\n" to each connection
  *   sysloop sleep MS             sleep
  *   sysloop bench N              N getppid calls, then prints the loop's duration: "ns=<n>"
+ *   sysloop tsync T N            installs its own allow-all seccomp filter with TSYNC while T
+ *                                threads wait, then each thread makes N getppid calls; before
+ *                                the install every thread and main make one getpid and main a
+ *                                failing probe, seccomp(SET_MODE_FILTER, NULL)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -37,6 +43,39 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
+static pthread_barrier_t ready, installed;
+
+static void *tsync_main(void *arg) {
+    (void)arg;
+    syscall(SYS_getpid);
+    pthread_barrier_wait(&ready);
+    pthread_barrier_wait(&installed);
+    loop_nr(SYS_getppid, count);
+    return NULL;
+}
+
+static int tsync(int t, long n) {
+    pthread_t tids[64];
+    if (t > 64) t = 64;
+    count = n;
+    pthread_barrier_init(&ready, NULL, t + 1);
+    pthread_barrier_init(&installed, NULL, t + 1);
+    for (int i = 0; i < t; i++) pthread_create(&tids[i], NULL, tsync_main, NULL);
+    pthread_barrier_wait(&ready);
+    syscall(SYS_getpid);
+    /* A probe, as runc makes them: not an install. */
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, NULL) == 0) return 3;
+    struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {.len = 1, .filter = &allow};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0) {
+        perror("seccomp");
+        return 1;
+    }
+    pthread_barrier_wait(&installed);
+    for (int i = 0; i < t; i++) pthread_join(tids[i], NULL);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: sysloop getppid|getpid|threads|fork|mkdir|serve|sleep ARGS\n");
@@ -52,6 +91,8 @@ int main(int argc, char **argv) {
         if (t > 64) t = 64;
         for (int i = 0; i < t; i++) pthread_create(&tids[i], NULL, thread_main, NULL);
         for (int i = 0; i < t; i++) pthread_join(tids[i], NULL);
+    } else if (!strcmp(mode, "tsync") && argc == 4) {
+        return tsync(atoi(argv[2]), atol(argv[3]));
     } else if (!strcmp(mode, "fork") && argc == 4) {
         int c = atoi(argv[2]);
         long n = atol(argv[3]);

@@ -17,8 +17,6 @@ pub const TABLE_LEN: usize = OUT_OF_RANGE + 1;
 /// Bit the kernel sets in x32 syscall numbers.
 pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
 
-/// Capacity of the per-task map of tasks that run under a seccomp filter.
-pub const MAX_ARMED_TASKS: u32 = 65_536;
 /// Capacity of the map of watched cgroups.
 pub const MAX_WATCHED_CGROUPS: u32 = 1_024;
 /// Capacity of the map of cgroup names awaited by `cgroup_mkdir`.
@@ -40,9 +38,8 @@ pub const FIRST_DENIED_BASE: u32 = TABLE_LEN as u32;
 pub const WATCH_ALL_SYSCALLS: u32 = 1;
 
 /// Index of the `CONFIG` array entries.
-pub const CONFIG_ALL_SYSCALLS_WATCHES: u32 = 0;
-pub const CONFIG_PENDING_NAMES: u32 = 1;
-pub const CONFIG_LEN: u32 = 2;
+pub const CONFIG_PENDING_NAMES: u32 = 0;
+pub const CONFIG_LEN: u32 = 1;
 
 /// What a watched cgroup records into.
 #[repr(C)]
@@ -80,12 +77,6 @@ pub struct SyscallCounts {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SlotStats {
-    /// Successful seccomp filter installs that armed a task.
-    pub installs: u64,
-    /// Tasks that inherited the armed state at fork or clone.
-    pub inherited: u64,
-    /// Tasks that could not be armed because the task map was full: their syscalls are missing.
-    pub dropped_tasks: u64,
     /// First-program entries that did not fit.
     pub dropped_first: u64,
 }

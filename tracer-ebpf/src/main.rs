@@ -1,9 +1,15 @@
 //! The kernel side of `profile`: counts the syscalls of watched cgroups, in the kernel.
 //!
-//! A task is counted once it runs under a seccomp filter it installed (or inherited) inside a
-//! watched cgroup: that is the moment from which the filter governs its syscalls. Cgroups watched
-//! with `WATCH_ALL_SYSCALLS` count every task in them instead. Everything is aggregated in maps;
+//! A task's syscalls count once the task runs under a seccomp filter inside a watched cgroup:
+//! from that moment the filter governs its calls. The kernel's own record decides —
+//! `task->seccomp.mode` turns to SECCOMP_MODE_FILTER when an install succeeds (prctl or
+//! seccomp(2), with or without TSYNC) and is inherited by every child and thread — so failed
+//! installs and probes never count, and no task bookkeeping is needed. Cgroups watched with
+//! `WATCH_ALL_SYSCALLS` count every task in them instead. Everything is aggregated in maps;
 //! nothing streams to userspace, so nothing can be lost to a full buffer.
+//!
+//! `sys_exit` is attached only while a profile is being verified: it counts the calls that
+//! return the verification errno.
 #![no_std]
 #![no_main]
 
@@ -12,37 +18,28 @@ use aya_ebpf::{
     bindings::pt_regs,
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_probe_read_kernel_buf,
+        bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
     },
-    macros::{btf_tracepoint, map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray},
-    programs::{BtfTracePointContext, TracePointContext},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use aya_log_ebpf::warn;
 use tracer_common::{
-    ABI_IA32, ABI_NATIVE, ABI_X32, CGROUP_KEY_LEN, CONFIG_ALL_SYSCALLS_WATCHES, CONFIG_LEN,
-    CONFIG_PENDING_NAMES, CgroupKey, DENY_ERRNO, FIRST_DENIED_BASE, FirstKey, FirstSeen,
-    MAX_ARMED_TASKS, MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, SlotStats,
-    SyscallCounts, WATCH_ALL_SYSCALLS, Watch, X32_SYSCALL_BIT, table_index,
+    ABI_IA32, ABI_NATIVE, ABI_X32, CGROUP_KEY_LEN, CONFIG_LEN, CONFIG_PENDING_NAMES, CgroupKey,
+    DENY_ERRNO, FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_FIRST_SEEN, MAX_PENDING_NAMES,
+    MAX_SLOTS, MAX_WATCHED_CGROUPS, SlotStats, SyscallCounts, WATCH_ALL_SYSCALLS, Watch,
+    X32_SYSCALL_BIT, table_index,
 };
 
-// x86_64 numbers of the two ways to install a seccomp filter.
-const SYS_PRCTL: u64 = 157;
-const SYS_SECCOMP: u64 = 317;
-const PR_SET_SECCOMP: u64 = 22;
-const SECCOMP_MODE_FILTER: u64 = 2;
-const SECCOMP_SET_MODE_FILTER: u64 = 1;
-const SECCOMP_FILTER_FLAG_TSYNC: u64 = 1;
-const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 8;
-const SECCOMP_FILTER_FLAG_TSYNC_ESRCH: u64 = 16;
+const SECCOMP_MODE_FILTER: i32 = 2;
 // Code segment of 32-bit user code: the task entered through the ia32 ABI.
 const USER32_CS: u64 = 0x23;
 
-// Offsets into classic tracepoint records, read from tracefs by the loader.
+/// Offset of `seccomp.mode` in `struct task_struct`, from the kernel's BTF (set by the loader).
 #[unsafe(no_mangle)]
-static FORK_CHILD_PID_OFFSET: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static EXEC_OLD_PID_OFFSET: Global<u32> = Global::new(0);
+static SECCOMP_MODE_OFFSET: Global<u32> = Global::new(0);
+// Offsets into the classic cgroup_mkdir record, read from tracefs by the loader.
 #[unsafe(no_mangle)]
 static MKDIR_ROOT_OFFSET: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
@@ -53,9 +50,6 @@ static MKDIR_PATH_OFFSET: Global<u32> = Global::new(0);
 /// cgroup v2 id → where its syscalls go.
 #[map]
 static WATCHED: HashMap<u64, Watch> = HashMap::with_max_entries(MAX_WATCHED_CGROUPS, 0);
-/// Tasks (by kernel pid, i.e. thread id) whose syscalls a seccomp filter governs → slot.
-#[map]
-static ARMED: HashMap<u32, u32> = HashMap::with_max_entries(MAX_ARMED_TASKS, 0);
 /// Cgroups to watch the moment they are created (a container's, before it can run anything),
 /// keyed by the end of their name.
 #[map]
@@ -69,7 +63,7 @@ static DENIED: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_entries(MAX_SL
 static FIRST: HashMap<FirstKey, FirstSeen> = HashMap::with_max_entries(MAX_FIRST_SEEN, 0);
 #[map]
 static STATS: PerCpuArray<SlotStats> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
-/// Counters the loader keeps so that the hot path can skip whole features.
+/// Counters the loader keeps so that rare paths can be skipped whole.
 #[map]
 static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_LEN, 0);
 
@@ -78,22 +72,22 @@ fn config(index: u32) -> u32 {
     CONFIG.get(index).copied().unwrap_or(0)
 }
 
+/// Where the current task's syscalls go, if its cgroup is watched. Untraced tasks pay one
+/// helper call and one lookup.
 #[inline(always)]
-fn current_tid() -> u32 {
-    bpf_get_current_pid_tgid() as u32
+fn current_watch() -> Option<Watch> {
+    unsafe { WATCHED.get(bpf_get_current_cgroup_id()) }.copied()
 }
 
-/// The slot the current task's syscalls count into, if any. Untraced tasks pay one lookup.
+/// Whether a seccomp filter governs the current task's syscalls.
 #[inline(always)]
-fn current_slot() -> Option<u32> {
-    if let Some(slot) = unsafe { ARMED.get(current_tid()) } {
-        return Some(*slot);
-    }
-    if config(CONFIG_ALL_SYSCALLS_WATCHES) == 0 {
-        return None;
-    }
-    let watch = unsafe { WATCHED.get(bpf_get_current_cgroup_id()) }?;
-    (watch.flags & WATCH_ALL_SYSCALLS != 0).then_some(watch.slot)
+fn under_filter() -> bool {
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let mode = unsafe { task.add(SECCOMP_MODE_OFFSET.load() as usize) } as *const i32;
+    matches!(
+        unsafe { bpf_probe_read_kernel(mode) },
+        Ok(SECCOMP_MODE_FILTER)
+    )
 }
 
 #[inline(always)]
@@ -101,14 +95,14 @@ fn stats(slot: u32) -> Option<&'static mut SlotStats> {
     STATS.get_ptr_mut(slot).map(|p| unsafe { &mut *p })
 }
 
-/// Table index of the syscall `regs` describes, by the ABI the task entered with.
+/// Table index of syscall `nr` made by the task whose registers are at `regs`, by the ABI it
+/// entered with.
 #[inline(always)]
-fn syscall_index(regs: *const pt_regs, id: i64) -> usize {
-    let nr = id as u64;
+fn syscall_index(regs: *const pt_regs, nr: u64) -> usize {
     if nr & X32_SYSCALL_BIT != 0 {
         return table_index(ABI_X32, nr & !X32_SYSCALL_BIT);
     }
-    let cs = unsafe { (*regs).cs };
+    let cs = unsafe { bpf_probe_read_kernel(&(*regs).cs) }.unwrap_or(0);
     table_index(
         if cs == USER32_CS {
             ABI_IA32
@@ -134,7 +128,7 @@ fn count(map: &PerCpuArray<SyscallCounts>, slot: u32, index: usize) -> bool {
 }
 
 #[cold]
-fn remember_first(slot: u32, index: usize) {
+fn remember_first(ctx: &RawTracePointContext, slot: u32, index: usize) {
     let key = FirstKey {
         slot,
         index: index as u32,
@@ -147,136 +141,55 @@ fn remember_first(slot: u32, index: usize) {
     };
     // BPF_NOEXIST: when two CPUs race, the first to insert stays.
     if let Err(err) = FIRST.insert(key, seen, 1) {
-        if err != -17 {
-            if let Some(stats) = stats(slot) {
-                stats.dropped_first += 1;
+        if err != -17
+            && let Some(stats) = stats(slot)
+        {
+            if stats.dropped_first == 0 {
+                warn!(
+                    ctx,
+                    "first-program map full: programs of new syscalls are not recorded"
+                );
             }
+            stats.dropped_first += 1;
         }
     }
 }
 
-#[btf_tracepoint(function = "sys_enter")]
-pub fn sys_enter(ctx: BtfTracePointContext) -> i32 {
-    let Some(slot) = current_slot() else {
+/// raw_syscalls:sys_enter(struct pt_regs *regs, long id).
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let Some(watch) = current_watch() else {
         return 0;
     };
+    if watch.flags & WATCH_ALL_SYSCALLS == 0 && !under_filter() {
+        return 0;
+    }
     let regs: *const pt_regs = ctx.arg(0);
-    let index = syscall_index(regs, ctx.arg(1));
-    if count(&COUNTS, slot, index) {
-        remember_first(slot, index);
+    let nr: u64 = ctx.arg(1);
+    let index = syscall_index(regs, nr);
+    if count(&COUNTS, watch.slot, index) {
+        remember_first(&ctx, watch.slot, index);
     }
     0
 }
 
-#[btf_tracepoint(function = "sys_exit")]
-pub fn sys_exit(ctx: BtfTracePointContext) -> i32 {
+/// raw_syscalls:sys_exit(struct pt_regs *regs, long ret): attached while verifying only.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let ret: i64 = ctx.arg(1);
-    if ret == -(DENY_ERRNO as i64) {
-        on_denied(&ctx);
+    if ret != -(DENY_ERRNO as i64) {
         return 0;
     }
-    if ret < 0 {
+    let Some(watch) = current_watch() else {
         return 0;
-    }
-    let regs: *const pt_regs = ctx.arg(0);
-    let nr = unsafe { (*regs).orig_rax };
-    if nr != SYS_PRCTL && nr != SYS_SECCOMP {
-        return 0;
-    }
-    let (op, mode, flags) = unsafe { ((*regs).rdi, (*regs).rsi, (*regs).rdx) };
-    let installed = if nr == SYS_PRCTL {
-        ret == 0 && op == PR_SET_SECCOMP && mode == SECCOMP_MODE_FILTER
-    } else {
-        // With TSYNC a positive return names the thread that blocked the sync (a failure);
-        // with NEW_LISTENER it is the listener fd (a success).
-        let listener = flags & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0
-            && (flags & SECCOMP_FILTER_FLAG_TSYNC == 0
-                || flags & SECCOMP_FILTER_FLAG_TSYNC_ESRCH != 0);
-        op == SECCOMP_SET_MODE_FILTER && (ret == 0 || listener)
-    };
-    if installed && unsafe { (*regs).cs } != USER32_CS {
-        on_filter_installed(&ctx);
-    }
-    0
-}
-
-#[cold]
-fn on_denied(ctx: &BtfTracePointContext) {
-    let Some(slot) = (unsafe { ARMED.get(current_tid()) }).copied() else {
-        return;
     };
     let regs: *const pt_regs = ctx.arg(0);
-    let id = unsafe { (*regs).orig_rax } as i64;
-    let index = syscall_index(regs, id);
-    if count(&DENIED, slot, index) {
-        remember_first(slot, FIRST_DENIED_BASE as usize + index);
-    }
-}
-
-#[cold]
-fn on_filter_installed(ctx: &BtfTracePointContext) {
-    let tid = current_tid();
-    if unsafe { ARMED.get(tid) }.is_some() {
-        return;
-    }
-    let Some(watch) = (unsafe { WATCHED.get(bpf_get_current_cgroup_id()) }).copied() else {
-        return;
-    };
-    arm(ctx, tid, watch.slot, true);
-}
-
-#[inline(always)]
-fn arm<C: EbpfContext>(ctx: &C, tid: u32, slot: u32, install: bool) {
-    let Some(stats) = stats(slot) else {
-        return;
-    };
-    if ARMED.insert(tid, slot, 0).is_ok() {
-        if install {
-            stats.installs += 1;
-        } else {
-            stats.inherited += 1;
-        }
-    } else {
-        stats.dropped_tasks += 1;
-        warn!(
-            ctx,
-            "task map full: syscalls of task {} are not recorded", tid
-        );
-    }
-}
-
-#[tracepoint(category = "sched", name = "sched_process_fork")]
-pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
-    // The parent is the current task; its filter is copied to the child.
-    let Some(slot) = (unsafe { ARMED.get(current_tid()) }).copied() else {
+    let Ok(nr) = (unsafe { bpf_probe_read_kernel(&(*regs).orig_rax) }) else {
         return 0;
     };
-    if let Ok(child) = unsafe { ctx.read_at::<i32>(FORK_CHILD_PID_OFFSET.load() as usize) } {
-        arm(&ctx, child as u32, slot, false);
-    }
-    0
-}
-
-#[btf_tracepoint(function = "sched_process_exit")]
-pub fn sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
-    let _ = ARMED.remove(current_tid());
-    0
-}
-
-#[tracepoint(category = "sched", name = "sched_process_exec")]
-pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
-    // A non-leader thread that execs takes over the thread group leader's pid.
-    let tid = current_tid();
-    let Ok(old) = (unsafe { ctx.read_at::<i32>(EXEC_OLD_PID_OFFSET.load() as usize) }) else {
-        return 0;
-    };
-    let old = old as u32;
-    if old == tid {
-        return 0;
-    }
-    if let Some(slot) = (unsafe { ARMED.get(old) }).copied() {
-        let _ = ARMED.remove(old);
-        arm(&ctx, tid, slot, false);
+    let index = syscall_index(regs, nr);
+    if count(&DENIED, watch.slot, index) {
+        remember_first(&ctx, watch.slot, FIRST_DENIED_BASE as usize + index);
     }
     0
 }

@@ -44,12 +44,12 @@ pub fn allow_all() -> Vec<libc::sock_filter> {
     }]
 }
 
-/// Spawns `argv` under `filter`, first moving it into the cgroup whose `cgroup.procs` is
-/// `procs` when one is given.
+/// Spawns `argv` under `filter` (when one is given), first moving it into the cgroup whose
+/// `cgroup.procs` is `procs` (when one is given).
 pub fn spawn(
     argv: &[String],
     procs: Option<&Path>,
-    mut filter: Vec<libc::sock_filter>,
+    mut filter: Option<Vec<libc::sock_filter>>,
 ) -> Result<Child, LaunchError> {
     let (program, args) = argv
         .split_first()
@@ -71,7 +71,10 @@ pub fn spawn(
             if let Some(fd) = procs_fd {
                 join_cgroup(fd)?;
             }
-            install_filter(&mut filter)
+            match filter.as_mut() {
+                Some(filter) => install_filter(filter),
+                None => Ok(()),
+            }
         });
     }
     let child = command.spawn().map_err(|source| match source.kind() {

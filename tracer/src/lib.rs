@@ -7,6 +7,7 @@ pub mod docker;
 pub mod error;
 pub mod filter;
 pub mod formats;
+pub mod kbtf;
 pub mod launch;
 pub mod names;
 pub mod output;

@@ -8,18 +8,18 @@ use std::{
 };
 
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues},
-    programs::{BtfTracePoint, TracePoint},
+    programs::{RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId},
 };
 use tracer_common::{
-    CGROUP_KEY_LEN, CONFIG_ALL_SYSCALLS_WATCHES, CONFIG_PENDING_NAMES, CgroupKey,
-    FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_SLOTS, OUT_OF_RANGE, SlotStats, SyscallCounts,
-    WATCH_ALL_SYSCALLS, Watch,
+    CGROUP_KEY_LEN, CONFIG_PENDING_NAMES, CgroupKey, FIRST_DENIED_BASE, FirstKey, FirstSeen,
+    MAX_SLOTS, OUT_OF_RANGE, SlotStats, SyscallCounts, WATCH_ALL_SYSCALLS, Watch,
 };
 
 use crate::{
     error::{Error, Result},
+    kbtf,
     names::{Abi, SyscallId},
     privileges, tracefs,
 };
@@ -34,6 +34,8 @@ pub enum Mode {
     UnderFilter,
     /// Everything any task in the cgroup does, the runtime's own setup included.
     AllSyscalls,
+    /// As `UnderFilter`, and calls that return the verification errno are counted as denials.
+    Verify,
 }
 
 /// A recording in progress: the slot its results go to.
@@ -53,11 +55,6 @@ pub struct Snapshot {
     /// Syscalls denied with the verification errno, per syscall, with the first program denied.
     pub denied: BTreeMap<SyscallId, Observed>,
     pub out_of_range_denied: u64,
-    /// Tasks armed by a filter install, and by inheritance.
-    pub installs: u64,
-    pub inherited: u64,
-    /// Tasks whose syscalls are missing because the task map was full.
-    pub dropped_tasks: u64,
     /// First-program records that did not fit (counts are still exact).
     pub dropped_first: u64,
     /// cgroup ids the recording watches.
@@ -82,9 +79,6 @@ impl Snapshot {
         }
         self.out_of_range += other.out_of_range;
         self.out_of_range_denied += other.out_of_range_denied;
-        self.installs += other.installs;
-        self.inherited += other.inherited;
-        self.dropped_tasks += other.dropped_tasks;
         self.dropped_first += other.dropped_first;
         self.cgroups.extend(other.cgroups.iter().copied());
     }
@@ -109,7 +103,6 @@ pub struct FirstProgram {
 
 struct Maps {
     watched: HashMap<MapData, u64, Watch>,
-    armed: HashMap<MapData, u32, u32>,
     pending: HashMap<MapData, CgroupKey, Watch>,
     counts: PerCpuArray<MapData, SyscallCounts>,
     denied: PerCpuArray<MapData, SyscallCounts>,
@@ -117,13 +110,15 @@ struct Maps {
     stats: PerCpuArray<MapData, SlotStats>,
     config: Array<MapData, u32>,
     slots: [bool; MAX_SLOTS as usize],
+    /// The programs; sys_exit is attached while a `Verify` recording is open.
+    ebpf: Ebpf,
+    exit_link: Option<RawTracePointLinkId>,
+    verifying: u32,
 }
 
 /// The loaded and attached eBPF recorder.
 pub struct Recorder {
     maps: Mutex<Maps>,
-    // Keeps the programs attached; dropped last.
-    _ebpf: Ebpf,
 }
 
 fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
@@ -148,42 +143,36 @@ impl Recorder {
     pub fn load() -> Result<Self> {
         privileges::check()?;
         tracefs::ensure_mounted()?;
-        let fork_child = tracefs::field_offset("sched", "sched_process_fork", "child_pid")?;
-        let exec_old = tracefs::field_offset("sched", "sched_process_exec", "old_pid")?;
         let mkdir_root = tracefs::field_offset("cgroup", "cgroup_mkdir", "root")?;
         let mkdir_id = tracefs::field_offset("cgroup", "cgroup_mkdir", "id")?;
         let mkdir_path = tracefs::field_offset("cgroup", "cgroup_mkdir", "path")?;
-        let btf = Btf::from_sys_fs()?;
+        let seccomp_mode = kbtf::seccomp_mode_offset()?;
+        // Raw tracepoints need no kernel BTF at load time: the one offset the programs read
+        // comes from the small scan above, and aya never parses the whole vmlinux BTF.
         let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf))
-            .override_global("FORK_CHILD_PID_OFFSET", &fork_child, true)
-            .override_global("EXEC_OLD_PID_OFFSET", &exec_old, true)
+            .btf(None)
+            .override_global("SECCOMP_MODE_OFFSET", &seccomp_mode, true)
             .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
             .override_global("MKDIR_PATH_OFFSET", &mkdir_path, true)
             .load(OBJECT)?;
-        // Task bookkeeping first, so that no fork is missed once counting starts.
-        for (name, category) in [
-            ("sched_process_fork", "sched"),
-            ("sched_process_exec", "sched"),
-            ("cgroup_mkdir", "cgroup"),
-        ] {
-            let prog: &mut TracePoint = program(&mut ebpf, name)?;
+        let mkdir: &mut TracePoint = program(&mut ebpf, "cgroup_mkdir")?;
+        mkdir.load().map_err(prog_err("cgroup_mkdir"))?;
+        mkdir
+            .attach("cgroup", "cgroup_mkdir")
+            .map_err(prog_err("cgroup_mkdir"))?;
+        for name in ["sys_exit", "sys_enter"] {
+            let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(prog_err(name))?;
-            prog.attach(category, name).map_err(prog_err(name))?;
         }
-        for name in ["sched_process_exit", "sys_exit", "sys_enter"] {
-            let prog: &mut BtfTracePoint = program(&mut ebpf, name)?;
-            prog.load(name, &btf).map_err(prog_err(name))?;
-            prog.attach().map_err(prog_err(name))?;
-        }
+        let enter: &mut RawTracePoint = program(&mut ebpf, "sys_enter")?;
+        enter.attach("sys_enter").map_err(prog_err("sys_enter"))?;
         // After the programs are loaded: the logger takes the log map out of `ebpf`.
         if let Err(err) = aya_log::EbpfLogger::init(&mut ebpf).map(spawn_log_reader) {
             log::debug!("kernel-side log unavailable: {err}");
         }
         let maps = Maps {
             watched: take(&mut ebpf, "WATCHED")?,
-            armed: take(&mut ebpf, "ARMED")?,
             pending: take(&mut ebpf, "PENDING")?,
             counts: take(&mut ebpf, "COUNTS")?,
             denied: take(&mut ebpf, "DENIED")?,
@@ -191,10 +180,19 @@ impl Recorder {
             stats: take(&mut ebpf, "STATS")?,
             config: take(&mut ebpf, "CONFIG")?,
             slots: [false; MAX_SLOTS as usize],
+            ebpf,
+            exit_link: None,
+            verifying: 0,
         };
+        // aya 0.14's EbpfLoader::new() parses all of the kernel's BTF even when told not to
+        // use it; give that memory back for the rest of the recording.
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim only releases free heap pages.
+        unsafe {
+            libc::malloc_trim(0);
+        }
         Ok(Recorder {
             maps: Mutex::new(maps),
-            _ebpf: ebpf,
         })
     }
 
@@ -261,7 +259,7 @@ fn watch_value(recording: &Recording) -> Watch {
         slot: recording.slot,
         flags: match recording.mode {
             Mode::AllSyscalls => WATCH_ALL_SYSCALLS,
-            Mode::UnderFilter => 0,
+            Mode::UnderFilter | Mode::Verify => 0,
         },
     }
 }
@@ -342,15 +340,35 @@ impl Maps {
             .position(|used| !used)
             .ok_or(Error::SlotsExhausted(MAX_SLOTS))? as u32;
         self.reset_slot(slot)?;
-        self.slots[slot as usize] = true;
-        if mode == Mode::AllSyscalls {
-            self.bump(CONFIG_ALL_SYSCALLS_WATCHES, 1);
+        if mode == Mode::Verify {
+            self.count_denials(true)?;
         }
+        self.slots[slot as usize] = true;
         Ok(Recording {
             slot,
             mode,
             pending_names: Vec::new(),
         })
+    }
+
+    /// Attaches sys_exit for the first verification and detaches it after the last: it runs
+    /// on every syscall of the machine, so it is attached only while needed.
+    fn count_denials(&mut self, on: bool) -> Result<()> {
+        let exit: &mut RawTracePoint = program(&mut self.ebpf, "sys_exit")?;
+        if on {
+            if self.verifying == 0 {
+                self.exit_link = Some(exit.attach("sys_exit").map_err(prog_err("sys_exit"))?);
+            }
+            self.verifying += 1;
+        } else {
+            self.verifying = self.verifying.saturating_sub(1);
+            if self.verifying == 0
+                && let Some(link) = self.exit_link.take()
+            {
+                exit.detach(link).map_err(prog_err("sys_exit"))?;
+            }
+        }
+        Ok(())
     }
 
     fn bump(&mut self, index: u32, delta: i32) {
@@ -366,21 +384,13 @@ impl Maps {
             let _ = self.pending.remove(key);
             self.bump(CONFIG_PENDING_NAMES, -1);
         }
-        if recording.mode == Mode::AllSyscalls {
-            self.bump(CONFIG_ALL_SYSCALLS_WATCHES, -1);
+        if recording.mode == Mode::Verify
+            && let Err(err) = self.count_denials(false)
+        {
+            log::warn!("could not detach sys_exit: {err}");
         }
         for id in self.cgroups_of(slot) {
             let _ = self.watched.remove(&id);
-        }
-        let tasks: Vec<u32> = self
-            .armed
-            .iter()
-            .filter_map(|e| e.ok())
-            .filter(|(_, s)| *s == slot)
-            .map(|(k, _)| k)
-            .collect();
-        for tid in tasks {
-            let _ = self.armed.remove(&tid);
         }
         if let Err(err) = self.reset_slot(slot) {
             log::warn!("could not clear recording slot {slot}: {err}");
@@ -458,9 +468,6 @@ impl Maps {
             }
         }
         for stats in self.stats.get(&slot, 0).map_err(map_err("STATS"))?.iter() {
-            snap.installs += stats.installs;
-            snap.inherited += stats.inherited;
-            snap.dropped_tasks += stats.dropped_tasks;
             snap.dropped_first += stats.dropped_first;
         }
         snap.cgroups = self.cgroups_of(slot);

@@ -144,7 +144,7 @@ pub struct Report {
     pub target: String,
     /// `under_filter` (what a profile governs) or `all_syscalls` (everything in the cgroup).
     pub mode: &'static str,
-    /// False when recording stopped early (interrupted) or lost tasks.
+    /// False when recording stopped early (interrupted).
     pub complete: bool,
     pub exit_code: Option<i32>,
     /// Set when `profile` ended the workload: `duration`, `exercise` or `interrupted`.
@@ -173,9 +173,6 @@ pub struct Report {
     /// Whether the profile held when verified right after training (`train --verify`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
-    pub tasks_armed: u64,
-    pub tasks_inherited: u64,
-    pub tasks_lost: u64,
     pub out_of_range_calls: u64,
     pub warnings: Vec<String>,
 }
@@ -227,12 +224,6 @@ impl Report {
             .map(|n| n.to_string())
             .collect();
         let mut warnings = Vec::new();
-        if snap.dropped_tasks > 0 {
-            warnings.push(format!(
-                "{} task(s) could not be tracked (task map full): their syscalls are missing",
-                snap.dropped_tasks
-            ));
-        }
         if snap.dropped_first > 0 {
             warnings.push(format!(
                 "{} first-program record(s) did not fit; counts are unaffected",
@@ -245,9 +236,9 @@ impl Report {
                 snap.out_of_range
             ));
         }
-        if !all_syscalls && snap.installs == 0 {
+        if snap.syscalls.is_empty() && snap.out_of_range == 0 {
             warnings.push(
-                "no seccomp filter install was seen in the watched cgroup: nothing was counted (was the workload started with seccomp=unconfined?)".into(),
+                "nothing was recorded: no task of the watched cgroup ran under a seccomp filter (was the workload started with seccomp=unconfined?)".into(),
             );
         }
         Report {
@@ -257,7 +248,7 @@ impl Report {
             } else {
                 "under_filter"
             },
-            complete: snap.dropped_tasks == 0,
+            complete: true,
             exit_code: None,
             stopped_by: None,
             duration_seconds: 0.0,
@@ -273,9 +264,6 @@ impl Report {
             denied_by_docker_default,
             runs: Vec::new(),
             verified: None,
-            tasks_armed: snap.installs,
-            tasks_inherited: snap.inherited,
-            tasks_lost: snap.dropped_tasks,
             out_of_range_calls: snap.out_of_range,
             warnings,
             syscalls,
@@ -530,7 +518,7 @@ pub struct Verification {
     pub denied_calls: u64,
     pub exit_code: Option<i32>,
     pub stopped_by: Option<String>,
-    /// False when interrupted, or tasks could not be tracked.
+    /// False when interrupted, or nothing could be checked.
     pub complete: bool,
     pub duration_seconds: f64,
     pub notes: Vec<String>,
@@ -546,12 +534,6 @@ impl Verification {
                 snap.out_of_range_denied
             ));
         }
-        if snap.dropped_tasks > 0 {
-            notes.push(format!(
-                "{} task(s) could not be tracked (task map full): their denials are missing",
-                snap.dropped_tasks
-            ));
-        }
         Verification {
             target: target.to_string(),
             profile: profile.to_string(),
@@ -561,7 +543,7 @@ impl Verification {
             denied,
             exit_code: None,
             stopped_by: None,
-            complete: snap.dropped_tasks == 0,
+            complete: true,
             duration_seconds: 0.0,
             notes,
         }
@@ -697,7 +679,6 @@ mod tests {
 
     fn snapshot(names: &[(u32, u64)]) -> Snapshot {
         let mut snap = Snapshot {
-            installs: 1,
             ..Default::default()
         };
         for &(nr, count) in names {

@@ -217,6 +217,7 @@ fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
     let mut bystander = Vec::new();
     let mut bpftrace = Vec::new();
     let mut strace = Vec::new();
+    let mut steady_rss = Vec::new();
     for round in 0..runs {
         eprintln!("xtask bench: round {}/{runs}", round + 1);
         base.push(loop_ns(plain())?);
@@ -227,6 +228,7 @@ fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
             .args(["sleep", "600000"]);
         let bg = start_background(idle, Duration::from_millis(1500))?;
         bystander.push(loop_ns(plain())?);
+        steady_rss.push(vm_rss_kib(bg.id()));
         stop(bg);
         if has_bpftrace {
             let mut bt = Command::new("bpftrace");
@@ -273,10 +275,23 @@ fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
     row("bpftrace count per (cgroup, syscall)", bpftrace, "");
     row("strace -f (scaled)", strace, "");
     println!(
-        "\npeak RSS of `profile run`: {:.1} MiB (target <= 20 MiB)",
-        rss as f64 / 1024.0
+        "\npeak RSS of `profile run`: {:.1} MiB (target <= 20 MiB); while recording: {:.1} MiB",
+        rss as f64 / 1024.0,
+        median(steady_rss) / 1024.0
     );
     Ok(())
+}
+
+/// VmRSS of a running process, in KiB (0 when unreadable).
+fn vm_rss_kib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0.0)
 }
 
 /// The example images: (name, image reference).

@@ -18,7 +18,7 @@ pub struct ExecArgs {
 pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let profile = Profile::load(&args.profile)?;
     let program = filter::compile(&profile)?;
-    let child = match launch::spawn(&args.command, None, program) {
+    let child = match launch::spawn(&args.command, None, Some(program)) {
         Ok(child) => child,
         Err(err) => {
             eprintln!("profile: {err}");

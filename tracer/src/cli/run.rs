@@ -33,7 +33,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let recording = recorder.watch_cgroup(cgroup.id(), mode)?;
     let started = Instant::now();
     let procs = cgroup.procs_path();
-    let child = match launch::spawn(&args.command, Some(&procs), launch::allow_all()) {
+    let child = match launch::spawn(&args.command, Some(&procs), Some(launch::allow_all())) {
         Ok(child) => child,
         Err(err) => {
             eprintln!("profile: {err}");

@@ -84,9 +84,9 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let snap = &outcome.snapshot;
-        if snap.installs == 0 && !args.record.all_syscalls {
+        if snap.syscalls.is_empty() && snap.out_of_range == 0 {
             anyhow::bail!(
-                "no seccomp filter was installed in container {}: nothing was recorded and no profile was written (does the daemon run containers with seccomp enforced? see `docker info`)",
+                "nothing ran under a seccomp filter in container {}: nothing was recorded and no profile was written (does the daemon run containers with seccomp enforced? see `docker info`)",
                 outcome.container_name
             );
         }
@@ -155,6 +155,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if args.verify && !matches!(last.stop, Stop::Interrupted(_)) {
         let session = Session {
             label: "verifying",
+            mode: crate::recorder::Mode::Verify,
             ..session
         };
         let (v, outcome) = verify_once(

@@ -67,9 +67,9 @@ pub async fn verify_once(
     if let Stop::Interrupted(_) = outcome.stop {
         v.complete = false;
     }
-    if outcome.snapshot.installs == 0 && outcome.stop != Stop::StartFailed {
+    if outcome.snapshot.syscalls.is_empty() && outcome.stop != Stop::StartFailed {
         v.notes.push(
-            "no seccomp filter install was seen in the container: nothing could be checked".into(),
+            "nothing ran under a seccomp filter in the container: nothing could be checked".into(),
         );
         v.complete = false;
     }
@@ -88,7 +88,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         recorder: &recorder,
         image: &image,
         args: &args.container,
-        mode: Mode::UnderFilter,
+        mode: Mode::Verify,
         label: "verifying",
     };
     let label = args.profile.display().to_string();

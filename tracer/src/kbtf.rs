@@ -1,0 +1,241 @@
+//! Just enough of the kernel's BTF to find one field: where `seccomp.mode` sits in
+//! `struct task_struct`, which the kernel side reads to tell whether a task runs under a
+//! seccomp filter. Scanning the type section once is far lighter than parsing all of it.
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+const MAGIC: u16 = 0xeb9f;
+
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_TYPE_TAG: u32 = 18;
+
+/// Byte offset of `task_struct.seccomp.mode` in the running kernel.
+pub fn seccomp_mode_offset() -> Result<u32> {
+    let data = std::fs::read(VMLINUX).map_err(|e| Error::io(VMLINUX, e))?;
+    let btf = Btf::parse(&data).map_err(|m| invalid(VMLINUX, &m))?;
+    btf.member_path_offset("task_struct", &["seccomp", "mode"])
+        .map_err(|m| invalid(VMLINUX, &m))
+}
+
+fn invalid(path: impl AsRef<Path>, message: &str) -> Error {
+    Error::Invalid(format!(
+        "kernel BTF {}: {message} (a kernel with CONFIG_SECCOMP_FILTER and BTF is needed)",
+        path.as_ref().display()
+    ))
+}
+
+struct Btf<'a> {
+    types: &'a [u8],
+    strings: &'a [u8],
+    /// Byte offset in `types` of each type, by id (id 0 is void).
+    offsets: Vec<u32>,
+}
+
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    data.get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+impl<'a> Btf<'a> {
+    fn parse(data: &'a [u8]) -> std::result::Result<Self, String> {
+        let magic = data.get(0..2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+        if magic != Some(MAGIC) {
+            return Err("not little-endian BTF".into());
+        }
+        let field = |at| u32_at(data, at).ok_or("truncated header");
+        let hdr_len = field(4)? as usize;
+        let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
+        let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
+        let section = |off: usize, len: usize| {
+            data.get(hdr_len + off..hdr_len + off + len)
+                .ok_or("section out of bounds")
+        };
+        let types = section(type_off, type_len)?;
+        let strings = section(str_off, str_len)?;
+        let mut offsets = vec![0];
+        let mut at = 0usize;
+        while at < types.len() {
+            offsets.push(at as u32);
+            let info = u32_at(types, at + 4).ok_or("truncated type")?;
+            let vlen = (info & 0xffff) as usize;
+            let extra = match (info >> 24) & 0x1f {
+                1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+                3 => 12,                      // ARRAY
+                4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
+                6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
+                2 | 7..=12 | 16 | 18 => 0,
+                kind => return Err(format!("unknown BTF kind {kind}")),
+            };
+            at += 12 + extra;
+        }
+        Ok(Btf {
+            types,
+            strings,
+            offsets,
+        })
+    }
+
+    fn name(&self, off: u32) -> &[u8] {
+        let rest = self.strings.get(off as usize..).unwrap_or_default();
+        &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+    }
+
+    fn header(&self, id: u32) -> Option<(u32, u32, u32, usize)> {
+        let at = *self.offsets.get(id as usize)? as usize;
+        let name = u32_at(self.types, at)?;
+        let info = u32_at(self.types, at + 4)?;
+        let size_or_type = u32_at(self.types, at + 8)?;
+        Some((name, info, size_or_type, at))
+    }
+
+    /// Follows typedefs and qualifiers to the underlying type.
+    fn resolve(&self, mut id: u32) -> Option<u32> {
+        for _ in 0..32 {
+            let (_, info, target, _) = self.header(id)?;
+            match (info >> 24) & 0x1f {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = target
+                }
+                _ => return Some(id),
+            }
+        }
+        None
+    }
+
+    /// Byte offset and type of member `name` of the struct or union `id`.
+    fn member(&self, id: u32, name: &str) -> Option<(u32, u32)> {
+        let (_, info, _, at) = self.header(id)?;
+        let kind = (info >> 24) & 0x1f;
+        if kind != KIND_STRUCT && kind != KIND_UNION {
+            return None;
+        }
+        let bitfields = info >> 31 == 1;
+        for i in 0..(info & 0xffff) as usize {
+            let m = at + 12 + 12 * i;
+            let (m_name, m_type, m_off) = (
+                u32_at(self.types, m)?,
+                u32_at(self.types, m + 4)?,
+                u32_at(self.types, m + 8)?,
+            );
+            let bits = if bitfields { m_off & 0xff_ffff } else { m_off };
+            if self.name(m_name) == name.as_bytes() {
+                return (bits % 8 == 0).then_some((bits / 8, m_type));
+            }
+            // Anonymous struct or union members hold further members.
+            if m_name == 0
+                && let Some(inner) = self.resolve(m_type)
+                && let Some((off, ty)) = self.member(inner, name)
+            {
+                return Some((bits / 8 + off, ty));
+            }
+        }
+        None
+    }
+
+    /// Byte offset of `path` (member names, outermost first) inside struct `root`.
+    fn member_path_offset(&self, root: &str, path: &[&str]) -> std::result::Result<u32, String> {
+        let id = (1..self.offsets.len() as u32)
+            .find(|&id| {
+                self.header(id).is_some_and(|(name, info, _, _)| {
+                    (info >> 24) & 0x1f == KIND_STRUCT
+                        && info & 0xffff > 0
+                        && self.name(name) == root.as_bytes()
+                })
+            })
+            .ok_or(format!("struct {root} not found"))?;
+        let mut ty = id;
+        let mut offset = 0;
+        for member in path {
+            let (off, next) = self
+                .resolve(ty)
+                .and_then(|t| self.member(t, member))
+                .ok_or(format!("{root}: member {} not found", path.join(".")))?;
+            offset += off;
+            ty = next;
+        }
+        Ok(offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A BTF blob: `struct seccomp { int pad; int mode; }` inside
+    /// `struct task_struct { long a; struct { int b; struct seccomp seccomp; }; }`.
+    fn blob() -> Vec<u8> {
+        let strings = b"\0int\0seccomp\0pad\0mode\0task_struct\0a\0b\0".to_vec();
+        let s = |name: &str| {
+            let needle = format!("\0{name}\0");
+            strings
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+                .unwrap() as u32
+                + 1
+        };
+        let mut types = Vec::new();
+        let mut push = |words: &[u32]| {
+            for w in words {
+                types.extend_from_slice(&w.to_le_bytes());
+            }
+        };
+        // 1: int
+        push(&[s("int"), 1 << 24, 4, 32]);
+        // 2: struct seccomp { int pad; int mode; }
+        push(&[s("seccomp"), 4 << 24 | 2, 8]);
+        push(&[s("pad"), 1, 0, s("mode"), 1, 32]);
+        // 3: anonymous struct { int b; struct seccomp seccomp; }
+        push(&[0, 4 << 24 | 2, 12]);
+        push(&[s("b"), 1, 0, s("seccomp"), 2, 32]);
+        // 4: typedef to it, 5: task_struct { int a; <anon> at byte 8 }
+        push(&[0, KIND_TYPEDEF << 24, 3]);
+        push(&[s("task_struct"), 4 << 24 | 2, 24]);
+        push(&[s("a"), 1, 0, 0, 4, 64]);
+        let mut data = Vec::new();
+        data.extend_from_slice(&MAGIC.to_le_bytes());
+        data.extend_from_slice(&[1, 0]);
+        for w in [
+            24u32,
+            0,
+            types.len() as u32,
+            types.len() as u32,
+            strings.len() as u32,
+        ] {
+            data.extend_from_slice(&w.to_le_bytes());
+        }
+        data.extend_from_slice(&types);
+        data.extend_from_slice(&strings);
+        data
+    }
+
+    #[test]
+    fn finds_nested_members() {
+        let data = blob();
+        let btf = Btf::parse(&data).unwrap();
+        // task_struct: anon at 8, seccomp at 4 in it, mode at 4 in seccomp.
+        assert_eq!(
+            btf.member_path_offset("task_struct", &["seccomp", "mode"]),
+            Ok(16)
+        );
+        assert!(btf.member_path_offset("task_struct", &["nope"]).is_err());
+        assert!(btf.member_path_offset("inode", &["mode"]).is_err());
+        assert!(Btf::parse(&data[..10]).is_err());
+    }
+
+    #[test]
+    fn running_kernel_has_the_field() {
+        if !Path::new(VMLINUX).exists() {
+            eprintln!("SKIPPED: no {VMLINUX}");
+            return;
+        }
+        let offset = seccomp_mode_offset().unwrap();
+        assert!(offset > 0 && offset < 16384, "{offset}");
+    }
+}
