@@ -401,3 +401,34 @@ fn bad_input_is_refused_before_anything_runs() {
     );
     assert!(!std::path::Path::new(p).exists());
 }
+
+#[test]
+fn progress_is_shown_on_a_terminal_only() {
+    if !privileged("progress_is_shown_on_a_terminal_only") {
+        return;
+    }
+    let dir = Scratch::new("train-progress");
+    let p = dir.path("p.json");
+    let cmd = format!(
+        "{} train --image {} -q -o {} -- sleep 1.5",
+        profile_bin().display(),
+        test_image(),
+        p.display()
+    );
+    // script(1) gives the command a terminal.
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    assert_ok(&out, "train on a terminal");
+    let shown = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("training") && l.contains("distinct syscalls")),
+        "{shown}"
+    );
+    let (_, _, out) = train(&dir, "piped", &[], &["sleep", "1.5"]);
+    assert_ok(&out, "train into a pipe");
+    assert!(!stderr(&out).contains("distinct syscalls"));
+}
