@@ -549,3 +549,21 @@ fn the_example_ci_gate() {
         "gate within the baseline",
     );
 }
+
+#[test]
+fn verify_names_what_docker_default_denies() {
+    if !privileged("verify_names_what_docker_default_denies") {
+        return;
+    }
+    // unshare sits in Docker's CAP_SYS_ADMIN-only rules: without that capability the rule is
+    // dropped and the default action denies it, which verify counts and names.
+    let out = verify(Path::new("docker-default"), &[], &["unshare", "-U", "true"]);
+    assert_code(&out, 1, "verify under Docker's default");
+    let shown = text(&out.stdout);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.trim_start().starts_with("unshare") && l.trim_end().ends_with("unshare")),
+        "{shown}"
+    );
+}

@@ -378,8 +378,9 @@ impl Profile {
     /// own actions and errnos are kept as they are. Returns a note when the meaning changes.
     ///
     /// Docker Engine 20.10 ignores `defaultErrnoRet`, so besides setting it, every name of the
-    /// profile's syscall tables that no rule mentions gets an explicit deny rule with `errno`.
-    pub fn for_verification(&self, errno: u32) -> (Profile, Option<String>) {
+    /// profile's syscall tables that no rule kept for a container with `ctx` mentions gets an
+    /// explicit deny rule with `errno`.
+    pub fn for_verification(&self, errno: u32, ctx: &Context) -> (Profile, Option<String>) {
         let mut p = self.clone();
         if !DENYING_ACTIONS.contains(&self.default_action.as_str()) {
             return (
@@ -401,6 +402,7 @@ impl Profile {
         let mentioned: BTreeSet<&str> = self
             .syscalls
             .iter()
+            .filter(|r| r.applies(ctx))
             .flat_map(|r| r.names.iter().chain(r.name.iter()))
             .map(String::as_str)
             .collect();
@@ -764,7 +766,8 @@ mod tests {
     #[test]
     fn verification_denies_every_unlisted_name_with_the_errno() {
         let p = simple(&["read", "write"]);
-        let (v, note) = p.for_verification(3797);
+        let ctx = Context::docker_default();
+        let (v, note) = p.for_verification(3797, &ctx);
         assert!(note.is_none());
         assert_eq!(v.default_errno_ret, Some(3797));
         let rule = v.syscalls.last().unwrap();
@@ -775,8 +778,19 @@ mod tests {
         assert!(rule.names.contains(&"mkdir".to_string()));
         assert!(!rule.names.contains(&"read".to_string()));
         assert_eq!(rule.names.len(), Abi::X86_64.names().len() - 2);
-        let (_, note) = simple(&["read"]).logging().for_verification(3797);
+        let (_, note) = simple(&["read"]).logging().for_verification(3797, &ctx);
         assert!(note.unwrap().contains("lets unlisted calls through"));
+        // Docker's default: calls only its capability-gated rules name are denied with the
+        // errno too, since those rules are dropped for a container with the default caps.
+        let (v, _) = Profile::docker_default().for_verification(3797, &ctx);
+        let rule = v.syscalls.last().unwrap();
+        assert_eq!(rule.errno_ret, Some(3797));
+        for name in ["mount", "unshare", "bpf", "kexec_load"] {
+            assert!(rule.names.contains(&name.to_string()), "{name}");
+        }
+        for name in ["read", "clone", "clone3", "personality"] {
+            assert!(!rule.names.contains(&name.to_string()), "{name}");
+        }
     }
 
     #[test]

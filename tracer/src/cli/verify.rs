@@ -14,7 +14,7 @@ use crate::{
     output,
     recorder::Mode,
     report::Verification,
-    seccomp::Profile,
+    seccomp::{Context, Profile},
 };
 
 /// Exit status when the profile denied something.
@@ -56,7 +56,7 @@ pub async fn verify_once(
     suffix: &str,
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<(Verification, Outcome)> {
-    let (enforced, note) = profile.for_verification(DENY_ERRNO);
+    let (enforced, note) = profile.for_verification(DENY_ERRNO, &Context::docker_default());
     let outcome = session.run(&enforced.to_json(), suffix, interrupt).await?;
     let mut v = Verification::new(&session.args.target(), label, DENY_ERRNO, &outcome.snapshot);
     v.exit_code = outcome.exit_code.map(|c| c as i32);
