@@ -325,7 +325,7 @@ impl Report {
         let _ = writeln!(out, "profile for {} ({})", self.target, self.status());
         let _ = writeln!(
             out,
-            "  allows {} syscalls: {}% fewer than Docker's default ({}), {}% fewer than the kernel's table ({})",
+            "  allows {} syscalls: {:.1}% fewer than Docker's default ({}), {:.1}% fewer than the kernel's table ({})",
             self.allowed,
             self.reduction_vs_docker_default_percent,
             self.docker_default_allowed,
@@ -414,12 +414,12 @@ impl Report {
         let _ = writeln!(out, "| this profile | {} | |", self.allowed);
         let _ = writeln!(
             out,
-            "| Docker's default (x86_64, default capabilities) | {} | {}% fewer |",
+            "| Docker's default (x86_64, default capabilities) | {} | {:.1}% fewer |",
             self.docker_default_allowed, self.reduction_vs_docker_default_percent
         );
         let _ = writeln!(
             out,
-            "| kernel's x86_64 table | {} | {}% fewer |\n",
+            "| kernel's x86_64 table | {} | {:.1}% fewer |\n",
             self.kernel_syscalls, self.reduction_vs_kernel_percent
         );
         if !self.runs.is_empty() {

@@ -213,7 +213,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", v.to_text());
     }
     eprintln!(
-        "profile: {} syscalls allowed, {}% fewer than Docker's default ({}){}",
+        "profile: {} syscalls allowed, {:.1}% fewer than Docker's default ({}){}",
         report.allowed,
         report.reduction_vs_docker_default_percent,
         report.docker_default_allowed,
