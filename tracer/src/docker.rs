@@ -68,14 +68,6 @@ fn is_not_found(err: &BollardError) -> bool {
     )
 }
 
-/// What `train` needs to know about an image.
-#[derive(Clone, Debug)]
-pub struct ImageInfo {
-    pub id: String,
-    /// The image's stop signal (SIGTERM when it names none), for graceful stops.
-    pub stop_signal: String,
-}
-
 /// One `-p [IP:]HOST:CTR[/PROTO]` mapping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortSpec {
@@ -222,7 +214,6 @@ impl ContainerSpec {
 #[derive(Clone, Debug)]
 pub struct Engine {
     docker: Docker,
-    endpoint: String,
 }
 
 impl Engine {
@@ -249,36 +240,26 @@ impl Engine {
             "Docker Engine at {endpoint}, API {}",
             docker.client_version()
         );
-        Ok(Engine { docker, endpoint })
+        Ok(Engine { docker })
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// The image, pulled if it is not present locally.
-    pub async fn ensure_image(&self, image: &str) -> Result<ImageInfo> {
-        let inspect = match self.docker.inspect_image(image).await {
-            Ok(inspect) => inspect,
+    /// Makes sure the image is present locally, pulling it if it is not.
+    pub async fn ensure_image(&self, image: &str) -> Result<()> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(()),
             Err(err) if is_not_found(&err) => {
                 self.pull(image).await?;
-                self.docker.inspect_image(image).await.map_err(|e| {
-                    DockerError::ImageUnavailable {
+                self.docker
+                    .inspect_image(image)
+                    .await
+                    .map(drop)
+                    .map_err(|e| DockerError::ImageUnavailable {
                         image: image.to_string(),
                         reason: message(&e),
-                    }
-                })?
+                    })
             }
-            Err(err) => return Err(api(format!("inspecting image {image}"))(err)),
-        };
-        Ok(ImageInfo {
-            id: inspect.id.unwrap_or_default(),
-            stop_signal: inspect
-                .config
-                .and_then(|c| c.stop_signal)
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "SIGTERM".into()),
-        })
+            Err(err) => Err(api(format!("inspecting image {image}"))(err)),
+        }
     }
 
     async fn pull(&self, image: &str) -> Result<()> {

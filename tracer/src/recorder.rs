@@ -240,6 +240,11 @@ impl Recorder {
             .map_err(map_err("WATCHED"))
     }
 
+    /// The cgroup ids the recording watches so far.
+    pub fn cgroups(&self, recording: &Recording) -> Vec<u64> {
+        self.maps().cgroups_of(recording.slot)
+    }
+
     /// Everything the recording has seen so far.
     pub fn snapshot(&self, recording: &Recording) -> Result<Snapshot> {
         self.maps().snapshot(recording.slot)

@@ -186,7 +186,49 @@ fn percent_less(part: usize, whole: usize) -> f64 {
 }
 
 impl Report {
+    /// The report of a recording: what `snap` saw and what `profile`, learned from it, allows.
     pub fn new(target: &str, all_syscalls: bool, snap: &Snapshot, profile: &Profile) -> Self {
+        let mode = if all_syscalls {
+            "all_syscalls"
+        } else {
+            "under_filter"
+        };
+        let mut r = Report::build(target, mode, snap, profile);
+        if snap.dropped_first > 0 {
+            r.warnings.push(format!(
+                "{} first-program record(s) did not fit; counts are unaffected",
+                snap.dropped_first
+            ));
+        }
+        if snap.out_of_range > 0 {
+            r.warnings.push(format!(
+                "{} call(s) with syscall numbers outside every table (e.g. syscall(-1))",
+                snap.out_of_range
+            ));
+        }
+        if snap.syscalls.is_empty() && snap.out_of_range == 0 {
+            r.warnings.push(
+                "nothing was recorded: no task of the watched cgroup ran under a seccomp filter (was the workload started with seccomp=unconfined?)".into(),
+            );
+        }
+        r
+    }
+
+    /// The report of a profile file: what it allows, nothing observed.
+    pub fn for_profile(target: &str, profile: &Profile) -> Self {
+        let mut r = Report::build(target, "profile", &Snapshot::default(), profile);
+        let unknown = profile.unknown_names(&profile.abis());
+        if !unknown.is_empty() {
+            r.warnings.push(format!(
+                "{} name(s) unknown to the profile's architectures, which Docker ignores silently: {}",
+                unknown.len(),
+                unknown.join(", ")
+            ));
+        }
+        r
+    }
+
+    fn build(target: &str, mode: &'static str, snap: &Snapshot, profile: &Profile) -> Self {
         let ctx = Context::docker_default();
         let default = Profile::docker_default();
         let default_allowed = default.allowed(Abi::X86_64, &ctx);
@@ -223,31 +265,9 @@ impl Report {
             })
             .map(|n| n.to_string())
             .collect();
-        let mut warnings = Vec::new();
-        if snap.dropped_first > 0 {
-            warnings.push(format!(
-                "{} first-program record(s) did not fit; counts are unaffected",
-                snap.dropped_first
-            ));
-        }
-        if snap.out_of_range > 0 {
-            warnings.push(format!(
-                "{} call(s) with syscall numbers outside every table (e.g. syscall(-1))",
-                snap.out_of_range
-            ));
-        }
-        if snap.syscalls.is_empty() && snap.out_of_range == 0 {
-            warnings.push(
-                "nothing was recorded: no task of the watched cgroup ran under a seccomp filter (was the workload started with seccomp=unconfined?)".into(),
-            );
-        }
         Report {
             target: target.to_string(),
-            mode: if all_syscalls {
-                "all_syscalls"
-            } else {
-                "under_filter"
-            },
+            mode,
             complete: true,
             exit_code: None,
             stopped_by: None,
@@ -265,25 +285,9 @@ impl Report {
             runs: Vec::new(),
             verified: None,
             out_of_range_calls: snap.out_of_range,
-            warnings,
+            warnings: Vec::new(),
             syscalls,
         }
-    }
-
-    /// The report of a profile file: what it allows, nothing observed.
-    pub fn for_profile(target: &str, profile: &Profile) -> Self {
-        let mut r = Report::new(target, false, &Snapshot::default(), profile);
-        r.mode = "profile";
-        r.warnings.clear();
-        let unknown = profile.unknown_names(&profile.abis());
-        if !unknown.is_empty() {
-            r.warnings.push(format!(
-                "{} name(s) unknown to the profile's architectures, which Docker ignores silently: {}",
-                unknown.len(),
-                unknown.join(", ")
-            ));
-        }
-        r
     }
 
     fn observed(&self) -> bool {
@@ -503,8 +507,31 @@ impl Report {
     }
 }
 
-/// One syscall a profile denied during verification.
-pub type Denial = SyscallLine;
+/// A report that renders as text, Markdown and JSON.
+pub trait Render {
+    fn text(&self) -> String;
+    fn markdown(&self) -> String;
+    fn json(&self) -> String;
+}
+
+/// Both report types render through their own `to_text`, `to_markdown` and `to_json`.
+macro_rules! render_with_inherent_methods {
+    ($($t:ty),*) => {$(
+        impl Render for $t {
+            fn text(&self) -> String {
+                self.to_text()
+            }
+            fn markdown(&self) -> String {
+                self.to_markdown()
+            }
+            fn json(&self) -> String {
+                self.to_json()
+            }
+        }
+    )*};
+}
+
+render_with_inherent_methods!(Report, Verification);
 
 /// The result of running a workload under a profile: every call the profile denied.
 #[derive(Clone, Debug, Serialize)]
@@ -514,7 +541,8 @@ pub struct Verification {
     /// The errno denied calls returned during verification, in place of the profile's.
     pub errno: u32,
     pub passed: bool,
-    pub denied: Vec<Denial>,
+    /// The syscalls the profile denied, with counts and the first program denied.
+    pub denied: Vec<SyscallLine>,
     pub denied_calls: u64,
     pub exit_code: Option<i32>,
     pub stopped_by: Option<String>,
@@ -587,13 +615,6 @@ impl Verification {
         s
     }
 
-    fn denial_name(d: &Denial) -> String {
-        match d.abi {
-            Abi::X86_64 => d.name.clone(),
-            abi => format!("{} ({abi})", d.name),
-        }
-    }
-
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -609,7 +630,7 @@ impl Verification {
                 let _ = writeln!(
                     out,
                     "  {:<24} {:>12}  {}",
-                    Self::denial_name(d),
+                    display_name(d),
                     d.count,
                     d.first_program.as_deref().unwrap_or("?")
                 );
@@ -648,7 +669,7 @@ impl Verification {
                 let _ = writeln!(
                     out,
                     "| `{}` | {} | {} |",
-                    Self::denial_name(d),
+                    display_name(d),
                     d.count,
                     d.first_program.as_deref().unwrap_or("?")
                 );

@@ -15,7 +15,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
     cgroup,
-    docker::{self, ContainerSpec, Engine, ImageInfo, PortSpec},
+    docker::{self, ContainerSpec, Engine, PortSpec},
     recorder::{Mode, Recorder, Snapshot},
 };
 
@@ -190,7 +190,6 @@ pub struct Outcome {
     pub exercise_code: Option<i32>,
     pub elapsed: Duration,
     pub warnings: Vec<String>,
-    pub container_id: String,
     pub container_name: String,
 }
 
@@ -207,24 +206,44 @@ impl Outcome {
     }
 }
 
-/// Connects to the Docker Engine, makes sure the image is there and loads the recorder: what
-/// every container-running command needs first.
-pub async fn prepare(
-    args: &ContainerArgs,
-    interrupt: &mut Interrupt,
-) -> anyhow::Result<(Engine, ImageInfo, Recorder)> {
-    cgroup::unified_root()?;
-    let engine = Engine::connect().await?;
-    let image = interrupt.guard(engine.ensure_image(&args.image)).await??;
-    let recorder = Recorder::load()?;
-    Ok((engine, image, recorder))
+/// What every container-running command needs first: the Docker Engine (with the image
+/// present) and the loaded recorder.
+pub struct Prepared {
+    pub engine: Engine,
+    pub recorder: Recorder,
 }
 
-/// A run to record: the connection, the image, how to run it and under which profile.
+impl Prepared {
+    /// Connects to the Docker Engine, makes sure the image is there and loads the recorder.
+    pub async fn new(args: &ContainerArgs, interrupt: &mut Interrupt) -> anyhow::Result<Self> {
+        cgroup::unified_root()?;
+        let engine = Engine::connect().await?;
+        interrupt.guard(engine.ensure_image(&args.image)).await??;
+        let recorder = Recorder::load()?;
+        Ok(Prepared { engine, recorder })
+    }
+
+    /// Runs of `args`'s container recorded in `mode`; `label` names them in the progress line.
+    pub fn session<'a>(
+        &'a self,
+        args: &'a ContainerArgs,
+        mode: Mode,
+        label: &'a str,
+    ) -> Session<'a> {
+        Session {
+            engine: &self.engine,
+            recorder: &self.recorder,
+            args,
+            mode,
+            label,
+        }
+    }
+}
+
+/// A run to record: the connection, the recorder, how to run the container and how to record.
 pub struct Session<'a> {
     pub engine: &'a Engine,
     pub recorder: &'a Recorder,
-    pub image: &'a ImageInfo,
     pub args: &'a ContainerArgs,
     pub mode: Mode,
     /// Shown in the progress line, e.g. "training".
@@ -266,42 +285,44 @@ impl Session<'_> {
         let recording = self.recorder.watch_cgroup_named(&[id, &scope], self.mode)?;
         let result = self.drive(id, name, &recording, interrupt).await;
         let snapshot = self.recorder.finish(recording)?;
-        let (stop, exit_code, exercise_code, elapsed, mut warnings) = result?;
+        let mut outcome = result?;
         if snapshot.cgroups.is_empty() {
-            warnings.push(format!(
+            outcome.warnings.push(format!(
                 "the container's cgroup (named {id} or {scope}) was never seen in the cgroup v2 hierarchy: nothing could be recorded"
             ));
         }
-        Ok(Outcome {
-            snapshot,
-            stop,
-            exit_code,
-            exercise_code,
-            elapsed,
-            warnings,
-            container_id: id.to_string(),
-            container_name: name.to_string(),
-        })
+        outcome.snapshot = snapshot;
+        Ok(outcome)
     }
 
-    #[allow(clippy::type_complexity)]
+    /// Starts the container and waits for the end of the run; the snapshot is left empty.
     async fn drive(
         &self,
         id: &str,
         name: &str,
         recording: &crate::recorder::Recording,
         interrupt: &mut Interrupt,
-    ) -> anyhow::Result<(Stop, Option<i64>, Option<i32>, Duration, Vec<String>)> {
-        let mut warnings = Vec::new();
+    ) -> anyhow::Result<Outcome> {
+        let mut outcome = Outcome {
+            snapshot: Snapshot::default(),
+            stop: Stop::StartFailed,
+            exit_code: None,
+            exercise_code: None,
+            elapsed: Duration::ZERO,
+            warnings: Vec::new(),
+            container_name: name.to_string(),
+        };
+        let warnings = &mut outcome.warnings;
         let started = Instant::now();
         if let Err(err) = interrupt.guard(self.engine.start(id)).await? {
             // What ran before the failure (the runtime's calls under the filter) is kept:
             // `verify` names the denials that made the start fail.
             warnings.push(err.to_string());
-            return Ok((Stop::StartFailed, None, None, started.elapsed(), warnings));
+            outcome.elapsed = started.elapsed();
+            return Ok(outcome);
         }
-        if self.recorder.snapshot(recording)?.cgroups.is_empty() {
-            self.watch_late(id, recording, &mut warnings).await;
+        if self.recorder.cgroups(recording).is_empty() {
+            self.watch_late(id, recording, warnings).await;
         }
         let logs = (!self.args.quiet).then(|| self.engine.forward_logs(id));
         let wait = self.engine.wait(id);
@@ -348,7 +369,7 @@ impl Session<'_> {
                     break (Stop::Exercise, Some((&mut wait).await?));
                 }
                 _ = &mut deadline => {
-                    log::info!("--duration elapsed: stopping {name} with {}", self.image.stop_signal);
+                    log::info!("--duration elapsed: stopping {name} with its stop signal");
                     self.engine.stop(id, grace).await?;
                     break (Stop::Duration, Some((&mut wait).await?));
                 }
@@ -371,7 +392,11 @@ impl Session<'_> {
             // The stream ends when the container stops; don't hang on a daemon that lingers.
             let _ = tokio::time::timeout(Duration::from_secs(2), logs).await;
         }
-        Ok((stop, exit_code, exercise_code, started.elapsed(), warnings))
+        outcome.stop = stop;
+        outcome.exit_code = exit_code;
+        outcome.exercise_code = exercise_code;
+        outcome.elapsed = started.elapsed();
+        Ok(outcome)
     }
 
     /// When the cgroup was not matched by name at creation (an unusual cgroup layout), watch

@@ -35,7 +35,7 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         inputs.push((path.display().to_string(), load_profile(path)?));
     }
     let merged = Profile::merge(&inputs, args.force)?;
-    args.format.write(args.output.as_deref(), &merged)?;
+    args.format.write(args.output.as_deref(), &merged, None)?;
     let allowed = merged
         .allowed(Abi::X86_64, &Context::docker_default())
         .len();

@@ -6,7 +6,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
-use crate::{formats::OciSeccomp, output, report::Report, seccomp::Profile};
+use crate::{formats::OciSeccomp, output, report::Render, seccomp::Profile};
 
 pub mod container;
 pub mod diff;
@@ -139,12 +139,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Report formats, chosen by the file name's extension.
-pub fn write_report(path: &Path, report: &Report) -> crate::Result<()> {
+/// Writes a report (atomically) in the format its file name's extension names: `.json`,
+/// `.md`, anything else as text.
+pub fn write_report(path: &Path, report: &impl Render) -> crate::Result<()> {
     let text = match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => report.to_json(),
-        Some("md") | Some("markdown") => report.to_markdown(),
-        _ => report.to_text(),
+        Some("json") => report.json(),
+        Some("md") | Some("markdown") => report.markdown(),
+        _ => report.text(),
     };
     output::write_atomic(path, text.as_bytes())
 }
@@ -215,12 +216,18 @@ impl ProfileFormatArgs {
     }
 
     /// Renders `profile` and writes it to `path` (atomically), or to stdout without one.
-    pub fn write(&self, path: Option<&Path>, profile: &Profile) -> crate::Result<()> {
-        let name = path
+    /// `name` names a k8s manifest [default: the file's name].
+    pub fn write(
+        &self,
+        path: Option<&Path>,
+        profile: &Profile,
+        name: Option<&str>,
+    ) -> crate::Result<()> {
+        let stem = path
             .and_then(|p| p.file_stem())
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "profile".into());
-        let text = self.render(profile, &name);
+            .map(|s| s.to_string_lossy().into_owned());
+        let name = name.or(stem.as_deref()).unwrap_or("profile");
+        let text = self.render(profile, name);
         match path {
             Some(path) => output::write_atomic(path, text.as_bytes()),
             None => {

@@ -56,7 +56,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for warning in &report.warnings {
         log::warn!("{warning}");
     }
-    args.format.write(args.output.as_deref(), &profile)?;
+    args.format.write(args.output.as_deref(), &profile, None)?;
     if let Some(path) = &args.record.report {
         crate::cli::write_report(path, &report)?;
     }

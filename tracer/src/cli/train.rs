@@ -6,11 +6,11 @@ use clap::Args;
 use crate::{
     cli::{
         EXIT_ERROR, ProfileFormatArgs, RecordArgs,
-        container::{ContainerArgs, Interrupt, Session, Stop, prepare},
+        container::{ContainerArgs, Interrupt, Prepared, Stop},
         verify::{EXIT_DENIED, verify_once},
     },
     docker, output,
-    recorder::Snapshot,
+    recorder::{Mode, Snapshot},
     report::{Report, RunLine},
     seccomp::Profile,
 };
@@ -52,15 +52,8 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         output::check_writable(report)?;
     }
     let mut interrupt = Interrupt::install()?;
-    let (engine, image, recorder) = prepare(&args.container, &mut interrupt).await?;
-    let session = Session {
-        engine: &engine,
-        recorder: &recorder,
-        image: &image,
-        args: &args.container,
-        mode: args.record.mode(),
-        label: "training",
-    };
+    let prepared = Prepared::new(&args.container, &mut interrupt).await?;
+    let session = prepared.session(&args.container, args.record.mode(), "training");
 
     let mut total = Snapshot::default();
     let mut runs = Vec::new();
@@ -153,11 +146,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
     let mut verification = None;
     if args.verify && !matches!(last.stop, Stop::Interrupted(_)) {
-        let session = Session {
-            label: "verifying",
-            mode: crate::recorder::Mode::Verify,
-            ..session
-        };
+        let session = prepared.session(&args.container, Mode::Verify, "verifying");
         let (v, outcome) = verify_once(
             &session,
             &profile,
@@ -194,16 +183,12 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             log::warn!("{warning}");
         }
     }
+    // A k8s manifest is named after the image, wherever it is written.
     let name = docker::default_profile_path(&args.container.image)
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let rendered = args.format.render(&profile, &name);
-    if to_stdout {
-        print!("{rendered}");
-    } else {
-        output::write_atomic(&output, rendered.as_bytes())?;
-    }
+        .map(|s| s.to_string_lossy().into_owned());
+    args.format
+        .write((!to_stdout).then_some(&output), &profile, name.as_deref())?;
     match &args.record.report {
         Some(path) => crate::cli::write_report(path, &report)?,
         None if to_stdout => eprint!("{}", report.to_text()),

@@ -8,7 +8,7 @@ use tracer_common::DENY_ERRNO;
 use crate::{
     cli::{
         EXIT_ERROR, ProfileFormatArgs,
-        container::{ContainerArgs, Interrupt, Outcome, Session, Stop, prepare},
+        container::{ContainerArgs, Interrupt, Outcome, Prepared, Session, Stop},
         load_profile,
     },
     output,
@@ -82,38 +82,26 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         output::check_writable(path)?;
     }
     let mut interrupt = Interrupt::install()?;
-    let (engine, image, recorder) = prepare(&args.container, &mut interrupt).await?;
-    let session = Session {
-        engine: &engine,
-        recorder: &recorder,
-        image: &image,
-        args: &args.container,
-        mode: Mode::Verify,
-        label: "verifying",
-    };
+    let prepared = Prepared::new(&args.container, &mut interrupt).await?;
+    let session = prepared.session(&args.container, Mode::Verify, "verifying");
     let label = args.profile.display().to_string();
     let (v, outcome) = verify_once(&session, &profile, &label, "", &mut interrupt).await?;
     match &args.report {
         Some(path) => {
-            let text = match path.extension().and_then(|e| e.to_str()) {
-                Some("json") => v.to_json(),
-                Some("md") | Some("markdown") => v.to_markdown(),
-                _ => v.to_text(),
-            };
-            output::write_atomic(path, text.as_bytes())?;
+            crate::cli::write_report(path, &v)?;
             eprint!("{}", v.to_text());
         }
         None => print!("{}", v.to_text()),
     }
     if let Some(out) = args.output.as_deref().filter(|_| args.fix) {
-        let fixed = profile.allowing_more(&v.missing());
+        let missing = v.missing();
         args.format
-            .write(Some(out), &fixed)
+            .write(Some(out), &profile.allowing_more(&missing), None)
             .with_context(|| format!("writing the fixed profile to {}", out.display()))?;
         eprintln!(
             "profile: wrote {} with {} more syscall(s)",
             out.display(),
-            v.missing().values().map(|s| s.len()).sum::<usize>()
+            missing.values().map(|s| s.len()).sum::<usize>()
         );
     }
     Ok(match outcome.stop {
