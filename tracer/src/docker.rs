@@ -18,11 +18,6 @@ use futures_util::StreamExt as _;
 /// The socket the daemon listens on when DOCKER_HOST is unset.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
-/// The seccomp profile a training container runs under: everything allowed, but a filter is
-/// installed exactly where the real profile's will go (with `unconfined` there is none). All
-/// three x86 ABIs are listed so that i386 and x32 code runs as it would unconfined.
-pub const ALLOW_ALL_PROFILE: &str = r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"]}"#;
-
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error(
@@ -164,6 +159,9 @@ pub struct ContainerSpec {
     pub network: Option<String>,
     /// The seccomp profile's JSON text.
     pub seccomp: String,
+    /// Capabilities added to and dropped from Docker's default set.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
 }
 
 impl ContainerSpec {
@@ -203,6 +201,8 @@ impl ContainerSpec {
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
                 binds: (!self.volumes.is_empty()).then(|| self.volumes.clone()),
                 network_mode: self.network.clone(),
+                cap_add: (!self.cap_add.is_empty()).then(|| self.cap_add.clone()),
+                cap_drop: (!self.cap_drop.is_empty()).then(|| self.cap_drop.clone()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -514,7 +514,8 @@ mod tests {
             image: "app".into(),
             name: "n".into(),
             ports: vec!["127.0.0.1:1:80".parse().unwrap(), "2:80".parse().unwrap()],
-            seccomp: ALLOW_ALL_PROFILE.into(),
+            seccomp: "{}".into(),
+            cap_add: vec!["SYS_ADMIN".into()],
             entrypoint: Some(String::new()),
             ..Default::default()
         };
@@ -527,10 +528,8 @@ mod tests {
                 .len(),
             2
         );
-        assert_eq!(
-            host.security_opt.unwrap(),
-            vec![format!("seccomp={ALLOW_ALL_PROFILE}")]
-        );
+        assert_eq!(host.security_opt.unwrap(), vec!["seccomp={}".to_string()]);
+        assert_eq!(host.cap_add.unwrap(), ["SYS_ADMIN"]);
         assert_eq!(body.entrypoint.unwrap(), vec![String::new()]);
         assert_eq!(body.exposed_ports.unwrap(), vec!["80/tcp".to_string()]);
     }

@@ -50,6 +50,17 @@ pub enum Error {
     },
     #[error(transparent)]
     Docker(#[from] crate::docker::DockerError),
+    #[error("writing JSON: {0}")]
+    Serialize(#[source] serde_json::Error),
+    #[error(
+        "{what} would allow what {base} forbids: {}; nothing was written",
+        widenings.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("; ")
+    )]
+    NotWithin {
+        what: String,
+        base: String,
+        widenings: Vec<crate::seccomp::Widening>,
+    },
     #[error("{0}")]
     Invalid(String),
 }

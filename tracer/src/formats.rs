@@ -123,7 +123,7 @@ impl OciSeccomp {
                     let _ = writeln!(y, "        - index: {}", a.index);
                     let _ = writeln!(y, "          value: {}", a.value);
                     let _ = writeln!(y, "          valueTwo: {}", a.value_two);
-                    let _ = writeln!(y, "          op: {}", quote(&a.op));
+                    let _ = writeln!(y, "          op: {}", quote(a.op.as_str()));
                 }
             }
         }

@@ -21,7 +21,9 @@ use crate::{
     error::{Error, Result},
     kbtf,
     names::{Abi, SyscallId},
-    privileges, tracefs,
+    privileges,
+    seccomp::{ArgValues, Observation},
+    tracefs,
 };
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
@@ -59,6 +61,10 @@ pub struct Snapshot {
     pub dropped_first: u64,
     /// cgroup ids the recording watches.
     pub cgroups: Vec<u64>,
+    /// Argument values of the syscalls whose arguments are learned (x86_64 numbers).
+    pub args: BTreeMap<SyscallId, ArgValues>,
+    /// Argument values of the calls denied while verifying.
+    pub denied_args: BTreeMap<SyscallId, ArgValues>,
 }
 
 impl Snapshot {
@@ -81,6 +87,24 @@ impl Snapshot {
         self.out_of_range_denied += other.out_of_range_denied;
         self.dropped_first += other.dropped_first;
         self.cgroups.extend(other.cgroups.iter().copied());
+        for (map, from) in [
+            (&mut self.args, &other.args),
+            (&mut self.denied_args, &other.denied_args),
+        ] {
+            for (id, values) in from {
+                let mine = map.entry(*id).or_default();
+                mine.tuples.extend(values.tuples.iter().copied());
+                mine.overflowed |= values.overflowed;
+            }
+        }
+    }
+
+    /// What the profile is learned from.
+    pub fn observation(&self) -> Observation {
+        Observation {
+            calls: self.syscalls.iter().map(|(id, o)| (*id, o.count)).collect(),
+            args: self.args.clone(),
+        }
     }
 
     pub fn total_calls(&self) -> u64 {

@@ -7,8 +7,106 @@ use serde::Serialize;
 use crate::{
     names::{Abi, SyscallId},
     recorder::{Observed, Snapshot},
-    seccomp::{Context, Profile, Verdict},
+    seccomp::{
+        Action, Arg, Context, Learned, Profile, Verdict, conditions::rule_region, learn::rule_words,
+    },
 };
+
+/// Argument values worth naming when a profile allows or blocks them: (syscall, values of
+/// arguments 0 and 1, words).
+const PROBES: &[(&str, [Option<u64>; 2], &str)] = &[
+    ("socket", [Some(1), Some(1)], "AF_UNIX SOCK_STREAM"),
+    ("socket", [Some(2), Some(1)], "AF_INET SOCK_STREAM"),
+    ("socket", [Some(2), Some(2)], "AF_INET SOCK_DGRAM"),
+    ("socket", [Some(2), Some(3)], "AF_INET SOCK_RAW"),
+    ("socket", [Some(10), Some(1)], "AF_INET6 SOCK_STREAM"),
+    ("socket", [Some(10), Some(3)], "AF_INET6 SOCK_RAW"),
+    ("socket", [Some(16), Some(3)], "AF_NETLINK"),
+    ("socket", [Some(17), Some(3)], "AF_PACKET SOCK_RAW"),
+    ("socket", [Some(38), Some(5)], "AF_ALG"),
+    ("socket", [Some(40), Some(1)], "AF_VSOCK"),
+    ("personality", [Some(0x40000), None], "ADDR_NO_RANDOMIZE"),
+    ("personality", [Some(8), None], "PER_LINUX_32BIT"),
+    ("clone", [Some(0x1000_0011), None], "CLONE_NEWUSER"),
+    ("clone", [Some(0x4000_0011), None], "CLONE_NEWNET"),
+    ("clone", [Some(0x2_0011), None], "CLONE_NEWNS"),
+];
+
+/// A syscall the profile allows only for some arguments.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArgumentLine {
+    pub syscall: String,
+    /// Each allowed case in words.
+    pub allows: Vec<String>,
+    /// Notable argument values this profile denies that Docker's default allows.
+    pub blocks_beyond_default: Vec<String>,
+    /// The learned values overflowed the kernel's bound: the base's rule was kept instead.
+    pub fell_back: bool,
+}
+
+impl ArgumentLine {
+    /// `socket: AF_INET, SOCK_STREAM; AF_UNIX, SOCK_STREAM; blocks AF_PACKET SOCK_RAW, ... that
+    /// Docker's default allows`, with names quoted by `q`.
+    pub fn sentence(&self, q: &str) -> String {
+        let mut s = format!("{q}{}{q}: {}", self.syscall, self.allows.join("; "));
+        if !self.blocks_beyond_default.is_empty() {
+            let _ = write!(
+                s,
+                "; blocks {} that Docker's default allows",
+                self.blocks_beyond_default.join(", ")
+            );
+        }
+        if self.fell_back {
+            s.push_str(" (too many values to learn: the base's rule)");
+        }
+        s
+    }
+}
+
+/// The argument-conditioned syscalls of `profile`, with what they block beyond the default.
+fn argument_lines(
+    profile: &Profile,
+    learned: Option<&Learned>,
+    ctx: &Context,
+) -> Vec<ArgumentLine> {
+    let mine = profile.decisions(Abi::X86_64, ctx);
+    let theirs = Profile::docker_default().decisions(Abi::X86_64, ctx);
+    let mut out = Vec::new();
+    for (name, d) in &mine {
+        if d.denied() || d.lower.is_all() {
+            continue;
+        }
+        let mut allows: Vec<String> = profile
+            .syscalls
+            .iter()
+            .filter(|r| r.applies(ctx) && r.act().runs() && r.all_names().any(|n| n == name))
+            .map(|r| rule_words(name, &r.args))
+            .collect();
+        allows.dedup();
+        let blocks = PROBES
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .filter(|(_, values, _)| {
+                let args: Vec<Arg> = values
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.map(|v| Arg::eq(i as u32, v)))
+                    .collect();
+                let probe = rule_region(&args);
+                theirs.get(name).is_some_and(|t| probe.within(&t.lower)) && !probe.within(&d.upper)
+            })
+            .map(|(_, _, words)| words.to_string())
+            .collect();
+        out.push(ArgumentLine {
+            syscall: name.to_string(),
+            allows,
+            blocks_beyond_default: blocks,
+            fell_back: learned
+                .is_some_and(|l| l.args.iter().any(|a| a.syscall == *name && a.fell_back)),
+        });
+    }
+    out
+}
 
 /// Syscalls Docker's default may allow that a workload rarely needs, with why they matter.
 pub const DANGEROUS: &[(&str, &str)] = &[
@@ -167,6 +265,13 @@ pub struct Report {
     pub always_allowed: Vec<Blocked>,
     /// Observed syscalls Docker's default would deny.
     pub denied_by_docker_default: Vec<String>,
+    /// The profile the learned one stays within (`docker-default`, a file, or `allow-all`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound: Option<String>,
+    /// Observed syscalls the bound denies: not in the profile.
+    pub not_learned: Vec<String>,
+    /// Syscalls allowed only for some arguments, in words.
+    pub argument_rules: Vec<ArgumentLine>,
     /// Training runs, when there were several (`train --runs`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunLine>,
@@ -175,6 +280,15 @@ pub struct Report {
     pub verified: Option<bool>,
     pub out_of_range_calls: u64,
     pub warnings: Vec<String>,
+}
+
+/// `12.3% fewer than` or, for a wider profile, `4.5% more than`.
+pub fn fewer_or_more(percent_less: f64) -> String {
+    if percent_less < 0.0 {
+        format!("{:.1}% more than", -percent_less)
+    } else {
+        format!("{percent_less:.1}% fewer than")
+    }
 }
 
 fn percent_less(part: usize, whole: usize) -> f64 {
@@ -187,13 +301,27 @@ fn percent_less(part: usize, whole: usize) -> f64 {
 
 impl Report {
     /// The report of a recording: what `snap` saw and what `profile`, learned from it, allows.
-    pub fn new(target: &str, all_syscalls: bool, snap: &Snapshot, profile: &Profile) -> Self {
+    pub fn new(
+        target: &str,
+        all_syscalls: bool,
+        snap: &Snapshot,
+        learned: &Learned,
+        bound: &str,
+    ) -> Self {
         let mode = if all_syscalls {
             "all_syscalls"
         } else {
             "under_filter"
         };
-        let mut r = Report::build(target, mode, snap, profile);
+        let mut r = Report::build(target, mode, snap, &learned.profile, Some(learned));
+        r.bound = Some(bound.to_string());
+        r.not_learned = learned.denied_by_bound.clone();
+        for a in learned.args.iter().filter(|a| a.fell_back) {
+            r.warnings.push(format!(
+                "{}: more distinct argument values than the kernel keeps; the bound's rule for it was used instead",
+                a.syscall
+            ));
+        }
         if snap.dropped_first > 0 {
             r.warnings.push(format!(
                 "{} first-program record(s) did not fit; counts are unaffected",
@@ -216,7 +344,7 @@ impl Report {
 
     /// The report of a profile file: what it allows, nothing observed.
     pub fn for_profile(target: &str, profile: &Profile) -> Self {
-        let mut r = Report::build(target, "profile", &Snapshot::default(), profile);
+        let mut r = Report::build(target, "profile", &Snapshot::default(), profile, None);
         let unknown = profile.unknown_names(&profile.abis());
         if !unknown.is_empty() {
             r.warnings.push(format!(
@@ -228,7 +356,13 @@ impl Report {
         r
     }
 
-    fn build(target: &str, mode: &'static str, snap: &Snapshot, profile: &Profile) -> Self {
+    fn build(
+        target: &str,
+        mode: &'static str,
+        snap: &Snapshot,
+        profile: &Profile,
+        learned: Option<&Learned>,
+    ) -> Self {
         let ctx = Context::docker_default();
         let default = Profile::docker_default();
         let default_allowed = default.allowed(Abi::X86_64, &ctx);
@@ -255,16 +389,31 @@ impl Report {
             .filter(|(name, _)| allowed.contains_key(name) && !observed.contains(name))
             .map(|&(name, reason)| Blocked { name, reason })
             .collect();
+        let default_decisions = default.decisions(Abi::X86_64, &ctx);
+        let mut warnings = Vec::new();
         let denied_by_docker_default = observed
             .iter()
             .filter(|n| {
-                !matches!(
+                if matches!(
                     default_allowed.get(*n),
                     Some(Verdict::Allowed | Verdict::AllowedWithArgs)
-                )
+                ) {
+                    return false;
+                }
+                // Answered ENOSYS on purpose: callers fall back (glibc: clone3 → clone).
+                if default_decisions.get(*n).and_then(|d| d.outright)
+                    == Some(Action::Errno(crate::seccomp::ENOSYS))
+                {
+                    warnings.push(format!(
+                        "{n} was observed; Docker's default answers it with ENOSYS so that callers fall back (glibc uses clone), and so does this profile"
+                    ));
+                    return false;
+                }
+                true
             })
             .map(|n| n.to_string())
             .collect();
+        let argument_rules = argument_lines(profile, learned, &ctx);
         Report {
             target: target.to_string(),
             mode,
@@ -282,10 +431,13 @@ impl Report {
             allowed_dangerous,
             always_allowed,
             denied_by_docker_default,
+            bound: None,
+            not_learned: Vec::new(),
+            argument_rules,
             runs: Vec::new(),
             verified: None,
             out_of_range_calls: snap.out_of_range,
-            warnings: Vec::new(),
+            warnings,
             syscalls,
         }
     }
@@ -382,6 +534,17 @@ impl Report {
                 let _ = writeln!(out, "    {:<18} {}", b.name, b.reason);
             }
         }
+        for a in &self.argument_rules {
+            let _ = writeln!(out, "  {}", a.sentence(""));
+        }
+        if !self.not_learned.is_empty() {
+            let _ = writeln!(
+                out,
+                "  observed, but denied by {} and so not allowed: {}",
+                self.bound.as_deref().unwrap_or("the base"),
+                self.not_learned.join(", ")
+            );
+        }
         if !self.denied_by_docker_default.is_empty() {
             let _ = writeln!(
                 out,
@@ -474,6 +637,23 @@ impl Report {
             }
             out.push('\n');
         }
+        if !self.argument_rules.is_empty() {
+            let _ = writeln!(out, "## Allowed only for some arguments\n");
+            for a in &self.argument_rules {
+                let _ = writeln!(out, "{}\n", a.sentence("`"));
+            }
+        }
+        if !self.not_learned.is_empty() {
+            let _ = writeln!(
+                out,
+                "## Observed, but denied by {}: not allowed\n",
+                self.bound.as_deref().unwrap_or("the base")
+            );
+            for n in &self.not_learned {
+                let _ = writeln!(out, "- `{n}`");
+            }
+            out.push('\n');
+        }
         if !self.denied_by_docker_default.is_empty() {
             let _ = writeln!(out, "## Needed, but denied by Docker's default\n");
             for n in &self.denied_by_docker_default {
@@ -533,6 +713,16 @@ macro_rules! render_with_inherent_methods {
 
 render_with_inherent_methods!(Report, Verification);
 
+/// Argument values a profile denied, for one syscall.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeniedArguments {
+    pub syscall: String,
+    /// Each denied case in words (`AF_PACKET, SOCK_RAW`).
+    pub values: Vec<String>,
+    #[serde(skip)]
+    pub raw: BTreeSet<[u64; 2]>,
+}
+
 /// The result of running a workload under a profile: every call the profile denied.
 #[derive(Clone, Debug, Serialize)]
 pub struct Verification {
@@ -544,6 +734,8 @@ pub struct Verification {
     /// The syscalls the profile denied, with counts and the first program denied.
     pub denied: Vec<SyscallLine>,
     pub denied_calls: u64,
+    /// For syscalls whose arguments are learned: the argument values that were denied.
+    pub denied_arguments: Vec<DeniedArguments>,
     pub exit_code: Option<i32>,
     pub stopped_by: Option<String>,
     /// False when interrupted, or nothing could be checked.
@@ -562,10 +754,28 @@ impl Verification {
                 snap.out_of_range_denied
             ));
         }
+        let denied_arguments = snap
+            .denied_args
+            .iter()
+            .filter_map(|(id, values)| {
+                let name = id.abi.name(id.nr)?;
+                let spec = crate::seccomp::ArgSpec::of(name)?;
+                Some(DeniedArguments {
+                    syscall: name.to_string(),
+                    values: values
+                        .tuples
+                        .iter()
+                        .map(|t| crate::seccomp::learn::spec_words(spec, *t))
+                        .collect(),
+                    raw: values.tuples.clone(),
+                })
+            })
+            .collect();
         Verification {
             target: target.to_string(),
             profile: profile.to_string(),
             errno,
+            denied_arguments,
             passed: denied.is_empty() && snap.out_of_range_denied == 0,
             denied_calls: denied.iter().map(|d| d.count).sum::<u64>() + snap.out_of_range_denied,
             denied,
@@ -575,6 +785,14 @@ impl Verification {
             duration_seconds: 0.0,
             notes,
         }
+    }
+
+    /// The denied argument values per syscall, for `--fix`.
+    pub fn denied_values(&self) -> std::collections::BTreeMap<String, BTreeSet<[u64; 2]>> {
+        self.denied_arguments
+            .iter()
+            .map(|d| (d.syscall.clone(), d.raw.clone()))
+            .collect()
     }
 
     /// The names the profile would need (native ABI first) to let this run through.
@@ -635,6 +853,14 @@ impl Verification {
                     d.first_program.as_deref().unwrap_or("?")
                 );
             }
+        }
+        for d in &self.denied_arguments {
+            let _ = writeln!(
+                out,
+                "  {} denied for arguments: {}",
+                d.syscall,
+                d.values.join("; ")
+            );
         }
         for n in &self.notes {
             let _ = writeln!(out, "  note: {n}");
@@ -726,7 +952,13 @@ mod tests {
         let snap = snapshot(&[(0, 5), (1, 3), (231, 1), (272, 1)]);
         let abis = BTreeSet::from([Abi::X86_64]);
         let profile = Profile::allowing(["read", "write", "exit_group", "unshare"], &abis);
-        let r = Report::new("img:tag", false, &snap, &profile);
+        let learned = Learned {
+            profile,
+            denied_by_bound: Vec::new(),
+            args: Vec::new(),
+            always_allowed: Vec::new(),
+        };
+        let r = Report::new("img:tag", false, &snap, &learned, "allow-all");
         assert_eq!(r.allowed, 4);
         assert_eq!(r.total_calls, 10);
         assert!(r.docker_default_allowed > 300);
@@ -752,6 +984,62 @@ mod tests {
         );
         assert!(r.to_markdown().contains("| `unshare` | 1 | sh |"));
         assert!(r.to_text().contains("unshare"));
+    }
+
+    #[test]
+    fn argument_rules_in_words() {
+        use crate::seccomp::{LearnArgs, Observation, learn};
+        let mut obs = Observation::default();
+        for nr in [0u32, 41, 57] {
+            obs.calls.insert(
+                SyscallId {
+                    abi: Abi::X86_64,
+                    nr,
+                },
+                1,
+            );
+        }
+        obs.args.insert(
+            SyscallId {
+                abi: Abi::X86_64,
+                nr: 41,
+            },
+            crate::seccomp::ArgValues {
+                tuples: [[2, 1], [1, 1]].into_iter().collect(),
+                overflowed: false,
+            },
+        );
+        let ctx = Context::docker_default();
+        let learned = learn(&obs, &Profile::docker_default(), &ctx, LearnArgs::Default);
+        let r = Report::new(
+            "img",
+            false,
+            &Snapshot::default(),
+            &learned,
+            "docker-default",
+        );
+        let socket = &r.argument_rules[0];
+        assert_eq!(socket.syscall, "socket");
+        assert_eq!(
+            socket.allows,
+            ["AF_UNIX, SOCK_STREAM", "AF_INET, SOCK_STREAM"]
+        );
+        assert_eq!(
+            socket.blocks_beyond_default,
+            [
+                "AF_INET SOCK_DGRAM",
+                "AF_INET SOCK_RAW",
+                "AF_INET6 SOCK_STREAM",
+                "AF_INET6 SOCK_RAW",
+                "AF_NETLINK",
+                "AF_PACKET SOCK_RAW"
+            ]
+        );
+        assert!(r.to_text().contains(
+            "socket: AF_UNIX, SOCK_STREAM; AF_INET, SOCK_STREAM; blocks AF_INET SOCK_DGRAM"
+        ));
+        // clone: the default's namespace mask, so nothing beyond it is blocked; it is listed.
+        assert!(r.argument_rules.iter().all(|a| a.syscall != "clone"));
     }
 
     #[test]

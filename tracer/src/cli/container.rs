@@ -55,6 +55,13 @@ pub struct ContainerArgs {
     /// Connect the container to this network (as `docker run --network`).
     #[arg(long, value_name = "NET")]
     pub network: Option<String>,
+    /// Add a Linux capability (as `docker run --cap-add`; ALL for every one). The base
+    /// profile's capability rules follow, and so does the learned profile.
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability (as `docker run --cap-drop`; ALL for every one).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
     /// Seconds between the stop signal and SIGKILL when stopping the container.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub stop_timeout: u64,
@@ -91,7 +98,15 @@ impl ContainerArgs {
             volumes: self.volumes.clone(),
             network: self.network.clone(),
             seccomp: seccomp.to_string(),
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
         }
+    }
+
+    /// The conditions Docker evaluates profiles under for this container: its capabilities.
+    pub fn context(&self) -> anyhow::Result<crate::seccomp::Context> {
+        crate::seccomp::Context::with_caps(&self.cap_add, &self.cap_drop)
+            .map_err(|e| anyhow::anyhow!("--cap-add/--cap-drop: {e}"))
     }
 }
 

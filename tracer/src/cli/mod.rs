@@ -11,6 +11,7 @@ use crate::{formats::OciSeccomp, output, report::Render, seccomp::Profile};
 pub mod container;
 pub mod diff;
 pub mod exec;
+pub mod learning;
 pub mod merge;
 pub mod report_cmd;
 pub mod run;
@@ -201,18 +202,18 @@ impl ProfileFormatArgs {
 
     /// `profile` with the default action applied, rendered in the chosen format. `name`
     /// names the k8s manifest unless --k8s-name does.
-    pub fn render(&self, profile: &Profile, name: &str) -> String {
+    pub fn render(&self, profile: &Profile, name: &str) -> crate::Result<String> {
         let profile = match self.default_action {
             DefaultAction::Errno => profile.clone(),
             DefaultAction::Log => profile.clone().logging(),
         };
         let ctx = crate::seccomp::Context::docker_default();
-        match self.format {
-            Format::Docker => profile.to_json(),
+        Ok(match self.format {
+            Format::Docker => profile.to_json()?,
             Format::Oci => OciSeccomp::resolve(&profile, &ctx).to_json(),
             Format::K8s => OciSeccomp::resolve(&profile, &ctx)
                 .to_k8s_yaml(self.k8s_name.as_deref().unwrap_or(name)),
-        }
+        })
     }
 
     /// Renders `profile` and writes it to `path` (atomically), or to stdout without one.
@@ -227,7 +228,7 @@ impl ProfileFormatArgs {
             .and_then(|p| p.file_stem())
             .map(|s| s.to_string_lossy().into_owned());
         let name = name.or(stem.as_deref()).unwrap_or("profile");
-        let text = self.render(profile, name);
+        let text = self.render(profile, name)?;
         match path {
             Some(path) => output::write_atomic(path, text.as_bytes()),
             None => {

@@ -5,9 +5,7 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::{
-    cgroup::OwnedCgroup, launch, output, recorder::Recorder, report::Report, seccomp::Profile,
-};
+use crate::{cgroup::OwnedCgroup, launch, output, recorder::Recorder, report::Report};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -18,6 +16,12 @@ pub struct RunArgs {
     pub record: crate::cli::RecordArgs,
     #[command(flatten)]
     pub format: crate::cli::ProfileFormatArgs,
+    /// Which syscall arguments are learned in the kernel (see `train --help`).
+    #[arg(long, value_enum, default_value_t, value_name = "SET")]
+    pub learn_args: crate::seccomp::LearnArgs,
+    /// Let the profile allow what Docker's default forbids (by default it stays within it).
+    #[arg(long)]
+    pub allow_beyond_default: bool,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -44,12 +48,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let snap = recorder.finish(recording)?;
     drop(cgroup);
     let code = exit_code(status);
-    let profile = Profile::observed(&snap);
+    let ctx = crate::seccomp::Context::docker_default();
+    let bases = crate::cli::learning::LearnOptions {
+        base: "allow-all".into(),
+        learn_args: args.learn_args,
+        allow_beyond_default: args.allow_beyond_default,
+    }
+    .bases(&ctx)?;
+    let learned = crate::cli::learning::learn_checked(&snap, &bases, &ctx, args.learn_args)?;
+    let profile = learned.profile.clone();
     let mut report = Report::new(
         &args.command.join(" "),
         args.record.all_syscalls,
         &snap,
-        &profile,
+        &learned,
+        &bases.bound_label,
     );
     report.exit_code = Some(code);
     report.duration_seconds = started.elapsed().as_secs_f64();

@@ -7,12 +7,12 @@ use crate::{
     cli::{
         EXIT_ERROR, ProfileFormatArgs, RecordArgs,
         container::{ContainerArgs, Interrupt, Prepared, Stop},
+        learning::{LearnOptions, learn_checked},
         verify::{EXIT_DENIED, verify_once},
     },
     docker, output,
     recorder::{Mode, Snapshot},
     report::{Report, RunLine},
-    seccomp::Profile,
 };
 
 /// Exit status when the workload or the exercise failed (the profile is still written).
@@ -28,6 +28,8 @@ pub struct TrainArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub record: RecordArgs,
+    #[command(flatten)]
+    pub learn: LearnOptions,
     #[command(flatten)]
     pub format: ProfileFormatArgs,
     /// Run the workload N times (a fresh container each time) and learn the union; the report
@@ -51,6 +53,9 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(report) = &args.record.report {
         output::check_writable(report)?;
     }
+    let ctx = args.container.context()?;
+    let bases = args.learn.bases(&ctx)?;
+    let base_json = bases.run_under.to_json()?;
     let mut interrupt = Interrupt::install()?;
     let prepared = Prepared::new(&args.container, &mut interrupt).await?;
     let session = prepared.session(&args.container, args.record.mode(), "training");
@@ -67,12 +72,12 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         } else {
             String::new()
         };
-        let outcome = session
-            .run(docker::ALLOW_ALL_PROFILE, &suffix, &mut interrupt)
-            .await?;
+        let outcome = session.run(&base_json, &suffix, &mut interrupt).await?;
         if outcome.stop == Stop::StartFailed {
             anyhow::bail!(
-                "the container could not start: {}",
+                "the container could not start under the base profile {} (does it deny something the runtime needs? `profile verify --profile {}` names it): {}",
+                bases.label,
+                bases.label,
                 outcome.warnings.join("; ")
             );
         }
@@ -123,12 +128,14 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no run was made");
     };
 
-    let profile = Profile::observed(&total);
+    let learned = learn_checked(&total, &bases, &ctx, args.learn.learn_args)?;
+    let profile = learned.profile.clone();
     let mut report = Report::new(
         &args.container.target(),
         args.record.all_syscalls,
         &total,
-        &profile,
+        &learned,
+        &bases.bound_label,
     );
     report.exit_code = last.exit_code.map(|c| c as i32);
     report.stopped_by = last.stop.label();
@@ -150,6 +157,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         let (v, outcome) = verify_once(
             &session,
             &profile,
+            &ctx,
             "the trained profile",
             "-verify",
             &mut interrupt,
@@ -198,9 +206,9 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", v.to_text());
     }
     eprintln!(
-        "profile: {} syscalls allowed, {:.1}% fewer than Docker's default ({}){}",
+        "profile: {} syscalls allowed, {} Docker's default ({}){}",
         report.allowed,
-        report.reduction_vs_docker_default_percent,
+        crate::report::fewer_or_more(report.reduction_vs_docker_default_percent),
         report.docker_default_allowed,
         if to_stdout {
             String::new()

@@ -52,17 +52,18 @@ pub struct VerifyArgs {
 pub async fn verify_once(
     session: &Session<'_>,
     profile: &Profile,
+    ctx: &Context,
     label: &str,
     suffix: &str,
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<(Verification, Outcome)> {
-    let (enforced, note) = profile.for_verification(DENY_ERRNO, &Context::docker_default());
-    let outcome = session.run(&enforced.to_json(), suffix, interrupt).await?;
+    let (enforced, notes) = profile.for_verification(DENY_ERRNO, ctx);
+    let outcome = session.run(&enforced.to_json()?, suffix, interrupt).await?;
     let mut v = Verification::new(&session.args.target(), label, DENY_ERRNO, &outcome.snapshot);
     v.exit_code = outcome.exit_code.map(|c| c as i32);
     v.stopped_by = outcome.stop.label();
     v.duration_seconds = (outcome.elapsed.as_secs_f64() * 10.0).round() / 10.0;
-    v.notes.extend(note);
+    v.notes.extend(notes);
     v.notes.extend(outcome.warnings.iter().cloned());
     if let Stop::Interrupted(_) = outcome.stop {
         v.complete = false;
@@ -78,6 +79,7 @@ pub async fn verify_once(
 
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let profile = load_profile(&args.profile)?;
+    let ctx = args.container.context()?;
     for path in args.output.iter().chain(args.report.iter()) {
         output::check_writable(path)?;
     }
@@ -85,7 +87,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let prepared = Prepared::new(&args.container, &mut interrupt).await?;
     let session = prepared.session(&args.container, Mode::Verify, "verifying");
     let label = args.profile.display().to_string();
-    let (v, outcome) = verify_once(&session, &profile, &label, "", &mut interrupt).await?;
+    let (v, outcome) = verify_once(&session, &profile, &ctx, &label, "", &mut interrupt).await?;
     match &args.report {
         Some(path) => {
             crate::cli::write_report(path, &v)?;
@@ -96,7 +98,11 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = args.output.as_deref().filter(|_| args.fix) {
         let missing = v.missing();
         args.format
-            .write(Some(out), &profile.allowing_more(&missing), None)
+            .write(
+                Some(out),
+                &profile.allowing_more(&missing, &v.denied_values()),
+                None,
+            )
             .with_context(|| format!("writing the fixed profile to {}", out.display()))?;
         eprintln!(
             "profile: wrote {} with {} more syscall(s)",
