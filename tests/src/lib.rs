@@ -7,6 +7,8 @@ use std::{
 
 /// The static test workload (`workloads/sysloop.c`).
 pub const SYSLOOP: &str = env!("SYSLOOP");
+/// The static attack probe (`workloads/attack.c`).
+pub const ATTACK: &str = env!("ATTACK");
 
 /// The `profile` binary of this build (`cargo build -p tracer` puts it beside `deps/`).
 pub fn profile_bin() -> PathBuf {
@@ -145,7 +147,8 @@ pub fn docker(args: &[&str]) -> Output {
 }
 
 /// The image the Docker tests run: `FROM scratch` with Debian's static busybox (applets
-/// installed in /bin), the static `sysloop` workload as /bin/sysloop, and /www/index.html.
+/// installed in /bin), the static workloads as /bin/sysloop and /bin/attack, and
+/// /www/index.html.
 /// Built once per test process; no registry is needed.
 pub fn test_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -157,12 +160,14 @@ pub fn test_image() -> &'static str {
         std::fs::copy("/bin/busybox", ctx.join("busybox"))
             .expect("/bin/busybox (apt-get install busybox-static)");
         std::fs::copy(SYSLOOP, ctx.join("sysloop")).expect("sysloop");
+        std::fs::copy(ATTACK, ctx.join("attack")).expect("attack");
         std::fs::write(
             ctx.join("Dockerfile"),
             "FROM scratch\n\
              COPY busybox /bin/busybox\n\
              RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
              COPY sysloop /bin/sysloop\n\
+             COPY attack /bin/attack\n\
              RUN mkdir -p /www /tmp && echo 'hello from the test image' > /www/index.html\n\
              CMD [\"sh\"]\n",
         )
@@ -234,8 +239,14 @@ pub fn train(
 
 /// `docker run --rm [--security-opt seccomp=PROFILE] <test image> CMD…`.
 pub fn run_under(profile: Option<&Path>, cmd: &[&str]) -> Output {
+    run_under_with(profile, &[], cmd)
+}
+
+/// As [`run_under`], with more `docker run` options.
+pub fn run_under_with(profile: Option<&Path>, opts: &[&str], cmd: &[&str]) -> Output {
     let opt = profile.map(|p| format!("seccomp={}", p.display()));
     let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(opts);
     if let Some(opt) = &opt {
         args.extend_from_slice(&["--security-opt", opt]);
     }

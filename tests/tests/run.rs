@@ -92,7 +92,7 @@ fn counting_starts_at_the_tasks_own_install() {
     let run = |mode| {
         let cg =
             OwnedCgroup::create(&format!("profile-test-tsync-{}", std::process::id())).unwrap();
-        let recording = recorder.watch_cgroup(cg.id(), mode).unwrap();
+        let recording = recorder.watch_cgroup(cg.id(), mode, false).unwrap();
         let mut child = launch::spawn(&argv, Some(&cg.procs_path()), None).unwrap();
         assert!(child.wait().unwrap().success());
         let snap = recorder.finish(recording).unwrap();
@@ -162,7 +162,9 @@ fn one_recorder_keeps_slots_apart() {
     for (i, (call, n, _)) in runs.iter().enumerate() {
         let cg =
             OwnedCgroup::create(&format!("profile-test-slots-{}-{i}", std::process::id())).unwrap();
-        let rec = recorder.watch_cgroup(cg.id(), Mode::UnderFilter).unwrap();
+        let rec = recorder
+            .watch_cgroup(cg.id(), Mode::UnderFilter, false)
+            .unwrap();
         let argv = [SYSLOOP.to_string(), call.to_string(), n.to_string()];
         let child =
             launch::spawn(&argv, Some(&cg.procs_path()), Some(launch::allow_all())).unwrap();
@@ -308,7 +310,7 @@ fn cgroups_are_watched_by_name_from_creation() {
         let id = format!("{:064x}", 0xc0ffee_u64 + calls);
         let scope = format!("docker-{id}.scope");
         let recording = recorder
-            .watch_cgroup_named(&[&id, &scope], Mode::UnderFilter)
+            .watch_cgroup_named(&[&id, &scope], Mode::UnderFilter, false)
             .unwrap();
         let dir = match layout {
             "cgroupfs" => parent.join("docker").join(&id),

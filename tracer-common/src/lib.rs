@@ -36,6 +36,43 @@ pub const FIRST_DENIED_BASE: u32 = TABLE_LEN as u32;
 
 /// Watch flags.
 pub const WATCH_ALL_SYSCALLS: u32 = 1;
+/// Also learn ioctl's request and prctl's option (`--learn-args strict`).
+pub const WATCH_STRICT_ARGS: u32 = 2;
+
+/// Syscalls whose arguments are learned, by kind: socket, personality, ioctl, prctl (x86_64
+/// numbers; the userspace table `ARG_SPECS` lists them in this order).
+pub const ARG_KINDS: usize = 4;
+pub const ARG_SOCKET: u32 = 0;
+pub const ARG_PERSONALITY: u32 = 1;
+pub const ARG_IOCTL: u32 = 2;
+pub const ARG_PRCTL: u32 = 3;
+/// Added to a kind for the argument values of denied calls (while verifying).
+pub const ARG_DENIED: u32 = ARG_KINDS as u32;
+/// Distinct value tuples kept per syscall and recording; beyond it the set is marked
+/// overflowed and the profile keeps the base's rule for that syscall.
+pub const MAX_ARG_VALUES: u32 = 64;
+/// Capacity of the argument-value map, shared by all recordings.
+pub const MAX_ARG_ENTRIES: u32 = 8_192;
+/// socket's type carries SOCK_NONBLOCK and SOCK_CLOEXEC above the type proper.
+pub const SOCK_TYPE_MASK: u64 = 0xf;
+
+/// One distinct tuple of argument values of a learned syscall in a recording.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ArgKey {
+    pub slot: u32,
+    /// The syscall's kind, plus [`ARG_DENIED`] for denied calls.
+    pub kind: u32,
+    pub values: [u64; 2],
+}
+
+/// Per recording: distinct tuples per kind (learned, then denied), and overflow marks.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ArgCounts {
+    pub distinct: [u32; 2 * ARG_KINDS],
+    pub overflowed: [u32; 2 * ARG_KINDS],
+}
 
 /// Index of the `CONFIG` array entries.
 pub const CONFIG_PENDING_NAMES: u32 = 0;
@@ -107,4 +144,6 @@ mod pod {
     unsafe impl aya::Pod for SyscallCounts {}
     unsafe impl aya::Pod for SlotStats {}
     unsafe impl aya::Pod for CgroupKey {}
+    unsafe impl aya::Pod for ArgKey {}
+    unsafe impl aya::Pod for ArgCounts {}
 }

@@ -26,10 +26,11 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use tracer_common::{
-    ABI_IA32, ABI_NATIVE, ABI_X32, CGROUP_KEY_LEN, CONFIG_LEN, CONFIG_PENDING_NAMES, CgroupKey,
-    DENY_ERRNO, FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_FIRST_SEEN, MAX_PENDING_NAMES,
-    MAX_SLOTS, MAX_WATCHED_CGROUPS, SlotStats, SyscallCounts, WATCH_ALL_SYSCALLS, Watch,
-    X32_SYSCALL_BIT, table_index,
+    ABI_IA32, ABI_NATIVE, ABI_X32, ARG_DENIED, ARG_IOCTL, ARG_PERSONALITY, ARG_PRCTL, ARG_SOCKET,
+    ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_LEN, CONFIG_PENDING_NAMES, CgroupKey, DENY_ERRNO,
+    FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_ARG_ENTRIES, MAX_ARG_VALUES, MAX_FIRST_SEEN,
+    MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, SOCK_TYPE_MASK, SlotStats, SyscallCounts,
+    WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, table_index,
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -63,6 +64,11 @@ static DENIED: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_entries(MAX_SL
 static FIRST: HashMap<FirstKey, FirstSeen> = HashMap::with_max_entries(MAX_FIRST_SEEN, 0);
 #[map]
 static STATS: PerCpuArray<SlotStats> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+/// Distinct argument tuples of the syscalls whose arguments are learned.
+#[map]
+static ARGS: HashMap<ArgKey, u32> = HashMap::with_max_entries(MAX_ARG_ENTRIES, 0);
+#[map]
+static ARG_COUNTS: PerCpuArray<ArgCounts> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
 /// Counters the loader keeps so that rare paths can be skipped whole.
 #[map]
 static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_LEN, 0);
@@ -155,6 +161,58 @@ fn remember_first(ctx: &RawTracePointContext, slot: u32, index: usize) {
     }
 }
 
+/// The kind of a native syscall whose arguments are learned, and the values that matter.
+#[inline(always)]
+fn learned_args(regs: *const pt_regs, nr: u64, strict: bool) -> Option<(u32, [u64; 2])> {
+    let kind = match nr {
+        41 => ARG_SOCKET,
+        135 => ARG_PERSONALITY,
+        16 if strict => ARG_IOCTL,
+        157 if strict => ARG_PRCTL,
+        _ => return None,
+    };
+    let di = unsafe { bpf_probe_read_kernel(&(*regs).rdi) }.ok()?;
+    let values = match kind {
+        ARG_SOCKET => {
+            let si = unsafe { bpf_probe_read_kernel(&(*regs).rsi) }.ok()?;
+            [di, si & SOCK_TYPE_MASK]
+        }
+        ARG_IOCTL => [unsafe { bpf_probe_read_kernel(&(*regs).rsi) }.ok()?, 0],
+        _ => [di, 0],
+    };
+    Some((kind, values))
+}
+
+/// Remembers one argument tuple; past [`MAX_ARG_VALUES`] distinct ones (or a full map) the
+/// kind is marked overflowed and userspace falls back to the base's rule.
+#[cold]
+fn remember_args(slot: u32, kind: u32, values: [u64; 2]) {
+    let key = ArgKey { slot, kind, values };
+    if unsafe { ARGS.get(key) }.is_some() {
+        return;
+    }
+    let Some(counts) = ARG_COUNTS.get_ptr_mut(slot) else {
+        return;
+    };
+    let k = kind as usize;
+    // Per CPU, so the bound is checked against this CPU's count; userspace adds them up.
+    let counts = unsafe { &mut *counts };
+    let (Some(distinct), Some(overflowed)) =
+        (counts.distinct.get_mut(k), counts.overflowed.get_mut(k))
+    else {
+        return;
+    };
+    if *distinct >= MAX_ARG_VALUES {
+        *overflowed = 1;
+        return;
+    }
+    match ARGS.insert(key, 1, 1) {
+        Ok(()) => *distinct += 1,
+        Err(err) if err == -17 => {}
+        Err(_) => *overflowed = 1,
+    }
+}
+
 /// raw_syscalls:sys_enter(struct pt_regs *regs, long id).
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -169,6 +227,11 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let index = syscall_index(regs, nr);
     if count(&COUNTS, watch.slot, index) {
         remember_first(&ctx, watch.slot, index);
+    }
+    if index == nr as usize
+        && let Some((kind, values)) = learned_args(regs, nr, watch.flags & WATCH_STRICT_ARGS != 0)
+    {
+        remember_args(watch.slot, kind, values);
     }
     0
 }
@@ -190,6 +253,11 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let index = syscall_index(regs, nr);
     if count(&DENIED, watch.slot, index) {
         remember_first(&ctx, watch.slot, FIRST_DENIED_BASE as usize + index);
+    }
+    if index == nr as usize
+        && let Some((kind, values)) = learned_args(regs, nr, true)
+    {
+        remember_args(watch.slot, kind + ARG_DENIED, values);
     }
     0
 }

@@ -13,8 +13,9 @@ use aya::{
     programs::{RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId},
 };
 use tracer_common::{
-    CGROUP_KEY_LEN, CONFIG_PENDING_NAMES, CgroupKey, FIRST_DENIED_BASE, FirstKey, FirstSeen,
-    MAX_SLOTS, OUT_OF_RANGE, SlotStats, SyscallCounts, WATCH_ALL_SYSCALLS, Watch,
+    ARG_DENIED, ARG_KINDS, ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_PENDING_NAMES, CgroupKey,
+    FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_SLOTS, OUT_OF_RANGE, SlotStats, SyscallCounts,
+    WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch,
 };
 
 use crate::{
@@ -45,6 +46,7 @@ pub enum Mode {
 pub struct Recording {
     slot: u32,
     mode: Mode,
+    strict_args: bool,
     pending_names: Vec<CgroupKey>,
 }
 
@@ -132,6 +134,8 @@ struct Maps {
     denied: PerCpuArray<MapData, SyscallCounts>,
     first: HashMap<MapData, FirstKey, FirstSeen>,
     stats: PerCpuArray<MapData, SlotStats>,
+    args: HashMap<MapData, ArgKey, u32>,
+    arg_counts: PerCpuArray<MapData, ArgCounts>,
     config: Array<MapData, u32>,
     slots: [bool; MAX_SLOTS as usize],
     /// The programs; sys_exit is attached while a `Verify` recording is open.
@@ -202,6 +206,8 @@ impl Recorder {
             denied: take(&mut ebpf, "DENIED")?,
             first: take(&mut ebpf, "FIRST")?,
             stats: take(&mut ebpf, "STATS")?,
+            args: take(&mut ebpf, "ARGS")?,
+            arg_counts: take(&mut ebpf, "ARG_COUNTS")?,
             config: take(&mut ebpf, "CONFIG")?,
             slots: [false; MAX_SLOTS as usize],
             ebpf,
@@ -226,9 +232,9 @@ impl Recorder {
     }
 
     /// Starts a recording of the cgroup with v2 id `cgroup_id`.
-    pub fn watch_cgroup(&self, cgroup_id: u64, mode: Mode) -> Result<Recording> {
+    pub fn watch_cgroup(&self, cgroup_id: u64, mode: Mode, strict_args: bool) -> Result<Recording> {
         let mut maps = self.maps();
-        let recording = maps.open(mode)?;
+        let recording = maps.open(mode, strict_args)?;
         let watch = watch_value(&recording);
         if let Err(err) = maps.watched.insert(cgroup_id, watch, 0) {
             maps.close(&recording);
@@ -240,9 +246,14 @@ impl Recorder {
     /// Starts a recording of the cgroup whose directory will be created with one of `names`
     /// (the last path component, at least 64 bytes: a container id is): watched by the kernel
     /// the moment it appears, before any process can enter it.
-    pub fn watch_cgroup_named(&self, names: &[&str], mode: Mode) -> Result<Recording> {
+    pub fn watch_cgroup_named(
+        &self,
+        names: &[&str],
+        mode: Mode,
+        strict_args: bool,
+    ) -> Result<Recording> {
         let mut maps = self.maps();
-        let mut recording = maps.open(mode)?;
+        let mut recording = maps.open(mode, strict_args)?;
         let watch = watch_value(&recording);
         for name in names {
             let key = cgroup_key(name)?;
@@ -284,12 +295,18 @@ impl Recorder {
 }
 
 fn watch_value(recording: &Recording) -> Watch {
+    let strict = if recording.strict_args {
+        WATCH_STRICT_ARGS
+    } else {
+        0
+    };
     Watch {
         slot: recording.slot,
-        flags: match recording.mode {
-            Mode::AllSyscalls => WATCH_ALL_SYSCALLS,
-            Mode::UnderFilter | Mode::Verify => 0,
-        },
+        flags: strict
+            | match recording.mode {
+                Mode::AllSyscalls => WATCH_ALL_SYSCALLS,
+                Mode::UnderFilter | Mode::Verify => 0,
+            },
     }
 }
 
@@ -362,7 +379,7 @@ fn spawn_log_reader(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
 }
 
 impl Maps {
-    fn open(&mut self, mode: Mode) -> Result<Recording> {
+    fn open(&mut self, mode: Mode, strict_args: bool) -> Result<Recording> {
         let slot = self
             .slots
             .iter()
@@ -376,6 +393,7 @@ impl Maps {
         Ok(Recording {
             slot,
             mode,
+            strict_args,
             pending_names: Vec::new(),
         })
     }
@@ -448,6 +466,18 @@ impl Maps {
         for key in firsts {
             let _ = self.first.remove(&key);
         }
+        let args: Vec<ArgKey> = self
+            .args
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| k.slot == slot)
+            .collect();
+        for key in args {
+            let _ = self.args.remove(&key);
+        }
+        self.arg_counts
+            .set(slot, per_cpu(ArgCounts::default())?, 0)
+            .map_err(map_err("ARG_COUNTS"))?;
         Ok(())
     }
 
@@ -498,6 +528,45 @@ impl Maps {
         }
         for stats in self.stats.get(&slot, 0).map_err(map_err("STATS"))?.iter() {
             snap.dropped_first += stats.dropped_first;
+        }
+        let mut overflowed = [false; 2 * ARG_KINDS];
+        for counts in self
+            .arg_counts
+            .get(&slot, 0)
+            .map_err(map_err("ARG_COUNTS"))?
+            .iter()
+        {
+            for (o, c) in overflowed.iter_mut().zip(counts.overflowed.iter()) {
+                *o |= *c != 0;
+            }
+        }
+        let specs = crate::seccomp::learn::ARG_SPECS;
+        for (kind, spec) in specs.iter().enumerate() {
+            for (map, k) in [
+                (&mut snap.args, kind as u32),
+                (&mut snap.denied_args, kind as u32 + ARG_DENIED),
+            ] {
+                if overflowed[k as usize] {
+                    map.entry(spec.syscall_id()).or_default().overflowed = true;
+                }
+            }
+        }
+        for entry in self.args.iter() {
+            let (key, _) = entry.map_err(map_err("ARGS"))?;
+            if key.slot != slot {
+                continue;
+            }
+            let (map, kind) = if key.kind >= ARG_DENIED {
+                (&mut snap.denied_args, key.kind - ARG_DENIED)
+            } else {
+                (&mut snap.args, key.kind)
+            };
+            if let Some(spec) = specs.get(kind as usize) {
+                map.entry(spec.syscall_id())
+                    .or_default()
+                    .tuples
+                    .insert(key.values);
+            }
         }
         snap.cgroups = self.cgroups_of(slot);
         Ok(snap)

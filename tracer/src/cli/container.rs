@@ -251,6 +251,7 @@ impl Prepared {
             args,
             mode,
             label,
+            strict_args: false,
         }
     }
 }
@@ -263,6 +264,8 @@ pub struct Session<'a> {
     pub mode: Mode,
     /// Shown in the progress line, e.g. "training".
     pub label: &'a str,
+    /// Learn ioctl's and prctl's arguments too.
+    pub strict_args: bool,
 }
 
 impl Session<'_> {
@@ -297,7 +300,9 @@ impl Session<'_> {
         // driver: .../docker/<id>; systemd driver: docker-<id>.scope), so the first process the
         // runtime puts there is already watched.
         let scope = format!("docker-{id}.scope");
-        let recording = self.recorder.watch_cgroup_named(&[id, &scope], self.mode)?;
+        let recording =
+            self.recorder
+                .watch_cgroup_named(&[id, &scope], self.mode, self.strict_args)?;
         let result = self.drive(id, name, &recording, interrupt).await;
         let snapshot = self.recorder.finish(recording)?;
         let mut outcome = result?;

@@ -34,7 +34,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let recorder = Recorder::load()?;
     let cgroup = OwnedCgroup::create(&format!("profile-run-{}", std::process::id()))?;
     let mode = args.record.mode();
-    let recording = recorder.watch_cgroup(cgroup.id(), mode)?;
+    let strict = args.learn_args == crate::seccomp::LearnArgs::Strict;
+    let recording = recorder.watch_cgroup(cgroup.id(), mode, strict)?;
     let started = Instant::now();
     let procs = cgroup.procs_path();
     let child = match launch::spawn(&args.command, Some(&procs), Some(launch::allow_all())) {

@@ -58,7 +58,8 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let base_json = bases.run_under.to_json()?;
     let mut interrupt = Interrupt::install()?;
     let prepared = Prepared::new(&args.container, &mut interrupt).await?;
-    let session = prepared.session(&args.container, args.record.mode(), "training");
+    let mut session = prepared.session(&args.container, args.record.mode(), "training");
+    session.strict_args = args.learn.learn_args == crate::seccomp::LearnArgs::Strict;
 
     let mut total = Snapshot::default();
     let mut runs = Vec::new();

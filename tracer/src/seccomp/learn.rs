@@ -34,10 +34,10 @@ pub struct ArgSpec {
     pub strict: bool,
 }
 
-/// socket's type carries SOCK_NONBLOCK and SOCK_CLOEXEC above the type proper.
-pub const SOCK_TYPE_MASK: u64 = 0xf;
+pub use tracer_common::SOCK_TYPE_MASK;
 
-/// The syscalls whose arguments can be learned, in the order of the kernel side's table.
+/// The syscalls whose arguments can be learned, in the order of the kernel side's kinds
+/// (`tracer_common::ARG_SOCKET` ...).
 pub const ARG_SPECS: &[ArgSpec] = &[
     ArgSpec {
         name: "socket",
@@ -68,6 +68,13 @@ pub const ARG_SPECS: &[ArgSpec] = &[
 impl ArgSpec {
     pub fn of(name: &str) -> Option<&'static ArgSpec> {
         ARG_SPECS.iter().find(|s| s.name == name)
+    }
+
+    pub fn syscall_id(&self) -> SyscallId {
+        SyscallId {
+            abi: Abi::X86_64,
+            nr: self.nr,
+        }
     }
 
     /// The box of one recorded value tuple.
