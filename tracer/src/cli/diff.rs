@@ -42,14 +42,14 @@ pub fn render_text(old: &str, new: &str, diff: &Diff) -> String {
     for n in &diff.added {
         let _ = writeln!(out, "+ {n}");
     }
-    for n in &diff.widened {
-        let _ = writeln!(out, "+ {n} (now for every argument)");
+    for w in &diff.widened {
+        let _ = writeln!(out, "+ {}: now also for {}", w.syscall, w.beyond);
     }
     for n in &diff.removed {
         let _ = writeln!(out, "- {n}");
     }
-    for n in &diff.narrowed {
-        let _ = writeln!(out, "- {n} (now only for some arguments)");
+    for w in &diff.narrowed {
+        let _ = writeln!(out, "- {}: no longer for {}", w.syscall, w.beyond);
     }
     out
 }

@@ -35,6 +35,32 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         inputs.push((path.display().to_string(), load_profile(path)?));
     }
     let merged = Profile::merge(&inputs, args.force)?;
+    // The merge means the union under runc: nothing of any input lost, nothing added.
+    let ctx = Context::docker_default();
+    let parts: Vec<&Profile> = inputs.iter().map(|(_, p)| p).collect();
+    let beyond = merged.widenings_beyond_union(&parts, &ctx);
+    if !beyond.is_empty() {
+        return Err(crate::Error::NotWithin {
+            what: "the merged profile".into(),
+            base: "the union of its inputs".into(),
+            widenings: beyond,
+        }
+        .into());
+    }
+    if !args.force {
+        for (name, p) in &inputs {
+            let lost = p.widenings(&merged, &ctx);
+            if !lost.is_empty() {
+                anyhow::bail!(
+                    "the merged profile would deny what {name} allows: {}; nothing was written",
+                    lost.iter()
+                        .map(|w| w.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
+        }
+    }
     args.format.write(args.output.as_deref(), &merged, None)?;
     let allowed = merged
         .allowed(Abi::X86_64, &Context::docker_default())

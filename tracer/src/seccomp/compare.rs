@@ -105,6 +105,33 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// What this profile allows that none of `inputs` does (a merge must allow nothing more
+    /// than their union).
+    pub fn widenings_beyond_union(&self, inputs: &[&Profile], ctx: &Context) -> Vec<Widening> {
+        let mut out = Vec::new();
+        for abi in self.abis() {
+            let theirs: Vec<_> = inputs.iter().map(|p| p.decisions(abi, ctx)).collect();
+            for (name, d) in self.decisions(abi, ctx) {
+                if d.denied() {
+                    continue;
+                }
+                let union = theirs
+                    .iter()
+                    .filter_map(|m| m.get(name))
+                    .fold(Region::empty(), |acc, t| acc.union(&t.lower));
+                if !d.upper.within(&union) {
+                    out.push(Widening {
+                        syscall: label(abi, name),
+                        beyond: describe(&d.upper.minus(&union).unwrap_or(d.upper.clone())),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
 /// What changed between two profiles, name by name (non-native ABIs as `name (abi)`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Diff {
@@ -422,6 +449,15 @@ mod tests {
         for (_, p) in [&deny, &allow] {
             assert!(p.widenings(&m, &ctx()).is_empty());
         }
+        assert!(
+            m.widenings_beyond_union(&[&deny.1, &allow.1], &ctx())
+                .is_empty()
+        );
+        assert!(
+            !simple(&["mkdir"])
+                .widenings_beyond_union(&[&deny.1], &ctx())
+                .is_empty()
+        );
         let m = Profile::merge(&[allow, deny], false).unwrap();
         assert!(m.allowed(Abi::X86_64, &ctx()).contains_key("ptrace"));
     }
