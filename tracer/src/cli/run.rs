@@ -61,10 +61,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         crate::cli::write_report(path, &report)?;
     }
     eprintln!(
-        "profile: {} syscalls allowed ({} calls recorded, {:.1}% fewer than Docker's default){}",
+        "profile: {} syscalls allowed ({} calls recorded, {} than Docker's default){}",
         report.allowed,
         report.total_calls,
-        report.reduction_vs_docker_default_percent,
+        crate::report::fewer_or_more(report.reduction_vs_docker_default_percent),
         args.output
             .as_ref()
             .map(|p| format!(" -> {}", p.display()))
