@@ -3,7 +3,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
-use crate::{filter, launch, seccomp::Profile};
+use crate::{filter, launch};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -16,7 +16,7 @@ pub struct ExecArgs {
 }
 
 pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let profile = Profile::load(&args.profile)?;
+    let profile = super::load_profile(&args.profile)?;
     let program = filter::compile(&profile)?;
     let child = match launch::spawn(&args.command, None, Some(program)) {
         Ok(child) => child,

@@ -6,7 +6,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
-use crate::{formats::OciSeccomp, output, report::Render, seccomp::Profile};
+use crate::{formats::OciSeccomp, input, output, report::Render, seccomp::Profile};
 
 pub mod container;
 pub mod diff;
@@ -132,11 +132,36 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // stdout's reader went away (`| head`): nothing more to say to it or about it.
+        Err(err)
+            if err
+                .chain()
+                .any(|e| e.downcast_ref().is_some_and(output::is_broken_pipe)) =>
+        {
+            ExitCode::from(EXIT_ERROR)
+        }
         Err(err) => {
-            eprintln!("profile: error: {err:#}");
+            eprintln!("profile: error: {}", one_line(&err));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: an error that already shows its
+/// cause in its own message (`path: No such file or directory`) is not followed by it again.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Writes a report (atomically) in the format its file name's extension names: `.json`,
@@ -223,6 +248,7 @@ impl ProfileFormatArgs {
         profile: &Profile,
         name: Option<&str>,
     ) -> crate::Result<()> {
+        let path = output::file(path);
         let stem = path
             .and_then(|p| p.file_stem())
             .map(|s| s.to_string_lossy().into_owned());
@@ -230,33 +256,50 @@ impl ProfileFormatArgs {
         let text = self.render(profile, name);
         match path {
             Some(path) => output::write_atomic(path, text.as_bytes()),
-            None => {
-                use std::io::Write as _;
-                let mut out = std::io::stdout().lock();
-                out.write_all(text.as_bytes())
-                    .and_then(|_| out.flush())
-                    .map_err(|e| crate::Error::io("<stdout>", e))
-            }
+            None => output::stdout(&text),
         }
     }
 }
 
-/// Reads a Docker (or OCI) seccomp JSON profile; `docker-default` names Docker's default
-/// profile shipped with this tool. Names the profile's architectures don't know are reported:
-/// Docker ignores them silently.
+/// Reads a Docker (or OCI) seccomp JSON profile (a regular file within the input limit, or
+/// stdin as `-`); `docker-default` names Docker's default profile shipped with this tool.
+/// Names the profile's architectures don't know are reported: Docker ignores them silently.
 pub fn load_profile(path: &Path) -> crate::Result<Profile> {
     if path == Path::new("docker-default") && !path.exists() {
         return Ok(Profile::docker_default());
     }
-    let profile = Profile::load(path)?;
+    let text = input::read_text(path)?;
+    let origin = if input::is_stdin(path) {
+        Path::new("<stdin>")
+    } else {
+        path
+    };
+    let profile = Profile::parse(&text, origin)?;
     let unknown = profile.unknown_names(&profile.abis());
     if !unknown.is_empty() {
         eprintln!(
             "profile: warning: {}: {} name(s) unknown to its architectures, which Docker ignores silently: {}",
-            path.display(),
+            origin.display(),
             unknown.len(),
             unknown.join(", ")
         );
     }
     Ok(profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_their_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let err = anyhow::Error::new(crate::Error::io("/nonexist", io));
+        assert_eq!(one_line(&err), "/nonexist: entity not found");
+        let err = err.context("reading the profile");
+        assert_eq!(
+            one_line(&err),
+            "reading the profile: /nonexist: entity not found"
+        );
+    }
 }

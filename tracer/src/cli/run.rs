@@ -11,7 +11,7 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Write the profile here (atomically) instead of to stdout.
+    /// Write the profile here (atomically) instead of to stdout (`-`: stdout).
     #[arg(short, long, value_name = "PROFILE")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
@@ -24,6 +24,10 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    output::check_distinct(&[
+        ("-o", args.output.as_deref()),
+        ("--report", args.record.report.as_deref()),
+    ])?;
     for path in args.output.iter().chain(args.record.report.iter()) {
         output::check_writable(path)?;
     }
@@ -65,8 +69,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         report.allowed,
         report.total_calls,
         crate::report::fewer_or_more(report.reduction_vs_docker_default_percent),
-        args.output
-            .as_ref()
+        output::file(args.output.as_deref())
             .map(|p| format!(" -> {}", p.display()))
             .unwrap_or_default()
     );
