@@ -32,7 +32,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         output::check_writable(path)?;
     }
     let recorder = Recorder::load()?;
-    let cgroup = OwnedCgroup::create(&format!("profile-run-{}", std::process::id()))?;
+    let cgroup = OwnedCgroup::for_run()?;
     let mode = args.record.mode();
     let recording = recorder.watch_cgroup(cgroup.id(), mode)?;
     let started = Instant::now();
