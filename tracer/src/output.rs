@@ -106,7 +106,14 @@ pub fn check_writable(path: &Path) -> Result<()> {
             .map_err(|e| Error::io(path, e));
     }
     let parent = parent_dir(path);
-    let Some(dir) = parent.ancestors().find(|d| fs::symlink_metadata(d).is_ok()) else {
+    let Some(dir) = parent
+        .ancestors()
+        .map(|d| match d.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => d,
+        })
+        .find(|d| fs::symlink_metadata(d).is_ok())
+    else {
         return Err(Error::io(
             &parent,
             std::io::Error::from(std::io::ErrorKind::NotFound),
@@ -186,6 +193,9 @@ mod tests {
         let path = dir.join("a/b/p.json");
         check_writable(&path).unwrap();
         assert!(!dir.exists(), "the check must not create {}", dir.display());
+        let relative = PathBuf::from(format!("profile-output-rel-{}/p.json", std::process::id()));
+        check_writable(&relative).unwrap();
+        assert!(!relative.parent().unwrap().exists());
     }
 
     #[test]

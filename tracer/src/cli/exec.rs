@@ -18,7 +18,7 @@ pub struct ExecArgs {
 pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let profile = super::load_profile(&args.profile)?;
     let program = filter::compile(&profile)?;
-    if !allows(&program, EXECVE) {
+    if allows(&program, EXECVE) == Some(false) {
         anyhow::bail!(
             "{} denies execve on x86_64{}: no command can start under it",
             args.profile.display(),
@@ -49,12 +49,14 @@ const EXECVE: u32 = 59;
 // EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
-/// Whether `prog` lets x86_64 syscall `nr` through (allows or logs it).
-fn allows(prog: &[libc::sock_filter], nr: u32) -> bool {
-    matches!(
-        verdict(prog, AUDIT_ARCH_X86_64, nr).map(|ret| ret & libc::SECCOMP_RET_ACTION_FULL),
-        Some(libc::SECCOMP_RET_ALLOW | libc::SECCOMP_RET_LOG)
-    )
+/// Whether `prog` lets x86_64 syscall `nr` through (allows or logs it); `None` when `prog`
+/// has instructions [`verdict`] doesn't read.
+fn allows(prog: &[libc::sock_filter], nr: u32) -> Option<bool> {
+    let action = verdict(prog, AUDIT_ARCH_X86_64, nr)? & libc::SECCOMP_RET_ACTION_FULL;
+    Some(matches!(
+        action,
+        libc::SECCOMP_RET_ALLOW | libc::SECCOMP_RET_LOG
+    ))
 }
 
 /// What classic-BPF seccomp program `prog` returns for a call `nr` on `arch` with all
@@ -128,9 +130,9 @@ mod tests {
         let prog = compiled(
             r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["execve","read"],"action":"SCMP_ACT_ALLOW"}]}"#,
         );
-        assert!(allows(&prog, EXECVE));
-        assert!(allows(&prog, 0));
-        assert!(!allows(&prog, 1), "write");
+        assert_eq!(allows(&prog, EXECVE), Some(true));
+        assert_eq!(allows(&prog, 0), Some(true));
+        assert_eq!(allows(&prog, 1), Some(false), "write");
         assert_eq!(
             verdict(&prog, AUDIT_ARCH_X86_64, 1),
             Some(libc::SECCOMP_RET_ERRNO | 1)
@@ -140,14 +142,22 @@ mod tests {
             verdict(&prog, 0x4000_0003, 0),
             Some(libc::SECCOMP_RET_ERRNO | 1)
         );
-        assert!(!allows(
-            &compiled(r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#),
-            EXECVE
-        ));
-        assert!(allows(
-            &compiled(r#"{"defaultAction":"SCMP_ACT_LOG"}"#),
-            EXECVE
-        ));
+        let deny_all = compiled(r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#);
+        assert_eq!(allows(&deny_all, EXECVE), Some(false));
+        let log = compiled(r#"{"defaultAction":"SCMP_ACT_LOG"}"#);
+        assert_eq!(allows(&log, EXECVE), Some(true));
+        // An instruction it doesn't read (an indirect load): no verdict.
+        let mut unknown = deny_all;
+        unknown.insert(
+            0,
+            libc::sock_filter {
+                code: (libc::BPF_LD | libc::BPF_W | libc::BPF_IND) as u16,
+                jt: 0,
+                jf: 0,
+                k: 16,
+            },
+        );
+        assert_eq!(allows(&unknown, EXECVE), None);
     }
 
     #[test]
