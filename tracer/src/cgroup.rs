@@ -74,6 +74,21 @@ impl OwnedCgroup {
         Ok(OwnedCgroup { path, id })
     }
 
+    /// A fresh cgroup for `profile run`, `profile-run-<pid>-<start time>`: a later process
+    /// that gets the same pid can't collide with one a killed `profile` left behind. Such
+    /// leftovers are removed first when nothing runs in them any more.
+    pub fn for_run() -> Result<Self> {
+        remove_stale(&unified_root()?);
+        let pid = std::process::id();
+        let start = start_time(pid).ok_or_else(|| {
+            Error::io(
+                format!("/proc/{pid}/stat"),
+                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            )
+        })?;
+        Self::create(&format!("{RUN_PREFIX}{pid}-{start}"))
+    }
+
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -118,9 +133,107 @@ impl Drop for OwnedCgroup {
     }
 }
 
+/// Prefix of the cgroups [`OwnedCgroup::for_run`] creates.
+const RUN_PREFIX: &str = "profile-run-";
+
+/// When `pid` started (clock ticks after boot, field 22 of /proc/PID/stat): with the pid it
+/// names one process for the whole uptime.
+fn start_time(pid: u32) -> Option<u64> {
+    parse_start_time(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_start_time(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the `profile` that named a cgroup `profile-run-<pid>[-<start>]` still runs.
+fn owner_alive(pid: u32, start: Option<u64>) -> bool {
+    match start {
+        Some(start) => start_time(pid) == Some(start),
+        // Older names carry only the pid.
+        None => {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "profile")
+        }
+    }
+}
+
+/// Cgroups under `root` that a `profile run` created, whose owner is gone (`alive` says) and in
+/// which nothing runs.
+fn stale(root: &Path, alive: impl Fn(u32, Option<u64>) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let Some(owner) = name.to_str().and_then(|n| n.strip_prefix(RUN_PREFIX)) else {
+                return false;
+            };
+            let (pid, start) = match owner.split_once('-') {
+                Some((pid, start)) => (pid, Some(start)),
+                None => (owner, None),
+            };
+            let (Ok(pid), Ok(start)) = (pid.parse(), start.map(str::parse).transpose()) else {
+                return false;
+            };
+            !alive(pid, start)
+                && fs::read_to_string(e.path().join("cgroup.procs"))
+                    .is_ok_and(|procs| procs.trim().is_empty())
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Removes the cgroups killed `profile run`s left behind, when nothing runs in them.
+fn remove_stale(root: &Path) {
+    for path in stale(root, owner_alive) {
+        match fs::remove_dir(&path) {
+            Ok(()) => log::info!("removed the stale cgroup {}", path.display()),
+            Err(err) => log::debug!("stale cgroup {}: {err}", path.display()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::unescape_mount_path;
+    use super::*;
+
+    #[test]
+    fn start_time_of_a_stat_line() {
+        let stat = "4242 (a b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 9 9";
+        assert_eq!(parse_start_time(stat), Some(987654));
+        let me = std::process::id();
+        assert!(start_time(me).is_some_and(|t| t > 0));
+        assert!(owner_alive(me, start_time(me)));
+        assert!(!owner_alive(me, start_time(me).map(|t| t + 1)));
+    }
+
+    #[test]
+    fn stale_cgroups_are_those_of_gone_owners_with_nothing_left() {
+        let root = std::env::temp_dir().join(format!("profile-cgroups-{}", std::process::id()));
+        for (name, procs) in [
+            ("profile-run-1-5", ""),
+            ("profile-run-2-6", ""),
+            ("profile-run-3-7", "123\n"),
+            ("profile-run-4", "\n"),
+            ("profile-run-x", ""),
+            ("other", ""),
+        ] {
+            fs::create_dir_all(root.join(name)).unwrap();
+            fs::write(root.join(name).join("cgroup.procs"), procs).unwrap();
+        }
+        let found = stale(&root, |pid, _| pid == 2);
+        assert_eq!(
+            found,
+            [root.join("profile-run-1-5"), root.join("profile-run-4")]
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn unescapes_spaces() {

@@ -48,6 +48,26 @@ pub enum Error {
         column: usize,
         message: String,
     },
+    #[error(
+        "{path}: not a regular file ({kind}); profiles are read from files, or from stdin as `-`"
+    )]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error("{path}: larger than {limit_mib} MiB, too large for a profile")]
+    TooLarge { path: PathBuf, limit_mib: u64 },
+    #[error("stdin (`-`) can be read only once")]
+    StdinTwice,
+    #[error("{target}: {dir} is not a directory")]
+    NotADirectory { target: PathBuf, dir: PathBuf },
+    #[error("{path}: can't be written: {dir} accepts no new files")]
+    NoNewFiles { path: PathBuf, dir: PathBuf },
+    #[error("{first} and {second} name the same file ({path}): one would replace the other")]
+    SameOutput {
+        path: PathBuf,
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("writing to stdout: {source}")]
+    Stdout { source: std::io::Error },
     #[error(transparent)]
     Docker(#[from] crate::docker::DockerError),
     #[error("writing JSON: {0}")]

@@ -1,11 +1,13 @@
 //! Starts a command the way a container runtime would: in a given cgroup, under a seccomp
 //! filter installed just before exec (here one that allows everything).
 use std::{
+    ffi::CString,
     fs::OpenOptions,
     io,
     os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     path::Path,
     process::{Child, Command},
+    sync::atomic::{AtomicI32, Ordering},
 };
 
 use crate::error::{Error, Result};
@@ -46,6 +48,12 @@ pub fn allow_all() -> Vec<libc::sock_filter> {
 
 /// Spawns `argv` under `filter` (when one is given), first moving it into the cgroup whose
 /// `cgroup.procs` is `procs` (when one is given).
+///
+/// Between the filter's install and the program's start only `execve` runs: the child execs
+/// by itself and, should that fail, leaves the error in memory shared with this process rather
+/// than in a pipe, then exits (or crashes, if the filter denies even that) with the default
+/// fault handlers. So a filter that denies `write` or `rt_sigaction` can't make the child hang
+/// or lose the reason it didn't start.
 pub fn spawn(
     argv: &[String],
     procs: Option<&Path>,
@@ -54,6 +62,20 @@ pub fn spawn(
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Invalid("no command given".into()))?;
+    let other = |source| LaunchError::Other {
+        program: program.clone(),
+        source,
+    };
+    let c_argv = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<CString>, _>>()
+        .map_err(|e| other(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    // execvp's argument vector, as addresses (the strings' buffers stay where they are).
+    let mut c_ptrs: Vec<usize> = c_argv.iter().map(|a| a.as_ptr() as usize).collect();
+    c_ptrs.push(0);
+    let exec_errno = SharedErrno::new().map_err(other)?;
+    let errno_at = exec_errno.addr();
     let procs_file = procs
         .map(|procs| {
             OpenOptions::new()
@@ -65,32 +87,116 @@ pub fn spawn(
     let procs_fd = procs_file.as_ref().map(|f| f.as_raw_fd());
     let mut command = Command::new(program);
     command.args(args);
-    // SAFETY: the closure only makes async-signal-safe syscalls on memory it owns.
+    // SAFETY: the closure only makes async-signal-safe calls on memory prepared before the
+    // fork; it returns only with an error from before the filter's install.
     unsafe {
         command.pre_exec(move || {
             if let Some(fd) = procs_fd {
                 join_cgroup(fd)?;
             }
-            match filter.as_mut() {
-                Some(filter) => install_filter(filter),
-                None => Ok(()),
+            default_fault_handlers();
+            if let Some(filter) = filter.as_mut() {
+                install_filter(filter)?;
             }
+            exec_or_die(&c_argv, &c_ptrs, errno_at)
         });
     }
-    let child = command.spawn().map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => LaunchError::NotFound {
-            program: program.clone(),
-        },
-        io::ErrorKind::PermissionDenied => LaunchError::PermissionDenied {
-            program: program.clone(),
-        },
-        _ => LaunchError::Other {
-            program: program.clone(),
-            source,
-        },
-    })?;
+    let mut child = command.spawn().map_err(other)?;
     drop(procs_file);
-    Ok(child)
+    match exec_errno.get() {
+        0 => Ok(child),
+        errno => {
+            let _ = child.wait();
+            Err(match io::Error::from_raw_os_error(errno) {
+                e if e.kind() == io::ErrorKind::NotFound => LaunchError::NotFound {
+                    program: program.clone(),
+                },
+                e if e.kind() == io::ErrorKind::PermissionDenied => LaunchError::PermissionDenied {
+                    program: program.clone(),
+                },
+                e => other(e),
+            })
+        }
+    }
+}
+
+/// A word in memory shared with the child across fork: where it puts execve's errno.
+struct SharedErrno(*mut libc::c_void);
+
+impl SharedErrno {
+    fn new() -> io::Result<Self> {
+        // SAFETY: a fresh anonymous mapping, unmapped on drop.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<AtomicI32>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedErrno(ptr))
+    }
+
+    fn addr(&self) -> usize {
+        self.0 as usize
+    }
+
+    fn get(&self) -> i32 {
+        // SAFETY: the mapping is live, zero-filled at creation and aligned to a page.
+        unsafe { AtomicI32::from_ptr(self.0.cast()) }.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SharedErrno {
+    fn drop(&mut self) {
+        // SAFETY: unmaps what new() mapped.
+        unsafe { libc::munmap(self.0, std::mem::size_of::<AtomicI32>()) };
+    }
+}
+
+/// In the child: the fault handlers this process installed (the runtime's stack-overflow
+/// handler among them) would run under the filter, and one that can't reset itself because
+/// the filter denies `rt_sigaction` faults again forever. exec resets them anyway.
+fn default_fault_handlers() {
+    for sig in [
+        libc::SIGSEGV,
+        libc::SIGBUS,
+        libc::SIGILL,
+        libc::SIGFPE,
+        libc::SIGABRT,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+    ] {
+        // SAFETY: signal(2) is async-signal-safe.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// In the child: execs `argv` (`ptrs`: its addresses, null-terminated); on failure leaves the
+/// errno at `errno_at` and exits 127, or, when the filter denies exiting too, crashes.
+fn exec_or_die(argv: &[CString], ptrs: &[usize], errno_at: usize) -> io::Result<()> {
+    // SAFETY: `ptrs` holds the addresses of `argv`'s strings and a final null.
+    unsafe { libc::execvp(argv[0].as_ptr(), ptrs.as_ptr().cast()) };
+    let errno = io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EINVAL);
+    // SAFETY: `errno_at` is the live shared mapping of SharedErrno.
+    unsafe { AtomicI32::from_ptr(errno_at as *mut i32) }.store(errno, Ordering::SeqCst);
+    // SAFETY: raw exit_group: no atexit handlers run in a forked child.
+    unsafe { libc::syscall(libc::SYS_exit_group, 127) };
+    // exit_group was denied: die by the (default) SIGILL handler, which needs no syscall.
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
+    // SAFETY: ud2 raises SIGILL and never returns.
+    unsafe {
+        std::arch::asm!("ud2", options(noreturn))
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
+    std::process::abort()
 }
 
 fn join_cgroup(procs_fd: libc::c_int) -> io::Result<()> {

@@ -7,6 +7,7 @@ pub mod docker;
 pub mod error;
 pub mod filter;
 pub mod formats;
+pub mod input;
 pub mod kbtf;
 pub mod launch;
 pub mod names;

@@ -1,5 +1,5 @@
 //! Syscall naming: the kernel's tables per ABI (x86_64, x32, i386) and seccomp arch names.
-use std::fmt;
+use std::{fmt, sync::OnceLock};
 
 use serde::Serialize;
 use tracer_common::{ABI_IA32, ABI_NATIVE, ABI_X32, NR_PER_ABI, OUT_OF_RANGE};
@@ -45,31 +45,117 @@ impl Abi {
     /// The name the kernel's table gives `nr`, if any.
     pub fn name(self, nr: u32) -> Option<&'static str> {
         match self {
-            Abi::X86_64 => syscalls::x86_64::Sysno::new(nr as usize).map(|s| s.name()),
-            Abi::I386 => syscalls::x86::Sysno::new(nr as usize).map(|s| s.name()),
+            Abi::X86_64 => syscalls::x86_64::Sysno::new(nr as usize).map(|s| plain(s.name())),
+            Abi::I386 => syscalls::x86::Sysno::new(nr as usize).map(|s| plain(s.name())),
             Abi::X32 => x32_name(nr),
         }
     }
 
     /// Every name in this ABI's table, sorted.
     pub fn names(self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = match self {
-            Abi::X86_64 => syscalls::x86_64::Sysno::iter().map(|s| s.name()).collect(),
-            Abi::I386 => syscalls::x86::Sysno::iter().map(|s| s.name()).collect(),
-            Abi::X32 => (0..NR_PER_ABI as u32).filter_map(x32_name).collect(),
-        };
-        names.sort_unstable();
-        names.dedup();
-        names
+        self.table().to_vec()
     }
 
-    pub fn knows(self, name: &str) -> bool {
-        match self {
-            Abi::X86_64 => name.parse::<syscalls::x86_64::Sysno>().is_ok(),
-            Abi::I386 => name.parse::<syscalls::x86::Sysno>().is_ok(),
-            Abi::X32 => (0..NR_PER_ABI as u32).any(|nr| x32_name(nr) == Some(name)),
-        }
+    /// This ABI's table, sorted, built once.
+    fn table(self) -> &'static [&'static str] {
+        static TABLES: [OnceLock<Vec<&'static str>>; 3] =
+            [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        TABLES[self as usize].get_or_init(|| {
+            // Walked by number up to and including the last entry: the `syscalls` crate's own
+            // `Sysno::iter()` (0.8.1) stops one short of `Sysno::last()`, because `Sysno::next`
+            // compares with `<` against the last id; on x86_64 and i386 that drops
+            // `file_setattr` (469, Linux 6.17).
+            let last = match self {
+                Abi::X86_64 => syscalls::x86_64::Sysno::last().id() as u32,
+                Abi::I386 => syscalls::x86::Sysno::last().id() as u32,
+                Abi::X32 => NR_PER_ABI as u32 - 1,
+            };
+            let mut names: Vec<&'static str> = (0..=last).filter_map(|nr| self.name(nr)).collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        })
     }
+
+    /// Whether libseccomp resolves `name` to something it filters on this ABI: a number of the
+    /// kernel's table, or, on i386, a call multiplexed through `socketcall`/`ipc` (see
+    /// [`Abi::multiplexed`]). Names it doesn't resolve are dropped from a profile silently.
+    pub fn knows(self, name: &str) -> bool {
+        self.table().binary_search(&name).is_ok() || self.multiplexed(name).is_some()
+    }
+
+    /// The multiplexer and call number (its first argument) through which libseccomp filters
+    /// `name` on this ABI, if it does.
+    ///
+    /// On i386 (`SCMP_ARCH_X86`) libseccomp resolves the socket calls (`socket` … `sendmmsg`)
+    /// and the System V IPC calls (`semop` … `shmctl`) to pseudo-syscall numbers
+    /// (`__PNR_socket` = -101 …, `__PNR_semop` = -201 …) whatever their direct numbers, and
+    /// adds a rule for `socketcall(2)` (102) with `arg0 == call`, where call is
+    /// `-pnr % 100` (socket) or `-pnr % 200` (ipc), the `SYS_*` / `SEMOP`… numbers of
+    /// `<linux/net.h>` and `<linux/ipc.h>`; where the kernel also has a direct number (i386
+    /// gained most in Linux 4.3 and 5.1) a second rule covers it (libseccomp `src/syscalls.c`,
+    /// `abi_syscall_resolve_name_munge` and `abi_rule_add`). So `recv`, `send`, `accept`,
+    /// `semop` and `semtimedop`, which have no direct i386 number, still mean something there.
+    /// Other x86 ABIs have no multiplexer.
+    pub fn multiplexed(self, name: &str) -> Option<(&'static str, u64)> {
+        if self != Abi::I386 {
+            return None;
+        }
+        if let Some(i) = SOCKETCALLS.iter().position(|n| *n == name) {
+            return Some(("socketcall", i as u64 + 1));
+        }
+        IPC_CALLS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, call)| ("ipc", call))
+    }
+}
+
+/// The socket calls libseccomp multiplexes through i386 `socketcall`, in call-number order
+/// (`SYS_SOCKET` = 1 … `SYS_SENDMMSG` = 20).
+const SOCKETCALLS: [&str; 20] = [
+    "socket",
+    "bind",
+    "connect",
+    "listen",
+    "accept",
+    "getsockname",
+    "getpeername",
+    "socketpair",
+    "send",
+    "recv",
+    "sendto",
+    "recvfrom",
+    "shutdown",
+    "setsockopt",
+    "getsockopt",
+    "sendmsg",
+    "recvmsg",
+    "accept4",
+    "recvmmsg",
+    "sendmmsg",
+];
+
+/// The System V IPC calls libseccomp multiplexes through i386 `ipc`, with their call numbers.
+const IPC_CALLS: [(&str, u64); 12] = [
+    ("semop", 1),
+    ("semget", 2),
+    ("semctl", 3),
+    ("semtimedop", 4),
+    ("msgsnd", 11),
+    ("msgrcv", 12),
+    ("msgget", 13),
+    ("msgctl", 14),
+    ("shmat", 21),
+    ("shmdt", 22),
+    ("shmget", 23),
+    ("shmctl", 24),
+];
+
+/// A table name as the kernel and libseccomp spell it: the `syscalls` crate writes i386's
+/// `break` as the raw identifier `r#break`.
+fn plain(name: &'static str) -> &'static str {
+    name.strip_prefix("r#").unwrap_or(name)
 }
 
 impl fmt::Display for Abi {
@@ -126,7 +212,7 @@ fn x32_name(nr: u32) -> Option<&'static str> {
         512..=547 => COMPAT.get((nr - 512) as usize).copied(),
         // Entries 512 and up are x32's; the 64-bit-only ones below it have an x32 twin above.
         _ if nr < 512 => {
-            let name = syscalls::x86_64::Sysno::new(nr as usize)?.name();
+            let name = plain(syscalls::x86_64::Sysno::new(nr as usize)?.name());
             (!COMPAT.contains(&name)).then_some(name)
         }
         _ => None,
@@ -175,6 +261,51 @@ mod tests {
         assert!(Abi::X86_64.knows("openat"));
         assert!(!Abi::X86_64.knows("socketcall"));
         assert!(Abi::I386.knows("socketcall"));
+    }
+
+    /// Pinned for `syscalls` 0.8.1 (Linux 6.17 tables): a new crate version that adds calls
+    /// changes these on purpose; one that loses the last entry fails here.
+    #[test]
+    fn table_sizes_per_abi() {
+        assert_eq!(Abi::X86_64.names().len(), 383);
+        assert_eq!(Abi::I386.names().len(), 459);
+        assert_eq!(
+            Abi::X32.names().len(),
+            383,
+            "the x86_64 names, some at 512 and up"
+        );
+        for abi in [Abi::X86_64, Abi::I386] {
+            assert_eq!(abi.name(469), Some("file_setattr"), "{abi}");
+            assert!(abi.knows("file_setattr"), "{abi}");
+            assert!(abi.names().contains(&"file_setattr"), "{abi}");
+        }
+    }
+
+    #[test]
+    fn i386_names_as_libseccomp_reads_them() {
+        assert_eq!(Abi::I386.name(17), Some("break"));
+        assert!(Abi::I386.knows("break"));
+        assert!(!Abi::I386.knows("r#break"));
+        assert!(Abi::I386.names().iter().all(|n| !n.starts_with("r#")));
+        for name in ["recv", "send", "accept", "semop", "semtimedop"] {
+            assert!(Abi::I386.knows(name), "{name}");
+            assert!(
+                !Abi::I386.names().contains(&name),
+                "{name}: no direct i386 number"
+            );
+        }
+        assert_eq!(Abi::I386.multiplexed("socket"), Some(("socketcall", 1)));
+        assert_eq!(Abi::I386.multiplexed("send"), Some(("socketcall", 9)));
+        assert_eq!(Abi::I386.multiplexed("recv"), Some(("socketcall", 10)));
+        assert_eq!(Abi::I386.multiplexed("sendmmsg"), Some(("socketcall", 20)));
+        assert_eq!(Abi::I386.multiplexed("semop"), Some(("ipc", 1)));
+        assert_eq!(Abi::I386.multiplexed("msgsnd"), Some(("ipc", 11)));
+        assert_eq!(Abi::I386.multiplexed("shmctl"), Some(("ipc", 24)));
+        assert_eq!(Abi::I386.multiplexed("read"), None);
+        assert_eq!(Abi::X86_64.multiplexed("recv"), None);
+        assert!(!Abi::X86_64.knows("recv"));
+        assert!(!Abi::X32.knows("send"));
+        assert!(!Abi::I386.knows("cacheflush"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Output files: checked for writability before any work starts, written atomically.
+//! Output files: checked for writability before any work starts, written atomically; `-`
+//! names stdout, whose write errors are returned, not panicked on.
 use std::{
     fs,
     io::Write as _,
+    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
 };
 
@@ -28,9 +30,68 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Fails now if `path` can't be written later: its directory is created if missing, and a
-/// temporary file is made and removed there.
+/// Whether `path` names stdout (`-`), in every command that writes.
+pub fn is_stdout(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
+/// The file an output option names: `None` for stdout (no option where stdout is the
+/// default, or `-`).
+pub fn file(path: Option<&Path>) -> Option<&Path> {
+    path.filter(|p| !is_stdout(p))
+}
+
+/// Writes `text` to stdout and flushes it: a full disk or a closed pipe is an error to report
+/// (see [`is_broken_pipe`]), not a panic.
+pub fn stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Stdout { source })
+}
+
+/// Whether `err` is stdout's reader having gone away (`profile report … | head`).
+pub fn is_broken_pipe(err: &Error) -> bool {
+    matches!(err, Error::Stdout { source } if source.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Fails when two of `outputs` (option name, path) would be written to the same file.
+/// Devices such as /dev/null may be named twice.
+pub fn check_distinct(outputs: &[(&'static str, Option<&Path>)]) -> Result<()> {
+    let named: Vec<(&'static str, &Path)> = outputs
+        .iter()
+        .filter_map(|&(option, path)| Some((option, path?)))
+        .collect();
+    for (i, &(first, a)) in named.iter().enumerate() {
+        for &(second, b) in &named[i + 1..] {
+            if same_file(a, b) {
+                return Err(Error::SameOutput {
+                    path: b.to_path_buf(),
+                    first,
+                    second,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) {
+        return ma.is_file() && ma.dev() == mb.dev() && ma.ino() == mb.ino();
+    }
+    // Not both there yet: the same name in the same directory.
+    let resolved = |p: &Path| Some(fs::canonicalize(parent_dir(p)).ok()?.join(p.file_name()?));
+    a == b || matches!((resolved(a), resolved(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// Fails now if `path` can't be written later: where its directory exists, a temporary file
+/// is made and removed there; where it doesn't, in the nearest directory above it (nothing is
+/// created for good until the output is written).
 pub fn check_writable(path: &Path) -> Result<()> {
+    if is_stdout(path) {
+        return Ok(());
+    }
     if path.is_dir() {
         return Err(Error::io(
             path,
@@ -44,17 +105,47 @@ pub fn check_writable(path: &Path) -> Result<()> {
             .map(drop)
             .map_err(|e| Error::io(path, e));
     }
-    let dir = parent_dir(path);
-    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let tmp = temp_path(path);
-    fs::File::create(&tmp).map_err(|e| Error::io(path, e))?;
-    let _ = fs::remove_file(&tmp);
-    Ok(())
+    let parent = parent_dir(path);
+    let Some(dir) = parent
+        .ancestors()
+        .map(|d| match d.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => d,
+        })
+        .find(|d| fs::symlink_metadata(d).is_ok())
+    else {
+        return Err(Error::io(
+            &parent,
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    };
+    if !dir.is_dir() {
+        return Err(Error::NotADirectory {
+            target: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        });
+    }
+    let tmp = dir.join(temp_path(path).file_name().unwrap_or_default());
+    match fs::File::create(&tmp) {
+        Ok(_) => {
+            let _ = fs::remove_file(&tmp);
+            Ok(())
+        }
+        // The directory is there, yet creating in it says "not found": /proc, /sys.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoNewFiles {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }
 
 /// Writes `contents` to a temporary file beside `path`, syncs it and renames it into place, so
 /// readers see the old file or the new one, never half of one.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    if is_stdout(path) {
+        return stdout(&String::from_utf8_lossy(contents));
+    }
     if is_special(path) {
         return fs::OpenOptions::new()
             .write(true)
@@ -94,6 +185,59 @@ mod tests {
         assert_eq!(entries.len(), 1);
         assert!(check_writable(&dir).is_err());
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn checking_creates_no_directory() {
+        let dir = std::env::temp_dir().join(format!("profile-output-new-{}", std::process::id()));
+        let path = dir.join("a/b/p.json");
+        check_writable(&path).unwrap();
+        assert!(!dir.exists(), "the check must not create {}", dir.display());
+        let relative = PathBuf::from(format!("profile-output-rel-{}/p.json", std::process::id()));
+        check_writable(&relative).unwrap();
+        assert!(!relative.parent().unwrap().exists());
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_not_a_directory() {
+        let dir = std::env::temp_dir().join(format!("profile-output-ro-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let ro = dir.join("ro");
+        fs::write(&ro, "").unwrap();
+        let err = check_writable(&ro.join("x.json")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}/x.json: {} is not a directory",
+                ro.display(),
+                ro.display()
+            )
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn proc_accepts_no_new_files() {
+        let err = check_writable(Path::new("/proc/version")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/proc/version: can't be written: /proc accepts no new files"
+        );
+    }
+
+    #[test]
+    fn dash_is_stdout_and_outputs_must_differ() {
+        assert_eq!(file(Some(Path::new("-"))), None);
+        assert_eq!(file(Some(Path::new("p.json"))), Some(Path::new("p.json")));
+        check_writable(Path::new("-")).unwrap();
+        let p = Path::new("p.json");
+        let err = check_distinct(&[("-o", Some(p)), ("--report", Some(Path::new("./p.json")))])
+            .unwrap_err();
+        assert!(matches!(err, Error::SameOutput { .. }), "{err}");
+        check_distinct(&[("-o", Some(p)), ("--report", Some(Path::new("r.json")))]).unwrap();
+        check_distinct(&[("-o", Some(p)), ("--report", None)]).unwrap();
+        let null = Some(Path::new("/dev/null"));
+        check_distinct(&[("-o", null), ("--report", null)]).unwrap();
     }
 
     #[test]

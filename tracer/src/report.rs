@@ -282,12 +282,12 @@ pub struct Report {
     pub warnings: Vec<String>,
 }
 
-/// `12.3% fewer than` or, for a wider profile, `4.5% more than`.
+/// A reduction as words: `23.6% fewer`, or `23.6% more` when it is negative.
 pub fn fewer_or_more(percent_less: f64) -> String {
     if percent_less < 0.0 {
-        format!("{:.1}% more than", -percent_less)
+        format!("{:.1}% more", -percent_less)
     } else {
-        format!("{percent_less:.1}% fewer than")
+        format!("{percent_less:.1}% fewer")
     }
 }
 
@@ -481,11 +481,11 @@ impl Report {
         let _ = writeln!(out, "profile for {} ({})", self.target, self.status());
         let _ = writeln!(
             out,
-            "  allows {} syscalls: {:.1}% fewer than Docker's default ({}), {:.1}% fewer than the kernel's table ({})",
+            "  allows {} syscalls: {} than Docker's default ({}), {} than the kernel's table ({})",
             self.allowed,
-            self.reduction_vs_docker_default_percent,
+            fewer_or_more(self.reduction_vs_docker_default_percent),
             self.docker_default_allowed,
-            self.reduction_vs_kernel_percent,
+            fewer_or_more(self.reduction_vs_kernel_percent),
             self.kernel_syscalls
         );
         if self.observed() {
@@ -581,13 +581,15 @@ impl Report {
         let _ = writeln!(out, "| this profile | {} | |", self.allowed);
         let _ = writeln!(
             out,
-            "| Docker's default (x86_64, default capabilities) | {} | {:.1}% fewer |",
-            self.docker_default_allowed, self.reduction_vs_docker_default_percent
+            "| Docker's default (x86_64, default capabilities) | {} | {} |",
+            self.docker_default_allowed,
+            fewer_or_more(self.reduction_vs_docker_default_percent)
         );
         let _ = writeln!(
             out,
-            "| kernel's x86_64 table | {} | {:.1}% fewer |\n",
-            self.kernel_syscalls, self.reduction_vs_kernel_percent
+            "| kernel's x86_64 table | {} | {} |\n",
+            self.kernel_syscalls,
+            fewer_or_more(self.reduction_vs_kernel_percent)
         );
         if !self.runs.is_empty() {
             let _ = writeln!(out, "## Convergence\n");
@@ -1046,5 +1048,22 @@ mod tests {
     fn percentages() {
         assert_eq!(percent_less(31, 309), 90.0);
         assert_eq!(percent_less(0, 0), 0.0);
+        assert_eq!(fewer_or_more(90.0), "90.0% fewer");
+        assert_eq!(fewer_or_more(-23.6), "23.6% more");
+    }
+
+    #[test]
+    fn a_wider_profile_says_more() {
+        let wide = Profile::parse(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#,
+            std::path::Path::new("w"),
+        )
+        .expect("parses");
+        let r = Report::for_profile("w", &wide);
+        assert!(r.reduction_vs_docker_default_percent < 0.0);
+        for text in [r.to_text(), r.to_markdown()] {
+            assert!(text.contains("% more than Docker's default") || text.contains("% more |"));
+            assert!(!text.contains("-2"), "{text}");
+        }
     }
 }

@@ -110,27 +110,28 @@ impl ContainerArgs {
     }
 }
 
-/// `30s`, `2m`, `1h`, `500ms`, or plain seconds.
+/// The longest `--duration`: a year.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `30s`, `2m`, `1h`, `500ms`, `1h 30m` (humantime's syntax), or plain seconds (`1.5`): more
+/// than zero and at most a year.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a duration such as 30s, 2m, 500ms"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    let d = match s.parse::<f64>() {
+        Ok(secs) if (0.0..=MAX_DURATION.as_secs_f64()).contains(&secs) => {
+            Duration::from_secs_f64(secs)
+        }
+        Ok(_) => Duration::MAX,
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?}: {e} (use e.g. 30s, 2m, 500ms, 1h)"))?,
     };
-    if !seconds.is_finite() || seconds <= 0.0 {
+    if d.is_zero() {
         return Err(format!("{s:?}: must be more than zero"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    if d > MAX_DURATION {
+        return Err(format!("{s:?}: must be at most a year"));
+    }
+    Ok(d)
 }
 
 /// SIGINT and SIGTERM, caught for the whole command so that a container is never left behind.
@@ -486,7 +487,20 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        for bad in ["", "s", "0", "-1s", "3d"] {
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        for bad in [
+            "",
+            "s",
+            "0",
+            "0s",
+            "-1s",
+            "3x",
+            "inf",
+            "NaN",
+            "400d",
+            "99999999999999999999999",
+            "99999999999999999999999s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

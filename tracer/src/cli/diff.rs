@@ -63,7 +63,7 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
         args.new.display().to_string(),
     );
     match args.format {
-        DiffFormat::Text => print!("{}", render_text(&o, &n, &diff)),
+        DiffFormat::Text => crate::output::stdout(&render_text(&o, &n, &diff))?,
         DiffFormat::Json => {
             let value = serde_json::json!({
                 "old": o,
@@ -74,7 +74,7 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
                 "widened": diff.widened,
                 "narrowed": diff.narrowed,
             });
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            crate::output::stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
         }
     }
     Ok(if diff.allows_more() {

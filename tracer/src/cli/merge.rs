@@ -68,8 +68,7 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "profile: merged {} profiles: {allowed} syscalls allowed{}",
         inputs.len(),
-        args.output
-            .as_ref()
+        output::file(args.output.as_deref())
             .map(|p| format!(" -> {}", p.display()))
             .unwrap_or_default()
     );

@@ -6,7 +6,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
-use crate::{formats::OciSeccomp, output, report::Render, seccomp::Profile};
+use crate::{formats::OciSeccomp, input, output, report::Render, seccomp::Profile};
 
 pub mod container;
 pub mod diff;
@@ -100,7 +100,27 @@ impl RecordArgs {
 pub const EXIT_ERROR: u8 = 2;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(mut err) => {
+            if let Some(tip) = hint(&err, &args) {
+                err.insert(
+                    clap::error::ContextKind::Suggested,
+                    clap::error::ContextValue::StyledStrs(vec![tip.into()]),
+                );
+            }
+            err.exit()
+        }
+    };
+    if let Command::Train(args) = &cli.command {
+        warn_misplaced("train", &args.container.command);
+    }
+    if let Command::Verify(args) = &cli.command {
+        warn_misplaced("verify", &args.container.command);
+    }
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -133,11 +153,98 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // stdout's reader went away (`| head`): nothing more to say to it or about it.
+        Err(err)
+            if err
+                .chain()
+                .any(|e| e.downcast_ref().is_some_and(output::is_broken_pipe)) =>
+        {
+            ExitCode::from(EXIT_ERROR)
+        }
         Err(err) => {
-            eprintln!("profile: error: {err:#}");
+            eprintln!("profile: error: {}", one_line(&err));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// A tip for the usual mistakes behind "unexpected argument": a command not after `--`, an
+/// image not named with `--image`.
+fn hint(err: &clap::Error, args: &[String]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    if arg.starts_with('-') {
+        return None;
+    }
+    let before: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != arg)
+        .map(String::as_str)
+        .collect();
+    let sub = before.iter().find(|a| !a.starts_with('-'))?;
+    let image_named = before
+        .iter()
+        .any(|a| *a == "--image" || a.starts_with("--image="));
+    match *sub {
+        "train" | "verify" if !image_named => Some(format!(
+            "name the image with --image: profile {sub} --image {arg} ...; a command for the container goes after `--`"
+        )),
+        "train" | "verify" | "run" | "exec" => Some(format!(
+            "put the command after `--`: profile {sub} [OPTIONS] -- {arg} ..."
+        )),
+        _ => None,
+    }
+}
+
+/// Warns about arguments after `--` that look like `profile SUB`'s own long options: they go
+/// to the container's command, not to `profile`.
+fn warn_misplaced(sub: &str, command: &[String]) {
+    for option in misplaced(sub, command) {
+        eprintln!(
+            "profile: warning: {option} comes after `--`, so it is part of the container's command, not an option of profile {sub}; put options of profile before `--`"
+        );
+    }
+}
+
+fn misplaced(sub: &str, command: &[String]) -> Vec<String> {
+    use clap::CommandFactory as _;
+    let cli = Cli::command();
+    let Some(sub) = cli.find_subcommand(sub) else {
+        return Vec::new();
+    };
+    let longs: Vec<&str> = sub.get_arguments().filter_map(|a| a.get_long()).collect();
+    command
+        .iter()
+        .filter(|arg| {
+            arg.strip_prefix("--")
+                .map(|name| name.split_once('=').map_or(name, |(n, _)| n))
+                .is_some_and(|name| longs.contains(&name))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The error and its causes on one line, each cause once: an error that already shows its
+/// cause in its own message (`path: No such file or directory`) is not followed by it again.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Writes a report (atomically) in the format its file name's extension names: `.json`,
@@ -224,6 +331,7 @@ impl ProfileFormatArgs {
         profile: &Profile,
         name: Option<&str>,
     ) -> crate::Result<()> {
+        let path = output::file(path);
         let stem = path
             .and_then(|p| p.file_stem())
             .map(|s| s.to_string_lossy().into_owned());
@@ -231,33 +339,85 @@ impl ProfileFormatArgs {
         let text = self.render(profile, name)?;
         match path {
             Some(path) => output::write_atomic(path, text.as_bytes()),
-            None => {
-                use std::io::Write as _;
-                let mut out = std::io::stdout().lock();
-                out.write_all(text.as_bytes())
-                    .and_then(|_| out.flush())
-                    .map_err(|e| crate::Error::io("<stdout>", e))
-            }
+            None => output::stdout(&text),
         }
     }
 }
 
-/// Reads a Docker (or OCI) seccomp JSON profile; `docker-default` names Docker's default
-/// profile shipped with this tool. Names the profile's architectures don't know are reported:
-/// Docker ignores them silently.
+/// Reads a Docker (or OCI) seccomp JSON profile (a regular file within the input limit, or
+/// stdin as `-`); `docker-default` names Docker's default profile shipped with this tool.
+/// Names the profile's architectures don't know are reported: Docker ignores them silently.
 pub fn load_profile(path: &Path) -> crate::Result<Profile> {
     if path == Path::new("docker-default") && !path.exists() {
         return Ok(Profile::docker_default());
     }
-    let profile = Profile::load(path)?;
+    let text = input::read_text(path)?;
+    let origin = if input::is_stdin(path) {
+        Path::new("<stdin>")
+    } else {
+        path
+    };
+    let profile = Profile::parse(&text, origin)?;
     let unknown = profile.unknown_names(&profile.abis());
     if !unknown.is_empty() {
         eprintln!(
             "profile: warning: {}: {} name(s) unknown to its architectures, which Docker ignores silently: {}",
-            path.display(),
+            origin.display(),
             unknown.len(),
             unknown.join(", ")
         );
     }
     Ok(profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tip(args: &[&str]) -> Option<String> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let err = Cli::try_parse_from(&args).expect_err("a usage error");
+        hint(&err, &args)
+    }
+
+    #[test]
+    fn usual_mistakes_get_a_tip() {
+        assert_eq!(
+            tip(&["profile", "run", "ls", "/"]).as_deref(),
+            Some("put the command after `--`: profile run [OPTIONS] -- ls ...")
+        );
+        assert_eq!(
+            tip(&["profile", "train", "profile-example/hello"]).as_deref(),
+            Some(
+                "name the image with --image: profile train --image profile-example/hello ...; a command for the container goes after `--`"
+            )
+        );
+        assert_eq!(
+            tip(&["profile", "train", "--image", "img", "sh"]).as_deref(),
+            Some("put the command after `--`: profile train [OPTIONS] -- sh ...")
+        );
+        assert_eq!(tip(&["profile", "run", "--nope", "--", "true"]), None);
+    }
+
+    #[test]
+    fn own_options_after_the_double_dash_are_found() {
+        let command: Vec<String> = ["sh", "-c", "x", "--duration=5s", "--report", "r.md", "-o"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(misplaced("train", &command), ["--duration=5s", "--report"]);
+        assert!(misplaced("train", &command[..3]).is_empty());
+    }
+
+    #[test]
+    fn errors_name_their_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let err = anyhow::Error::new(crate::Error::io("/nonexist", io));
+        assert_eq!(one_line(&err), "/nonexist: entity not found");
+        let err = err.context("reading the profile");
+        assert_eq!(
+            one_line(&err),
+            "reading the profile: /nonexist: entity not found"
+        );
+    }
 }

@@ -16,7 +16,8 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The profile (Docker's seccomp JSON; `docker-default` for Docker's default).
+    /// The profile (Docker's seccomp JSON; `docker-default` for Docker's default, `-` for
+    /// stdin).
     #[arg(value_name = "PROFILE")]
     pub profile: PathBuf,
     /// Output format.
@@ -26,12 +27,16 @@ pub struct ReportArgs {
 
 pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let profile = load_profile(&args.profile)?;
-    let report = Report::for_profile(&args.profile.display().to_string(), &profile);
+    let target = match crate::input::is_stdin(&args.profile) {
+        true => "<stdin>".to_string(),
+        false => args.profile.display().to_string(),
+    };
+    let report = Report::for_profile(&target, &profile);
     let text = match args.format {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Md => report.to_markdown(),
         ReportFormat::Json => report.to_json(),
     };
-    print!("{text}");
+    crate::output::stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use crate::{cgroup::OwnedCgroup, launch, output, recorder::Recorder, report::Rep
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Write the profile here (atomically) instead of to stdout.
+    /// Write the profile here (atomically) instead of to stdout (`-`: stdout).
     #[arg(short, long, value_name = "PROFILE")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
@@ -28,11 +28,15 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    output::check_distinct(&[
+        ("-o", args.output.as_deref()),
+        ("--report", args.record.report.as_deref()),
+    ])?;
     for path in args.output.iter().chain(args.record.report.iter()) {
         output::check_writable(path)?;
     }
     let recorder = Recorder::load()?;
-    let cgroup = OwnedCgroup::create(&format!("profile-run-{}", std::process::id()))?;
+    let cgroup = OwnedCgroup::for_run()?;
     let mode = args.record.mode();
     let strict = args.learn_args == crate::seccomp::LearnArgs::Strict;
     let recording = recorder.watch_cgroup(cgroup.id(), mode, strict)?;
@@ -75,12 +79,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         crate::cli::write_report(path, &report)?;
     }
     eprintln!(
-        "profile: {} syscalls allowed ({} calls recorded, {:.1}% fewer than Docker's default){}",
+        "profile: {} syscalls allowed ({} calls recorded, {} than Docker's default){}",
         report.allowed,
         report.total_calls,
-        report.reduction_vs_docker_default_percent,
-        args.output
-            .as_ref()
+        crate::report::fewer_or_more(report.reduction_vs_docker_default_percent),
+        output::file(args.output.as_deref())
             .map(|p| format!(" -> {}", p.display()))
             .unwrap_or_default()
     );

@@ -207,7 +207,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", v.to_text());
     }
     eprintln!(
-        "profile: {} syscalls allowed, {} Docker's default ({}){}",
+        "profile: {} syscalls allowed, {} than Docker's default ({}){}",
         report.allowed,
         crate::report::fewer_or_more(report.reduction_vs_docker_default_percent),
         report.docker_default_allowed,

@@ -1,0 +1,118 @@
+//! Input files: profiles are read whole, from regular files or stdin (`-`), within a size limit.
+use std::{
+    fs,
+    io::Read,
+    os::unix::fs::FileTypeExt as _,
+    path::Path,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use crate::error::{Error, Result};
+
+/// The largest input read: Docker's own default profile is about 20 KiB.
+pub const MAX_INPUT_MIB: u64 = 64;
+
+const MAX_INPUT_BYTES: u64 = MAX_INPUT_MIB << 20;
+
+/// Whether `path` names stdin (`-`).
+pub fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
+/// The text of `path` (`-` for stdin, read once per process), refusing anything but a regular
+/// file and anything larger than [`MAX_INPUT_MIB`], so that `/dev/zero` or a FIFO can't make
+/// the reader grow or block.
+pub fn read_text(path: &Path) -> Result<String> {
+    static STDIN_READ: AtomicBool = AtomicBool::new(false);
+    if is_stdin(path) {
+        if STDIN_READ.swap(true, Ordering::SeqCst) {
+            return Err(Error::StdinTwice);
+        }
+        return read_bounded(std::io::stdin().lock(), path);
+    }
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            kind: kind(&meta.file_type()),
+        });
+    }
+    if meta.len() > MAX_INPUT_BYTES {
+        return Err(too_large(path));
+    }
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    read_bounded(file, path)
+}
+
+/// Reads at most one byte past the limit, so a file that grows (or lies about its size, as
+/// /proc files do) is still caught.
+fn read_bounded(reader: impl Read, path: &Path) -> Result<String> {
+    let mut text = String::new();
+    reader
+        .take(MAX_INPUT_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io(path, e))?;
+    if text.len() as u64 > MAX_INPUT_BYTES {
+        return Err(too_large(path));
+    }
+    Ok(text)
+}
+
+fn too_large(path: &Path) -> Error {
+    Error::TooLarge {
+        path: path.to_path_buf(),
+        limit_mib: MAX_INPUT_MIB,
+    }
+}
+
+fn kind(t: &fs::FileType) -> &'static str {
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_and_directories_are_refused() {
+        for (path, kind) in [("/dev/zero", "a character device"), ("/", "a directory")] {
+            let err = read_text(Path::new(path)).unwrap_err();
+            assert!(
+                matches!(&err, Error::NotAFile { kind: k, .. } if *k == kind),
+                "{path}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn reading_stops_past_the_limit() {
+        let err = read_bounded(std::io::repeat(b' '), Path::new("endless")).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "endless: larger than 64 MiB, too large for a profile"
+        );
+        let text = read_bounded(&b"{}"[..], Path::new("small")).unwrap();
+        assert_eq!(text, "{}");
+    }
+
+    #[test]
+    fn regular_files_are_read() {
+        let path = std::env::temp_dir().join(format!("profile-input-{}", std::process::id()));
+        fs::write(&path, "{\"defaultAction\":\"SCMP_ACT_ALLOW\"}").unwrap();
+        assert!(read_text(&path).unwrap().contains("SCMP_ACT_ALLOW"));
+        fs::remove_file(&path).unwrap();
+    }
+}
