@@ -15,7 +15,7 @@
 
 use aya_ebpf::{
     EbpfContext, Global,
-    bindings::pt_regs,
+    bindings::{BPF_NOEXIST, pt_regs},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
@@ -33,6 +33,8 @@ use tracer_common::{
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
+// A map insert with BPF_NOEXIST fails with -EEXIST when the key is already there.
+const EEXIST: i32 = 17;
 // Code segment of 32-bit user code: the task entered through the ia32 ABI.
 const USER32_CS: u64 = 0x23;
 
@@ -76,23 +78,22 @@ fn config(index: u32) -> u32 {
 /// helper call and one lookup.
 #[inline(always)]
 fn current_watch() -> Option<Watch> {
-    unsafe { WATCHED.get(bpf_get_current_cgroup_id()) }.copied()
+    // SAFETY: the entry is copied at once; the map is preallocated, so a concurrent update can
+    // make the copy stale but never points it at freed memory.
+    unsafe { WATCHED.get(&bpf_get_current_cgroup_id()) }.copied()
 }
 
 /// Whether a seccomp filter governs the current task's syscalls.
 #[inline(always)]
 fn under_filter() -> bool {
+    // SAFETY: the helper takes no arguments and only returns the current task's address.
     let task = unsafe { bpf_get_current_task() } as *const u8;
-    let mode = unsafe { task.add(SECCOMP_MODE_OFFSET.load() as usize) } as *const i32;
+    let mode = task.wrapping_add(SECCOMP_MODE_OFFSET.load() as usize) as *const i32;
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
     matches!(
         unsafe { bpf_probe_read_kernel(mode) },
         Ok(SECCOMP_MODE_FILTER)
     )
-}
-
-#[inline(always)]
-fn stats(slot: u32) -> Option<&'static mut SlotStats> {
-    STATS.get_ptr_mut(slot).map(|p| unsafe { &mut *p })
 }
 
 /// Table index of syscall `nr` made by the task whose registers are at `regs`, by the ABI it
@@ -102,7 +103,8 @@ fn syscall_index(regs: *const pt_regs, nr: u64) -> usize {
     if nr & X32_SYSCALL_BIT != 0 {
         return table_index(ABI_X32, nr & !X32_SYSCALL_BIT);
     }
-    let cs = unsafe { bpf_probe_read_kernel(&(*regs).cs) }.unwrap_or(0);
+    // SAFETY: only the field's address is computed here; the helper does the checked read.
+    let cs = unsafe { bpf_probe_read_kernel(&raw const (*regs).cs) }.unwrap_or(0);
     table_index(
         if cs == USER32_CS {
             ABI_IA32
@@ -116,10 +118,13 @@ fn syscall_index(regs: *const pt_regs, nr: u64) -> usize {
 #[inline(always)]
 fn count(map: &PerCpuArray<SyscallCounts>, slot: u32, index: usize) -> bool {
     // Launder the index so the compiler keeps the bounds check the verifier needs to see.
+    // SAFETY: reads a local through a reference to it.
     let index = unsafe { core::ptr::read_volatile(&index) };
     let Some(table) = map.get_ptr_mut(slot) else {
         return false;
     };
+    // SAFETY: `table` is this CPU's copy of the slot (array elements are never freed), and
+    // programs run with preemption off and never nest, so no other access overlaps this one.
     let Some(cell) = (unsafe { (*table).counts.get_mut(index) }) else {
         return false;
     };
@@ -140,10 +145,12 @@ fn remember_first(ctx: &RawTracePointContext, slot: u32, index: usize) {
         pid: pid_tgid as u32,
     };
     // BPF_NOEXIST: when two CPUs race, the first to insert stays.
-    if let Err(err) = FIRST.insert(key, seen, 1) {
-        if err != -17
-            && let Some(stats) = stats(slot)
+    if let Err(err) = FIRST.insert(&key, &seen, BPF_NOEXIST.into()) {
+        if err != -EEXIST
+            && let Some(stats) = STATS.get_ptr_mut(slot)
         {
+            // SAFETY: this CPU's copy of the slot's stats; as in `count`, no access overlaps.
+            let stats = unsafe { &mut *stats };
             if stats.dropped_first == 0 {
                 warn!(
                     ctx,
@@ -184,7 +191,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let regs: *const pt_regs = ctx.arg(0);
-    let Ok(nr) = (unsafe { bpf_probe_read_kernel(&(*regs).orig_rax) }) else {
+    // SAFETY: only the field's address is computed here; the helper does the checked read.
+    let Ok(nr) = (unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax) }) else {
         return 0;
     };
     let index = syscall_index(regs, nr);
@@ -200,13 +208,17 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
         return 0;
     }
     // Hierarchy 0 is the unified (v2) one, whose ids bpf_get_current_cgroup_id() returns.
+    // SAFETY: read_at goes through bpf_probe_read_kernel, which fails instead of faulting;
+    // the offsets of this and the next two reads come from the tracepoint's format in tracefs.
     match unsafe { ctx.read_at::<i32>(MKDIR_ROOT_OFFSET.load() as usize) } {
         Ok(0) => {}
         _ => return 0,
     }
+    // SAFETY: as above.
     let Ok(id) = (unsafe { ctx.read_at::<u64>(MKDIR_ID_OFFSET.load() as usize) }) else {
         return 0;
     };
+    // SAFETY: as above.
     let Ok(loc) = (unsafe { ctx.read_at::<u32>(MKDIR_PATH_OFFSET.load() as usize) }) else {
         return 0;
     };
@@ -220,12 +232,15 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     let mut key = CgroupKey {
         bytes: [0; CGROUP_KEY_LEN],
     };
-    let src = unsafe { (ctx.as_ptr() as *const u8).add(offset) };
+    let src = (ctx.as_ptr() as *const u8).wrapping_add(offset);
+    // SAFETY: bpf_probe_read_kernel_buf checks the address and fails instead of faulting.
     if unsafe { bpf_probe_read_kernel_buf(src, &mut key.bytes) }.is_err() {
         return 0;
     }
-    if let Some(watch) = unsafe { PENDING.get(key) } {
-        let _ = WATCHED.insert(id, watch, 0);
+    // SAFETY: the entry is only passed on to the insert helper, which copies it (see
+    // `current_watch` for why a concurrent update can't make it dangle).
+    if let Some(watch) = unsafe { PENDING.get(&key) } {
+        let _ = WATCHED.insert(&id, watch, 0);
     }
     0
 }
