@@ -13,8 +13,13 @@ if [ ! -c /dev/null ]; then
   rm -f /dev/null && mknod -m 666 /dev/null c 1 3
 fi
 
+root="$(cd "$(dirname "$0")/.." && pwd)"
+# bpf-linker links the nightly's LLVM bitcode with this LLVM: the pinned nightly must use it too.
+llvm=22
+bpf_linker_version=0.13.0
+
 need_pkgs=()
-dpkg -s llvm-22-dev >/dev/null 2>&1 || need_pkgs+=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev)
+dpkg -s "llvm-$llvm-dev" >/dev/null 2>&1 || need_pkgs+=("llvm-$llvm-dev" "libpolly-$llvm-dev" libzstd-dev zlib1g-dev)
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 # libc6-dev: static libc for the test workload; busybox-static: the example images' userland.
 for pkg in libc6-dev busybox-static; do
@@ -27,14 +32,35 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
-if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
-  log "adding rust-src to the nightly toolchain"
-  rustup component add rust-src --toolchain nightly
-fi
+# The toolchains are pinned in rust-toolchain.toml (userspace) and
+# tracer-ebpf/rust-toolchain.toml (the eBPF crate's nightly); install each with its components.
+toml_value() { sed -n "s/^$1 *= *//p" "$2" | tr -d '[]",'; }
+ensure_toolchain() {
+  local file="$1" channel c missing="" args=()
+  channel="$(toml_value channel "$file")"
+  [ -n "$channel" ] || die "$file names no channel"
+  rustup run "$channel" rustc --version >/dev/null 2>&1 || missing=yes
+  for c in $(toml_value components "$file"); do
+    args+=(-c "$c")
+    rustup component list --toolchain "$channel" --installed 2>/dev/null | grep -q "^$c" || missing=yes
+  done
+  if [ -n "$missing" ]; then
+    log "installing Rust $channel ${args[*]}"
+    rustup toolchain install "$channel" --profile minimal "${args[@]}" \
+      || die "could not install Rust $channel (named in $file)"
+  fi
+}
+ensure_toolchain "$root/rust-toolchain.toml"
+ensure_toolchain "$root/tracer-ebpf/rust-toolchain.toml"
+ebpf_toolchain="$(toml_value channel "$root/tracer-ebpf/rust-toolchain.toml")"
+ebpf_llvm="$(rustup run "$ebpf_toolchain" rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')"
+[ "$ebpf_llvm" = "$llvm" ] || die "$ebpf_toolchain uses LLVM $ebpf_llvm, but bpf-linker is built against LLVM $llvm"
 
-if ! command -v bpf-linker >/dev/null 2>&1; then
-  log "building bpf-linker (about a minute)"
-  LLVM_PREFIX=/usr/lib/llvm-22 LLVM_SYS_221_PREFIX=/usr/lib/llvm-22 cargo install --locked bpf-linker --no-default-features --features llvm-22
+if [ "$(bpf-linker --version 2>/dev/null)" != "bpf-linker $bpf_linker_version" ]; then
+  log "building bpf-linker $bpf_linker_version (about a minute)"
+  # llvm-sys names its variable after its own version: LLVM_SYS_221_PREFIX for LLVM 22.1.
+  (cd "$root" && env LLVM_PREFIX="/usr/lib/llvm-$llvm" "LLVM_SYS_${llvm}1_PREFIX=/usr/lib/llvm-$llvm" \
+    cargo install --locked --force bpf-linker --version "$bpf_linker_version" --no-default-features --features "llvm-$llvm")
 fi
 
 if [ ! -e /sys/kernel/tracing/events ]; then

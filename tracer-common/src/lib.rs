@@ -135,15 +135,22 @@ pub fn table_index(abi: usize, nr: u64) -> usize {
     }
 }
 
-#[cfg(feature = "user")]
-mod pod {
-    use super::*;
-    unsafe impl aya::Pod for Watch {}
-    unsafe impl aya::Pod for FirstKey {}
-    unsafe impl aya::Pod for FirstSeen {}
-    unsafe impl aya::Pod for SyscallCounts {}
-    unsafe impl aya::Pod for SlotStats {}
-    unsafe impl aya::Pod for CgroupKey {}
-    unsafe impl aya::Pod for ArgKey {}
-    unsafe impl aya::Pod for ArgCounts {}
+/// Checks that a type both sides share is exactly its fields laid end to end (so both agree
+/// on its size and no padding byte carries garbage across), and lets userspace read it from maps.
+macro_rules! shared {
+    ($ty:ty: $($field:ty),+) => {
+        const _: () = assert!(size_of::<$ty>() == 0 $(+ size_of::<$field>())+);
+        // SAFETY: #[repr(C)], integer and integer-array fields only, no padding (asserted just
+        // above): every byte pattern of its size is a valid value.
+        #[cfg(feature = "user")]
+        unsafe impl aya::Pod for $ty {}
+    };
 }
+shared!(Watch: u32, u32);
+shared!(FirstKey: u32, u32);
+shared!(FirstSeen: [u8; 16], u32, u32);
+shared!(SyscallCounts: [u64; TABLE_LEN]);
+shared!(SlotStats: u64);
+shared!(CgroupKey: [u8; CGROUP_KEY_LEN]);
+shared!(ArgKey: u32, u32, [u64; 2]);
+shared!(ArgCounts: [u32; 2 * ARG_KINDS], [u32; 2 * ARG_KINDS]);

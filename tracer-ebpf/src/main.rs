@@ -15,7 +15,7 @@
 
 use aya_ebpf::{
     EbpfContext, Global,
-    bindings::pt_regs,
+    bindings::{BPF_NOEXIST, pt_regs},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
@@ -34,6 +34,8 @@ use tracer_common::{
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
+// A map insert with BPF_NOEXIST fails with -EEXIST when the key is already there.
+const EEXIST: i32 = 17;
 // Code segment of 32-bit user code: the task entered through the ia32 ABI.
 const USER32_CS: u64 = 0x23;
 
@@ -82,23 +84,22 @@ fn config(index: u32) -> u32 {
 /// helper call and one lookup.
 #[inline(always)]
 fn current_watch() -> Option<Watch> {
-    unsafe { WATCHED.get(bpf_get_current_cgroup_id()) }.copied()
+    // SAFETY: the entry is copied at once; the map is preallocated, so a concurrent update can
+    // make the copy stale but never points it at freed memory.
+    unsafe { WATCHED.get(&bpf_get_current_cgroup_id()) }.copied()
 }
 
 /// Whether a seccomp filter governs the current task's syscalls.
 #[inline(always)]
 fn under_filter() -> bool {
+    // SAFETY: the helper takes no arguments and only returns the current task's address.
     let task = unsafe { bpf_get_current_task() } as *const u8;
-    let mode = unsafe { task.add(SECCOMP_MODE_OFFSET.load() as usize) } as *const i32;
+    let mode = task.wrapping_add(SECCOMP_MODE_OFFSET.load() as usize) as *const i32;
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
     matches!(
         unsafe { bpf_probe_read_kernel(mode) },
         Ok(SECCOMP_MODE_FILTER)
     )
-}
-
-#[inline(always)]
-fn stats(slot: u32) -> Option<&'static mut SlotStats> {
-    STATS.get_ptr_mut(slot).map(|p| unsafe { &mut *p })
 }
 
 /// Table index of syscall `nr` made by the task whose registers are at `regs`, by the ABI it
@@ -108,7 +109,8 @@ fn syscall_index(regs: *const pt_regs, nr: u64) -> usize {
     if nr & X32_SYSCALL_BIT != 0 {
         return table_index(ABI_X32, nr & !X32_SYSCALL_BIT);
     }
-    let cs = unsafe { bpf_probe_read_kernel(&(*regs).cs) }.unwrap_or(0);
+    // SAFETY: only the field's address is computed here; the helper does the checked read.
+    let cs = unsafe { bpf_probe_read_kernel(&raw const (*regs).cs) }.unwrap_or(0);
     table_index(
         if cs == USER32_CS {
             ABI_IA32
@@ -122,10 +124,13 @@ fn syscall_index(regs: *const pt_regs, nr: u64) -> usize {
 #[inline(always)]
 fn count(map: &PerCpuArray<SyscallCounts>, slot: u32, index: usize) -> bool {
     // Launder the index so the compiler keeps the bounds check the verifier needs to see.
+    // SAFETY: reads a local through a reference to it.
     let index = unsafe { core::ptr::read_volatile(&index) };
     let Some(table) = map.get_ptr_mut(slot) else {
         return false;
     };
+    // SAFETY: `table` is this CPU's copy of the slot (array elements are never freed), and
+    // programs run with preemption off and never nest, so no other access overlaps this one.
     let Some(cell) = (unsafe { (*table).counts.get_mut(index) }) else {
         return false;
     };
@@ -146,10 +151,12 @@ fn remember_first(ctx: &RawTracePointContext, slot: u32, index: usize) {
         pid: pid_tgid as u32,
     };
     // BPF_NOEXIST: when two CPUs race, the first to insert stays.
-    if let Err(err) = FIRST.insert(key, seen, 1) {
-        if err != -17
-            && let Some(stats) = stats(slot)
+    if let Err(err) = FIRST.insert(&key, &seen, BPF_NOEXIST.into()) {
+        if err != -EEXIST
+            && let Some(stats) = STATS.get_ptr_mut(slot)
         {
+            // SAFETY: this CPU's copy of the slot's stats; as in `count`, no access overlaps.
+            let stats = unsafe { &mut *stats };
             if stats.dropped_first == 0 {
                 warn!(
                     ctx,
@@ -171,13 +178,16 @@ fn learned_args(regs: *const pt_regs, nr: u64, strict: bool) -> Option<(u32, [u6
         157 if strict => ARG_PRCTL,
         _ => return None,
     };
-    let di = unsafe { bpf_probe_read_kernel(&(*regs).rdi) }.ok()?;
+    // SAFETY: only the fields' addresses are computed here; the helper does the checked reads.
+    let (di, si) = unsafe {
+        (
+            bpf_probe_read_kernel(&raw const (*regs).rdi).ok()?,
+            bpf_probe_read_kernel(&raw const (*regs).rsi).ok()?,
+        )
+    };
     let values = match kind {
-        ARG_SOCKET => {
-            let si = unsafe { bpf_probe_read_kernel(&(*regs).rsi) }.ok()?;
-            [di, si & SOCK_TYPE_MASK]
-        }
-        ARG_IOCTL => [unsafe { bpf_probe_read_kernel(&(*regs).rsi) }.ok()?, 0],
+        ARG_SOCKET => [di, si & SOCK_TYPE_MASK],
+        ARG_IOCTL => [si, 0],
         _ => [di, 0],
     };
     Some((kind, values))
@@ -188,7 +198,8 @@ fn learned_args(regs: *const pt_regs, nr: u64, strict: bool) -> Option<(u32, [u6
 #[cold]
 fn remember_args(slot: u32, kind: u32, values: [u64; 2]) {
     let key = ArgKey { slot, kind, values };
-    if unsafe { ARGS.get(key) }.is_some() {
+    // SAFETY: only checks for presence; the value is never read.
+    if unsafe { ARGS.get(&key) }.is_some() {
         return;
     }
     let Some(counts) = ARG_COUNTS.get_ptr_mut(slot) else {
@@ -196,6 +207,7 @@ fn remember_args(slot: u32, kind: u32, values: [u64; 2]) {
     };
     let k = kind as usize;
     // Per CPU, so the bound is checked against this CPU's count; userspace adds them up.
+    // SAFETY: this CPU's copy of the slot's counts; as in `count`, no access overlaps.
     let counts = unsafe { &mut *counts };
     let (Some(distinct), Some(overflowed)) =
         (counts.distinct.get_mut(k), counts.overflowed.get_mut(k))
@@ -206,9 +218,9 @@ fn remember_args(slot: u32, kind: u32, values: [u64; 2]) {
         *overflowed = 1;
         return;
     }
-    match ARGS.insert(key, 1, 1) {
+    match ARGS.insert(&key, &1, BPF_NOEXIST.into()) {
         Ok(()) => *distinct += 1,
-        Err(err) if err == -17 => {}
+        Err(err) if err == -EEXIST => {}
         Err(_) => *overflowed = 1,
     }
 }
@@ -247,7 +259,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let regs: *const pt_regs = ctx.arg(0);
-    let Ok(nr) = (unsafe { bpf_probe_read_kernel(&(*regs).orig_rax) }) else {
+    // SAFETY: only the field's address is computed here; the helper does the checked read.
+    let Ok(nr) = (unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax) }) else {
         return 0;
     };
     let index = syscall_index(regs, nr);
@@ -268,13 +281,17 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
         return 0;
     }
     // Hierarchy 0 is the unified (v2) one, whose ids bpf_get_current_cgroup_id() returns.
+    // SAFETY: read_at goes through bpf_probe_read_kernel, which fails instead of faulting;
+    // the offsets of this and the next two reads come from the tracepoint's format in tracefs.
     match unsafe { ctx.read_at::<i32>(MKDIR_ROOT_OFFSET.load() as usize) } {
         Ok(0) => {}
         _ => return 0,
     }
+    // SAFETY: as above.
     let Ok(id) = (unsafe { ctx.read_at::<u64>(MKDIR_ID_OFFSET.load() as usize) }) else {
         return 0;
     };
+    // SAFETY: as above.
     let Ok(loc) = (unsafe { ctx.read_at::<u32>(MKDIR_PATH_OFFSET.load() as usize) }) else {
         return 0;
     };
@@ -288,12 +305,15 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     let mut key = CgroupKey {
         bytes: [0; CGROUP_KEY_LEN],
     };
-    let src = unsafe { (ctx.as_ptr() as *const u8).add(offset) };
+    let src = (ctx.as_ptr() as *const u8).wrapping_add(offset);
+    // SAFETY: bpf_probe_read_kernel_buf checks the address and fails instead of faulting.
     if unsafe { bpf_probe_read_kernel_buf(src, &mut key.bytes) }.is_err() {
         return 0;
     }
-    if let Some(watch) = unsafe { PENDING.get(key) } {
-        let _ = WATCHED.insert(id, watch, 0);
+    // SAFETY: the entry is only passed on to the insert helper, which copies it (see
+    // `current_watch` for why a concurrent update can't make it dangle).
+    if let Some(watch) = unsafe { PENDING.get(&key) } {
+        let _ = WATCHED.insert(&id, watch, 0);
     }
     0
 }

@@ -23,8 +23,6 @@ pub enum Error {
         map: &'static str,
         source: aya::maps::MapError,
     },
-    #[error("reading kernel BTF (/sys/kernel/btf/vmlinux): {0}")]
-    Btf(#[from] aya::BtfError),
     #[error("all {0} recording slots are in use")]
     SlotsExhausted(u32),
     #[error(

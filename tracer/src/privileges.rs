@@ -30,6 +30,7 @@ pub fn check() -> Result<()> {
     if !has(CAP_PERFMON) {
         missing.push("CAP_PERFMON");
     }
+    // SAFETY: geteuid has no preconditions and cannot fail.
     let who = if unsafe { libc::geteuid() } == 0 {
         "running as root without"
     } else {

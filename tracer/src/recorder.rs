@@ -175,10 +175,9 @@ impl Recorder {
         let mkdir_id = tracefs::field_offset("cgroup", "cgroup_mkdir", "id")?;
         let mkdir_path = tracefs::field_offset("cgroup", "cgroup_mkdir", "path")?;
         let seccomp_mode = kbtf::seccomp_mode_offset()?;
-        // Raw tracepoints need no kernel BTF at load time: the one offset the programs read
-        // comes from the small scan above, and aya never parses the whole vmlinux BTF.
+        // The programs carry no CO-RE relocations (the one kernel offset they read comes from
+        // the small scan above), so the loader never reads the kernel's BTF.
         let mut ebpf = EbpfLoader::new()
-            .btf(None)
             .override_global("SECCOMP_MODE_OFFSET", &seccomp_mode, true)
             .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
@@ -214,13 +213,6 @@ impl Recorder {
             exit_link: None,
             verifying: 0,
         };
-        // aya 0.14's EbpfLoader::new() parses all of the kernel's BTF even when told not to
-        // use it; give that memory back for the rest of the recording.
-        #[cfg(target_env = "gnu")]
-        // SAFETY: malloc_trim only releases free heap pages.
-        unsafe {
-            libc::malloc_trim(0);
-        }
         Ok(Recorder {
             maps: Mutex::new(maps),
         })
@@ -236,7 +228,7 @@ impl Recorder {
         let mut maps = self.maps();
         let recording = maps.open(mode, strict_args)?;
         let watch = watch_value(&recording);
-        if let Err(err) = maps.watched.insert(cgroup_id, watch, 0) {
+        if let Err(err) = maps.watched.insert(&cgroup_id, &watch, 0) {
             maps.close(&recording);
             return Err(map_err("WATCHED")(err));
         }
@@ -257,7 +249,7 @@ impl Recorder {
         let watch = watch_value(&recording);
         for name in names {
             let key = cgroup_key(name)?;
-            if let Err(err) = maps.pending.insert(key, watch, 0) {
+            if let Err(err) = maps.pending.insert(&key, &watch, 0) {
                 maps.close(&recording);
                 return Err(map_err("PENDING")(err));
             }
@@ -271,7 +263,7 @@ impl Recorder {
     pub fn watch_more(&self, recording: &Recording, cgroup_id: u64) -> Result<()> {
         self.maps()
             .watched
-            .insert(cgroup_id, watch_value(recording), 0)
+            .insert(&cgroup_id, &watch_value(recording), 0)
             .map_err(map_err("WATCHED"))
     }
 
@@ -422,7 +414,7 @@ impl Maps {
         let value = self.config.get(&index, 0).unwrap_or(0);
         let _ = self
             .config
-            .set(index, value.saturating_add_signed(delta), 0);
+            .set(index, &value.saturating_add_signed(delta), 0);
     }
 
     fn close(&mut self, recording: &Recording) {
@@ -587,7 +579,8 @@ impl Maps {
 fn per_cpu<T: aya::Pod>(value: T) -> Result<PerCpuValues<T>> {
     let cpus =
         aya::util::nr_cpus().map_err(|(_, e)| Error::io("/sys/devices/system/cpu/possible", e))?;
-    PerCpuValues::try_from(vec![value; cpus]).map_err(|e| Error::io("per-cpu values", e))
+    PerCpuValues::try_from(vec![value; cpus.get() as usize])
+        .map_err(|e| Error::io("per-cpu values", e))
 }
 
 fn sum_tables(per_cpu: &PerCpuValues<SyscallCounts>) -> Vec<u64> {
