@@ -14,10 +14,16 @@ use super::{
 use crate::names::{Abi, SyscallId};
 
 /// Calls every generated profile allows, observed or not, with why.
-pub const ALWAYS_ALLOWED: &[(&str, &str)] = &[(
-    "rt_sigreturn",
-    "returns from a signal handler: denying it turns any handled signal into a crash, and the runtime's own code receives signals at random moments",
-)];
+pub const ALWAYS_ALLOWED: &[(&str, &str)] = &[
+    (
+        "rt_sigreturn",
+        "returns from a signal handler: denying it turns any handled signal into a crash, and the runtime's own code receives signals at random moments",
+    ),
+    (
+        "sched_yield",
+        "gives up the CPU: the runtime's Go scheduler (runc init runs under the filter) and spinning locks call it only when threads happen to contend",
+    ),
+];
 
 /// How many rules one syscall's learned argument values may become before the bound's rule
 /// is used instead.
@@ -508,7 +514,7 @@ mod tests {
         assert!(!rule_region_of(&[Arg::eq(0, 40)]).within(sock));
         // personality: only the query.
         assert!(!rule_region_of(&[Arg::eq(0, 0x0040000)]).within(&d["personality"].upper));
-        assert!(d["rt_sigreturn"].all());
+        assert!(d["rt_sigreturn"].all() && d["sched_yield"].all());
         assert_eq!(l.args.len(), 2);
         assert_eq!(l.args[0].allowed, ["query (0xffffffff)"]);
         assert_eq!(
