@@ -225,6 +225,36 @@ fn strict_arguments_deny_a_new_ioctl_and_verify_names_it() {
         "{denied}"
     );
     assert_eq!(count_denied(&json, "ioctl"), 1);
+    // --fix adds the denied value, not ioctl for every request.
+    let fixed = dir.path("fixed.json");
+    let v = profile_cmd(&[
+        "verify",
+        "--image",
+        test_image(),
+        "-q",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--fix",
+        "-o",
+        fixed.to_str().unwrap(),
+        "--",
+        "/bin/attack",
+        "ioctl",
+        "3",
+    ]);
+    assert_eq!(v.status.code(), Some(1), "{}", stdout_of(&v));
+    let three = run_under(Some(&fixed), &["/bin/attack", "ioctl", "3"]);
+    assert_eq!(String::from_utf8_lossy(&three.stdout).trim(), "ioctl ok");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fixed).unwrap()).unwrap();
+    let ioctl: Vec<&serde_json::Value> = json["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["names"].to_string().contains("\"ioctl\""))
+        .collect();
+    assert_eq!(ioctl.len(), 3, "one rule per request: {ioctl:?}");
+    assert!(ioctl.iter().all(|r| r["args"].is_array()), "{ioctl:?}");
 }
 
 fn count_denied(report: &serde_json::Value, name: &str) -> u64 {

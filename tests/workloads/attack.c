@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/personality.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -55,6 +56,7 @@ static int probe(const char *name) {
     if (!strcmp(name, "socket_alg")) return sock(38, SOCK_SEQPACKET);
     if (!strcmp(name, "socket_packet")) return sock(17, SOCK_RAW);
     if (!strcmp(name, "socket_netlink")) return sock(16, SOCK_RAW);
+    if (!strcmp(name, "ptrace_traceme")) return ptrace(PTRACE_TRACEME, 0, 0, 0) ? errno : 0;
     return -1;
 }
 

@@ -307,7 +307,7 @@ impl Session<'_> {
         let result = self.drive(id, name, &recording, interrupt).await;
         let snapshot = self.recorder.finish(recording)?;
         let mut outcome = result?;
-        if snapshot.cgroups.is_empty() {
+        if snapshot.cgroups.is_empty() && outcome.stop != Stop::StartFailed {
             outcome.warnings.push(format!(
                 "the container's cgroup (named {id} or {scope}) was never seen in the cgroup v2 hierarchy: nothing could be recorded"
             ));

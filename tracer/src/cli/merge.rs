@@ -39,7 +39,12 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let ctx = Context::docker_default();
     let parts: Vec<&Profile> = inputs.iter().map(|(_, p)| p).collect();
     let beyond = merged.widenings_beyond_union(&parts, &ctx);
-    if !beyond.is_empty() {
+    if args.force && !beyond.is_empty() {
+        eprintln!(
+            "profile: warning: --force: the merged profile allows {} syscall(s) none of its inputs allowed as they were written (the first input's default action and architectures apply to all rules)",
+            beyond.len()
+        );
+    } else if !beyond.is_empty() {
         return Err(crate::Error::NotWithin {
             what: "the merged profile".into(),
             base: "the union of its inputs".into(),

@@ -76,10 +76,10 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         let outcome = session.run(&base_json, &suffix, &mut interrupt).await?;
         if outcome.stop == Stop::StartFailed {
             anyhow::bail!(
-                "the container could not start under the base profile {} (does it deny something the runtime needs? `profile verify --profile {}` names it): {}",
+                "the container could not start under the base profile {}: {} (if the base denies something the runtime needs, `profile verify --profile {}` names it)",
                 bases.label,
-                bases.label,
-                outcome.warnings.join("; ")
+                outcome.warnings.join("; "),
+                bases.label
             );
         }
         let snap = &outcome.snapshot;

@@ -245,7 +245,15 @@ impl Profile {
         }
         let mut out = first.clone();
         out.syscalls.clear();
-        merge_arches(&mut out, inputs);
+        if force {
+            // The first input's architectures, named one way (moby refuses both).
+            if !out.architectures.is_empty() {
+                out.architectures = out.abis().iter().map(|a| a.seccomp_arch().into()).collect();
+                out.arch_map.clear();
+            }
+        } else {
+            merge_arches(&mut out, inputs);
+        }
         let default = first.default_act();
         let mut plain: BTreeSet<String> = BTreeSet::new();
         let mut allows: Vec<Rule> = Vec::new();
@@ -460,6 +468,28 @@ mod tests {
         );
         let m = Profile::merge(&[allow, deny], false).unwrap();
         assert!(m.allowed(Abi::X86_64, &ctx()).contains_key("ptrace"));
+    }
+
+    #[test]
+    fn merge_unions_learned_values() {
+        let mut a = simple(&["read"]);
+        let mut b = simple(&["read"]);
+        for (p, family) in [(&mut a, 2), (&mut b, 10)] {
+            p.syscalls.push(Rule {
+                args: vec![Arg::eq(0, family)],
+                ..Rule::allow(["socket".to_string()])
+            });
+        }
+        let m = Profile::merge(&[("a".into(), a.clone()), ("b".into(), b.clone())], false).unwrap();
+        let d = &m.decisions(Abi::X86_64, &ctx())["socket"];
+        for family in [2, 10] {
+            assert!(super::super::conditions::rule_region(&[Arg::eq(0, family)]).within(&d.lower));
+        }
+        assert!(!super::super::conditions::rule_region(&[Arg::eq(0, 17)]).within(&d.upper));
+        assert!(m.widenings_beyond_union(&[&a, &b], &ctx()).is_empty());
+        let diff = Diff::between(&a, &m, &ctx());
+        assert_eq!(diff.widened.len(), 1);
+        assert_eq!(diff.widened[0].beyond, "arg0 in {0xa}");
     }
 
     #[test]
