@@ -156,7 +156,7 @@ fn one_recorder_keeps_slots_apart() {
         launch,
         recorder::{Mode, Recorder},
     };
-    let recorder = Recorder::load().expect("load recorder");
+    let recorder = Recorder::load_for(2).expect("load recorder");
     let runs = [("getppid", 111_111u64, 110u32), ("getpid", 222_222, 39)];
     let mut live = Vec::new();
     for (i, (call, n, _)) in runs.iter().enumerate() {

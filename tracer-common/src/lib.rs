@@ -1,10 +1,12 @@
 //! The contract between the eBPF recorder and userspace: map layouts, limits and constants.
 #![no_std]
 
-/// How many recordings one loaded recorder keeps apart at once.
+/// How many recordings one loaded recorder can keep apart at once. The maps are compiled for
+/// this many and sized down at load time to what the invocation needs (usually one).
 pub const MAX_SLOTS: u32 = 32;
-/// Syscall numbers kept per ABI; larger numbers land in [`OUT_OF_RANGE`].
-pub const NR_PER_ABI: usize = 1024;
+/// Syscall numbers kept per ABI (x86_64 and i386 end at 469 in Linux 6.18, x32's own entry
+/// points at 547); larger numbers land in [`OUT_OF_RANGE`], counted but not named.
+pub const NR_PER_ABI: usize = 576;
 /// ABIs a task on x86_64 can enter the kernel with.
 pub const ABI_COUNT: usize = 3;
 pub const ABI_NATIVE: usize = 0;
@@ -21,8 +23,9 @@ pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
 pub const MAX_WATCHED_CGROUPS: u32 = 1_024;
 /// Capacity of the map of cgroup names awaited by `cgroup_mkdir`.
 pub const MAX_PENDING_NAMES: u32 = 256;
-/// Capacity of the map that remembers which program made each syscall first.
-pub const MAX_FIRST_SEEN: u32 = 32_768;
+/// Capacity of the map that remembers which program made each syscall first: every table
+/// index, observed and denied, of every slot.
+pub const MAX_FIRST_SEEN: u32 = 2 * TABLE_LEN as u32 * MAX_SLOTS;
 /// How many trailing bytes of a new cgroup's path identify it (a container id's length).
 pub const CGROUP_KEY_LEN: usize = 64;
 
@@ -51,8 +54,10 @@ pub const ARG_DENIED: u32 = ARG_KINDS as u32;
 /// Distinct value tuples kept per syscall and recording; beyond it the set is marked
 /// overflowed and the profile keeps the base's rule for that syscall.
 pub const MAX_ARG_VALUES: u32 = 64;
+/// Capacity of the argument-value map per recording slot (learned and denied, every kind).
+pub const ARG_ENTRIES_PER_SLOT: u32 = 2 * ARG_KINDS as u32 * MAX_ARG_VALUES;
 /// Capacity of the argument-value map, shared by all recordings.
-pub const MAX_ARG_ENTRIES: u32 = 8_192;
+pub const MAX_ARG_ENTRIES: u32 = ARG_ENTRIES_PER_SLOT * MAX_SLOTS;
 /// socket's type carries SOCK_NONBLOCK and SOCK_CLOEXEC above the type proper.
 pub const SOCK_TYPE_MASK: u64 = 0xf;
 

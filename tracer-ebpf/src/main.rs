@@ -12,6 +12,9 @@
 //! return the verification errno.
 #![no_std]
 #![no_main]
+// Atomic adds on a shared map value (the target has no compare-and-swap for core's atomics).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 use aya_ebpf::{
     EbpfContext, Global,
@@ -59,9 +62,10 @@ static WATCHED: HashMap<u64, Watch> = HashMap::with_max_entries(MAX_WATCHED_CGRO
 static PENDING: HashMap<CgroupKey, Watch> = HashMap::with_max_entries(MAX_PENDING_NAMES, 0);
 #[map]
 static COUNTS: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
-/// Exits with `-DENY_ERRNO`: calls a profile under verification denied.
+/// Exits with `-DENY_ERRNO`: calls a profile under verification denied. Denials are rare, so
+/// one shared copy with atomic increments instead of one per CPU.
 #[map]
-static DENIED: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+static DENIED: Array<SyscallCounts> = Array::with_max_entries(MAX_SLOTS, 0);
 #[map]
 static FIRST: HashMap<FirstKey, FirstSeen> = HashMap::with_max_entries(MAX_FIRST_SEEN, 0);
 #[map]
@@ -168,6 +172,31 @@ fn remember_first(ctx: &RawTracePointContext, slot: u32, index: usize) {
     }
 }
 
+/// Adds one to a shared counter; true when it was found (the first-program map decides which
+/// call was first).
+#[inline(always)]
+fn count_shared(map: &Array<SyscallCounts>, slot: u32, index: usize) -> bool {
+    // SAFETY: reads a local through a reference to it (keeps the verifier's bounds check).
+    let index = unsafe { core::ptr::read_volatile(&index) };
+    let Some(table) = map.get_ptr_mut(slot) else {
+        return false;
+    };
+    // SAFETY: array elements are never freed; the increment below is atomic, so CPUs updating
+    // the same counter at once don't lose counts.
+    let Some(cell) = (unsafe { (*table).counts.get_mut(index) }) else {
+        return false;
+    };
+    // The BPF target has no compare-and-swap, so core's AtomicU64 offers no fetch_add; the
+    // intrinsic becomes BPF's atomic add (the result is unused, so no fetch is needed).
+    // SAFETY: `cell` is a valid, aligned u64 for the map's lifetime.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            cell, 1,
+        )
+    };
+    true
+}
+
 /// The kind of a native syscall whose arguments are learned, and the values that matter.
 #[inline(always)]
 fn learned_args(regs: *const pt_regs, nr: u64, strict: bool) -> Option<(u32, [u64; 2])> {
@@ -264,7 +293,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let index = syscall_index(regs, nr);
-    if count(&DENIED, watch.slot, index) {
+    if count_shared(&DENIED, watch.slot, index) {
+        // The first-program map keeps the first insert; later ones fail cheaply.
         remember_first(&ctx, watch.slot, FIRST_DENIED_BASE as usize + index);
     }
     if index == nr as usize

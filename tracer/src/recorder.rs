@@ -13,8 +13,9 @@ use aya::{
     programs::{RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId},
 };
 use tracer_common::{
-    ARG_DENIED, ARG_KINDS, ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_PENDING_NAMES, CgroupKey,
-    FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_SLOTS, OUT_OF_RANGE, SlotStats, SyscallCounts,
+    ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, ArgCounts, ArgKey, CGROUP_KEY_LEN,
+    CONFIG_PENDING_NAMES, CgroupKey, FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_PENDING_NAMES,
+    MAX_SLOTS, MAX_WATCHED_CGROUPS, OUT_OF_RANGE, SlotStats, SyscallCounts, TABLE_LEN,
     WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch,
 };
 
@@ -131,13 +132,14 @@ struct Maps {
     watched: HashMap<MapData, u64, Watch>,
     pending: HashMap<MapData, CgroupKey, Watch>,
     counts: PerCpuArray<MapData, SyscallCounts>,
-    denied: PerCpuArray<MapData, SyscallCounts>,
+    denied: Array<MapData, SyscallCounts>,
     first: HashMap<MapData, FirstKey, FirstSeen>,
     stats: PerCpuArray<MapData, SlotStats>,
     args: HashMap<MapData, ArgKey, u32>,
     arg_counts: PerCpuArray<MapData, ArgCounts>,
     config: Array<MapData, u32>,
-    slots: [bool; MAX_SLOTS as usize],
+    /// Which slots are in use; as many as the maps were sized for.
+    slots: Vec<bool>,
     /// The programs; sys_exit is attached while a `Verify` recording is open.
     ebpf: Ebpf,
     exit_link: Option<RawTracePointLinkId>,
@@ -166,9 +168,47 @@ where
     T::try_from(map).map_err(map_err(name))
 }
 
+/// Bytes of kernel memory the maps take when sized for `slots` recordings on `cpus` CPUs:
+/// per-CPU arrays hold a copy per CPU, hash maps are preallocated with the kernel's element
+/// header (struct htab_elem, 48 bytes on x86_64) before key and value, each rounded up to 8.
+pub fn kernel_map_bytes(slots: u32, cpus: u32) -> u64 {
+    let round = |n: usize| n.div_ceil(8) * 8;
+    let hash = |entries: u32, key: usize, value: usize| {
+        u64::from(entries) * (48 + round(key) + round(value)) as u64
+    };
+    let per_cpu =
+        size_of::<SyscallCounts>() + size_of::<SlotStats>() + size_of::<tracer_common::ArgCounts>();
+    u64::from(slots) * (u64::from(cpus) * per_cpu as u64 + size_of::<SyscallCounts>() as u64)
+        + hash(
+            first_entries(slots),
+            size_of::<FirstKey>(),
+            size_of::<FirstSeen>(),
+        )
+        + hash(slots * ARG_ENTRIES_PER_SLOT, size_of::<ArgKey>(), 4)
+        + hash(MAX_WATCHED_CGROUPS, 8, size_of::<Watch>())
+        + hash(
+            MAX_PENDING_NAMES,
+            size_of::<CgroupKey>(),
+            size_of::<Watch>(),
+        )
+}
+
+/// First-program entries: every table index of a slot, observed and denied.
+fn first_entries(slots: u32) -> u32 {
+    2 * TABLE_LEN as u32 * slots
+}
+
 impl Recorder {
-    /// Checks privileges and tracefs, loads the programs and attaches them.
+    /// Checks privileges and tracefs, loads the programs and attaches them, with room for one
+    /// recording at a time (what every command needs).
     pub fn load() -> Result<Self> {
+        Self::load_for(1)
+    }
+
+    /// As [`Recorder::load`], with room for `slots` recordings at once (at most
+    /// [`MAX_SLOTS`]): the per-recording maps are sized for exactly that.
+    pub fn load_for(slots: u32) -> Result<Self> {
+        let slots = slots.clamp(1, MAX_SLOTS);
         privileges::check()?;
         tracefs::ensure_mounted()?;
         let mkdir_root = tracefs::field_offset("cgroup", "cgroup_mkdir", "root")?;
@@ -178,6 +218,12 @@ impl Recorder {
         // The programs carry no CO-RE relocations (the one kernel offset they read comes from
         // the small scan above), so the loader never reads the kernel's BTF.
         let mut ebpf = EbpfLoader::new()
+            .map_max_entries("COUNTS", slots)
+            .map_max_entries("DENIED", slots)
+            .map_max_entries("STATS", slots)
+            .map_max_entries("ARG_COUNTS", slots)
+            .map_max_entries("FIRST", first_entries(slots))
+            .map_max_entries("ARGS", slots * ARG_ENTRIES_PER_SLOT)
             .override_global("SECCOMP_MODE_OFFSET", &seccomp_mode, true)
             .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
@@ -208,7 +254,7 @@ impl Recorder {
             args: take(&mut ebpf, "ARGS")?,
             arg_counts: take(&mut ebpf, "ARG_COUNTS")?,
             config: take(&mut ebpf, "CONFIG")?,
-            slots: [false; MAX_SLOTS as usize],
+            slots: vec![false; slots as usize],
             ebpf,
             exit_link: None,
             verifying: 0,
@@ -376,7 +422,7 @@ impl Maps {
             .slots
             .iter()
             .position(|used| !used)
-            .ok_or(Error::SlotsExhausted(MAX_SLOTS))? as u32;
+            .ok_or(Error::SlotsExhausted(self.slots.len() as u32))? as u32;
         self.reset_slot(slot)?;
         if mode == Mode::Verify {
             self.count_denials(true)?;
@@ -444,9 +490,7 @@ impl Maps {
         self.counts
             .set(slot, per_cpu(zero)?, 0)
             .map_err(map_err("COUNTS"))?;
-        self.denied
-            .set(slot, per_cpu(zero)?, 0)
-            .map_err(map_err("DENIED"))?;
+        self.denied.set(slot, &zero, 0).map_err(map_err("DENIED"))?;
         let stats = per_cpu(SlotStats::default())?;
         self.stats.set(slot, stats, 0).map_err(map_err("STATS"))?;
         let firsts: Vec<FirstKey> = self
@@ -476,7 +520,7 @@ impl Maps {
     fn snapshot(&self, slot: u32) -> Result<Snapshot> {
         let mut snap = Snapshot::default();
         let counts = sum_tables(&self.counts.get(&slot, 0).map_err(map_err("COUNTS"))?);
-        let denied = sum_tables(&self.denied.get(&slot, 0).map_err(map_err("DENIED"))?);
+        let denied = self.denied.get(&slot, 0).map_err(map_err("DENIED"))?.counts;
         let mut firsts = BTreeMap::new();
         for entry in self.first.iter() {
             let (key, seen) = entry.map_err(map_err("FIRST"))?;
@@ -612,6 +656,16 @@ mod tests {
         assert!(key.bytes.ends_with(b"cdef.scope"));
         assert!(cgroup_key("short").is_err());
         assert!(cgroup_key(&format!("a/{id}")).is_err());
+    }
+
+    #[test]
+    fn one_recording_fits_in_4_mib_on_192_cpus() {
+        let bytes = kernel_map_bytes(1, 192);
+        assert!(bytes <= 4 << 20, "{bytes}");
+        // What one recording costs grows with the CPUs only through the per-CPU counters.
+        let per_cpu = kernel_map_bytes(1, 2) - kernel_map_bytes(1, 1);
+        assert_eq!(per_cpu, (TABLE_LEN * 8 + 8 + 64) as u64);
+        assert!(kernel_map_bytes(MAX_SLOTS, 192) > 32 * kernel_map_bytes(1, 192) / 2);
     }
 
     #[test]

@@ -3,12 +3,12 @@ use std::{
     io::{BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    thread,
-    time::Duration,
 };
 
 use anyhow::{Context as _, bail, ensure};
 use clap::{Parser, Subcommand};
+
+mod bench;
 
 #[derive(Parser)]
 #[command(name = "xtask")]
@@ -66,7 +66,7 @@ fn is_root() -> bool {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Test { no_lint } => test(no_lint),
-        Task::Bench { calls, runs } => bench(calls, runs),
+        Task::Bench { calls, runs } => bench::bench(calls, runs),
         Task::Demo => demo(),
         Task::Images => images().map(drop),
     }
@@ -130,170 +130,6 @@ fn field(summary: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn release_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
-    cargo(&["build", "--release", "-p", "tracer", "--bins"])?;
-    let target = root().join("target/release");
-    let sysloop = target.join("sysloop");
-    let status = Command::new("cc")
-        .args(["-O2", "-static", "-pthread", "-o"])
-        .arg(&sysloop)
-        .arg(root().join("tests/workloads/sysloop.c"))
-        .status()
-        .context("cc")?;
-    ensure!(status.success(), "compiling sysloop failed");
-    Ok((target.join("profile"), sysloop))
-}
-
-fn loop_ns(mut cmd: Command) -> anyhow::Result<f64> {
-    let out = cmd
-        .stderr(Stdio::null())
-        .output()
-        .context("running the loop")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let ns = text
-        .lines()
-        .find_map(|l| l.strip_prefix("ns="))
-        .with_context(|| format!("no timing in output: {text}"))?;
-    Ok(ns.trim().parse()?)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-/// Runs `background`, waits until it is set up, and returns it for the caller to stop.
-fn start_background(mut cmd: Command, settle: Duration) -> anyhow::Result<std::process::Child> {
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting background tracer")?;
-    thread::sleep(settle);
-    Ok(child)
-}
-
-fn stop(mut child: std::process::Child) {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let _ = child.wait();
-}
-
-/// Peak RSS in KiB of `cmd`, from wait4's rusage.
-fn peak_rss_kib(mut cmd: Command) -> anyhow::Result<i64> {
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-    let mut status = 0;
-    // SAFETY: rusage is plain data, zeroed before use.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child.
-    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    ensure!(rc > 0, "wait4 failed");
-    Ok(usage.ru_maxrss)
-}
-
-fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
-    ensure!(
-        is_root(),
-        "the benchmark loads eBPF programs: run it as root"
-    );
-    let (profile, sysloop) = release_binaries()?;
-    let n = calls.to_string();
-    let plain = || {
-        let mut c = Command::new(&sysloop);
-        c.args(["bench", &n]);
-        c
-    };
-    let watched = || {
-        let mut c = Command::new(&profile);
-        c.args(["run", "-o", "/dev/null", "--"])
-            .arg(&sysloop)
-            .args(["bench", &n]);
-        c
-    };
-    let has_bpftrace = Command::new("bpftrace").arg("--version").output().is_ok();
-    let strace_calls = (calls / 100).max(1000);
-    let mut base = Vec::new();
-    let mut under = Vec::new();
-    let mut bystander = Vec::new();
-    let mut bpftrace = Vec::new();
-    let mut strace = Vec::new();
-    let mut steady_rss = Vec::new();
-    for round in 0..runs {
-        eprintln!("xtask bench: round {}/{runs}", round + 1);
-        base.push(loop_ns(plain())?);
-        under.push(loop_ns(watched())?);
-        let mut idle = Command::new(&profile);
-        idle.args(["run", "-o", "/dev/null", "--"])
-            .arg(&sysloop)
-            .args(["sleep", "600000"]);
-        let bg = start_background(idle, Duration::from_millis(1500))?;
-        bystander.push(loop_ns(plain())?);
-        steady_rss.push(vm_rss_kib(bg.id()));
-        stop(bg);
-        if has_bpftrace {
-            let mut bt = Command::new("bpftrace");
-            bt.args([
-                "-e",
-                "tracepoint:raw_syscalls:sys_enter { @[cgroup, args->id] = count(); }",
-            ]);
-            let bg = start_background(bt, Duration::from_secs(3))?;
-            bpftrace.push(loop_ns(plain())?);
-            stop(bg);
-        }
-        let mut st = Command::new("strace");
-        st.args(["-f", "-qq", "-o", "/dev/null"])
-            .arg(&sysloop)
-            .args(["bench", &strace_calls.to_string()]);
-        if let Ok(ns) = loop_ns(st) {
-            strace.push(ns * (calls as f64 / strace_calls as f64));
-        }
-    }
-    let rss = peak_rss_kib(watched())?;
-    let b = median(base);
-    let row = |name: &str, v: Vec<f64>, target: &str| {
-        if v.is_empty() {
-            println!("| {name} | not installed | | {target} |");
-        } else {
-            let m = median(v);
-            println!(
-                "| {name} | {:.1} | {:.2}x | {target} |",
-                m / calls as f64,
-                m / b
-            );
-        }
-    };
-    println!("getppid loop, {calls} calls, median of {runs} rounds\n");
-    println!("| variant | ns/call | vs untraced | target |");
-    println!("|---|---:|---:|---|");
-    println!("| untraced | {:.1} | 1.00x | |", b / calls as f64);
-    row("watched by `profile run`", under, "<= 1.10x");
-    row(
-        "bystander while `profile` watches another cgroup",
-        bystander,
-        "<= 1.05x",
-    );
-    row("bpftrace count per (cgroup, syscall)", bpftrace, "");
-    row("strace -f (scaled)", strace, "");
-    println!(
-        "\npeak RSS of `profile run`: {:.1} MiB (target <= 20 MiB); while recording: {:.1} MiB",
-        rss as f64 / 1024.0,
-        median(steady_rss) / 1024.0
-    );
-    Ok(())
-}
-
-/// VmRSS of a running process, in KiB (0 when unreadable).
-fn vm_rss_kib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
 /// The example images: (name, image reference).
 const EXAMPLES: &[&str] = &["hello", "web"];
 
@@ -339,7 +175,7 @@ fn images() -> anyhow::Result<Vec<String>> {
 
 fn demo() -> anyhow::Result<()> {
     ensure!(is_root(), "the demo loads eBPF programs: run it as root");
-    let (profile, _) = release_binaries()?;
+    let (profile, _) = bench::release_binaries()?;
     images()?;
     let profiles = root().join("profiles");
     let port = "18080";

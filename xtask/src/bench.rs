@@ -1,0 +1,351 @@
+//! `cargo xtask bench`: recording cost measured side by side against the design's floor (an
+//! empty program on the same tracepoint, loaded here), with the kernel's own run-time
+//! statistics for the programs.
+use std::{
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    path::PathBuf,
+    process::{Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use anyhow::{Context as _, ensure};
+
+use crate::{cargo, is_root, root};
+
+pub(crate) fn release_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
+    cargo(&["build", "--release", "-p", "tracer", "--bins"])?;
+    let target = root().join("target/release");
+    let sysloop = target.join("sysloop");
+    let status = Command::new("cc")
+        .args(["-O2", "-static", "-pthread", "-o"])
+        .arg(&sysloop)
+        .arg(root().join("tests/workloads/sysloop.c"))
+        .status()
+        .context("cc")?;
+    ensure!(status.success(), "compiling sysloop failed");
+    Ok((target.join("profile"), sysloop))
+}
+
+fn loop_ns(mut cmd: Command) -> anyhow::Result<f64> {
+    let out = cmd
+        .stderr(Stdio::null())
+        .output()
+        .context("running the loop")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ns = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ns="))
+        .with_context(|| format!("no timing in output: {text}"))?;
+    Ok(ns.trim().parse()?)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs `background`, waits until it is set up, and returns it for the caller to stop.
+fn start_background(mut cmd: Command, settle: Duration) -> anyhow::Result<std::process::Child> {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting background tracer")?;
+    thread::sleep(settle);
+    Ok(child)
+}
+
+fn stop(mut child: std::process::Child) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let _ = child.wait();
+}
+
+/// Peak RSS in KiB of `cmd`, from wait4's rusage.
+fn peak_rss_kib(mut cmd: Command) -> anyhow::Result<i64> {
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zeroed before use.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child.
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    ensure!(rc > 0, "wait4 failed");
+    Ok(usage.ru_maxrss)
+}
+
+/// VmRSS of a running process, in KiB (0 when unreadable).
+fn vm_rss_kib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
+
+/// The floor of the design: `r0 = 0; exit` as a raw tracepoint program on sys_enter, loaded
+/// with bpf(2) directly. Detached when dropped.
+struct EmptyProgram {
+    prog: OwnedFd,
+    _link: OwnedFd,
+}
+
+impl EmptyProgram {
+    fn attach() -> anyhow::Result<Self> {
+        // struct bpf_insn: code, dst/src registers, offset, immediate.
+        let insns: [[u8; 8]; 2] = [[0xb7, 0, 0, 0, 0, 0, 0, 0], [0x95, 0, 0, 0, 0, 0, 0, 0]];
+        let license = c"GPL";
+        // The leading fields of union bpf_attr for BPF_PROG_LOAD; the rest stays zero.
+        let mut attr = [0u8; 128];
+        attr[0..4].copy_from_slice(&BPF_PROG_TYPE_RAW_TRACEPOINT.to_ne_bytes());
+        attr[4..8].copy_from_slice(&(insns.len() as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
+        attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
+        let prog = bpf(BPF_PROG_LOAD, &mut attr).context("loading the empty program")?;
+        let name = c"sys_enter";
+        let mut attr = [0u8; 128];
+        attr[0..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
+        attr[8..12].copy_from_slice(&(prog.as_raw_fd() as u32).to_ne_bytes());
+        let link = bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr).context("attaching it to sys_enter")?;
+        Ok(EmptyProgram { prog, _link: link })
+    }
+
+    fn stats(&self) -> ProgStats {
+        ProgStats::of_fdinfo(&format!("/proc/self/fdinfo/{}", self.prog.as_raw_fd()))
+    }
+}
+
+fn bpf(cmd: libc::c_long, attr: &mut [u8; 128]) -> anyhow::Result<OwnedFd> {
+    // SAFETY: attr is a zero-padded union bpf_attr of the size passed.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
+    ensure!(fd >= 0, "bpf({cmd}): {}", std::io::Error::last_os_error());
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The kernel's run-time statistics of one program (kernel.bpf_stats_enabled).
+#[derive(Clone, Copy, Debug, Default)]
+struct ProgStats {
+    run_time_ns: u64,
+    run_cnt: u64,
+}
+
+impl ProgStats {
+    fn of_fdinfo(path: &str) -> ProgStats {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        ProgStats {
+            run_time_ns: field("run_time_ns:"),
+            run_cnt: field("run_cnt:"),
+        }
+    }
+
+    /// The raw tracepoint program of process `pid` that ran most often (its sys_enter).
+    fn busiest_of(pid: u32) -> ProgStats {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return ProgStats::default();
+        };
+        fds.filter_map(|e| e.ok())
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|t| t.to_string_lossy() == "anon_inode:bpf-prog")
+            })
+            .map(|e| {
+                ProgStats::of_fdinfo(&format!(
+                    "/proc/{pid}/fdinfo/{}",
+                    e.file_name().to_string_lossy()
+                ))
+            })
+            .max_by_key(|s| s.run_cnt)
+            .unwrap_or_default()
+    }
+
+    /// ns per run between two readings.
+    fn since(self, before: ProgStats) -> f64 {
+        let runs = self.run_cnt.saturating_sub(before.run_cnt);
+        if runs == 0 {
+            return f64::NAN;
+        }
+        self.run_time_ns.saturating_sub(before.run_time_ns) as f64 / runs as f64
+    }
+}
+
+/// Turns on the kernel's BPF run-time statistics for as long as it lives.
+struct BpfStats(Option<String>);
+
+impl BpfStats {
+    fn enable() -> Self {
+        const PATH: &str = "/proc/sys/kernel/bpf_stats_enabled";
+        let old = std::fs::read_to_string(PATH).ok();
+        let _ = std::fs::write(PATH, "1");
+        BpfStats(old)
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", old.trim());
+        }
+    }
+}
+
+pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
+    ensure!(
+        is_root(),
+        "the benchmark loads eBPF programs: run it as root"
+    );
+    let (profile, sysloop) = release_binaries()?;
+    let allow_all = root().join("target/release/allow-all.json");
+    std::fs::write(&allow_all, r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#)?;
+    let n = calls.to_string();
+    let plain = || {
+        let mut c = Command::new(&sysloop);
+        c.args(["bench", &n]);
+        c
+    };
+    // The same loop under an allow-all seccomp filter and nothing else.
+    let filtered = || {
+        let mut c = Command::new(&profile);
+        c.args(["exec", "--profile"])
+            .arg(&allow_all)
+            .arg("--")
+            .arg(&sysloop)
+            .args(["bench", &n]);
+        c
+    };
+    let watched = || {
+        let mut c = Command::new(&profile);
+        c.args(["run", "-o", "/dev/null", "--"])
+            .arg(&sysloop)
+            .args(["bench", &n]);
+        c
+    };
+    let _stats = BpfStats::enable();
+    let has_bpftrace = Command::new("bpftrace").arg("--version").output().is_ok();
+    let strace_calls = (calls / 100).max(1000);
+    let mut v: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut empty_ns = Vec::new();
+    let mut bystander_ns = Vec::new();
+    let mut steady_rss = Vec::new();
+    for round in 0..runs {
+        eprintln!("xtask bench: round {}/{runs}", round + 1);
+        v.entry("untraced").or_default().push(loop_ns(plain())?);
+        v.entry("filter").or_default().push(loop_ns(filtered())?);
+        {
+            let empty = EmptyProgram::attach()?;
+            let before = empty.stats();
+            v.entry("empty").or_default().push(loop_ns(plain())?);
+            empty_ns.push(empty.stats().since(before));
+            v.entry("empty+filter")
+                .or_default()
+                .push(loop_ns(filtered())?);
+        }
+        v.entry("watched").or_default().push(loop_ns(watched())?);
+        let mut idle = Command::new(&profile);
+        idle.args(["run", "-o", "/dev/null", "--"])
+            .arg(&sysloop)
+            .args(["sleep", "600000"]);
+        let bg = start_background(idle, Duration::from_millis(1500))?;
+        let before = ProgStats::busiest_of(bg.id());
+        v.entry("bystander").or_default().push(loop_ns(plain())?);
+        bystander_ns.push(ProgStats::busiest_of(bg.id()).since(before));
+        steady_rss.push(vm_rss_kib(bg.id()));
+        stop(bg);
+        if has_bpftrace {
+            let mut bt = Command::new("bpftrace");
+            bt.args([
+                "-e",
+                "tracepoint:raw_syscalls:sys_enter { @[cgroup, args->id] = count(); }",
+            ]);
+            let bg = start_background(bt, Duration::from_secs(3))?;
+            v.entry("bpftrace").or_default().push(loop_ns(plain())?);
+            stop(bg);
+        }
+        let mut st = Command::new("strace");
+        st.args(["-f", "-qq", "-o", "/dev/null"])
+            .arg(&sysloop)
+            .args(["bench", &strace_calls.to_string()]);
+        if let Ok(ns) = loop_ns(st) {
+            v.entry("strace")
+                .or_default()
+                .push(ns * (calls as f64 / strace_calls as f64));
+        }
+    }
+    let rss = peak_rss_kib(watched())?;
+    let per_call = |name: &str| median(v.get(name).cloned().unwrap_or_default()) / calls as f64;
+    let untraced = per_call("untraced");
+    println!(
+        "getppid loop, {calls} calls, median of {runs} rounds, variants interleaved in each round\n"
+    );
+    println!("| variant | ns/call | vs untraced | vs its floor | target |");
+    println!("|---|---:|---:|---:|---|");
+    let row = |label: &str, name: &str, floor: Option<&str>, target: &str| {
+        let ns = per_call(name);
+        if ns.is_nan() {
+            println!("| {label} | not installed | | | |");
+            return;
+        }
+        let vs_floor = floor
+            .map(|f| format!("{:.2}x", ns / per_call(f)))
+            .unwrap_or_default();
+        println!(
+            "| {label} | {ns:.1} | {:.2}x | {vs_floor} | {target} |",
+            ns / untraced
+        );
+    };
+    row("untraced", "untraced", None, "");
+    row("allow-all seccomp filter only", "filter", None, "");
+    row(
+        "empty raw tracepoint program on sys_enter (floor for every task)",
+        "empty",
+        None,
+        "",
+    );
+    row(
+        "allow-all filter + empty program (floor for a watched task)",
+        "empty+filter",
+        None,
+        "",
+    );
+    row(
+        "bystander while `profile` records another cgroup",
+        "bystander",
+        Some("empty"),
+        "<= 1.10x floor",
+    );
+    row(
+        "watched by `profile run`",
+        "watched",
+        Some("empty+filter"),
+        "<= 1.25x floor",
+    );
+    row("bpftrace count per (cgroup, syscall)", "bpftrace", None, "");
+    row("strace -f (scaled)", "strace", None, "");
+    let (e, b) = (median(empty_ns), median(bystander_ns));
+    println!(
+        "\nkernel BPF statistics (run_time_ns / run_cnt, which include the statistics' own clock reads): empty program {e:.1} ns/run, `profile`'s sys_enter for a bystander {b:.1} ns/run, net of the empty program {:.1} ns/run",
+        b - e
+    );
+    println!(
+        "peak RSS of `profile run`: {:.1} MiB (target <= 20 MiB); while recording: {:.1} MiB (target <= 10 MiB)",
+        rss as f64 / 1024.0,
+        median(steady_rss) / 1024.0
+    );
+    Ok(())
+}
