@@ -81,7 +81,10 @@ pub struct ArgCounts {
 
 /// Index of the `CONFIG` array entries.
 pub const CONFIG_PENDING_NAMES: u32 = 0;
-pub const CONFIG_LEN: u32 = 1;
+/// Recordings open with [`WATCH_ALL_SYSCALLS`]: while there are none, a task without a
+/// seccomp filter is never counted, so that is checked before its cgroup.
+pub const CONFIG_ALL_SYSCALLS: u32 = 1;
+pub const CONFIG_LEN: u32 = 2;
 
 /// What a watched cgroup records into.
 #[repr(C)]

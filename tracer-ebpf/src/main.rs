@@ -30,10 +30,10 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use tracer_common::{
     ABI_IA32, ABI_NATIVE, ABI_X32, ARG_DENIED, ARG_IOCTL, ARG_PERSONALITY, ARG_PRCTL, ARG_SOCKET,
-    ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_LEN, CONFIG_PENDING_NAMES, CgroupKey, DENY_ERRNO,
-    FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_ARG_ENTRIES, MAX_ARG_VALUES, MAX_FIRST_SEEN,
-    MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, SOCK_TYPE_MASK, SlotStats, SyscallCounts,
-    WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, table_index,
+    ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES,
+    CgroupKey, DENY_ERRNO, FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_ARG_ENTRIES, MAX_ARG_VALUES,
+    MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, SOCK_TYPE_MASK, SlotStats,
+    SyscallCounts, WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, table_index,
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -257,10 +257,16 @@ fn remember_args(slot: u32, kind: u32, values: [u64; 2]) {
 /// raw_syscalls:sys_enter(struct pt_regs *regs, long id).
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    // Most tasks on a host run without a seccomp filter: their mode (one inlined lookup of the
+    // current task and one read) turns them away before the cgroup id helper and hash lookup.
+    let all = config(CONFIG_ALL_SYSCALLS) != 0;
+    if !all && !under_filter() {
+        return 0;
+    }
     let Some(watch) = current_watch() else {
         return 0;
     };
-    if watch.flags & WATCH_ALL_SYSCALLS == 0 && !under_filter() {
+    if all && watch.flags & WATCH_ALL_SYSCALLS == 0 && !under_filter() {
         return 0;
     }
     let regs: *const pt_regs = ctx.arg(0);

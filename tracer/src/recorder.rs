@@ -14,9 +14,9 @@ use aya::{
 };
 use tracer_common::{
     ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, ArgCounts, ArgKey, CGROUP_KEY_LEN,
-    CONFIG_PENDING_NAMES, CgroupKey, FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_PENDING_NAMES,
-    MAX_SLOTS, MAX_WATCHED_CGROUPS, OUT_OF_RANGE, SlotStats, SyscallCounts, TABLE_LEN,
-    WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch,
+    CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CgroupKey, FIRST_DENIED_BASE, FirstKey, FirstSeen,
+    MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, OUT_OF_RANGE, SlotStats, SyscallCounts,
+    TABLE_LEN, WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch,
 };
 
 use crate::{
@@ -427,6 +427,9 @@ impl Maps {
         if mode == Mode::Verify {
             self.count_denials(true)?;
         }
+        if mode == Mode::AllSyscalls {
+            self.bump(CONFIG_ALL_SYSCALLS, 1);
+        }
         self.slots[slot as usize] = true;
         Ok(Recording {
             slot,
@@ -473,6 +476,9 @@ impl Maps {
             && let Err(err) = self.count_denials(false)
         {
             log::warn!("could not detach sys_exit: {err}");
+        }
+        if recording.mode == Mode::AllSyscalls {
+            self.bump(CONFIG_ALL_SYSCALLS, -1);
         }
         for id in self.cgroups_of(slot) {
             let _ = self.watched.remove(&id);
