@@ -41,6 +41,22 @@ pub const FIRST_DENIED_BASE: u32 = TABLE_LEN as u32;
 pub const WATCH_ALL_SYSCALLS: u32 = 1;
 /// Also learn ioctl's request and prctl's option (`--learn-args strict`).
 pub const WATCH_STRICT_ARGS: u32 = 2;
+/// A container cgroup the kernel side adopted when it was created (`profile watch`): its
+/// counts live in the adopted-cgroup map under its id, not in a slot.
+pub const WATCH_ADOPTED: u32 = 4;
+/// Tag in the `slot` field of first-program and argument keys of an adopted cgroup: this bit
+/// and the low 31 bits of the cgroup's id.
+pub const ADOPTED_SLOT_BIT: u32 = 0x8000_0000;
+/// How many adopted cgroups are kept at once (entries are freed as their containers end).
+pub const MAX_ADOPTED: u32 = 256;
+/// First-program entries kept per adopted cgroup (the syscalls one container makes).
+pub const FIRST_PER_ADOPTED: u32 = 512;
+
+/// The key tag of the adopted cgroup with id `id`.
+#[inline(always)]
+pub fn adopted_slot(id: u64) -> u32 {
+    ADOPTED_SLOT_BIT | (id as u32 & !ADOPTED_SLOT_BIT)
+}
 
 /// Syscalls whose arguments are learned, by kind: socket, personality, ioctl, prctl (x86_64
 /// numbers; the userspace table `ARG_SPECS` lists them in this order).
@@ -84,7 +100,9 @@ pub const CONFIG_PENDING_NAMES: u32 = 0;
 /// Recordings open with [`WATCH_ALL_SYSCALLS`]: while there are none, a task without a
 /// seccomp filter is never counted, so that is checked before its cgroup.
 pub const CONFIG_ALL_SYSCALLS: u32 = 1;
-pub const CONFIG_LEN: u32 = 2;
+/// Non-zero while new container cgroups (named by a 64-hex-digit id) are adopted on creation.
+pub const CONFIG_ADOPT: u32 = 2;
+pub const CONFIG_LEN: u32 = 3;
 
 /// What a watched cgroup records into.
 #[repr(C)]
@@ -116,6 +134,14 @@ pub struct FirstSeen {
 #[derive(Clone, Copy)]
 pub struct SyscallCounts {
     pub counts: [u64; TABLE_LEN],
+}
+
+/// What an adopted cgroup records: its counts and argument bookkeeping; one copy per CPU.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct AdoptedTable {
+    pub counts: SyscallCounts,
+    pub args: ArgCounts,
 }
 
 /// Per-slot bookkeeping; one copy per CPU.
@@ -162,3 +188,4 @@ shared!(SlotStats: u64);
 shared!(CgroupKey: [u8; CGROUP_KEY_LEN]);
 shared!(ArgKey: u32, u32, [u64; 2]);
 shared!(ArgCounts: [u32; 2 * ARG_KINDS], [u32; 2 * ARG_KINDS]);
+shared!(AdoptedTable: SyscallCounts, ArgCounts);

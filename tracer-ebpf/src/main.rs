@@ -29,11 +29,13 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use tracer_common::{
-    ABI_IA32, ABI_NATIVE, ABI_X32, ARG_DENIED, ARG_IOCTL, ARG_PERSONALITY, ARG_PRCTL, ARG_SOCKET,
-    ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES,
-    CgroupKey, DENY_ERRNO, FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_ARG_ENTRIES, MAX_ARG_VALUES,
+    ABI_IA32, ABI_NATIVE, ABI_X32, ADOPTED_SLOT_BIT, ARG_DENIED, ARG_IOCTL, ARG_PERSONALITY,
+    ARG_PRCTL, ARG_SOCKET, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_ADOPT,
+    CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES, CgroupKey, DENY_ERRNO,
+    FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_ADOPTED, MAX_ARG_ENTRIES, MAX_ARG_VALUES,
     MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, SOCK_TYPE_MASK, SlotStats,
-    SyscallCounts, WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, table_index,
+    SyscallCounts, WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT,
+    adopted_slot, table_index,
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -75,6 +77,17 @@ static STATS: PerCpuArray<SlotStats> = PerCpuArray::with_max_entries(MAX_SLOTS, 
 static ARGS: HashMap<ArgKey, u32> = HashMap::with_max_entries(MAX_ARG_ENTRIES, 0);
 #[map]
 static ARG_COUNTS: PerCpuArray<ArgCounts> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+/// Counts of the container cgroups adopted on creation, by cgroup id. One copy shared by all
+/// CPUs (atomic adds): a per-CPU map would cost a table per CPU even when nothing is adopted.
+#[map]
+static ADOPTED: HashMap<u64, AdoptedTable> = HashMap::with_max_entries(MAX_ADOPTED, 0);
+/// The name (its last 64 bytes: the container id) of each adopted cgroup, by id: the cgroup
+/// may be gone by the time userspace learns whose it was.
+#[map]
+static ADOPTED_NAMES: HashMap<u64, CgroupKey> = HashMap::with_max_entries(MAX_ADOPTED, 0);
+/// One zeroed table: where a newly adopted cgroup's counts are copied from.
+#[map]
+static ZERO: Array<AdoptedTable> = Array::with_max_entries(1, 0);
 /// Counters the loader keeps so that rare paths can be skipped whole.
 #[map]
 static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_LEN, 0);
@@ -84,13 +97,31 @@ fn config(index: u32) -> u32 {
     CONFIG.get(index).copied().unwrap_or(0)
 }
 
-/// Where the current task's syscalls go, if its cgroup is watched. Untraced tasks pay one
-/// helper call and one lookup.
+/// Where the current task's syscalls go, if its cgroup is watched, with the cgroup's id.
+/// Untraced tasks pay one helper call and one lookup.
 #[inline(always)]
-fn current_watch() -> Option<Watch> {
+fn current_watch() -> Option<(u64, Watch)> {
+    // SAFETY: the helper takes no arguments and only returns the current cgroup's id.
+    let id = unsafe { bpf_get_current_cgroup_id() };
     // SAFETY: the entry is copied at once; the map is preallocated, so a concurrent update can
     // make the copy stale but never points it at freed memory.
-    unsafe { WATCHED.get(&bpf_get_current_cgroup_id()) }.copied()
+    unsafe { WATCHED.get(&id) }.copied().map(|w| (id, w))
+}
+
+/// The counters and argument bookkeeping of a watch: its slot's (this CPU's copy), or its
+/// adopted cgroup's (shared by all CPUs: true).
+#[inline(always)]
+fn tables(id: u64, watch: &Watch) -> Option<(*mut SyscallCounts, *mut ArgCounts, bool)> {
+    if watch.flags & WATCH_ADOPTED != 0 {
+        let t = ADOPTED.get_ptr_mut(&id)?;
+        // SAFETY: `t` points at the entry's value; only the field addresses are taken.
+        return Some(unsafe { (&raw mut (*t).counts, &raw mut (*t).args, true) });
+    }
+    Some((
+        COUNTS.get_ptr_mut(watch.slot)?,
+        ARG_COUNTS.get_ptr_mut(watch.slot)?,
+        false,
+    ))
 }
 
 /// Whether a seccomp filter governs the current task's syscalls.
@@ -126,20 +157,37 @@ fn syscall_index(regs: *const pt_regs, nr: u64) -> usize {
 }
 
 #[inline(always)]
-fn count(map: &PerCpuArray<SyscallCounts>, slot: u32, index: usize) -> bool {
+fn count(table: *mut SyscallCounts, index: usize, shared: bool) -> bool {
     // Launder the index so the compiler keeps the bounds check the verifier needs to see.
     // SAFETY: reads a local through a reference to it.
     let index = unsafe { core::ptr::read_volatile(&index) };
-    let Some(table) = map.get_ptr_mut(slot) else {
-        return false;
-    };
-    // SAFETY: `table` is this CPU's copy of the slot (array elements are never freed), and
-    // programs run with preemption off and never nest, so no other access overlaps this one.
+    // SAFETY: `table` is a map value (never freed while the program runs); a per-CPU copy is
+    // only touched by this CPU (programs run with preemption off and never nest).
     let Some(cell) = (unsafe { (*table).counts.get_mut(index) }) else {
         return false;
     };
+    if shared {
+        // Two CPUs may both see 0 and both report a first call: the first-program map keeps one.
+        // SAFETY: `cell` is a valid, aligned u64 of the map value.
+        let first = unsafe { core::ptr::read_volatile(cell) } == 0;
+        add_atomic(cell);
+        return first;
+    }
     *cell += 1;
     *cell == 1
+}
+
+/// Adds one to a counter other CPUs may add to at the same time.
+#[inline(always)]
+fn add_atomic(cell: &mut u64) {
+    // The BPF target has no compare-and-swap, so core's AtomicU64 offers no fetch_add; the
+    // intrinsic becomes BPF's atomic add (the result is unused, so no fetch is needed).
+    // SAFETY: `cell` is a valid, aligned u64 for the map's lifetime.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            cell, 1,
+        )
+    };
 }
 
 #[cold]
@@ -186,14 +234,7 @@ fn count_shared(map: &Array<SyscallCounts>, slot: u32, index: usize) -> bool {
     let Some(cell) = (unsafe { (*table).counts.get_mut(index) }) else {
         return false;
     };
-    // The BPF target has no compare-and-swap, so core's AtomicU64 offers no fetch_add; the
-    // intrinsic becomes BPF's atomic add (the result is unused, so no fetch is needed).
-    // SAFETY: `cell` is a valid, aligned u64 for the map's lifetime.
-    unsafe {
-        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
-            cell, 1,
-        )
-    };
+    add_atomic(cell);
     true
 }
 
@@ -225,15 +266,12 @@ fn learned_args(regs: *const pt_regs, nr: u64, strict: bool) -> Option<(u32, [u6
 /// Remembers one argument tuple; past [`MAX_ARG_VALUES`] distinct ones (or a full map) the
 /// kind is marked overflowed and userspace falls back to the base's rule.
 #[cold]
-fn remember_args(slot: u32, kind: u32, values: [u64; 2]) {
+fn remember_args(slot: u32, counts: *mut ArgCounts, kind: u32, values: [u64; 2]) {
     let key = ArgKey { slot, kind, values };
     // SAFETY: only checks for presence; the value is never read.
     if unsafe { ARGS.get(&key) }.is_some() {
         return;
     }
-    let Some(counts) = ARG_COUNTS.get_ptr_mut(slot) else {
-        return;
-    };
     let k = kind as usize;
     // Per CPU, so the bound is checked against this CPU's count; userspace adds them up.
     // SAFETY: this CPU's copy of the slot's counts; as in `count`, no access overlaps.
@@ -263,22 +301,25 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     if !all && !under_filter() {
         return 0;
     }
-    let Some(watch) = current_watch() else {
+    let Some((id, watch)) = current_watch() else {
         return 0;
     };
     if all && watch.flags & WATCH_ALL_SYSCALLS == 0 && !under_filter() {
         return 0;
     }
+    let Some((table, arg_counts, shared)) = tables(id, &watch) else {
+        return 0;
+    };
     let regs: *const pt_regs = ctx.arg(0);
     let nr: u64 = ctx.arg(1);
     let index = syscall_index(regs, nr);
-    if count(&COUNTS, watch.slot, index) {
+    if count(table, index, shared) {
         remember_first(&ctx, watch.slot, index);
     }
     if index == nr as usize
         && let Some((kind, values)) = learned_args(regs, nr, watch.flags & WATCH_STRICT_ARGS != 0)
     {
-        remember_args(watch.slot, kind, values);
+        remember_args(watch.slot, arg_counts, kind, values);
     }
     0
 }
@@ -290,7 +331,14 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     if ret != -(DENY_ERRNO as i64) {
         return 0;
     }
-    let Some(watch) = current_watch() else {
+    // Adopted cgroups are never verified.
+    let Some((_, watch)) = current_watch() else {
+        return 0;
+    };
+    if watch.slot & ADOPTED_SLOT_BIT != 0 {
+        return 0;
+    }
+    let Some(arg_counts) = ARG_COUNTS.get_ptr_mut(watch.slot) else {
         return 0;
     };
     let regs: *const pt_regs = ctx.arg(0);
@@ -306,14 +354,14 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     if index == nr as usize
         && let Some((kind, values)) = learned_args(regs, nr, true)
     {
-        remember_args(watch.slot, kind + ARG_DENIED, values);
+        remember_args(watch.slot, arg_counts, kind + ARG_DENIED, values);
     }
     0
 }
 
 #[tracepoint(category = "cgroup", name = "cgroup_mkdir")]
 pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
-    if config(CONFIG_PENDING_NAMES) == 0 {
+    if config(CONFIG_PENDING_NAMES) == 0 && config(CONFIG_ADOPT) == 0 {
         return 0;
     }
     // Hierarchy 0 is the unified (v2) one, whose ids bpf_get_current_cgroup_id() returns.
@@ -350,8 +398,39 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     // `current_watch` for why a concurrent update can't make it dangle).
     if let Some(watch) = unsafe { PENDING.get(&key) } {
         let _ = WATCHED.insert(&id, watch, 0);
+    } else if config(CONFIG_ADOPT) != 0 && is_container_id(&key.bytes) {
+        adopt(id, &key);
     }
     0
+}
+
+/// A container id: 64 lowercase hex digits (the end of `/docker/<id>`, `libpod-<id>`).
+#[inline(always)]
+fn is_container_id(bytes: &[u8; CGROUP_KEY_LEN]) -> bool {
+    bytes
+        .iter()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// Watches a new container cgroup from its creation, with counts of its own; userspace learns
+/// from the engine whose it is and keeps or forgets it.
+#[cold]
+fn adopt(id: u64, name: &CgroupKey) {
+    let Some(zero) = ZERO.get_ptr(0) else {
+        return;
+    };
+    // SAFETY: the zeroed table is only read, by the insert helper that copies it.
+    if ADOPTED
+        .insert(&id, unsafe { &*zero }, BPF_NOEXIST.into())
+        .is_ok()
+    {
+        let watch = Watch {
+            slot: adopted_slot(id),
+            flags: WATCH_ADOPTED,
+        };
+        let _ = ADOPTED_NAMES.insert(&id, name, 0);
+        let _ = WATCHED.insert(&id, &watch, 0);
+    }
 }
 
 #[cfg(not(test))]

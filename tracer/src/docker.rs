@@ -243,6 +243,11 @@ impl Engine {
         Ok(Engine { docker })
     }
 
+    /// The client, for requests this module has no method for (events, inspection).
+    pub(crate) fn client(&self) -> &Docker {
+        &self.docker
+    }
+
     /// Makes sure the image is present locally, pulling it if it is not.
     pub async fn ensure_image(&self, image: &str) -> Result<()> {
         match self.docker.inspect_image(image).await {

@@ -17,5 +17,6 @@ pub mod recorder;
 pub mod report;
 pub mod seccomp;
 pub mod tracefs;
+pub mod watch;
 
 pub use error::{Error, Result};

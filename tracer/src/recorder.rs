@@ -13,10 +13,11 @@ use aya::{
     programs::{RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId},
 };
 use tracer_common::{
-    ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, ArgCounts, ArgKey, CGROUP_KEY_LEN,
-    CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CgroupKey, FIRST_DENIED_BASE, FirstKey, FirstSeen,
-    MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, OUT_OF_RANGE, SlotStats, SyscallCounts,
-    TABLE_LEN, WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch,
+    ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN,
+    CONFIG_ADOPT, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CgroupKey, FIRST_DENIED_BASE,
+    FIRST_PER_ADOPTED, FirstKey, FirstSeen, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS,
+    OUT_OF_RANGE, SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS,
+    WATCH_STRICT_ARGS, Watch, adopted_slot,
 };
 
 use crate::{
@@ -137,6 +138,8 @@ struct Maps {
     stats: PerCpuArray<MapData, SlotStats>,
     args: HashMap<MapData, ArgKey, u32>,
     arg_counts: PerCpuArray<MapData, ArgCounts>,
+    adopted: HashMap<MapData, u64, AdoptedTable>,
+    adopted_names: HashMap<MapData, u64, CgroupKey>,
     config: Array<MapData, u32>,
     /// Which slots are in use; as many as the maps were sized for.
     slots: Vec<bool>,
@@ -191,6 +194,10 @@ pub fn kernel_map_bytes(slots: u32, cpus: u32) -> u64 {
             size_of::<CgroupKey>(),
             size_of::<Watch>(),
         )
+        // Without adoption: one entry each of the adopted-cgroup maps, and the zeroed table.
+        + hash(1, 8, size_of::<AdoptedTable>())
+        + hash(1, 8, size_of::<CgroupKey>())
+        + size_of::<AdoptedTable>() as u64
 }
 
 /// First-program entries: every table index of a slot, observed and denied.
@@ -208,7 +215,14 @@ impl Recorder {
     /// As [`Recorder::load`], with room for `slots` recordings at once (at most
     /// [`MAX_SLOTS`]): the per-recording maps are sized for exactly that.
     pub fn load_for(slots: u32) -> Result<Self> {
+        Self::load_with(slots, 0)
+    }
+
+    /// As [`Recorder::load_for`], with room for `adopted` container cgroups adopted by the
+    /// kernel side on creation (see [`Recorder::adopt_containers`]).
+    pub fn load_with(slots: u32, adopted: u32) -> Result<Self> {
         let slots = slots.clamp(1, MAX_SLOTS);
+        let adopted = adopted.min(tracer_common::MAX_ADOPTED);
         privileges::check()?;
         tracefs::ensure_mounted()?;
         let mkdir_root = tracefs::field_offset("cgroup", "cgroup_mkdir", "root")?;
@@ -222,8 +236,10 @@ impl Recorder {
             .map_max_entries("DENIED", slots)
             .map_max_entries("STATS", slots)
             .map_max_entries("ARG_COUNTS", slots)
-            .map_max_entries("FIRST", first_entries(slots))
-            .map_max_entries("ARGS", slots * ARG_ENTRIES_PER_SLOT)
+            .map_max_entries("FIRST", first_entries(slots) + adopted * FIRST_PER_ADOPTED)
+            .map_max_entries("ARGS", (slots + adopted) * ARG_ENTRIES_PER_SLOT)
+            .map_max_entries("ADOPTED", adopted.max(1))
+            .map_max_entries("ADOPTED_NAMES", adopted.max(1))
             .override_global("SECCOMP_MODE_OFFSET", &seccomp_mode, true)
             .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
@@ -253,6 +269,8 @@ impl Recorder {
             stats: take(&mut ebpf, "STATS")?,
             args: take(&mut ebpf, "ARGS")?,
             arg_counts: take(&mut ebpf, "ARG_COUNTS")?,
+            adopted: take(&mut ebpf, "ADOPTED")?,
+            adopted_names: take(&mut ebpf, "ADOPTED_NAMES")?,
             config: take(&mut ebpf, "CONFIG")?,
             slots: vec![false; slots as usize],
             ebpf,
@@ -311,6 +329,56 @@ impl Recorder {
             .watched
             .insert(&cgroup_id, &watch_value(recording), 0)
             .map_err(map_err("WATCHED"))
+    }
+
+    /// Has the kernel side adopt every container cgroup created from now on (one named by a
+    /// 64-hex-digit container id), each counted on its own from its creation, until called
+    /// with `false`. Userspace then keeps or forgets each one.
+    pub fn adopt_containers(&self, on: bool) {
+        self.maps().bump(CONFIG_ADOPT, if on { 1 } else { -1 });
+    }
+
+    /// The cgroups adopted so far: id and name (the last 64 bytes of the cgroup's name, a
+    /// container's id).
+    pub fn adopted(&self) -> Vec<(u64, String)> {
+        let maps = self.maps();
+        maps.watched
+            .iter()
+            .filter_map(|e| e.ok())
+            .filter(|(_, w)| w.flags & WATCH_ADOPTED != 0)
+            .map(|(id, _)| {
+                let name = maps
+                    .adopted_names
+                    .get(&id, 0)
+                    .map(|k| String::from_utf8_lossy(&k.bytes).into_owned())
+                    .unwrap_or_default();
+                (id, name)
+            })
+            .collect()
+    }
+
+    /// What the adopted cgroup `id` has recorded so far.
+    pub fn snapshot_adopted(&self, id: u64) -> Result<Snapshot> {
+        let maps = self.maps();
+        let table = maps.adopted.get(&id, 0).map_err(map_err("ADOPTED"))?;
+        let none = [0u64; TABLE_LEN];
+        let mut snap = maps.assemble(
+            adopted_slot(id),
+            &table.counts.counts,
+            &none,
+            std::iter::once(&table.args),
+        )?;
+        snap.cgroups = vec![id];
+        Ok(snap)
+    }
+
+    /// Stops recording the adopted cgroup `id` and frees what it used.
+    pub fn forget_adopted(&self, id: u64) {
+        let mut maps = self.maps();
+        let _ = maps.watched.remove(&id);
+        let _ = maps.adopted.remove(&id);
+        let _ = maps.adopted_names.remove(&id);
+        maps.clear_tagged(adopted_slot(id));
     }
 
     /// The cgroup ids the recording watches so far.
@@ -499,24 +567,7 @@ impl Maps {
         self.denied.set(slot, &zero, 0).map_err(map_err("DENIED"))?;
         let stats = per_cpu(SlotStats::default())?;
         self.stats.set(slot, stats, 0).map_err(map_err("STATS"))?;
-        let firsts: Vec<FirstKey> = self
-            .first
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| k.slot == slot)
-            .collect();
-        for key in firsts {
-            let _ = self.first.remove(&key);
-        }
-        let args: Vec<ArgKey> = self
-            .args
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| k.slot == slot)
-            .collect();
-        for key in args {
-            let _ = self.args.remove(&key);
-        }
+        self.clear_tagged(slot);
         self.arg_counts
             .set(slot, per_cpu(ArgCounts::default())?, 0)
             .map_err(map_err("ARG_COUNTS"))?;
@@ -524,16 +575,54 @@ impl Maps {
     }
 
     fn snapshot(&self, slot: u32) -> Result<Snapshot> {
-        let mut snap = Snapshot::default();
-        let counts = sum_tables(&self.counts.get(&slot, 0).map_err(map_err("COUNTS"))?);
+        let counts = sum_tables(
+            self.counts
+                .get(&slot, 0)
+                .map_err(map_err("COUNTS"))?
+                .iter()
+                .map(|t| &t.counts),
+        );
         let denied = self.denied.get(&slot, 0).map_err(map_err("DENIED"))?.counts;
+        let dropped = self
+            .stats
+            .get(&slot, 0)
+            .map_err(map_err("STATS"))?
+            .iter()
+            .map(|s| s.dropped_first)
+            .sum();
+        let arg_counts = self
+            .arg_counts
+            .get(&slot, 0)
+            .map_err(map_err("ARG_COUNTS"))?;
+        let mut snap = self.assemble(slot, &counts, &denied, arg_counts.iter())?;
+        snap.dropped_first = dropped;
+        snap.cgroups = self.cgroups_of(slot);
+        Ok(snap)
+    }
+
+    /// A snapshot from summed counters; first programs and argument values are those whose
+    /// keys carry `tag` (a slot, or an adopted cgroup's tag).
+    fn assemble<'a>(
+        &self,
+        tag: u32,
+        counts: &[u64],
+        denied: &[u64],
+        arg_counts: impl Iterator<Item = &'a ArgCounts>,
+    ) -> Result<Snapshot> {
+        let mut snap = Snapshot::default();
         let mut firsts = BTreeMap::new();
         for entry in self.first.iter() {
             let (key, seen) = entry.map_err(map_err("FIRST"))?;
-            if key.slot == slot {
+            if key.slot == tag {
                 firsts.insert(key.index as usize, seen);
             }
         }
+        let first_of = |index: usize| {
+            firsts.get(&index).map(|seen| FirstProgram {
+                comm: comm_string(&seen.comm),
+                pid: seen.pid,
+            })
+        };
         for (index, &count) in counts.iter().enumerate() {
             if count == 0 {
                 continue;
@@ -542,10 +631,7 @@ impl Maps {
                 snap.out_of_range += count;
                 continue;
             };
-            let first = firsts.get(&index).map(|seen| FirstProgram {
-                comm: comm_string(&seen.comm),
-                pid: seen.pid,
-            });
+            let first = first_of(index);
             snap.syscalls
                 .insert(SyscallId { abi, nr }, Observed { count, first });
         }
@@ -555,12 +641,7 @@ impl Maps {
             }
             match Abi::from_index(index) {
                 Some((abi, nr)) => {
-                    let first = firsts
-                        .get(&(FIRST_DENIED_BASE as usize + index))
-                        .map(|seen| FirstProgram {
-                            comm: comm_string(&seen.comm),
-                            pid: seen.pid,
-                        });
+                    let first = first_of(FIRST_DENIED_BASE as usize + index);
                     snap.denied
                         .insert(SyscallId { abi, nr }, Observed { count, first });
                 }
@@ -568,16 +649,8 @@ impl Maps {
                 None => {}
             }
         }
-        for stats in self.stats.get(&slot, 0).map_err(map_err("STATS"))?.iter() {
-            snap.dropped_first += stats.dropped_first;
-        }
         let mut overflowed = [false; 2 * ARG_KINDS];
-        for counts in self
-            .arg_counts
-            .get(&slot, 0)
-            .map_err(map_err("ARG_COUNTS"))?
-            .iter()
-        {
+        for counts in arg_counts {
             for (o, c) in overflowed.iter_mut().zip(counts.overflowed.iter()) {
                 *o |= *c != 0;
             }
@@ -595,7 +668,7 @@ impl Maps {
         }
         for entry in self.args.iter() {
             let (key, _) = entry.map_err(map_err("ARGS"))?;
-            if key.slot != slot {
+            if key.slot != tag {
                 continue;
             }
             let (map, kind) = if key.kind >= ARG_DENIED {
@@ -610,8 +683,29 @@ impl Maps {
                     .insert(key.values);
             }
         }
-        snap.cgroups = self.cgroups_of(slot);
         Ok(snap)
+    }
+
+    /// Removes the first-program and argument entries whose keys carry `tag`.
+    fn clear_tagged(&mut self, tag: u32) {
+        let firsts: Vec<FirstKey> = self
+            .first
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| k.slot == tag)
+            .collect();
+        for key in firsts {
+            let _ = self.first.remove(&key);
+        }
+        let args: Vec<ArgKey> = self
+            .args
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| k.slot == tag)
+            .collect();
+        for key in args {
+            let _ = self.args.remove(&key);
+        }
     }
 
     /// The cgroup ids watched for `slot`.
@@ -633,10 +727,10 @@ fn per_cpu<T: aya::Pod>(value: T) -> Result<PerCpuValues<T>> {
         .map_err(|e| Error::io("per-cpu values", e))
 }
 
-fn sum_tables(per_cpu: &PerCpuValues<SyscallCounts>) -> Vec<u64> {
-    let mut total = vec![0u64; tracer_common::TABLE_LEN];
-    for table in per_cpu.iter() {
-        for (sum, n) in total.iter_mut().zip(table.counts.iter()) {
+fn sum_tables<'a>(per_cpu: impl Iterator<Item = &'a [u64; TABLE_LEN]>) -> Vec<u64> {
+    let mut total = vec![0u64; TABLE_LEN];
+    for table in per_cpu {
+        for (sum, n) in total.iter_mut().zip(table.iter()) {
             *sum += n;
         }
     }

@@ -5,7 +5,6 @@ use std::path::Path;
 use clap::Args;
 
 use crate::{
-    Error,
     cli::load_profile,
     recorder::Snapshot,
     seccomp::{self, Context, LearnArgs, Learned, Profile},
@@ -68,14 +67,11 @@ pub fn learn_checked(
     ctx: &Context,
     learn_args: LearnArgs,
 ) -> crate::Result<Learned> {
-    let learned = seccomp::learn(&snap.observation(), &bases.bound, ctx, learn_args);
-    let widenings = learned.profile.widenings(&bases.bound, ctx);
-    if !widenings.is_empty() {
-        return Err(Error::NotWithin {
-            what: "the learned profile".into(),
-            base: bases.bound_label.clone(),
-            widenings,
-        });
-    }
-    Ok(learned)
+    seccomp::learn::learn_checked(
+        &snap.observation(),
+        &bases.bound,
+        &bases.bound_label,
+        ctx,
+        learn_args,
+    )
 }

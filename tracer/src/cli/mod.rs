@@ -17,6 +17,7 @@ pub mod report_cmd;
 pub mod run;
 pub mod train;
 pub mod verify;
+pub mod watch;
 
 /// Learn a container's seccomp profile by watching the syscalls it makes.
 ///
@@ -67,6 +68,14 @@ pub enum Command {
     /// what it allows against Docker's default and the kernel's table, and which dangerous
     /// syscalls it blocks or allows.
     Report(report_cmd::ReportArgs),
+    /// Record every container the engine creates while this runs (a compose stack, a test
+    /// suite run as CMD) and write one profile per image, compose service or container, each
+    /// within the profile its container ran under, plus index.md / index.json.
+    ///
+    /// Each new container cgroup is adopted by the kernel side the moment it is created, so
+    /// no container and no early syscall is lost to the engine's event timing. Exit status:
+    /// CMD's when given; 0 at --duration; 128+N on signal N (the profiles are written).
+    Watch(Box<watch::WatchArgs>),
     /// Run a command in a fresh cgroup under an allow-all seccomp filter and record its profile.
     Run(run::RunArgs),
     /// Run a command with a profile enforced (allow-list profiles on x86_64), to try a profile
@@ -148,6 +157,7 @@ pub fn main() -> ExitCode {
             Command::Diff(args) => diff::diff(args).await,
             Command::Report(args) => report_cmd::report(args).await,
             Command::Run(args) => run::run(args).await,
+            Command::Watch(args) => watch::watch(*args).await,
             Command::Exec(args) => exec::exec(args).await,
         }
     });

@@ -289,6 +289,27 @@ pub fn learn(obs: &Observation, bound: &Profile, ctx: &Context, learn_args: Lear
     }
 }
 
+/// Learns as [`learn`] and proves the result: a profile that would allow anything `bound`
+/// (named `bound_label` in messages) forbids is an error, never returned.
+pub fn learn_checked(
+    obs: &Observation,
+    bound: &Profile,
+    bound_label: &str,
+    ctx: &Context,
+    learn_args: LearnArgs,
+) -> crate::Result<Learned> {
+    let learned = learn(obs, bound, ctx, learn_args);
+    let widenings = learned.profile.widenings(bound, ctx);
+    if !widenings.is_empty() {
+        return Err(crate::Error::NotWithin {
+            what: "the learned profile".into(),
+            base: bound_label.to_string(),
+            widenings,
+        });
+    }
+    Ok(learned)
+}
+
 /// One rule per observed value tuple, each within `lower`; None when they would be too many.
 fn value_rules(spec: &ArgSpec, values: &ArgValues, lower: &Region) -> Option<Vec<Rule>> {
     let mut rules = Vec::new();

@@ -1,0 +1,206 @@
+//! `profile watch`: every container created while it runs is recorded from its first syscall
+//! and kept apart, grouped into one profile per image, service or container.
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    path::Path,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use profile_tests::*;
+
+/// The index, or null before it is written.
+fn index(dir: &Path) -> serde_json::Value {
+    match std::fs::read_to_string(dir.join("index.json")) {
+        Ok(text) => serde_json::from_str(&text).expect("index.json parses"),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+/// A label only this test's containers carry: other tests' containers run on the same engine.
+fn tag(test: &str) -> String {
+    format!("profile-test-{test}-{}", std::process::id())
+}
+
+fn rows(dir: &Path) -> Vec<serde_json::Value> {
+    index(dir)["profiles"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn watch(dir: &Path, flags: &[&str], script: &str) -> Output {
+    let mut args = vec!["watch", "-o", dir.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "sh", "-c", script]);
+    profile(&args)
+}
+
+#[test]
+fn twenty_short_containers_are_all_recorded() {
+    if !privileged("twenty_short_containers_are_all_recorded") {
+        return;
+    }
+    let dir = Scratch::new("watch-twenty");
+    let image = test_image();
+    let tag = tag("twenty");
+    let out = watch(
+        &dir.0,
+        &["--filter", &format!("label={tag}")],
+        &format!(
+            "for i in $(seq 20); do docker run --rm --network none --label {tag} {image} true; done"
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(&dir.0);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(row["containers"].as_array().unwrap().len(), 20, "{row}");
+    assert_eq!(row["runs"], 20);
+    assert_eq!(row["complete"], true, "{row}");
+    let profile = dir.0.join(row["file"].as_str().unwrap());
+    // What `train` learns of the same container, each of the twenty saw from its start.
+    let (trained, _, out) = train(&dir, "true", &[], &["true"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let watched = allowed_names(&profile);
+    for name in allowed_names(&trained) {
+        assert!(watched.contains(&name), "{name} missing: {watched:?}");
+    }
+    let run = run_under(Some(&profile), &["true"]);
+    assert!(run.status.success(), "{}", text(&run));
+}
+
+#[test]
+fn containers_are_kept_apart_and_filtered() {
+    if !privileged("containers_are_kept_apart_and_filtered") {
+        return;
+    }
+    let dir = Scratch::new("watch-apart");
+    let image = test_image();
+    let tag = tag("apart");
+    let script = format!(
+        "docker run --rm --network none --label {tag}=yes --name {tag}-mk {image} sysloop mkdir /tmp/d 3 && \
+         docker run --rm --network none --label {tag}=yes --name {tag}-true {image} true && \
+         docker run --rm --network none --name {tag}-other {image} true"
+    );
+    let out = watch(
+        &dir.0,
+        &[
+            "--per",
+            "container",
+            "--filter",
+            &format!("label={tag}=yes"),
+        ],
+        &script,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(&dir.0);
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["profile"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [format!("{tag}-mk"), format!("{tag}-true")],
+        "{rows:?}"
+    );
+    let file = |r: &serde_json::Value| dir.0.join(r["file"].as_str().unwrap());
+    assert!(allowed_names(&file(&rows[0])).contains(&"mkdir".to_string()));
+    assert!(!allowed_names(&file(&rows[1])).contains(&"mkdir".to_string()));
+}
+
+#[test]
+fn signals_write_what_was_recorded() {
+    if !privileged("signals_write_what_was_recorded") {
+        return;
+    }
+    let dir = Scratch::new("watch-signals");
+    let image = test_image();
+    let tag = tag("signals");
+    // A container that runs before watching starts is not recorded.
+    let before = container_name("watch-before");
+    let started = docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &before,
+        image,
+        "sleep",
+        "60",
+    ]);
+    assert!(started.status.success(), "{}", text(&started));
+    let mut child = Command::new(profile_bin())
+        .args(["watch", "-o", dir.0.to_str().unwrap(), "--filter"])
+        .arg(format!("label={tag}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("profile watch");
+    // Ready once it says so: the signal handlers and the kernel side are in place.
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while stderr.read_line(&mut line).expect("stderr of watch") > 0 {
+        if line.contains("watching containers") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(line.contains("watching containers"), "{line}");
+    let run = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--label",
+        &tag,
+        image,
+        "sysloop",
+        "mkdir",
+        "/tmp/a",
+        "1",
+    ]);
+    assert!(run.status.success(), "{}", text(&run));
+    // SIGUSR1: the profiles so far, without stopping (again until the container's events,
+    // which the engine sends on its own time, have arrived).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rows(&dir.0).is_empty() && Instant::now() < deadline {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(rows(&dir.0).len(), 1);
+    let run = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--label",
+        &tag,
+        image,
+        "true",
+    ]);
+    assert!(run.status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("watch ends");
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    let _ = docker(&["rm", "-f", &before]);
+    assert_eq!(status.code(), Some(130), "{rest}");
+    let rows = rows(&dir.0);
+    assert_eq!(rows.len(), 1);
+    let containers = rows[0]["containers"].to_string();
+    assert_eq!(rows[0]["runs"], 2, "{containers}");
+    assert!(!containers.contains(&before), "{containers}");
+}
