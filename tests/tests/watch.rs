@@ -204,3 +204,174 @@ fn signals_write_what_was_recorded() {
     assert_eq!(rows[0]["runs"], 2, "{containers}");
     assert!(!containers.contains(&before), "{containers}");
 }
+
+#[test]
+fn a_compose_stack_gets_one_profile_per_service() {
+    if !privileged("a_compose_stack_gets_one_profile_per_service") {
+        return;
+    }
+    let dir = Scratch::new("watch-compose");
+    let image = test_image();
+    let project = tag("compose");
+    let compose = dir.path("docker-compose.yml");
+    std::fs::write(
+        &compose,
+        format!(
+            "version: '2.4'\n\
+             services:\n  \
+               web:\n    image: {image}\n    command: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n  \
+               client:\n    image: {image}\n    depends_on: [web]\n    \
+                 command: [\"sh\", \"-c\", \"for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - http://web:8080/ && exit 0; sleep 0.5; done; exit 1\"]\n  \
+               oneshot:\n    image: {image}\n    command: [\"true\"]\n"
+        ),
+    )
+    .unwrap();
+    let file = compose.to_str().unwrap().to_string();
+    let out = profile(&[
+        "watch",
+        "-o",
+        dir.0.to_str().unwrap(),
+        "--per",
+        "service",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--",
+        "docker-compose",
+        "-f",
+        &file,
+        "-p",
+        &project,
+        "up",
+        "--abort-on-container-exit",
+        "--exit-code-from",
+        "client",
+    ]);
+    let _ = Command::new("docker-compose")
+        .args(["-f", &file, "-p", &project, "down", "-t", "1"])
+        .output();
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = rows(&dir.0);
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["profile"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            format!("{project}-client"),
+            format!("{project}-oneshot"),
+            format!("{project}-web")
+        ],
+        "{rows:?}"
+    );
+    let profile = |i: usize| dir.0.join(rows[i]["file"].as_str().unwrap());
+    let (client, web) = (allowed_names(&profile(0)), allowed_names(&profile(2)));
+    for call in ["bind", "listen"] {
+        assert!(web.contains(&call.to_string()), "web lacks {call}");
+        assert!(!client.contains(&call.to_string()), "client has {call}");
+    }
+    assert!(client.contains(&"connect".to_string()));
+    // The web service serves under its own profile (fetched over a port on 127.0.0.1).
+    let port = free_port();
+    let name = container_name("compose-web");
+    let seccomp = format!("seccomp={}", profile(2).display());
+    let started = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--security-opt",
+        &seccomp,
+        "-p",
+        &format!("127.0.0.1:{port}:8080"),
+        image,
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+    ]);
+    assert!(started.status.success(), "{}", text(&started));
+    let page = http_get(port);
+    let _ = docker(&["rm", "-f", &name]);
+    assert!(page.contains("hello from the test image"), "{page}");
+}
+
+/// GET / from 127.0.0.1:port, retried while the server starts.
+fn http_get(port: u16) -> String {
+    use std::io::Write as _;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut body = String::new();
+            let _ = s.read_to_string(&mut body);
+            if body.contains("200") || Instant::now() > deadline {
+                return body;
+            }
+        }
+        if Instant::now() > deadline {
+            return String::new();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn two_watches_with_disjoint_filters_do_not_mix() {
+    if !privileged("two_watches_with_disjoint_filters_do_not_mix") {
+        return;
+    }
+    let (a, b) = (Scratch::new("watch-a"), Scratch::new("watch-b"));
+    let image = test_image();
+    let (ta, tb) = (tag("two-a"), tag("two-b"));
+    let spawn = |dir: &Scratch, t: &str| {
+        Command::new(profile_bin())
+            .args(["watch", "-o", dir.0.to_str().unwrap(), "--filter"])
+            .arg(format!("label={t}"))
+            .args(["--duration", "8s"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("profile watch")
+    };
+    let (wa, wb) = (spawn(&a, &ta), spawn(&b, &tb));
+    std::thread::sleep(Duration::from_secs(2));
+    let ra = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--label",
+        &ta,
+        image,
+        "sysloop",
+        "mkdir",
+        "/tmp/x",
+    ]);
+    let rb = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--label",
+        &tb,
+        image,
+        "true",
+    ]);
+    assert!(ra.status.success() && rb.status.success());
+    for w in [wa, wb] {
+        assert!(w.wait_with_output().unwrap().status.success());
+    }
+    let (ia, ib) = (rows(&a.0), rows(&b.0));
+    assert_eq!((ia.len(), ib.len()), (1, 1));
+    assert_eq!(ia[0]["runs"], 1);
+    assert_eq!(ib[0]["runs"], 1);
+    assert!(
+        allowed_names(&a.0.join(ia[0]["file"].as_str().unwrap())).contains(&"mkdir".to_string())
+    );
+    assert!(
+        !allowed_names(&b.0.join(ib[0]["file"].as_str().unwrap())).contains(&"mkdir".to_string())
+    );
+}
