@@ -1,19 +1,22 @@
 //! The Docker Engine, as `train` and `verify` use it: connect (DOCKER_HOST or the default
 //! socket) with the API version negotiated down to the daemon's, make sure an image is there,
-//! and create, start, wait for, stop and remove one container.
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+//! and create, start, inspect, wait for, stop and remove one container, each request bounded
+//! in time; find the containers of `profile` processes that are gone.
+use std::{collections::HashMap, future::Future, path::PathBuf, time::Duration};
 
 use bollard::{
     Docker,
     errors::Error as BollardError,
-    models::{ContainerCreateBody, HostConfig, PortBinding},
+    models::{ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, PortBinding},
     query_parameters::{
         CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
-        LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-        WaitContainerOptionsBuilder,
+        ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+        StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
     },
 };
 use futures_util::StreamExt as _;
+
+use crate::owner::Owner;
 
 /// The socket the daemon listens on when DOCKER_HOST is unset.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -31,11 +34,26 @@ pub enum DockerError {
     ImageUnavailable { image: String, reason: String },
     #[error("{action}: {message}")]
     Api { action: String, message: String },
+    #[error("{action}: the Docker daemon could not be reached: {message}")]
+    Transport { action: String, message: String },
+    #[error("{action}: the Docker daemon did not answer within {secs}s")]
+    Timeout { action: String, secs: u64 },
     #[error("{0}")]
     Invalid(String),
 }
 
-type Result<T, E = DockerError> = std::result::Result<T, E>;
+impl DockerError {
+    /// Whether the daemon itself failed to answer (gone, restarting or stalled), rather than
+    /// refusing the request.
+    pub fn daemon_unresponsive(&self) -> bool {
+        matches!(
+            self,
+            DockerError::Transport { .. } | DockerError::Timeout { .. }
+        )
+    }
+}
+
+pub type Result<T, E = DockerError> = std::result::Result<T, E>;
 
 /// The daemon's own words for a failed request, without bollard's wrapping.
 fn message(err: &BollardError) -> String {
@@ -47,10 +65,161 @@ fn message(err: &BollardError) -> String {
 
 fn api(action: impl Into<String>) -> impl FnOnce(BollardError) -> DockerError {
     let action = action.into();
-    move |err| DockerError::Api {
-        action,
-        message: message(&err),
+    move |err| match err {
+        BollardError::IOError { .. }
+        | BollardError::HyperResponseError { .. }
+        | BollardError::HyperLegacyError { .. }
+        | BollardError::HttpClientError { .. }
+        | BollardError::SocketNotFoundError(_)
+        | BollardError::RequestTimeoutError => DockerError::Transport {
+            action,
+            message: err.to_string(),
+        },
+        _ => DockerError::Api {
+            action,
+            message: message(&err),
+        },
     }
+}
+
+/// Runs one request to the daemon, giving up after `limit`: a stalled daemon must never hold
+/// `profile` (nor its clean-up) forever.
+async fn bounded<T>(
+    action: &str,
+    limit: Duration,
+    request: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(limit, request)
+        .await
+        .map_err(|_| DockerError::Timeout {
+            action: action.to_string(),
+            secs: limit.as_secs().max(1),
+        })?
+}
+
+/// How long each kind of request may take.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// Inspect, create, start, kill, remove, list.
+    request: Duration,
+    /// Asking whether the daemon is there at all.
+    ping: Duration,
+    /// Pulling an image (while the user can still interrupt it).
+    pull: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request: Duration::from_secs(60),
+            ping: Duration::from_secs(5),
+            pull: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// Labels of the containers `profile` creates.
+pub const ROLE_LABEL: &str = "io.github.profile.role";
+const OWNER_PID_LABEL: &str = "io.github.profile.owner-pid";
+const OWNER_START_LABEL: &str = "io.github.profile.owner-start";
+const OWNER_BOOT_LABEL: &str = "io.github.profile.owner-boot";
+/// Set on containers made with `--keep`: they outlive their owner on purpose.
+const KEEP_LABEL: &str = "io.github.profile.keep";
+
+/// The labels a container of `owner` gets.
+fn labels(owner: Option<&Owner>, keep: bool) -> HashMap<String, String> {
+    let mut labels = HashMap::from([(ROLE_LABEL.to_string(), "train".to_string())]);
+    if let Some(owner) = owner {
+        labels.insert(OWNER_PID_LABEL.into(), owner.pid.to_string());
+        labels.insert(OWNER_START_LABEL.into(), owner.start.to_string());
+        labels.insert(OWNER_BOOT_LABEL.into(), owner.boot.clone());
+    }
+    if keep {
+        labels.insert(KEEP_LABEL.into(), "true".into());
+    }
+    labels
+}
+
+/// The process that created a container, unless it was kept on purpose or carries no owner.
+fn owner_of(labels: &HashMap<String, String>) -> Option<Owner> {
+    if labels.contains_key(KEEP_LABEL) {
+        return None;
+    }
+    Some(Owner {
+        pid: labels.get(OWNER_PID_LABEL)?.parse().ok()?,
+        start: labels.get(OWNER_START_LABEL)?.parse().ok()?,
+        boot: labels.get(OWNER_BOOT_LABEL)?.clone(),
+    })
+}
+
+/// A container a `profile` process that is gone left behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    pub name: String,
+    pub owner_pid: u32,
+}
+
+/// A published port as the daemon bound it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// `8080/tcp`.
+    pub container: String,
+    /// The address to reach it at from this host (a wildcard binding becomes loopback).
+    pub host: std::net::SocketAddr,
+}
+
+impl Published {
+    /// The container port's number.
+    pub fn container_port(&self) -> Option<u16> {
+        self.container.split('/').next()?.parse().ok()
+    }
+
+    pub fn is_tcp(&self) -> bool {
+        self.container.ends_with("/tcp")
+    }
+}
+
+/// What a started container offers to be waited for.
+#[derive(Clone, Debug, Default)]
+pub struct Running {
+    /// The host pid of its first process.
+    pub pid: Option<u32>,
+    pub ports: Vec<Published>,
+    /// Whether it has a health check (the image's HEALTHCHECK or `--health-cmd`).
+    pub healthcheck: bool,
+}
+
+/// Where to reach a binding from this host: wildcards become loopback.
+fn reachable(ip: Option<&str>, port: &str) -> Option<std::net::SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    let ip = match ip.unwrap_or("") {
+        "" | "0.0.0.0" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        "::" => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip.parse().ok()?,
+    };
+    Some((ip, port).into())
+}
+
+/// The published ports of a port map, one per container port (IPv4 first), sorted.
+fn published(ports: &HashMap<String, Option<Vec<PortBinding>>>) -> Vec<Published> {
+    let mut out: Vec<Published> = ports
+        .iter()
+        .filter_map(|(container, bindings)| {
+            let mut hosts: Vec<std::net::SocketAddr> = bindings
+                .iter()
+                .flatten()
+                .filter_map(|b| reachable(b.host_ip.as_deref(), b.host_port.as_deref()?))
+                .collect();
+            hosts.sort_by_key(|a| (a.is_ipv6(), *a));
+            Some(Published {
+                container: container.clone(),
+                host: *hosts.first()?,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.container.cmp(&b.container));
+    out
 }
 
 fn is_not_found(err: &BollardError) -> bool {
@@ -162,7 +331,16 @@ pub struct ContainerSpec {
     /// Capabilities added to and dropped from Docker's default set.
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// A health check (`sh -c` in the container) replacing the image's HEALTHCHECK.
+    pub health_cmd: Option<String>,
+    /// The process responsible for removing the container, named in its labels.
+    pub owner: Option<Owner>,
+    /// The container is kept on purpose: never removed as a leftover.
+    pub keep: bool,
 }
+
+/// How often `--health-cmd` runs: often, since the exercise waits for it.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl ContainerSpec {
     fn body(&self) -> ContainerCreateBody {
@@ -192,10 +370,14 @@ impl ContainerSpec {
             env: (!self.env.is_empty()).then(|| self.env.clone()),
             user: self.user.clone(),
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
-            labels: Some(HashMap::from([(
-                "io.github.profile.role".to_string(),
-                "train".to_string(),
-            )])),
+            labels: Some(labels(self.owner.as_ref(), self.keep)),
+            healthcheck: self.health_cmd.as_ref().map(|cmd| HealthConfig {
+                test: Some(vec!["CMD-SHELL".into(), cmd.clone()]),
+                interval: Some(HEALTH_INTERVAL.as_nanos() as i64),
+                timeout: Some(Duration::from_secs(30).as_nanos() as i64),
+                retries: Some(3),
+                ..Default::default()
+            }),
             host_config: Some(HostConfig {
                 security_opt: Some(vec![format!("seccomp={}", self.seccomp)]),
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
@@ -214,6 +396,7 @@ impl ContainerSpec {
 #[derive(Clone, Debug)]
 pub struct Engine {
     docker: Docker,
+    limits: Limits,
 }
 
 impl Engine {
@@ -233,32 +416,58 @@ impl Engine {
             .await
             .map_err(|_| unreachable(BollardError::RequestTimeoutError))?
             .map_err(unreachable)?;
-        // Waiting for a container lasts as long as the workload: no request timeout beyond
-        // the negotiation's.
-        let docker = docker.with_timeout(Duration::from_secs(365 * 24 * 3600));
+        // bollard's own limit covers only a response's headers, and the daemon sends those of
+        // a wait or a log stream at once: each request below gets its own bound instead.
+        let docker = docker.with_timeout(Limits::default().pull);
         log::info!(
             "Docker Engine at {endpoint}, API {}",
             docker.client_version()
         );
-        Ok(Engine { docker })
+        Ok(Engine {
+            docker,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Whether the daemon answers at all.
+    pub async fn ping(&self) -> Result<()> {
+        bounded("asking the daemon", self.limits.ping, async {
+            self.docker
+                .ping()
+                .await
+                .map(drop)
+                .map_err(api("asking the daemon"))
+        })
+        .await
     }
 
     /// Makes sure the image is present locally, pulling it if it is not.
     pub async fn ensure_image(&self, image: &str) -> Result<()> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(()),
-            Err(err) if is_not_found(&err) => {
-                self.pull(image).await?;
-                self.docker
-                    .inspect_image(image)
-                    .await
-                    .map(drop)
-                    .map_err(|e| DockerError::ImageUnavailable {
-                        image: image.to_string(),
-                        reason: message(&e),
-                    })
-            }
-            Err(err) => Err(api(format!("inspecting image {image}"))(err)),
+        let action = format!("inspecting image {image}");
+        let inspect = || {
+            bounded(&action, self.limits.request, async {
+                match self.docker.inspect_image(image).await {
+                    Ok(_) => Ok(true),
+                    Err(err) if is_not_found(&err) => Ok(false),
+                    Err(err) => Err(api(action.as_str())(err)),
+                }
+            })
+        };
+        if inspect().await? {
+            return Ok(());
+        }
+        bounded(
+            &format!("pulling {image}"),
+            self.limits.pull,
+            self.pull(image),
+        )
+        .await?;
+        match inspect().await? {
+            true => Ok(()),
+            false => Err(DockerError::ImageUnavailable {
+                image: image.to_string(),
+                reason: "the pull ended without it".into(),
+            }),
         }
     }
 
@@ -292,11 +501,14 @@ impl Engine {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        let created = self
-            .docker
-            .create_container(Some(options), spec.body())
-            .await
-            .map_err(api(format!("creating container {}", spec.name)))?;
+        let action = format!("creating container {}", spec.name);
+        let created = bounded(&action, self.limits.request, async {
+            self.docker
+                .create_container(Some(options), spec.body())
+                .await
+                .map_err(api(action.as_str()))
+        })
+        .await?;
         for warning in created.warnings {
             log::warn!("Docker: {warning}");
         }
@@ -310,13 +522,18 @@ impl Engine {
     }
 
     pub async fn start(&self, id: &str) -> Result<()> {
-        self.docker
-            .start_container(id, None)
-            .await
-            .map_err(api("starting the container"))
+        let action = "starting the container";
+        bounded(action, self.limits.request, async {
+            self.docker
+                .start_container(id, None)
+                .await
+                .map_err(api(action))
+        })
+        .await
     }
 
-    /// Waits until the container stops; returns its exit code.
+    /// Waits until the container stops; returns its exit code. Unbounded: it lasts as long as
+    /// the workload (callers race it against their deadlines and signals).
     pub async fn wait(&self, id: &str) -> Result<i64> {
         let options = WaitContainerOptionsBuilder::default()
             .condition("not-running")
@@ -330,13 +547,54 @@ impl Engine {
         }
     }
 
+    async fn inspect(&self, id: &str) -> Result<bollard::models::ContainerInspectResponse> {
+        let action = "inspecting the container";
+        bounded(action, self.limits.request, async {
+            self.docker
+                .inspect_container(id, None)
+                .await
+                .map_err(api(action))
+        })
+        .await
+    }
+
     async fn exit_code(&self, id: &str) -> Result<i64> {
-        let inspect = self
-            .docker
-            .inspect_container(id, None)
-            .await
-            .map_err(api("inspecting the container"))?;
+        let inspect = self.inspect(id).await?;
         Ok(inspect.state.and_then(|s| s.exit_code).unwrap_or(-1))
+    }
+
+    /// The started container's first process, published ports and health check.
+    pub async fn running(&self, id: &str) -> Result<Running> {
+        let inspect = self.inspect(id).await?;
+        let healthcheck = inspect
+            .config
+            .and_then(|c| c.healthcheck)
+            .and_then(|h| h.test)
+            .is_some_and(|test| test.first().is_some_and(|t| t != "NONE"));
+        Ok(Running {
+            pid: inspect
+                .state
+                .and_then(|s| s.pid)
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|&p| p > 0),
+            ports: inspect
+                .network_settings
+                .and_then(|n| n.ports)
+                .map(|p| published(&p))
+                .unwrap_or_default(),
+            healthcheck,
+        })
+    }
+
+    /// The container's health as Docker sees it (`starting`, `healthy`, `unhealthy`).
+    pub async fn health(&self, id: &str) -> Result<Option<String>> {
+        let inspect = self.inspect(id).await?;
+        Ok(inspect
+            .state
+            .and_then(|s| s.health)
+            .and_then(|h| h.status)
+            .filter(|s| !matches!(s, HealthStatusEnum::EMPTY | HealthStatusEnum::NONE))
+            .map(|s| s.to_string()))
     }
 
     /// Copies the container's output (from its start, following) to our stderr until the
@@ -358,40 +616,41 @@ impl Engine {
         })
     }
 
-    /// The host pid of the container's first process, while it runs.
-    pub async fn pid(&self, id: &str) -> Option<u32> {
-        let inspect = self.docker.inspect_container(id, None).await.ok()?;
-        let pid = inspect.state?.pid?;
-        u32::try_from(pid).ok().filter(|&p| p > 0)
-    }
-
     /// Stops the container the way `docker stop` does: its stop signal, then SIGKILL after
     /// `grace`.
     pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         let options = StopContainerOptionsBuilder::default()
             .t(grace.as_secs().min(i32::MAX as u64) as i32)
             .build();
-        match self.docker.stop_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            // 304: already stopped.
-            Err(BollardError::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(err) => Err(api("stopping the container")(err)),
-        }
+        let action = "stopping the container";
+        bounded(action, grace + self.limits.request, async {
+            match self.docker.stop_container(id, Some(options)).await {
+                Ok(()) => Ok(()),
+                // 304: already stopped.
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => Ok(()),
+                Err(err) => Err(api(action)(err)),
+            }
+        })
+        .await
     }
 
     pub async fn kill(&self, id: &str) -> Result<()> {
         let options = KillContainerOptionsBuilder::default()
             .signal("SIGKILL")
             .build();
-        match self.docker.kill_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(BollardError::DockerResponseServerError {
-                status_code: 409, ..
-            }) => Ok(()), // not running
-            Err(err) => Err(api("killing the container")(err)),
-        }
+        let action = "killing the container";
+        bounded(action, self.limits.request, async {
+            match self.docker.kill_container(id, Some(options)).await {
+                Ok(()) => Ok(()),
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => Ok(()), // not running
+                Err(err) => Err(api(action)(err)),
+            }
+        })
+        .await
     }
 
     /// Removes the container, running or not, with its anonymous volumes.
@@ -400,11 +659,57 @@ impl Engine {
             .force(true)
             .v(true)
             .build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(err) if is_not_found(&err) => Ok(()),
-            Err(err) => Err(api("removing the container")(err)),
+        let action = "removing the container";
+        bounded(action, self.limits.request, async {
+            match self.docker.remove_container(id, Some(options)).await {
+                Ok(()) => Ok(()),
+                Err(err) if is_not_found(&err) => Ok(()),
+                Err(err) => Err(api(action)(err)),
+            }
+        })
+        .await
+    }
+
+    /// Removes the containers `profile` processes that are gone left behind (a `kill -9`
+    /// can't be cleaned up after by the process itself); returns them.
+    pub async fn remove_leftovers(&self) -> Result<Vec<Leftover>> {
+        let filters = HashMap::from([("label", vec![ROLE_LABEL])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let action = "listing containers";
+        let containers = bounded(action, self.limits.request, async {
+            self.docker
+                .list_containers(Some(options))
+                .await
+                .map_err(api(action))
+        })
+        .await?;
+        let mut removed = Vec::new();
+        for container in containers {
+            let (Some(id), Some(owner)) =
+                (container.id, container.labels.as_ref().and_then(owner_of))
+            else {
+                continue;
+            };
+            if owner.alive() {
+                continue;
+            }
+            let name = container
+                .names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| id.chars().take(12).collect());
+            match self.remove(&id).await {
+                Ok(()) => removed.push(Leftover {
+                    name,
+                    owner_pid: owner.pid,
+                }),
+                Err(err) => log::warn!("could not remove the leftover container {name}: {err}"),
+            }
         }
+        Ok(removed)
     }
 }
 
@@ -532,5 +837,120 @@ mod tests {
         assert_eq!(host.cap_add.unwrap(), ["SYS_ADMIN"]);
         assert_eq!(body.entrypoint.unwrap(), vec![String::new()]);
         assert_eq!(body.exposed_ports.unwrap(), vec!["80/tcp".to_string()]);
+        assert!(body.healthcheck.is_none());
+    }
+
+    #[test]
+    fn labels_name_the_owner_unless_kept() {
+        let owner = Owner {
+            pid: 42,
+            start: 7,
+            boot: "b".into(),
+        };
+        let labelled = labels(Some(&owner), false);
+        assert_eq!(labelled[ROLE_LABEL], "train");
+        assert_eq!(owner_of(&labelled), Some(owner.clone()));
+        assert_eq!(owner_of(&labels(Some(&owner), true)), None);
+        assert_eq!(owner_of(&labels(None, false)), None);
+        let spec = ContainerSpec {
+            owner: Some(owner),
+            health_cmd: Some("test -e /up".into()),
+            ..Default::default()
+        };
+        let body = spec.body();
+        assert_eq!(body.labels.unwrap()[OWNER_PID_LABEL], "42");
+        let health = body.healthcheck.unwrap();
+        assert_eq!(health.test.unwrap(), ["CMD-SHELL", "test -e /up"]);
+        assert_eq!(health.interval, Some(1_000_000_000));
+    }
+
+    #[test]
+    fn published_ports_are_reached_on_loopback_for_wildcards() {
+        let binding = |ip: &str, port: &str| PortBinding {
+            host_ip: Some(ip.into()),
+            host_port: Some(port.into()),
+        };
+        let ports = HashMap::from([
+            (
+                "8080/tcp".to_string(),
+                Some(vec![binding("::", "18080"), binding("0.0.0.0", "18080")]),
+            ),
+            (
+                "53/udp".to_string(),
+                Some(vec![binding("127.0.0.2", "5353")]),
+            ),
+            ("9/tcp".to_string(), None),
+        ]);
+        let found = published(&ports);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].container, "53/udp");
+        assert!(!found[0].is_tcp());
+        assert_eq!(found[0].host.to_string(), "127.0.0.2:5353");
+        assert_eq!(found[1].host.to_string(), "127.0.0.1:18080");
+        assert_eq!(found[1].container_port(), Some(8080));
+        assert_eq!(reachable(Some("::"), "1").unwrap().to_string(), "[::1]:1");
+        assert_eq!(reachable(None, "0"), None);
+    }
+
+    /// A daemon that accepts connections and never answers, as a stopped dockerd does.
+    fn stalled_engine(dir: &std::path::Path) -> (Engine, std::os::unix::net::UnixListener) {
+        let socket = dir.join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let docker = Docker::connect_with_unix(
+            socket.to_str().expect("utf-8"),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .expect("client");
+        let limits = Limits {
+            request: Duration::from_millis(300),
+            ping: Duration::from_millis(200),
+            pull: Duration::from_millis(300),
+        };
+        (Engine { docker, limits }, listener)
+    }
+
+    #[tokio::test]
+    async fn every_request_to_a_stalled_daemon_ends() {
+        let dir = std::env::temp_dir().join(format!("profile-stalled-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (engine, _listener) = stalled_engine(&dir);
+        let started = std::time::Instant::now();
+        let id = "0".repeat(64);
+        let results = [
+            engine.ping().await.map(drop),
+            engine.ensure_image("img").await,
+            engine.create(&ContainerSpec::default()).await.map(drop),
+            engine.start(&id).await,
+            engine.running(&id).await.map(drop),
+            engine.health(&id).await.map(drop),
+            engine.stop(&id, Duration::ZERO).await,
+            engine.kill(&id).await,
+            engine.remove(&id).await,
+            engine.remove_leftovers().await.map(drop),
+        ];
+        assert!(started.elapsed() < Duration::from_secs(10));
+        for result in results {
+            let err = result.expect_err("a stalled daemon answers nothing");
+            assert!(err.daemon_unresponsive(), "{err}");
+            assert!(err.to_string().contains("did not answer within"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_is_gone_is_unresponsive() {
+        let dir = std::env::temp_dir().join(format!("profile-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (engine, listener) = stalled_engine(&dir);
+        drop(listener);
+        let _ = std::fs::remove_file(dir.join("docker.sock"));
+        let err = engine.ping().await.expect_err("nothing listens");
+        assert!(err.daemon_unresponsive(), "{err}");
+        let err = engine.wait(&"0".repeat(64)).await.expect_err("no daemon");
+        assert!(err.daemon_unresponsive(), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -161,11 +161,25 @@ pub fn main() -> ExitCode {
         {
             ExitCode::from(EXIT_ERROR)
         }
+        // A signal before anything was recorded: the shell's status for it, nothing written.
+        Err(err) if interrupted_by(&err).is_some() => {
+            let sig = interrupted_by(&err).unwrap_or(libc::SIGINT);
+            eprintln!("profile: interrupted by signal {sig}: nothing was recorded or written");
+            ExitCode::from(128 + sig as u8)
+        }
         Err(err) => {
             eprintln!("profile: error: {}", one_line(&err));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The signal that stopped a command before it recorded anything.
+fn interrupted_by(err: &anyhow::Error) -> Option<i32> {
+    err.chain().find_map(|e| match e.downcast_ref() {
+        Some(crate::session::SessionError::Interrupted(sig)) => Some(*sig),
+        _ => None,
+    })
 }
 
 /// A tip for the usual mistakes behind "unexpected argument": a command not after `--`, an
