@@ -484,6 +484,7 @@ impl Session<'_> {
         let deadline = tokio::time::sleep(options.duration.unwrap_or(Duration::MAX));
         tokio::pin!(ready_by, deadline);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let waiting = exercise.is_none() && target.is_some();
             if waiting && check.is_none() {
