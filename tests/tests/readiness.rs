@@ -157,3 +157,37 @@ fn an_exercise_cut_off_by_duration_is_reported_and_ended_whole() {
         "sleep 97 still runs: {stat:?}"
     );
 }
+
+#[test]
+fn the_progress_line_says_what_the_exercise_waits_for() {
+    if !privileged("the_progress_line_says_what_the_exercise_waits_for") {
+        return;
+    }
+    let dir = Scratch::new("ready-progress");
+    let port = free_port();
+    let cmd = format!(
+        "{} train --image {} -q -o {} -p 127.0.0.1:{port}:8080 --stop-timeout 1 \
+         --exercise 'busybox wget -q -O /dev/null http://127.0.0.1:$PROFILE_PORT_8080/' \
+         -- sh -c 'sleep 2; exec httpd -f -p 8080 -h /www'",
+        profile_tests::profile_bin().display(),
+        profile_tests::test_image(),
+        dir.path("p.json").display()
+    );
+    // script(1) gives the command a terminal.
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains(&format!("waiting for 127.0.0.1:{port}\u{2026}"))),
+        "{shown}"
+    );
+}
