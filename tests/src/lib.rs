@@ -254,3 +254,241 @@ pub fn run_under_with(profile: Option<&Path>, opts: &[&str], cmd: &[&str]) -> Ou
     args.extend_from_slice(cmd);
     docker(&args)
 }
+
+/// A Docker daemon of one test's own: its own socket, data, exec root, containerd and bridge
+/// (without iptables rules). A test may stall, stop and restart it without touching the
+/// machine's daemon, which other tests (and people) use at the same time. Stopped and cleaned
+/// up on drop.
+pub struct PrivateDaemon {
+    dir: PathBuf,
+    child: Option<std::process::Child>,
+    /// Its own bridge: `--bridge none` would make dockerd delete the machine's docker0.
+    bridge: String,
+    /// The DOCKER_HOST that reaches it.
+    pub host: String,
+}
+
+/// The image every [`PrivateDaemon`] builds: `FROM scratch` with Debian's static busybox.
+pub const PRIVATE_IMAGE: &str = "profile-test/private:latest";
+
+impl PrivateDaemon {
+    /// Starts a daemon named after `tag` and builds [`PRIVATE_IMAGE`] in it.
+    pub fn start(tag: &str) -> Self {
+        let dir = PathBuf::from(format!("/tmp/pd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("daemon dir");
+        let host = format!("unix://{}/docker.sock", dir.display());
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let bridge = format!("pd{}x{n}", pid % 1_000_000);
+        let subnet = format!("10.251.{}.1/24", (pid + n * 37) % 250 + 1);
+        for args in [
+            vec!["link", "add", "name", &bridge, "type", "bridge"],
+            vec!["addr", "add", &subnet, "dev", &bridge],
+            vec!["link", "set", &bridge, "up"],
+        ] {
+            let out = Command::new("ip").args(&args).output().expect("ip");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let mut daemon = PrivateDaemon {
+            dir,
+            child: None,
+            bridge,
+            host,
+        };
+        daemon.launch();
+        let ctx = daemon.dir.join("image");
+        std::fs::create_dir_all(&ctx).expect("image context");
+        std::fs::copy("/bin/busybox", ctx.join("busybox"))
+            .expect("/bin/busybox (apt-get install busybox-static)");
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM scratch\n\
+             COPY busybox /bin/busybox\n\
+             RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
+             CMD [\"sh\"]\n",
+        )
+        .expect("Dockerfile");
+        let out = Command::new("docker")
+            .args(["-H", &daemon.host, "build", "-q", "-t", PRIVATE_IMAGE])
+            .arg(&ctx)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .expect("docker build");
+        assert!(
+            out.status.success(),
+            "building {PRIVATE_IMAGE}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        daemon
+    }
+
+    /// Starts dockerd on this daemon's directories and waits until it answers.
+    fn launch(&mut self) {
+        let d = |sub: &str| self.dir.join(sub).display().to_string();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("dockerd.log"))
+            .expect("daemon log");
+        let child = Command::new("dockerd")
+            .args(["--data-root", &d("data"), "--exec-root", &d("exec")])
+            .args(["--pidfile", &d("docker.pid"), "-H", &self.host])
+            .args([
+                "--bridge",
+                &self.bridge,
+                "--iptables=false",
+                "--ip-masq=false",
+            ])
+            .args([
+                "--ip-forward=false",
+                "--containerd-namespace",
+                "profile-test",
+            ])
+            .args(["--containerd-plugins-namespace", "profile-test-plugins"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("daemon log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting dockerd");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !self.docker(&["version"]).status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private dockerd did not start: see {}",
+                self.dir.join("dockerd.log").display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `docker -H <this daemon> ARGS`.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .args(["-H", &self.host])
+            .args(args)
+            .output()
+            .expect("running the docker CLI")
+    }
+
+    /// A `profile` command that talks to this daemon.
+    pub fn profile(&self) -> Command {
+        let mut cmd = Command::new(profile_bin());
+        cmd.env("DOCKER_HOST", &self.host);
+        cmd
+    }
+
+    /// Whether a container with this name exists here.
+    pub fn has_container(&self, name: &str) -> bool {
+        let out = self.docker(&["ps", "-a", "-q", "--filter", &format!("name=^/{name}$")]);
+        !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+    }
+
+    /// Waits until the container runs.
+    pub fn wait_running(&self, name: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = self.docker(&["inspect", "-f", "{{.State.Running}}", name]);
+            if String::from_utf8_lossy(&out.stdout).trim() == "true" {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{name} never ran");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on the dockerd this test started.
+            unsafe { libc::kill(child.id() as i32, sig) };
+        }
+    }
+
+    /// Stalls the daemon (SIGSTOP) until the guard is dropped (SIGCONT), also on a failure.
+    pub fn stall(&self) -> Stalled<'_> {
+        self.signal(libc::SIGSTOP);
+        Stalled(self)
+    }
+
+    /// Stops the daemon as a service manager would (SIGTERM) and waits until it has exited.
+    pub fn terminate(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.signal(libc::SIGTERM);
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the daemon again after [`Self::terminate`], as it was started.
+    pub fn restart(&mut self) {
+        self.launch();
+    }
+
+    /// Unmounts what a daemon that was killed may have left mounted under its directory.
+    fn unmount_leftovers(&self) {
+        let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return;
+        };
+        let prefix = self.dir.display().to_string();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|p| p.starts_with(&prefix))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for point in points {
+            if let Ok(c) = std::ffi::CString::new(point) {
+                // SAFETY: umount2(2) with a valid C string, on a mount under our own directory.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+    }
+}
+
+impl Drop for PrivateDaemon {
+    fn drop(&mut self) {
+        let ids = self.docker(&["ps", "-a", "-q"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            let _ = self.docker(&["rm", "-f", "-v", id]);
+        }
+        self.terminate();
+        // A dockerd that had to be killed leaves its containerd running.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("exec/containerd/containerd.pid"))
+            && let Ok(pid) = pid.trim().parse::<i32>()
+            && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "containerd")
+        {
+            // SAFETY: kill(2) on the containerd our dockerd started, checked by name.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        self.unmount_leftovers();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
+    }
+}
+
+/// A stalled [`PrivateDaemon`]; dropping it lets the daemon go on.
+pub struct Stalled<'a>(&'a PrivateDaemon);
+
+impl Drop for Stalled<'_> {
+    fn drop(&mut self) {
+        self.0.signal(libc::SIGCONT);
+    }
+}

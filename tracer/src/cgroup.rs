@@ -6,7 +6,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    owner,
+};
 
 /// The mount point of the cgroup v2 hierarchy: `/sys/fs/cgroup` on v2 hosts,
 /// `/sys/fs/cgroup/unified` on hybrid ones.
@@ -80,7 +83,7 @@ impl OwnedCgroup {
     pub fn for_run() -> Result<Self> {
         remove_stale(&unified_root()?);
         let pid = std::process::id();
-        let start = start_time(pid).ok_or_else(|| {
+        let start = owner::start_time(pid).ok_or_else(|| {
             Error::io(
                 format!("/proc/{pid}/stat"),
                 std::io::Error::from(std::io::ErrorKind::InvalidData),
@@ -136,22 +139,10 @@ impl Drop for OwnedCgroup {
 /// Prefix of the cgroups [`OwnedCgroup::for_run`] creates.
 const RUN_PREFIX: &str = "profile-run-";
 
-/// When `pid` started (clock ticks after boot, field 22 of /proc/PID/stat): with the pid it
-/// names one process for the whole uptime.
-fn start_time(pid: u32) -> Option<u64> {
-    parse_start_time(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
-}
-
-fn parse_start_time(stat: &str) -> Option<u64> {
-    // The command name (field 2) may hold spaces and parentheses: count from its end.
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 /// Whether the `profile` that named a cgroup `profile-run-<pid>[-<start>]` still runs.
 fn owner_alive(pid: u32, start: Option<u64>) -> bool {
     match start {
-        Some(start) => start_time(pid) == Some(start),
+        Some(start) => owner::start_time(pid) == Some(start),
         // Older names carry only the pid.
         None => {
             fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "profile")
@@ -204,13 +195,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn start_time_of_a_stat_line() {
-        let stat = "4242 (a b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 9 9";
-        assert_eq!(parse_start_time(stat), Some(987654));
+    fn owners_of_run_cgroups() {
         let me = std::process::id();
-        assert!(start_time(me).is_some_and(|t| t > 0));
-        assert!(owner_alive(me, start_time(me)));
-        assert!(!owner_alive(me, start_time(me).map(|t| t + 1)));
+        let start = owner::start_time(me);
+        assert!(owner_alive(me, start));
+        assert!(!owner_alive(me, start.map(|t| t + 1)));
     }
 
     #[test]

@@ -36,6 +36,15 @@ impl LaunchError {
     }
 }
 
+/// The shell's convention: the exit code, or 128 + the signal that ended the process.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
 /// The filter `profile run` records under: it allows everything.
 pub fn allow_all() -> Vec<libc::sock_filter> {
     vec![libc::sock_filter {

@@ -12,10 +12,12 @@ pub mod kbtf;
 pub mod launch;
 pub mod names;
 pub mod output;
+pub mod owner;
 pub mod privileges;
 pub mod recorder;
 pub mod report;
 pub mod seccomp;
+pub mod session;
 pub mod tracefs;
 pub mod watch;
 

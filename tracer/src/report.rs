@@ -242,10 +242,11 @@ pub struct Report {
     pub target: String,
     /// `under_filter` (what a profile governs) or `all_syscalls` (everything in the cgroup).
     pub mode: &'static str,
-    /// False when recording stopped early (interrupted).
+    /// False when recording stopped early (interrupted, or the Docker daemon went away).
     pub complete: bool,
     pub exit_code: Option<i32>,
-    /// Set when `profile` ended the workload: `duration`, `exercise` or `interrupted`.
+    /// Set when the workload did not end by itself: `duration`, `exercise`, `interrupted` or
+    /// `daemon_lost` (the Docker daemon went away).
     pub stopped_by: Option<String>,
     pub duration_seconds: f64,
     pub syscalls: Vec<SyscallLine>,
@@ -278,6 +279,10 @@ pub struct Report {
     /// Whether the profile held when verified right after training (`train --verify`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// How that verification went: `passed`, `failed`, `incomplete`, or why it did not finish
+    /// (`interrupted`, `not_ready`, `daemon_lost`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<String>,
     pub out_of_range_calls: u64,
     pub warnings: Vec<String>,
 }
@@ -436,6 +441,7 @@ impl Report {
             argument_rules,
             runs: Vec::new(),
             verified: None,
+            verification: None,
             out_of_range_calls: snap.out_of_range,
             warnings,
             syscalls,
@@ -461,6 +467,7 @@ impl Report {
             (Some("interrupted"), _) => s.push_str("interrupted"),
             (Some("duration"), _) => s.push_str("stopped when --duration elapsed"),
             (Some("exercise"), _) => s.push_str("stopped when the exercise finished"),
+            (Some("daemon_lost"), _) => s.push_str("the Docker daemon went away"),
             (Some(other), _) => {
                 let _ = write!(s, "stopped ({other})");
             }
@@ -827,6 +834,10 @@ impl Verification {
         match (self.stopped_by.as_deref(), self.exit_code) {
             (Some("interrupted"), _) => s.push_str("; interrupted, PARTIAL"),
             (Some("start_failed"), _) => s.push_str("; the container could not start"),
+            (Some("daemon_lost"), _) => s.push_str("; the Docker daemon went away, PARTIAL"),
+            (Some("not_ready"), _) => {
+                s.push_str("; the container was not ready for the exercise, PARTIAL")
+            }
             (None, Some(code)) if code != 0 => {
                 let _ = write!(s, "; the workload exited {code}");
             }

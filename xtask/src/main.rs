@@ -194,8 +194,7 @@ fn demo() -> anyhow::Result<()> {
         if *name == "web" {
             train
                 .args(["-p", &format!("127.0.0.1:{port}:8080"), "--exercise"])
-                .arg("examples/images/web/exercise.sh")
-                .env("PORT", port);
+                .arg("examples/images/web/exercise.sh");
         }
         println!("\n$ profile train --image {image} ...");
         ensure!(train.status()?.success(), "profile train {image} failed");

@@ -41,7 +41,7 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(
-        super::run::exit_code(status).clamp(0, 255) as u8
+        crate::launch::exit_code(status).clamp(0, 255) as u8,
     ))
 }
 

@@ -40,9 +40,11 @@ pub enum Command {
     /// syscall its processes make under that filter, write the minimal profile and a report of
     /// the reduction against Docker's default.
     ///
-    /// Exit status: 0 done; 1 the workload exited nonzero by itself or the exercise failed (the
-    /// profile and report are still written); 2 error (nothing written); 128+N interrupted by
-    /// signal N (what was recorded is written, marked partial).
+    /// Exit status: 0 done; 1 the workload exited nonzero by itself, the exercise failed or was
+    /// cut off by --duration (the profile and report are still written), or the container was
+    /// never ready for the exercise (nothing written); 2 error (nothing written), or the Docker
+    /// daemon went away mid-run (what was recorded is written, marked partial); 128+N
+    /// interrupted by signal N (what was recorded is written, marked partial).
     Train(Box<train::TrainArgs>),
     /// Run an image under a profile, enforced, and name every syscall the profile denied
     /// (name, count, first program).
@@ -52,7 +54,8 @@ pub enum Command {
     /// from the workload's own errors and counted per syscall in the kernel at syscall exit.
     /// Explicit deny rules keep their own errno and are not counted.
     ///
-    /// Exit status: 0 nothing denied; 1 something denied; 2 error; 128+N interrupted.
+    /// Exit status: 0 nothing denied; 1 something denied, or the container was never ready for
+    /// the exercise; 2 error; 128+N interrupted.
     Verify(Box<verify::VerifyArgs>),
     /// Write the union of what several profiles allow.
     ///
@@ -171,11 +174,25 @@ pub fn main() -> ExitCode {
         {
             ExitCode::from(EXIT_ERROR)
         }
+        // A signal before anything was recorded: the shell's status for it, nothing written.
+        Err(err) if interrupted_by(&err).is_some() => {
+            let sig = interrupted_by(&err).unwrap_or(libc::SIGINT);
+            eprintln!("profile: interrupted by signal {sig}: nothing was recorded or written");
+            ExitCode::from(128 + sig as u8)
+        }
         Err(err) => {
             eprintln!("profile: error: {}", one_line(&err));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// The signal that stopped a command before it recorded anything.
+fn interrupted_by(err: &anyhow::Error) -> Option<i32> {
+    err.chain().find_map(|e| match e.downcast_ref() {
+        Some(crate::session::SessionError::Interrupted(sig)) => Some(*sig),
+        _ => None,
+    })
 }
 
 /// A tip for the usual mistakes behind "unexpected argument": a command not after `--`, an

@@ -52,7 +52,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let status = wait_forwarding_signals(child).await?;
     let snap = recorder.finish(recording)?;
     drop(cgroup);
-    let code = exit_code(status);
+    let code = launch::exit_code(status);
     let ctx = crate::seccomp::Context::docker_default();
     let bases = crate::cli::learning::LearnOptions {
         base: "allow-all".into(),
@@ -112,13 +112,4 @@ pub async fn wait_forwarding_signals(
 fn forward(pid: i32, sig: libc::c_int) {
     // SAFETY: kill(2) on the child's pid.
     unsafe { libc::kill(pid, sig) };
-}
-
-/// The shell's convention: the exit code, or 128 + the signal that ended the process.
-pub fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt as _;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1)
 }

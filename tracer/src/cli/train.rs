@@ -6,13 +6,15 @@ use clap::Args;
 use crate::{
     cli::{
         EXIT_ERROR, ProfileFormatArgs, RecordArgs,
-        container::{ContainerArgs, Interrupt, Prepared, Stop},
-        learning::{LearnOptions, learn_checked},
+        container::{ContainerArgs, show},
+        learning::{Bases, LearnOptions, learn_checked},
         verify::{EXIT_DENIED, verify_once},
     },
     docker, output,
     recorder::{Mode, Snapshot},
-    report::{Report, RunLine},
+    report::{Report, RunLine, Verification},
+    seccomp::Learned,
+    session::{Interrupt, Outcome, Prepared, Session, Stop},
 };
 
 /// Exit status when the workload or the exercise failed (the profile is still written).
@@ -43,37 +45,145 @@ pub struct TrainArgs {
 }
 
 pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
-    let output = args.output.clone().unwrap_or_else(|| {
-        docker::default_profile_path(&args.container.image).with_extension(args.format.extension())
-    });
-    if !to_stdout {
-        output::check_writable(&output)?;
-    }
-    if let Some(report) = &args.record.report {
-        output::check_writable(report)?;
-    }
+    let output = Output::checked(&args)?;
     let ctx = args.container.context()?;
     let bases = args.learn.bases(&ctx)?;
-    let base_json = bases.run_under.to_json()?;
     let mut interrupt = Interrupt::install()?;
-    let prepared = Prepared::new(&args.container, &mut interrupt).await?;
-    let mut session = prepared.session(&args.container, args.record.mode(), "training");
+    let options = args.container.options();
+    let prepared = Prepared::new(&args.container.image, &show, &mut interrupt).await?;
+    let mut session = prepared.session(&options, args.record.mode(), "training");
     session.strict_args = args.learn.learn_args == crate::seccomp::LearnArgs::Strict;
 
+    let training = train_runs(&session, &args, &bases, &mut interrupt).await?;
+    if let Some(reason) = &training.last.not_ready {
+        return Ok(not_ready(reason, &args));
+    }
+    let learned = learn_checked(&training.total, &bases, &ctx, args.learn.learn_args)?;
+    let mut report = training_report(&args, &training, &learned, &bases);
+    let mut verification = None;
+    if args.verify && matches!(training.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
+        report
+            .warnings
+            .push("the training run did not finish: not verified".into());
+    } else if args.verify {
+        let session = prepared.session(&options, Mode::Verify, "verifying");
+        let target = args.container.target();
+        let (v, outcome) = verify_once(
+            &session,
+            &target,
+            &learned.profile,
+            &ctx,
+            "the trained profile",
+            "-verify",
+            &mut interrupt,
+        )
+        .await?;
+        mark_verification(&mut report, &v, &outcome);
+        verification = Some((v, outcome));
+    }
+
+    output.write(&args, &learned, &report)?;
+    if let Some((v, _)) = &verification {
+        eprint!("{}", v.to_text());
+    }
+    output.summary(&report);
+    Ok(exit_status(&training, verification.as_ref()))
+}
+
+/// Where the profile and the report go, checked before any container is created.
+struct Output {
+    profile: PathBuf,
+    to_stdout: bool,
+}
+
+impl Output {
+    fn checked(args: &TrainArgs) -> anyhow::Result<Self> {
+        let to_stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
+        let profile = args.output.clone().unwrap_or_else(|| {
+            docker::default_profile_path(&args.container.image)
+                .with_extension(args.format.extension())
+        });
+        if !to_stdout {
+            output::check_writable(&profile)?;
+        }
+        if let Some(report) = &args.record.report {
+            output::check_writable(report)?;
+        }
+        Ok(Output { profile, to_stdout })
+    }
+
+    /// Writes the profile, then the report (to its file, or to the terminal).
+    fn write(&self, args: &TrainArgs, learned: &Learned, report: &Report) -> anyhow::Result<()> {
+        if args.record.report.is_some() {
+            for warning in &report.warnings {
+                log::warn!("{warning}");
+            }
+        }
+        // A k8s manifest is named after the image, wherever it is written.
+        let name = docker::default_profile_path(&args.container.image)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned());
+        args.format.write(
+            (!self.to_stdout).then_some(&self.profile),
+            &learned.profile,
+            name.as_deref(),
+        )?;
+        match &args.record.report {
+            Some(path) => crate::cli::write_report(path, report)?,
+            None if self.to_stdout => eprint!("{}", report.to_text()),
+            None => print!("{}", report.to_text()),
+        }
+        Ok(())
+    }
+
+    fn summary(&self, report: &Report) {
+        eprintln!(
+            "profile: {} syscalls allowed, {} than Docker's default ({}){}",
+            report.allowed,
+            crate::report::fewer_or_more(report.reduction_vs_docker_default_percent),
+            report.docker_default_allowed,
+            if self.to_stdout {
+                String::new()
+            } else {
+                format!(" -> {}", self.profile.display())
+            }
+        );
+    }
+}
+
+/// What the training runs saw together.
+struct Training {
+    total: Snapshot,
+    runs: Vec<RunLine>,
+    warnings: Vec<String>,
+    /// The last run: it decides how the training ended.
+    last: Outcome,
+    /// Some run's workload or exercise failed.
+    failed: bool,
+    elapsed: f64,
+}
+
+/// Runs the workload `--runs` times under the base, each in a fresh container, merging what
+/// was recorded; a run that can't go on ends the training.
+async fn train_runs(
+    session: &Session<'_>,
+    args: &TrainArgs,
+    bases: &Bases,
+    interrupt: &mut Interrupt,
+) -> anyhow::Result<Training> {
+    let base_json = bases.run_under.to_json()?;
+    let exercised = args.container.exercise.is_some();
     let mut total = Snapshot::default();
-    let mut runs = Vec::new();
-    let mut warnings = Vec::new();
+    let (mut runs, mut warnings) = (Vec::new(), Vec::new());
+    let (mut failed, mut elapsed) = (false, 0.0);
     let mut last = None;
-    let mut failed = false;
-    let mut elapsed = 0.0;
     for run in 1..=args.runs {
         let suffix = if args.runs > 1 {
             format!("-run{run}")
         } else {
             String::new()
         };
-        let outcome = session.run(&base_json, &suffix, &mut interrupt).await?;
+        let outcome = session.run(&base_json, &suffix, interrupt).await?;
         if outcome.stop == Stop::StartFailed {
             anyhow::bail!(
                 "the container could not start under the base profile {}: {} (if the base denies something the runtime needs, `profile verify --profile {}` names it)",
@@ -83,7 +193,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let snap = &outcome.snapshot;
-        if snap.syscalls.is_empty() && snap.out_of_range == 0 {
+        if snap.syscalls.is_empty() && snap.out_of_range == 0 && outcome.not_ready.is_none() {
             anyhow::bail!(
                 "nothing ran under a seccomp filter in container {}: nothing was recorded and no profile was written (does the daemon run containers with seccomp enforced? see `docker info`)",
                 outcome.container_name
@@ -96,15 +206,15 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             .map(|id| id.name())
             .collect();
         total.merge(snap);
-        let run_failed = outcome.failed(args.container.exercise.is_some());
+        let run_failed = outcome.failed(exercised);
         if run_failed && outcome.stop == Stop::Exited {
+            let which = if args.runs > 1 {
+                format!("run {run}: ")
+            } else {
+                String::new()
+            };
             warnings.push(format!(
-                "{}the workload exited {}: the profile covers only what ran until then",
-                if args.runs > 1 {
-                    format!("run {run}: ")
-                } else {
-                    String::new()
-                },
+                "{which}the workload exited {}: the profile covers only what ran until then",
                 outcome.exit_code.unwrap_or(-1)
             ));
         }
@@ -121,55 +231,98 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         });
         let stop = outcome.stop;
         last = Some(outcome);
-        if matches!(stop, Stop::Interrupted(_)) {
+        if matches!(
+            stop,
+            Stop::Interrupted(_) | Stop::DaemonLost | Stop::NotReady
+        ) {
             break;
         }
     }
-    let Some(last) = last else {
-        anyhow::bail!("no run was made");
-    };
+    let last = last.ok_or_else(|| anyhow::anyhow!("no run was made"))?;
+    Ok(Training {
+        total,
+        runs,
+        warnings,
+        last,
+        failed,
+        elapsed,
+    })
+}
 
-    let learned = learn_checked(&total, &bases, &ctx, args.learn.learn_args)?;
-    let profile = learned.profile.clone();
+/// The container was never ready for the exercise: say why, write nothing, exit 1.
+fn not_ready(reason: &str, args: &TrainArgs) -> ExitCode {
+    eprintln!(
+        "profile: error: {reason}; the exercise never ran and nothing was written ({})",
+        if args.container.keep {
+            "the container was kept; --ready-timeout waits longer, --no-wait starts the exercise at once"
+        } else {
+            "--ready-timeout waits longer, --no-wait starts the exercise at once"
+        }
+    );
+    ExitCode::from(EXIT_WORKLOAD_FAILED)
+}
+
+/// The report of the training: what was learned and how the runs ended.
+fn training_report(
+    args: &TrainArgs,
+    training: &Training,
+    learned: &Learned,
+    bases: &Bases,
+) -> Report {
+    let last = &training.last;
     let mut report = Report::new(
         &args.container.target(),
         args.record.all_syscalls,
-        &total,
-        &learned,
+        &training.total,
+        learned,
         &bases.bound_label,
     );
     report.exit_code = last.exit_code.map(|c| c as i32);
     report.stopped_by = last.stop.label();
-    report.duration_seconds = (elapsed * 10.0).round() / 10.0;
-    report.warnings.extend(warnings);
+    report.duration_seconds = (training.elapsed * 10.0).round() / 10.0;
+    report.warnings.extend(training.warnings.iter().cloned());
     if args.runs > 1 {
-        report.runs = runs;
+        report.runs = training.runs.clone();
     }
-    if let Stop::Interrupted(_) = last.stop {
-        report.complete = false;
-        report
-            .warnings
-            .push("interrupted: the recording is PARTIAL".into());
-    }
-
-    let mut verification = None;
-    if args.verify && !matches!(last.stop, Stop::Interrupted(_)) {
-        let session = prepared.session(&args.container, Mode::Verify, "verifying");
-        let (v, outcome) = verify_once(
-            &session,
-            &profile,
-            &ctx,
-            "the trained profile",
-            "-verify",
-            &mut interrupt,
-        )
-        .await?;
-        if let Stop::Interrupted(sig) = outcome.stop {
-            eprint!("{}", v.to_text());
-            return Ok(ExitCode::from(128 + sig as u8));
+    match last.stop {
+        Stop::Interrupted(_) => {
+            report.complete = false;
+            report
+                .warnings
+                .push("interrupted: the recording is PARTIAL".into());
         }
-        report.verified = Some(v.passed);
-        if !v.passed {
+        Stop::DaemonLost => report.complete = false,
+        _ => {}
+    }
+    report
+}
+
+/// Records in the training report how the verification of its profile went.
+fn mark_verification(report: &mut Report, v: &Verification, outcome: &Outcome) {
+    let verification = match outcome.stop {
+        Stop::Interrupted(sig) => {
+            report.warnings.push(format!(
+                "verification interrupted (signal {sig}): the trained profile is written but was not verified"
+            ));
+            "interrupted"
+        }
+        Stop::DaemonLost => {
+            report.warnings.push(
+                "verification ended when the Docker daemon went away: the trained profile was not verified".into(),
+            );
+            "daemon_lost"
+        }
+        Stop::NotReady => {
+            report.warnings.push(format!(
+                "verification: {}; the trained profile was not verified",
+                outcome
+                    .not_ready
+                    .as_deref()
+                    .unwrap_or("the container was not ready")
+            ));
+            "not_ready"
+        }
+        _ if !v.passed => {
             report.warnings.push(format!(
                 "verification FAILED: the trained profile denied {}",
                 v.denied
@@ -183,45 +336,31 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            "failed"
         }
-        verification = Some(v);
+        _ if !v.complete => "incomplete",
+        _ => "passed",
+    };
+    if matches!(verification, "passed" | "failed" | "incomplete") {
+        report.verified = Some(v.passed);
     }
+    report.verification = Some(verification.into());
+}
 
-    if args.record.report.is_some() {
-        for warning in &report.warnings {
-            log::warn!("{warning}");
-        }
-    }
-    // A k8s manifest is named after the image, wherever it is written.
-    let name = docker::default_profile_path(&args.container.image)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned());
-    args.format
-        .write((!to_stdout).then_some(&output), &profile, name.as_deref())?;
-    match &args.record.report {
-        Some(path) => crate::cli::write_report(path, &report)?,
-        None if to_stdout => eprint!("{}", report.to_text()),
-        None => print!("{}", report.to_text()),
-    }
-    if let Some(v) = &verification {
-        eprint!("{}", v.to_text());
-    }
-    eprintln!(
-        "profile: {} syscalls allowed, {} than Docker's default ({}){}",
-        report.allowed,
-        crate::report::fewer_or_more(report.reduction_vs_docker_default_percent),
-        report.docker_default_allowed,
-        if to_stdout {
-            String::new()
-        } else {
-            format!(" -> {}", output.display())
-        }
-    );
-    Ok(match last.stop {
-        Stop::Interrupted(sig) => ExitCode::from(128 + sig as u8),
-        _ if verification.as_ref().is_some_and(|v| !v.passed) => ExitCode::from(EXIT_DENIED),
-        _ if verification.as_ref().is_some_and(|v| !v.complete) => ExitCode::from(EXIT_ERROR),
-        _ if failed => ExitCode::from(EXIT_WORKLOAD_FAILED),
-        _ => ExitCode::SUCCESS,
-    })
+/// The exit status: how the training ended first, then how its verification did.
+fn exit_status(training: &Training, verification: Option<&(Verification, Outcome)>) -> ExitCode {
+    let code = match training.last.stop {
+        Stop::Interrupted(sig) => 128 + sig as u8,
+        Stop::DaemonLost => EXIT_ERROR,
+        _ => match verification.map(|(v, outcome)| (v, outcome.stop)) {
+            Some((_, Stop::Interrupted(sig))) => 128 + sig as u8,
+            Some((_, Stop::DaemonLost)) => EXIT_ERROR,
+            Some((_, Stop::NotReady)) => EXIT_WORKLOAD_FAILED,
+            Some((v, _)) if !v.passed => EXIT_DENIED,
+            Some((v, _)) if !v.complete => EXIT_ERROR,
+            _ if training.failed => EXIT_WORKLOAD_FAILED,
+            _ => 0,
+        },
+    };
+    ExitCode::from(code)
 }

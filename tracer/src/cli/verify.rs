@@ -8,16 +8,18 @@ use tracer_common::DENY_ERRNO;
 use crate::{
     cli::{
         EXIT_ERROR, ProfileFormatArgs,
-        container::{ContainerArgs, Interrupt, Outcome, Prepared, Session, Stop},
+        container::{ContainerArgs, show},
         load_profile,
     },
     output,
     recorder::Mode,
     report::Verification,
     seccomp::{Context, Profile},
+    session::{Interrupt, Outcome, Prepared, Session, Stop},
 };
 
-/// Exit status when the profile denied something.
+/// Exit status when the profile denied something, or the container was never ready for the
+/// exercise.
 pub const EXIT_DENIED: u8 = 1;
 
 #[derive(Debug, Args)]
@@ -51,6 +53,7 @@ pub struct VerifyArgs {
 /// counted: they are deliberate.
 pub async fn verify_once(
     session: &Session<'_>,
+    target: &str,
     profile: &Profile,
     ctx: &Context,
     label: &str,
@@ -59,13 +62,17 @@ pub async fn verify_once(
 ) -> anyhow::Result<(Verification, Outcome)> {
     let (enforced, notes) = profile.for_verification(DENY_ERRNO, ctx);
     let outcome = session.run(&enforced.to_json()?, suffix, interrupt).await?;
-    let mut v = Verification::new(&session.args.target(), label, DENY_ERRNO, &outcome.snapshot);
+    let mut v = Verification::new(target, label, DENY_ERRNO, &outcome.snapshot);
     v.exit_code = outcome.exit_code.map(|c| c as i32);
     v.stopped_by = outcome.stop.label();
     v.duration_seconds = (outcome.elapsed.as_secs_f64() * 10.0).round() / 10.0;
     v.notes.extend(notes);
     v.notes.extend(outcome.warnings.iter().cloned());
-    if let Stop::Interrupted(_) = outcome.stop {
+    v.notes.extend(outcome.not_ready.iter().cloned());
+    if matches!(
+        outcome.stop,
+        Stop::Interrupted(_) | Stop::DaemonLost | Stop::NotReady
+    ) {
         v.complete = false;
     }
     if outcome.snapshot.syscalls.is_empty() && outcome.stop != Stop::StartFailed {
@@ -84,10 +91,28 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         output::check_writable(path)?;
     }
     let mut interrupt = Interrupt::install()?;
-    let prepared = Prepared::new(&args.container, &mut interrupt).await?;
-    let session = prepared.session(&args.container, Mode::Verify, "verifying");
+    let options = args.container.options();
+    let prepared = Prepared::new(&args.container.image, &show, &mut interrupt).await?;
+    let session = prepared.session(&options, Mode::Verify, "verifying");
     let label = args.profile.display().to_string();
-    let (v, outcome) = verify_once(&session, &profile, &ctx, &label, "", &mut interrupt).await?;
+    let target = args.container.target();
+    let (v, outcome) = verify_once(
+        &session,
+        &target,
+        &profile,
+        &ctx,
+        &label,
+        "",
+        &mut interrupt,
+    )
+    .await?;
+    if let Some(reason) = &outcome.not_ready {
+        eprint!("{}", v.to_text());
+        eprintln!(
+            "profile: error: {reason}; the exercise never ran and nothing was written (--ready-timeout waits longer, --no-wait starts the exercise at once)"
+        );
+        return Ok(ExitCode::from(EXIT_DENIED));
+    }
     match &args.report {
         Some(path) => {
             crate::cli::write_report(path, &v)?;
@@ -112,6 +137,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(match outcome.stop {
         Stop::Interrupted(sig) => ExitCode::from(128 + sig as u8),
+        Stop::DaemonLost => ExitCode::from(EXIT_ERROR),
         _ if !v.passed => ExitCode::from(EXIT_DENIED),
         Stop::StartFailed => ExitCode::from(EXIT_ERROR),
         _ if !v.complete => ExitCode::from(EXIT_ERROR),

@@ -15,8 +15,9 @@ use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    cli::{ProfileFormatArgs, container::parse_duration, run::exit_code},
+    cli::{ProfileFormatArgs, container::parse_duration},
     docker::Engine,
+    launch::exit_code,
     output,
     recorder::{Recorder, Snapshot},
     report::Report,

@@ -1,0 +1,537 @@
+//! The Docker Engine, as `train` and `verify` use it: connect (DOCKER_HOST or the default
+//! socket) with the API version negotiated down to the daemon's, make sure an image is there,
+//! and create, start, inspect, wait for, stop and remove one container, each request bounded
+//! in time; find the containers of `profile` processes that are gone.
+mod inspect;
+mod spec;
+
+use std::{collections::HashMap, future::Future, time::Duration};
+
+use bollard::{
+    Docker,
+    errors::Error as BollardError,
+    models::HealthStatusEnum,
+    query_parameters::{
+        CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+        ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+        StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    },
+};
+use futures_util::StreamExt as _;
+
+use inspect::published;
+pub use inspect::{Published, Running};
+pub use spec::{
+    ContainerSpec, PortSpec, ROLE_LABEL, default_profile_path, env_entry, volume_entry,
+};
+use spec::{owner_of, split_reference};
+
+/// The socket the daemon listens on when DOCKER_HOST is unset.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "cannot reach the Docker daemon at {endpoint} (is dockerd running? DOCKER_HOST selects another daemon)"
+    )]
+    Unreachable {
+        endpoint: String,
+        source: BollardError,
+    },
+    #[error("image {image} is not present locally and could not be pulled: {reason}")]
+    ImageUnavailable { image: String, reason: String },
+    #[error("{action}: {message}")]
+    Api { action: String, message: String },
+    #[error("{action}: the Docker daemon could not be reached: {message}")]
+    Transport { action: String, message: String },
+    #[error("{action}: the Docker daemon did not answer within {secs}s")]
+    Timeout { action: String, secs: u64 },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DockerError {
+    /// Whether the daemon itself failed to answer (gone, restarting or stalled), rather than
+    /// refusing the request.
+    pub fn daemon_unresponsive(&self) -> bool {
+        matches!(
+            self,
+            DockerError::Transport { .. } | DockerError::Timeout { .. }
+        )
+    }
+}
+
+pub type Result<T, E = DockerError> = std::result::Result<T, E>;
+
+/// The daemon's own words for a failed request, without bollard's wrapping.
+fn message(err: &BollardError) -> String {
+    match err {
+        BollardError::DockerResponseServerError { message, .. } => message.trim().to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn api(action: impl Into<String>) -> impl FnOnce(BollardError) -> DockerError {
+    let action = action.into();
+    move |err| match err {
+        BollardError::IOError { .. }
+        | BollardError::HyperResponseError { .. }
+        | BollardError::HyperLegacyError { .. }
+        | BollardError::HttpClientError { .. }
+        | BollardError::SocketNotFoundError(_)
+        | BollardError::RequestTimeoutError => DockerError::Transport {
+            action,
+            message: err.to_string(),
+        },
+        _ => DockerError::Api {
+            action,
+            message: message(&err),
+        },
+    }
+}
+
+/// Runs one request to the daemon, giving up after `limit`: a stalled daemon must never hold
+/// `profile` (nor its clean-up) forever.
+async fn bounded<T>(
+    action: &str,
+    limit: Duration,
+    request: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(limit, request)
+        .await
+        .map_err(|_| DockerError::Timeout {
+            action: action.to_string(),
+            secs: limit.as_secs().max(1),
+        })?
+}
+
+/// How long each kind of request may take.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// Inspect, create, start, kill, remove, list.
+    request: Duration,
+    /// Asking whether the daemon is there at all.
+    ping: Duration,
+    /// Pulling an image (while the user can still interrupt it).
+    pull: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request: Duration::from_secs(60),
+            ping: Duration::from_secs(5),
+            pull: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// A container a `profile` process that is gone left behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leftover {
+    pub name: String,
+    pub owner_pid: u32,
+}
+
+fn is_not_found(err: &BollardError) -> bool {
+    matches!(
+        err,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// A connection to the Docker Engine.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    docker: Docker,
+    limits: Limits,
+}
+
+impl Engine {
+    /// The client, for requests this module has no method for (the event stream).
+    pub(crate) fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Connects to DOCKER_HOST (or the default socket) and negotiates the API version, so that
+    /// old engines (20.10, API 1.41) and current ones both work.
+    pub async fn connect() -> Result<Self> {
+        let endpoint = match std::env::var("DOCKER_HOST") {
+            Ok(host) if !host.is_empty() => format!("{host} (DOCKER_HOST)"),
+            _ => DEFAULT_HOST.to_string(),
+        };
+        let unreachable = |source| DockerError::Unreachable {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = tokio::time::timeout(Duration::from_secs(30), docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable(BollardError::RequestTimeoutError))?
+            .map_err(unreachable)?;
+        // bollard's own limit covers only a response's headers, and the daemon sends those of
+        // a wait or a log stream at once: each request below gets its own bound instead.
+        let docker = docker.with_timeout(Limits::default().pull);
+        log::info!(
+            "Docker Engine at {endpoint}, API {}",
+            docker.client_version()
+        );
+        Ok(Engine {
+            docker,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Whether the daemon answers at all.
+    pub async fn ping(&self) -> Result<()> {
+        bounded("asking the daemon", self.limits.ping, async {
+            self.docker
+                .ping()
+                .await
+                .map(drop)
+                .map_err(api("asking the daemon"))
+        })
+        .await
+    }
+
+    /// Makes sure the image is present locally, pulling it if it is not.
+    pub async fn ensure_image(&self, image: &str) -> Result<()> {
+        let action = format!("inspecting image {image}");
+        let inspect = || {
+            bounded(&action, self.limits.request, async {
+                match self.docker.inspect_image(image).await {
+                    Ok(_) => Ok(true),
+                    Err(err) if is_not_found(&err) => Ok(false),
+                    Err(err) => Err(api(action.as_str())(err)),
+                }
+            })
+        };
+        if inspect().await? {
+            return Ok(());
+        }
+        bounded(
+            &format!("pulling {image}"),
+            self.limits.pull,
+            self.pull(image),
+        )
+        .await?;
+        match inspect().await? {
+            true => Ok(()),
+            false => Err(DockerError::ImageUnavailable {
+                image: image.to_string(),
+                reason: "the pull ended without it".into(),
+            }),
+        }
+    }
+
+    async fn pull(&self, image: &str) -> Result<()> {
+        log::info!("{image} is not present locally; pulling it");
+        let (repo, tag) = split_reference(image);
+        let mut options = CreateImageOptionsBuilder::default().from_image(repo);
+        if let Some(tag) = tag {
+            options = options.tag(tag);
+        }
+        let mut stream = self.docker.create_image(Some(options.build()), None, None);
+        while let Some(item) = stream.next().await {
+            let unavailable = |reason| DockerError::ImageUnavailable {
+                image: image.to_string(),
+                reason,
+            };
+            match item {
+                Ok(info) => {
+                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                        return Err(unavailable(detail));
+                    }
+                }
+                Err(err) => return Err(unavailable(message(&err))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the container; returns its full id.
+    pub async fn create(&self, spec: &ContainerSpec) -> Result<String> {
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let action = format!("creating container {}", spec.name);
+        let created = bounded(&action, self.limits.request, async {
+            self.docker
+                .create_container(Some(options), spec.body())
+                .await
+                .map_err(api(action.as_str()))
+        })
+        .await?;
+        for warning in created.warnings {
+            log::warn!("Docker: {warning}");
+        }
+        if created.id.len() != 64 {
+            return Err(DockerError::Invalid(format!(
+                "the daemon returned container id {:?}, not 64 hex digits",
+                created.id
+            )));
+        }
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<()> {
+        let action = "starting the container";
+        bounded(action, self.limits.request, async {
+            self.docker
+                .start_container(id, None)
+                .await
+                .map_err(api(action))
+        })
+        .await
+    }
+
+    /// Waits until the container stops; returns its exit code. Unbounded: it lasts as long as
+    /// the workload (callers race it against their deadlines and signals).
+    pub async fn wait(&self, id: &str) -> Result<i64> {
+        let options = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let mut stream = self.docker.wait_container(id, Some(options));
+        match stream.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(err)) => Err(api("waiting for the container")(err)),
+            None => self.exit_code(id).await,
+        }
+    }
+
+    async fn inspect(&self, id: &str) -> Result<bollard::models::ContainerInspectResponse> {
+        let action = "inspecting the container";
+        bounded(action, self.limits.request, async {
+            self.docker
+                .inspect_container(id, None)
+                .await
+                .map_err(api(action))
+        })
+        .await
+    }
+
+    async fn exit_code(&self, id: &str) -> Result<i64> {
+        let inspect = self.inspect(id).await?;
+        Ok(inspect.state.and_then(|s| s.exit_code).unwrap_or(-1))
+    }
+
+    /// The started container's first process, published ports and health check.
+    pub async fn running(&self, id: &str) -> Result<Running> {
+        let inspect = self.inspect(id).await?;
+        let healthcheck = inspect
+            .config
+            .and_then(|c| c.healthcheck)
+            .and_then(|h| h.test)
+            .is_some_and(|test| test.first().is_some_and(|t| t != "NONE"));
+        Ok(Running {
+            pid: inspect
+                .state
+                .and_then(|s| s.pid)
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|&p| p > 0),
+            ports: inspect
+                .network_settings
+                .and_then(|n| n.ports)
+                .map(|p| published(&p))
+                .unwrap_or_default(),
+            healthcheck,
+        })
+    }
+
+    /// The container's health as Docker sees it (`starting`, `healthy`, `unhealthy`).
+    pub async fn health(&self, id: &str) -> Result<Option<String>> {
+        let inspect = self.inspect(id).await?;
+        Ok(inspect
+            .state
+            .and_then(|s| s.health)
+            .and_then(|h| h.status)
+            .filter(|s| !matches!(s, HealthStatusEnum::EMPTY | HealthStatusEnum::NONE))
+            .map(|s| s.to_string()))
+    }
+
+    /// Copies the container's output (from its start, following) to our stderr until the
+    /// container stops.
+    pub fn forward_logs(&self, id: &str) -> tokio::task::JoinHandle<()> {
+        let options = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut stream = self.docker.logs(id, Some(options));
+        tokio::spawn(async move {
+            use std::io::Write as _;
+            while let Some(Ok(chunk)) = stream.next().await {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(chunk.as_ref());
+                let _ = err.flush();
+            }
+        })
+    }
+
+    /// Stops the container the way `docker stop` does: its stop signal, then SIGKILL after
+    /// `grace`.
+    pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let options = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs().min(i32::MAX as u64) as i32)
+            .build();
+        let action = "stopping the container";
+        bounded(action, grace + self.limits.request, async {
+            match self.docker.stop_container(id, Some(options)).await {
+                Ok(()) => Ok(()),
+                // 304: already stopped.
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => Ok(()),
+                Err(err) => Err(api(action)(err)),
+            }
+        })
+        .await
+    }
+
+    pub async fn kill(&self, id: &str) -> Result<()> {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("SIGKILL")
+            .build();
+        let action = "killing the container";
+        bounded(action, self.limits.request, async {
+            match self.docker.kill_container(id, Some(options)).await {
+                Ok(()) => Ok(()),
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 409, ..
+                }) => Ok(()), // not running
+                Err(err) => Err(api(action)(err)),
+            }
+        })
+        .await
+    }
+
+    /// Removes the container, running or not, with its anonymous volumes.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        let action = "removing the container";
+        bounded(action, self.limits.request, async {
+            match self.docker.remove_container(id, Some(options)).await {
+                Ok(()) => Ok(()),
+                Err(err) if is_not_found(&err) => Ok(()),
+                Err(err) => Err(api(action)(err)),
+            }
+        })
+        .await
+    }
+
+    /// Removes the containers `profile` processes that are gone left behind (a `kill -9`
+    /// can't be cleaned up after by the process itself); returns them.
+    pub async fn remove_leftovers(&self) -> Result<Vec<Leftover>> {
+        let filters = HashMap::from([("label", vec![ROLE_LABEL])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let action = "listing containers";
+        let containers = bounded(action, self.limits.request, async {
+            self.docker
+                .list_containers(Some(options))
+                .await
+                .map_err(api(action))
+        })
+        .await?;
+        let mut removed = Vec::new();
+        for container in containers {
+            let (Some(id), Some(owner)) =
+                (container.id, container.labels.as_ref().and_then(owner_of))
+            else {
+                continue;
+            };
+            if owner.alive() {
+                continue;
+            }
+            let name = container
+                .names
+                .and_then(|n| n.into_iter().next())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| id.chars().take(12).collect());
+            match self.remove(&id).await {
+                Ok(()) => removed.push(Leftover {
+                    name,
+                    owner_pid: owner.pid,
+                }),
+                Err(err) => log::warn!("could not remove the leftover container {name}: {err}"),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A daemon that accepts connections and never answers, as a stopped dockerd does.
+    fn stalled_engine(dir: &std::path::Path) -> (Engine, std::os::unix::net::UnixListener) {
+        let socket = dir.join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+        let docker = Docker::connect_with_unix(
+            socket.to_str().expect("utf-8"),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .expect("client");
+        let limits = Limits {
+            request: Duration::from_millis(300),
+            ping: Duration::from_millis(200),
+            pull: Duration::from_millis(300),
+        };
+        (Engine { docker, limits }, listener)
+    }
+
+    #[tokio::test]
+    async fn every_request_to_a_stalled_daemon_ends() {
+        let dir = std::env::temp_dir().join(format!("profile-stalled-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (engine, _listener) = stalled_engine(&dir);
+        let started = std::time::Instant::now();
+        let id = "0".repeat(64);
+        let results = [
+            engine.ping().await.map(drop),
+            engine.ensure_image("img").await,
+            engine.create(&ContainerSpec::default()).await.map(drop),
+            engine.start(&id).await,
+            engine.running(&id).await.map(drop),
+            engine.health(&id).await.map(drop),
+            engine.stop(&id, Duration::ZERO).await,
+            engine.kill(&id).await,
+            engine.remove(&id).await,
+            engine.remove_leftovers().await.map(drop),
+        ];
+        assert!(started.elapsed() < Duration::from_secs(10));
+        for result in results {
+            let err = result.expect_err("a stalled daemon answers nothing");
+            assert!(err.daemon_unresponsive(), "{err}");
+            assert!(err.to_string().contains("did not answer within"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_daemon_that_is_gone_is_unresponsive() {
+        let dir = std::env::temp_dir().join(format!("profile-gone-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (engine, listener) = stalled_engine(&dir);
+        drop(listener);
+        let _ = std::fs::remove_file(dir.join("docker.sock"));
+        let err = engine.ping().await.expect_err("nothing listens");
+        assert!(err.daemon_unresponsive(), "{err}");
+        let err = engine.wait(&"0".repeat(64)).await.expect_err("no daemon");
+        assert!(err.daemon_unresponsive(), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
