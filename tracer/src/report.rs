@@ -32,6 +32,13 @@ const PROBES: &[(&str, [Option<u64>; 2], &str)] = &[
     ("clone", [Some(0x2_0011), None], "CLONE_NEWNS"),
 ];
 
+/// The syscalls first seen in one phase of a probed run.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseLine {
+    pub phase: String,
+    pub added: Vec<String>,
+}
+
 /// A syscall the profile allows only for some arguments.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArgumentLine {
@@ -279,6 +286,12 @@ pub struct Report {
     /// Whether the profile held when verified right after training (`train --verify`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// The built-in HTTP probe's requests, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<crate::session::ProbeReport>,
+    /// With the probe: the syscalls first seen in each phase (start, probe, stop).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<PhaseLine>,
     /// How that verification went: `passed`, `failed`, `incomplete`, or why it did not finish
     /// (`interrupted`, `not_ready`, `daemon_lost`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -441,6 +454,8 @@ impl Report {
             argument_rules,
             runs: Vec::new(),
             verified: None,
+            probe: None,
+            phases: Vec::new(),
             verification: None,
             out_of_range_calls: snap.out_of_range,
             warnings,
@@ -516,6 +531,41 @@ impl Report {
                     r.added_names.join(" ")
                 );
             }
+        }
+        if let Some(probe) = &self.probe {
+            let _ = writeln!(out, "  HTTP probe: {} request(s)", probe.requests.len());
+            for r in &probe.requests {
+                let status = r
+                    .status
+                    .map(|s| s.to_string())
+                    .or_else(|| r.error.clone())
+                    .unwrap_or_default();
+                let variant = r
+                    .variant
+                    .as_deref()
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "    {:<7} {}{variant}: {status}", r.method, r.url);
+            }
+            for s in &probe.skipped {
+                let _ = writeln!(out, "    skipped {s}");
+            }
+        }
+        for p in &self.phases {
+            let _ = writeln!(
+                out,
+                "  first seen while {}: {}",
+                match p.phase.as_str() {
+                    "start" => "starting",
+                    "probe" => "probed",
+                    _ => "stopping",
+                },
+                if p.added.is_empty() {
+                    "nothing new".to_string()
+                } else {
+                    p.added.join(" ")
+                }
+            );
         }
         if let Some(ok) = self.verified {
             let _ = writeln!(
@@ -636,6 +686,44 @@ impl Report {
             let _ = writeln!(out, "## Allowed without being observed\n");
             for b in &self.always_allowed {
                 let _ = writeln!(out, "- `{}`: {}", b.name, b.reason);
+            }
+            out.push('\n');
+        }
+        if let Some(probe) = &self.probe {
+            let _ = writeln!(out, "## HTTP probe\n");
+            let _ = writeln!(out, "| request | status |");
+            let _ = writeln!(out, "|---|---|");
+            for r in &probe.requests {
+                let status = r
+                    .status
+                    .map(|s| s.to_string())
+                    .or_else(|| r.error.clone())
+                    .unwrap_or_default();
+                let variant = r
+                    .variant
+                    .as_deref()
+                    .map(|v| format!(" ({v})"))
+                    .unwrap_or_default();
+                let _ = writeln!(out, "| `{} {}`{variant} | {status} |", r.method, r.url);
+            }
+            for s in &probe.skipped {
+                let _ = writeln!(out, "\nSkipped: {s}");
+            }
+            for p in &self.phases {
+                let _ = writeln!(
+                    out,
+                    "\nFirst seen in the {} phase: {}",
+                    p.phase,
+                    if p.added.is_empty() {
+                        "nothing new".to_string()
+                    } else {
+                        p.added
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                );
             }
             out.push('\n');
         }

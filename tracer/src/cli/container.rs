@@ -6,8 +6,15 @@ use clap::Args;
 
 use crate::{
     docker::{self, ContainerSpec, PortSpec},
-    session::{Notice, ReadyOptions, RunOptions},
+    session::{Notice, ProbeOptions, ReadyOptions, RunOptions},
 };
+
+/// Whether the built-in HTTP probe exercises the container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeKind {
+    Http,
+    None,
+}
 
 /// How the container runs: the `docker run` options `train` and `verify` share.
 #[derive(Clone, Debug, Args)]
@@ -38,6 +45,16 @@ pub struct ContainerArgs {
     /// container is ready for the exercise; replaces the image's HEALTHCHECK.
     #[arg(long, value_name = "CMD")]
     pub health_cmd: Option<String>,
+    /// The built-in HTTP probe: once the container is ready, request `/` on every published
+    /// TCP port that speaks HTTP or HTTPS (on 127.0.0.1 only), follow same-origin links (depth
+    /// 3, 200 requests), send HEAD, OPTIONS, a 404, a POST, a range, gzip, keep-alive and
+    /// closed-connection requests, then stop the container gracefully. Default: http when
+    /// ports are published and there is no --exercise.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub probe: Option<ProbeKind>,
+    /// A path the probe requests too (repeatable).
+    #[arg(long = "probe-url", value_name = "PATH")]
+    pub probe_urls: Vec<String>,
     /// Container name (default: profile-<pid>-<time>).
     #[arg(long, value_name = "N")]
     pub name: Option<String>,
@@ -111,6 +128,7 @@ impl ContainerArgs {
             name: self.name.clone(),
             duration: self.duration,
             exercise: self.exercise.clone(),
+            probe: self.probe_options(),
             ready: ReadyOptions {
                 wait: !self.no_wait,
                 timeout: self.ready_timeout,
@@ -120,6 +138,20 @@ impl ContainerArgs {
             keep: self.keep,
             progress: std::io::stderr().is_terminal(),
         }
+    }
+
+    /// The HTTP probe, when it runs: asked for, or by default when ports are published and
+    /// there is no exercise.
+    fn probe_options(&self) -> Option<ProbeOptions> {
+        let on = match self.probe {
+            Some(ProbeKind::Http) => self.exercise.is_none(),
+            Some(ProbeKind::None) => false,
+            None => self.exercise.is_none() && !self.publish.is_empty(),
+        };
+        on.then(|| ProbeOptions {
+            paths: self.probe_urls.clone(),
+            ..ProbeOptions::default()
+        })
     }
 
     /// The conditions Docker evaluates profiles under for this container: its capabilities.
@@ -164,9 +196,11 @@ pub fn show(notice: Notice<'_>) {
             distinct,
             calls,
             waiting_for,
+            requests,
         } => {
             let waiting = waiting_for
                 .map(|what| format!(", waiting for {what}\u{2026}"))
+                .or_else(|| requests.map(|n| format!(", probing: {n} requests")))
                 .unwrap_or_default();
             eprint!(
                 "\r\x1b[K{label} {name}: {:>4.0}s{waiting}, {distinct} distinct syscalls, {calls} calls",

@@ -279,6 +279,15 @@ fn training_report(
     );
     report.exit_code = last.exit_code.map(|c| c as i32);
     report.stopped_by = last.stop.label();
+    report.probe = last.probe.clone();
+    report.phases = last
+        .phases
+        .iter()
+        .map(|(phase, added)| crate::report::PhaseLine {
+            phase: phase.clone(),
+            added: added.clone(),
+        })
+        .collect();
     report.duration_seconds = (training.elapsed * 10.0).round() / 10.0;
     report.warnings.extend(training.warnings.iter().cloned());
     if args.runs > 1 {

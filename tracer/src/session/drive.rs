@@ -21,6 +21,7 @@ enum End {
     Exited(docker::Result<i64>),
     Deadline,
     ExerciseDone(std::io::Result<i32>),
+    ProbeDone(super::ProbeReport),
     NotReady(String),
 }
 
@@ -35,6 +36,9 @@ struct Started<'a> {
     /// Resolves to its exit code when it stops.
     wait: Boxed<'a, docker::Result<i64>>,
     exercise: Option<Exercise>,
+    probe: Option<Boxed<'a, super::ProbeReport>>,
+    /// Syscall names seen before the probe started.
+    before_probe: Vec<String>,
 }
 
 impl Session<'_> {
@@ -81,12 +85,14 @@ impl Session<'_> {
             running,
             wait: Box::pin(self.engine.wait(id)),
             exercise: None,
+            probe: None,
+            before_probe: Vec::new(),
         };
         let end = self.watch(&mut run, recording, interrupt).await?;
         if self.options.progress {
             (self.observer)(Notice::ProgressDone);
         }
-        self.conclude(&mut run, end, &mut outcome, interrupt)
+        self.conclude(&mut run, end, &mut outcome, recording, interrupt)
             .await?;
         if let Some(logs) = logs {
             if outcome.abandoned {
@@ -112,15 +118,20 @@ impl Session<'_> {
         let options = self.options;
         let (id, name) = (run.id, run.name);
         let env = exercise::environment(id, name, &run.running.ports);
-        let target = match options.exercise {
-            Some(_) if options.ready.wait => Target::of(&run.running),
-            _ => None,
+        let exercising = options.exercise.is_some() || options.probe.is_some();
+        let target = if exercising && options.ready.wait {
+            Target::of(&run.running)
+        } else {
+            None
         };
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let waiting_for = target.as_ref().map(Target::describe);
         if let Some(what) = &waiting_for {
             log::info!("waiting for {what} before the exercise");
         } else if let Some(cmd) = &options.exercise {
             run.exercise = Some(Exercise::start(cmd, &env).map_err(SessionError::Exercise)?);
+        } else if options.probe.is_some() {
+            self.start_probe(run, recording, &requests)?;
         }
         let mut check: Option<Boxed<'_, Result<(), String>>> = None;
         let mut last_reason = String::from("not checked yet");
@@ -130,7 +141,7 @@ impl Session<'_> {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let waiting = run.exercise.is_none() && target.is_some();
+            let waiting = run.exercise.is_none() && run.probe.is_none() && target.is_some();
             if waiting && check.is_none() {
                 let target = target.clone();
                 check = Some(Box::pin(async move {
@@ -151,6 +162,10 @@ impl Session<'_> {
                 status = async { run.exercise.as_mut().expect("guarded").wait().await }, if run.exercise.is_some() => {
                     return Ok(End::ExerciseDone(status));
                 }
+                report = async { run.probe.as_mut().expect("guarded").await }, if run.probe.is_some() => {
+                    run.probe = None;
+                    return Ok(End::ProbeDone(report));
+                }
                 _ = &mut deadline, if options.duration.is_some() => return Ok(End::Deadline),
                 _ = &mut ready_by, if waiting => {
                     return Ok(End::NotReady(format!(
@@ -161,10 +176,12 @@ impl Session<'_> {
                 result = async { check.as_mut().expect("guarded").await }, if waiting => {
                     check = None;
                     match result {
-                        Ok(()) => {
-                            let cmd = options.exercise.as_deref().unwrap_or("true");
-                            run.exercise = Some(Exercise::start(cmd, &env).map_err(SessionError::Exercise)?);
-                        }
+                        Ok(()) => match &options.exercise {
+                            Some(cmd) => {
+                                run.exercise = Some(Exercise::start(cmd, &env).map_err(SessionError::Exercise)?);
+                            }
+                            None => self.start_probe(run, recording, &requests)?,
+                        },
                         Err(reason) => last_reason = reason,
                     }
                 }
@@ -177,10 +194,44 @@ impl Session<'_> {
                         distinct: snap.syscalls.len(),
                         calls: snap.total_calls(),
                         waiting_for: waiting.then_some(waiting_for.as_deref()).flatten(),
+                        requests: run
+                            .probe
+                            .is_some()
+                            .then(|| requests.load(std::sync::atomic::Ordering::Relaxed)),
                     });
                 }
             }
         }
+    }
+
+    /// Starts the HTTP probe against the run's published ports, remembering what was seen
+    /// before it (the start phase).
+    fn start_probe(
+        &self,
+        run: &mut Started<'_>,
+        recording: &Recording,
+        requests: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Result<(), SessionError> {
+        let Some(options) = self.options.probe.clone() else {
+            return Ok(());
+        };
+        run.before_probe = self
+            .recorder
+            .snapshot(recording)?
+            .syscalls
+            .keys()
+            .map(|id| id.name())
+            .collect();
+        run.before_probe.sort();
+        let ports = run.running.ports.clone();
+        let requests = requests.clone();
+        run.probe = Some(Box::pin(async move {
+            super::probe::probe(&ports, &options, |n| {
+                requests.store(n, std::sync::atomic::Ordering::Relaxed)
+            })
+            .await
+        }));
+        Ok(())
     }
 
     /// Ends the run the way `end` calls for and records why in `outcome`.
@@ -189,6 +240,7 @@ impl Session<'_> {
         run: &mut Started<'_>,
         end: End,
         outcome: &mut Outcome,
+        recording: &Recording,
         interrupt: &mut Interrupt,
     ) -> Result<(), SessionError> {
         // Whatever ends the run ends the exercise's whole process group too.
@@ -242,10 +294,36 @@ impl Session<'_> {
                 outcome.not_ready = Some(reason);
                 (Stop::NotReady, None)
             }
+            End::ProbeDone(report) => {
+                // The names the probe made appear: what was seen before it started is the
+                // start phase's.
+                let now: Vec<String> = self
+                    .recorder
+                    .snapshot(recording)?
+                    .syscalls
+                    .keys()
+                    .map(|id| id.name())
+                    .collect();
+                let start = std::mem::take(&mut run.before_probe);
+                let mut probe: Vec<String> =
+                    now.iter().filter(|n| !start.contains(n)).cloned().collect();
+                probe.sort();
+                outcome.phases = vec![("start".into(), start), ("probe".into(), probe)];
+                if report.requests.is_empty() {
+                    outcome.warnings.push(
+                        "the HTTP probe made no request: no published port spoke HTTP".into(),
+                    );
+                }
+                outcome.probe = Some(report);
+                (Stop::Probe, None)
+            }
         };
         outcome.stop = stop;
         outcome.exit_code = exit_code;
-        if matches!(stop, Stop::Exercise | Stop::Duration | Stop::NotReady) {
+        if matches!(
+            stop,
+            Stop::Exercise | Stop::Probe | Stop::Duration | Stop::NotReady
+        ) {
             // A container that never got ready is removed anyway: no grace for it.
             let grace = if stop == Stop::NotReady {
                 Duration::ZERO

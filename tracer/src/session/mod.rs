@@ -5,11 +5,13 @@
 //! away, and remove it whatever happened.
 mod drive;
 mod exercise;
+mod probe;
 mod ready;
 mod signals;
 
 use std::time::Duration;
 
+pub use probe::{ProbeOptions, ProbeReport, ProbeRequest};
 pub use ready::ReadyOptions;
 pub use signals::Interrupt;
 
@@ -46,6 +48,9 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// A host command (`sh -c`) whose end ends the recording.
     pub exercise: Option<String>,
+    /// The built-in HTTP probe, run once the container is ready, when there is no exercise;
+    /// its end stops the container gracefully.
+    pub probe: Option<ProbeOptions>,
     pub ready: ReadyOptions,
     /// Between the stop signal and SIGKILL.
     pub stop_timeout: Duration,
@@ -68,6 +73,8 @@ pub enum Notice<'a> {
         calls: u64,
         /// What the exercise waits for, while it does.
         waiting_for: Option<&'a str>,
+        /// Requests the probe has made so far, while it runs.
+        requests: Option<usize>,
     },
     ProgressDone,
     /// The first signal: the container is being stopped.
@@ -109,6 +116,8 @@ pub enum Stop {
     Interrupted(i32),
     /// The container could not start (the daemon's message is in the warnings).
     StartFailed,
+    /// The HTTP probe finished (the container was then stopped gracefully).
+    Probe,
     /// The container was not ready for the exercise in time (why: [`Outcome::not_ready`]).
     NotReady,
     /// The Docker daemon went away (stopped, restarted, crashed) during the run.
@@ -122,6 +131,7 @@ impl Stop {
             Stop::Exited => return None,
             Stop::Duration => "duration",
             Stop::Exercise => "exercise",
+            Stop::Probe => "probe",
             Stop::Interrupted(_) => "interrupted",
             Stop::StartFailed => "start_failed",
             Stop::NotReady => "not_ready",
@@ -147,6 +157,10 @@ pub struct Outcome {
     pub not_ready: Option<String>,
     /// A second signal ended the wait for the daemon: the container may still exist.
     pub abandoned: bool,
+    /// What the HTTP probe did, when it ran.
+    pub probe: Option<ProbeReport>,
+    /// With the probe: the syscalls seen first in each phase (`start`, `probe`, `stop`).
+    pub phases: Vec<(String, Vec<String>)>,
 }
 
 impl Outcome {
@@ -161,6 +175,8 @@ impl Outcome {
             container_name: name.to_string(),
             not_ready: None,
             abandoned: false,
+            probe: None,
+            phases: Vec::new(),
         }
     }
 
@@ -170,6 +186,7 @@ impl Outcome {
         match self.stop {
             Stop::Exited => self.exit_code != Some(0) || exercised,
             Stop::Exercise => self.exercise_code != Some(0),
+            Stop::Probe => false,
             // With an exercise, --duration cut it off (or it never started).
             Stop::Duration => exercised,
             Stop::Interrupted(_) | Stop::StartFailed | Stop::NotReady | Stop::DaemonLost => true,
@@ -363,6 +380,21 @@ impl Session<'_> {
             outcome.warnings.push(format!(
                 "the container's cgroup (named {id} or {scope}) was never seen in the cgroup v2 hierarchy: nothing could be recorded"
             ));
+        }
+        if !outcome.phases.is_empty() {
+            let seen: std::collections::BTreeSet<String> = outcome
+                .phases
+                .iter()
+                .flat_map(|(_, names)| names.iter().cloned())
+                .collect();
+            let mut stop: Vec<String> = snapshot
+                .syscalls
+                .keys()
+                .map(|id| id.name())
+                .filter(|n| !seen.contains(n))
+                .collect();
+            stop.sort();
+            outcome.phases.push(("stop".into(), stop));
         }
         outcome.snapshot = snapshot;
         Ok(outcome)

@@ -1,0 +1,188 @@
+//! The built-in HTTP probe: a web service trained with no exercise still learns serving.
+use std::{
+    io::{Read as _, Write as _},
+    process::Output,
+    time::{Duration, Instant},
+};
+
+use profile_tests::*;
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// One request to 127.0.0.1:port; the response's status line, or what went wrong.
+fn request(port: u16, head: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(format!("{head}\r\nHost: x\r\n\r\n").as_bytes());
+            let mut body = String::new();
+            let _ = s.read_to_string(&mut body);
+            if !body.is_empty() || Instant::now() > deadline {
+                return body.lines().next().unwrap_or("").to_string();
+            }
+        }
+        if Instant::now() > deadline {
+            return "no connection".into();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Serves the test image's /www under `profile` on a fresh port; returns the status lines of
+/// GET, HEAD and a 404.
+fn serve_under(profile: &std::path::Path, test: &str) -> Vec<String> {
+    let port = free_port();
+    let name = container_name(test);
+    let seccomp = format!("seccomp={}", profile.display());
+    let started = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--security-opt",
+        &seccomp,
+        "-p",
+        &format!("127.0.0.1:{port}:8080"),
+        test_image(),
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+    ]);
+    assert!(started.status.success(), "{}", text(&started));
+    let lines = vec![
+        request(port, "GET / HTTP/1.0"),
+        request(port, "HEAD / HTTP/1.0"),
+        request(port, "GET /nope HTTP/1.0"),
+    ];
+    let _ = docker(&["rm", "-f", &name]);
+    lines
+}
+
+#[test]
+fn the_probe_teaches_a_web_service_to_serve() {
+    if !privileged("the_probe_teaches_a_web_service_to_serve") {
+        return;
+    }
+    let dir = Scratch::new("probe-web");
+    let port = free_port().to_string();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let cmd = ["httpd", "-f", "-p", "8080", "-h", "/www"];
+    let (probed, report, out) = train(
+        &dir,
+        "probed",
+        &["-p", &publish, "--stop-timeout", "1"],
+        &cmd,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report = report.expect("report");
+    assert_eq!(report["stopped_by"], "probe");
+    let requests = report["probe"]["requests"].as_array().expect("requests");
+    let methods: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| r["method"].as_str())
+        .collect();
+    for m in ["GET", "HEAD", "OPTIONS", "POST"] {
+        assert!(methods.contains(&m), "{m}: {methods:?}");
+    }
+    assert!(requests.iter().any(|r| r["status"] == 404));
+    let phases = report["phases"].to_string();
+    assert!(phases.contains("sendfile"), "{phases}");
+    let lines = serve_under(&probed, "probe-served");
+    assert!(lines[0].contains("200"), "{lines:?}");
+    assert!(lines[1].contains("200"), "{lines:?}");
+    assert!(lines[2].contains("404"), "{lines:?}");
+    // Without the probe nothing is served while training: the profile can't serve.
+    let port = free_port().to_string();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let (plain, _, out) = train(
+        &dir,
+        "plain",
+        &[
+            "-p",
+            &publish,
+            "--probe",
+            "none",
+            "--duration",
+            "3s",
+            "--stop-timeout",
+            "1",
+        ],
+        &cmd,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let names = allowed_names(&plain);
+    assert!(!names.contains(&"sendfile".to_string()), "{names:?}");
+    let lines = serve_under(&plain, "probe-plain");
+    assert!(!lines[0].contains("200"), "{lines:?}");
+}
+
+#[test]
+fn other_ports_and_other_hosts_are_left_alone() {
+    if !privileged("other_ports_and_other_hosts_are_left_alone") {
+        return;
+    }
+    let dir = Scratch::new("probe-links");
+    let site = dir.path("site");
+    std::fs::create_dir_all(&site).unwrap();
+    let web = free_port();
+    std::fs::write(
+        site.join("index.html"),
+        format!(
+            "<html><a href=\"/a.html\">a</a> <a href=\"http://127.0.0.2:{web}/evil.html\">x</a></html>"
+        ),
+    )
+    .unwrap();
+    std::fs::write(site.join("a.html"), "<html><a href=\"b.html\">b</a></html>").unwrap();
+    std::fs::write(site.join("b.html"), "<html>b</html>").unwrap();
+    let echo = free_port();
+    let volume = format!("{}:/site:ro", site.display());
+    let (_, report, out) = train(
+        &dir,
+        "links",
+        &[
+            "-p",
+            &format!("127.0.0.1:{web}:8080"),
+            "-p",
+            &format!("127.0.0.1:{echo}:9000"),
+            "-v",
+            &volume,
+            "--stop-timeout",
+            "1",
+        ],
+        &[
+            "sh",
+            "-c",
+            "nc -ll -p 9000 -e cat & exec httpd -f -p 8080 -h /site",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report = report.expect("report");
+    let urls: Vec<String> = report["probe"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["url"].as_str().map(String::from))
+        .collect();
+    assert!(urls.iter().any(|u| u.ends_with("/a.html")), "{urls:?}");
+    assert!(urls.iter().any(|u| u.ends_with("/b.html")), "{urls:?}");
+    assert!(urls.iter().all(|u| !u.contains("127.0.0.2")), "{urls:?}");
+    assert!(
+        urls.iter().all(|u| !u.contains(&format!(":{echo}/"))),
+        "{urls:?}"
+    );
+    let skipped = report["probe"]["skipped"].to_string();
+    assert!(
+        skipped.contains(&echo.to_string()) && skipped.contains("neither HTTP"),
+        "{skipped}"
+    );
+}
