@@ -423,8 +423,9 @@ fn kubernetes_output_is_an_spo_manifest() {
         .output()
         .unwrap();
     assert_code(&out, 0, "train --format k8s");
-    let text = std::fs::read_to_string(dir.path("profiles/profile-test-box-latest.yaml")).unwrap();
-    assert!(text.contains("name: profile-test-box-latest"), "{text}");
+    let stem = profile_tests::test_image_stem();
+    let text = std::fs::read_to_string(dir.path(&format!("profiles/{stem}.yaml"))).unwrap();
+    assert!(text.contains(&format!("name: {stem}")), "{text}");
 }
 
 #[test]
