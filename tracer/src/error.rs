@@ -9,6 +9,11 @@ pub enum Error {
         "tracefs is not mounted at /sys/kernel/tracing and could not be mounted ({source}); fix it with: mount -t tracefs nodev /sys/kernel/tracing"
     )]
     Tracefs { source: std::io::Error },
+    #[error("kernel BTF {path}: {source} (a kernel with CONFIG_SECCOMP_FILTER and BTF is needed)")]
+    KernelBtf {
+        path: PathBuf,
+        source: crate::kbtf::BtfError,
+    },
     #[error("tracepoint {name}: {reason}")]
     TracepointFormat { name: String, reason: String },
     #[error("loading the eBPF recorder failed: {0}")]
