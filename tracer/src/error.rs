@@ -18,16 +18,20 @@ pub enum Error {
     TracepointFormat { name: String, reason: String },
     #[error("loading the eBPF recorder failed: {0}")]
     Load(#[from] aya::EbpfError),
-    #[error("eBPF program {program}: {message}")]
+    #[error("eBPF program {program}")]
     Program {
         program: &'static str,
-        message: String,
+        source: aya::programs::ProgramError,
     },
+    #[error("eBPF program {program} is not in the embedded object")]
+    ProgramMissing { program: &'static str },
     #[error("eBPF map {map}: {source}")]
     Map {
         map: &'static str,
         source: aya::maps::MapError,
     },
+    #[error("cgroup name {name:?} must be at least {min} bytes, without '/'")]
+    CgroupName { name: String, min: usize },
     #[error("all {0} recording slots are in use")]
     SlotsExhausted(u32),
     #[error(
@@ -84,8 +88,6 @@ pub enum Error {
         base: String,
         widenings: Vec<crate::seccomp::Widening>,
     },
-    #[error("{0}")]
-    Invalid(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

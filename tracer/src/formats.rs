@@ -8,10 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::{
-    names::Abi,
-    seccomp::{Arg, Context, Profile},
-};
+use crate::seccomp::{Arg, Context, Profile};
 
 pub const SPO_API_VERSION: &str = "security-profiles-operator.x-k8s.io/v1beta1";
 pub const SPO_KIND: &str = "SeccompProfile";
@@ -44,43 +41,28 @@ pub struct OciSeccomp {
 impl OciSeccomp {
     /// `profile` as the runtime would receive it for a container with `ctx`.
     pub fn resolve(profile: &Profile, ctx: &Context) -> Self {
-        let mut architectures: Vec<String> = profile.architectures.clone();
-        if architectures.is_empty() {
-            // Docker: the arch map entry of the host's arch, with its sub-architectures.
-            if let Some(entry) = profile
-                .arch_map
-                .iter()
-                .find(|e| e.architecture == Abi::X86_64.seccomp_arch())
-            {
-                architectures.push(entry.architecture.clone());
-                architectures.extend(entry.sub_architectures.iter().cloned());
-            }
-        }
-        let syscalls = profile
+        let flat = profile.resolve(ctx);
+        let syscalls = flat
             .syscalls
             .iter()
-            .filter(|r| r.applies(ctx))
             .map(|r| OciSyscall {
-                names: r.names.iter().chain(r.name.iter()).cloned().collect(),
+                names: r.all_names().cloned().collect(),
                 action: r.action.clone(),
                 errno_ret: r.errno_ret,
                 args: r.args.clone(),
             })
-            .filter(|r| !r.names.is_empty())
             .collect();
         OciSeccomp {
-            default_action: profile.default_action.clone(),
-            default_errno_ret: profile.default_errno_ret,
-            architectures,
-            flags: profile.flags.clone(),
+            default_action: flat.default_action,
+            default_errno_ret: flat.default_errno_ret,
+            architectures: flat.architectures,
+            flags: flat.flags,
             syscalls,
         }
     }
 
-    pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
-        text.push('\n');
-        text
+    pub fn to_json(&self) -> crate::Result<String> {
+        crate::output::json(self)
     }
 
     /// A Security Profiles Operator `SeccompProfile` manifest named `name`. SPO's spec has no
@@ -179,6 +161,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+    use crate::names::Abi;
 
     #[test]
     fn oci_resolves_docker_default_for_default_caps() {
@@ -198,7 +181,7 @@ mod tests {
             .flat_map(|r| r.names.iter().map(String::as_str))
             .collect();
         assert!(names.contains("read") && !names.contains("mount"));
-        let json: serde_json::Value = serde_json::from_str(&oci.to_json()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&oci.to_json().unwrap()).unwrap();
         assert_eq!(json["defaultErrnoRet"], 1);
         assert!(json["syscalls"][0].get("includes").is_none());
     }

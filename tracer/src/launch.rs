@@ -21,6 +21,8 @@ pub enum LaunchError {
     PermissionDenied { program: String },
     #[error("{program}: {source}")]
     Other { program: String, source: io::Error },
+    #[error("no command given")]
+    NoCommand,
     #[error(transparent)]
     Setup(#[from] Error),
 }
@@ -59,9 +61,7 @@ pub fn spawn(
     procs: Option<&Path>,
     mut filter: Option<Vec<libc::sock_filter>>,
 ) -> Result<Child, LaunchError> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| Error::Invalid("no command given".into()))?;
+    let (program, args) = argv.split_first().ok_or(LaunchError::NoCommand)?;
     let other = |source| LaunchError::Other {
         program: program.clone(),
         source,

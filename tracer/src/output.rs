@@ -15,6 +15,14 @@ fn is_special(path: &Path) -> bool {
 
 use crate::error::{Error, Result};
 
+/// Stable, diff-friendly JSON: two-space indent, fields in declaration order, a trailing
+/// newline. Every JSON `profile` writes goes through here.
+pub fn json(value: &impl serde::Serialize) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(value).map_err(Error::Serialize)?;
+    text.push('\n');
+    Ok(text)
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()

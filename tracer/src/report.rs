@@ -295,8 +295,12 @@ fn percent_less(part: usize, whole: usize) -> f64 {
     if whole == 0 {
         return 0.0;
     }
-    let p = 100.0 * (1.0 - part as f64 / whole as f64);
-    (p * 10.0).round() / 10.0
+    tenths(100.0 * (1.0 - part as f64 / whole as f64))
+}
+
+/// `x` rounded to one decimal, as reports show percentages and durations.
+pub fn tenths(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 impl Report {
@@ -334,7 +338,7 @@ impl Report {
                 snap.out_of_range
             ));
         }
-        if snap.syscalls.is_empty() && snap.out_of_range == 0 {
+        if snap.is_empty() {
             r.warnings.push(
                 "nothing was recorded: no task of the watched cgroup ran under a seccomp filter (was the workload started with seccomp=unconfined?)".into(),
             );
@@ -345,14 +349,7 @@ impl Report {
     /// The report of a profile file: what it allows, nothing observed.
     pub fn for_profile(target: &str, profile: &Profile) -> Self {
         let mut r = Report::build(target, "profile", &Snapshot::default(), profile, None);
-        let unknown = profile.unknown_names(&profile.abis());
-        if !unknown.is_empty() {
-            r.warnings.push(format!(
-                "{} name(s) unknown to the profile's architectures, which Docker ignores silently: {}",
-                unknown.len(),
-                unknown.join(", ")
-            ));
-        }
+        r.warnings.extend(profile.unknown_names_warning());
         r
     }
 
@@ -446,10 +443,8 @@ impl Report {
         self.mode != "profile"
     }
 
-    pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
-        text.push('\n');
-        text
+    pub fn to_json(&self) -> crate::Result<String> {
+        crate::output::json(self)
     }
 
     fn status(&self) -> String {
@@ -693,7 +688,7 @@ impl Report {
 pub trait Render {
     fn text(&self) -> String;
     fn markdown(&self) -> String;
-    fn json(&self) -> String;
+    fn json(&self) -> crate::Result<String>;
 }
 
 /// Both report types render through their own `to_text`, `to_markdown` and `to_json`.
@@ -706,7 +701,7 @@ macro_rules! render_with_inherent_methods {
             fn markdown(&self) -> String {
                 self.to_markdown()
             }
-            fn json(&self) -> String {
+            fn json(&self) -> crate::Result<String> {
                 self.to_json()
             }
         }
@@ -808,10 +803,8 @@ impl Verification {
         out
     }
 
-    pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
-        text.push('\n');
-        text
+    pub fn to_json(&self) -> crate::Result<String> {
+        crate::output::json(self)
     }
 
     fn verdict(&self) -> String {
@@ -976,7 +969,7 @@ mod tests {
         }
         assert!(!blocked.contains(&"mount"), "the default denies it already");
         assert!(!blocked.contains(&"unshare"), "allowed here");
-        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
         assert_eq!(json["syscalls"][0]["name"], "exit_group", "sorted by name");
         assert_eq!(json["syscalls"][0]["first_program"], "sh");
         // 4 of the 309 names Docker's default allows and of the pinned table's 383.

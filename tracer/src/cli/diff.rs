@@ -74,7 +74,7 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
                 "widened": diff.widened,
                 "narrowed": diff.narrowed,
             });
-            crate::output::stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
+            crate::output::stdout(&crate::output::json(&value)?)?;
         }
     }
     Ok(if diff.allows_more() {

@@ -62,13 +62,13 @@ pub async fn verify_once(
     let mut v = Verification::new(&session.args.target(), label, DENY_ERRNO, &outcome.snapshot);
     v.exit_code = outcome.exit_code.map(|c| c as i32);
     v.stopped_by = outcome.stop.label();
-    v.duration_seconds = (outcome.elapsed.as_secs_f64() * 10.0).round() / 10.0;
+    v.duration_seconds = crate::report::tenths(outcome.elapsed.as_secs_f64());
     v.notes.extend(notes);
     v.notes.extend(outcome.warnings.iter().cloned());
     if let Stop::Interrupted(_) = outcome.stop {
         v.complete = false;
     }
-    if outcome.snapshot.syscalls.is_empty() && outcome.stop != Stop::StartFailed {
+    if outcome.snapshot.is_empty() && outcome.stop != Stop::StartFailed {
         v.notes.push(
             "nothing ran under a seccomp filter in the container: nothing could be checked".into(),
         );
