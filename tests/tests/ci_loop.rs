@@ -398,8 +398,8 @@ fn kubernetes_output_is_an_spo_manifest() {
         yaml.to_str().unwrap(),
     ]);
     assert_code(&out, 0, "merge --format k8s");
-    let manifest: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&yaml).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&yaml).unwrap()).unwrap();
     assert_eq!(
         manifest["apiVersion"].as_str(),
         Some("security-profiles-operator.x-k8s.io/v1beta1")
@@ -414,7 +414,7 @@ fn kubernetes_output_is_an_spo_manifest() {
         Some("SCMP_ACT_ALLOW")
     );
     let names: Vec<String> = spec["syscalls"][0]["names"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|n| n.as_str().unwrap().to_string())

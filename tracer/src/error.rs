@@ -79,6 +79,8 @@ pub enum Error {
     Docker(#[from] crate::docker::DockerError),
     #[error("writing JSON: {0}")]
     Serialize(#[source] serde_json::Error),
+    #[error("writing YAML: {0}")]
+    SerializeYaml(#[source] serde_saphyr::SerializeError),
     #[error(
         "{what} would allow what {base} forbids: {}; nothing was written",
         widenings.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("; ")

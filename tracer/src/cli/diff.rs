@@ -20,7 +20,8 @@ pub enum DiffFormat {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The baseline profile (Docker's seccomp JSON; `docker-default` for Docker's default).
+    /// The baseline profile (in any format profile writes; `docker-default` for Docker's
+    /// default).
     #[arg(value_name = "OLD")]
     pub old: PathBuf,
     /// The candidate profile.

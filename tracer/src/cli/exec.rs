@@ -7,7 +7,8 @@ use crate::{filter, launch, seccomp::Profile};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The profile to enforce (Docker JSON, as `profile run` writes it).
+    /// The profile to enforce (in any format profile writes; `docker-default` for Docker's
+    /// default).
     #[arg(long, value_name = "PROFILE")]
     pub profile: PathBuf,
     /// The command and its arguments, after `--`.

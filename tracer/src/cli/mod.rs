@@ -334,7 +334,7 @@ impl ProfileFormatArgs {
             Format::Docker => profile.to_json()?,
             Format::Oci => OciSeccomp::resolve(&profile, &ctx).to_json()?,
             Format::K8s => OciSeccomp::resolve(&profile, &ctx)
-                .to_k8s_yaml(self.k8s_name.as_deref().unwrap_or(name)),
+                .to_k8s_yaml(self.k8s_name.as_deref().unwrap_or(name))?,
         })
     }
 
@@ -377,14 +377,16 @@ fn is_docker_default(path: &Path) -> bool {
     path == Path::new("docker-default") && !path.exists()
 }
 
-/// Reads a Docker (or OCI) seccomp JSON profile (a regular file within the input limit, or
-/// stdin as `-`); `docker-default` names Docker's default profile shipped with this tool.
+/// Reads a profile in any format `profile` writes (Docker's JSON, the OCI `linux.seccomp`
+/// object or a runtime config holding one, an SPO `SeccompProfile` manifest) from a regular
+/// file within the input limit, or from stdin as `-`; `docker-default` names Docker's default
+/// profile shipped with this tool.
 pub fn read_profile(path: &Path) -> crate::Result<Profile> {
     if is_docker_default(path) {
         return Ok(Profile::docker_default());
     }
     let text = input::read_text(path)?;
-    Profile::parse(&text, origin(path))
+    crate::formats::parse_profile(&text, origin(path))
 }
 
 /// How an input is named in messages: `<stdin>` for `-`.

@@ -16,8 +16,8 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The profile (Docker's seccomp JSON; `docker-default` for Docker's default, `-` for
-    /// stdin).
+    /// The profile: Docker's JSON, an OCI seccomp object or runtime config, or an SPO
+    /// SeccompProfile manifest (YAML); `docker-default` for Docker's default, `-` for stdin.
     #[arg(value_name = "PROFILE")]
     pub profile: PathBuf,
     /// Output format.

@@ -24,7 +24,8 @@ pub const EXIT_DENIED: u8 = 1;
 pub struct VerifyArgs {
     #[command(flatten)]
     pub container: ContainerArgs,
-    /// The profile to verify (Docker's seccomp JSON; `docker-default` for Docker's default).
+    /// The profile to verify (in any format profile writes; `docker-default` for Docker's
+    /// default).
     #[arg(long, value_name = "P")]
     pub profile: PathBuf,
     /// Write P plus every call it denied to --output (needs -o).

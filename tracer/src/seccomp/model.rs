@@ -382,14 +382,27 @@ impl Profile {
         }
         let profile: Profile =
             serde_json::from_str(text).map_err(|e| syntax(e.line(), e.column(), e.to_string()))?;
-        if let Err((needle, message)) = profile.validate() {
-            let (line, column) = text
-                .find(&needle)
-                .map(|o| position(text, o))
-                .unwrap_or((1, 1));
-            return Err(syntax(line, column, message));
-        }
-        Ok(profile)
+        profile.validated(text, origin)
+    }
+
+    /// This profile, read from `text` (JSON or YAML), if runc would take it; otherwise the
+    /// error, placed at the offending text.
+    pub(crate) fn validated(self, text: &str, origin: &Path) -> Result<Self> {
+        let Err((needle, message)) = self.validate() else {
+            return Ok(self);
+        };
+        // YAML may leave the quotes out.
+        let (line, column) = text
+            .find(&needle)
+            .or_else(|| text.find(needle.trim_matches('"')))
+            .map(|o| position(text, o))
+            .unwrap_or((1, 1));
+        Err(Error::ProfileSyntax {
+            path: origin.to_path_buf(),
+            line,
+            column,
+            message,
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -522,7 +535,7 @@ impl Profile {
 }
 
 /// 1-based line and column of a byte offset.
-fn position(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map_or(offset, |n| offset - n - 1) + 1;
