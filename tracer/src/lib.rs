@@ -13,6 +13,7 @@ pub mod launch;
 pub mod names;
 pub mod output;
 pub mod privileges;
+pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod seccomp;
