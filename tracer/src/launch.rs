@@ -1,5 +1,5 @@
 //! Starts a command the way a container runtime would: in a given cgroup, under a seccomp
-//! filter installed just before exec (here one that allows everything).
+//! filter installed just before exec (`run`'s allows everything, `exec`'s is a profile's).
 use std::{
     ffi::CString,
     fs::OpenOptions,

@@ -240,7 +240,8 @@ pub struct RunLine {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub target: String,
-    /// `under_filter` (what a profile governs) or `all_syscalls` (everything in the cgroup).
+    /// `under_filter` (what a profile governs), `all_syscalls` (everything in the cgroup), or
+    /// `profile` (a report of a profile file: nothing observed).
     pub mode: &'static str,
     /// False when recording stopped early (interrupted).
     pub complete: bool,

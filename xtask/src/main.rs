@@ -353,7 +353,7 @@ fn vm_rss_kib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// The example images: (name, image reference).
+/// The example images, by name (examples/images/<name>, built as profile-example/<name>).
 const EXAMPLES: &[&str] = &["hello", "web"];
 
 fn example_image(name: &str) -> String {

@@ -35,9 +35,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Learn an image's profile: run it under Docker with an allow-all filter, record every
-    /// syscall its processes make under that filter, write the minimal profile and a report of
-    /// the reduction against Docker's default.
+    /// Learn an image's profile: run it under Docker with its base profile (Docker's default
+    /// unless --base), record every syscall its processes make under that filter, write the
+    /// minimal profile within the base and a report of the reduction against Docker's default.
     ///
     /// Exit status: 0 done; 1 the workload exited nonzero by itself or the exercise failed (the
     /// profile and report are still written); 2 error (nothing written); 128+N interrupted by
@@ -69,8 +69,8 @@ pub enum Command {
     Report(report_cmd::ReportArgs),
     /// Run a command in a fresh cgroup under an allow-all seccomp filter and record its profile.
     Run(run::RunArgs),
-    /// Run a command with a profile enforced (allow-list profiles on x86_64), to try a profile
-    /// without a container runtime.
+    /// Run a command with a profile enforced (x86_64, argument conditions included), to try a
+    /// profile without a container runtime.
     Exec(exec::ExecArgs),
 }
 
