@@ -149,11 +149,12 @@ pub fn docker(args: &[&str]) -> Output {
 /// The image the Docker tests run: `FROM scratch` with Debian's static busybox (applets
 /// installed in /bin), the static workloads as /bin/sysloop and /bin/attack, and
 /// /www/index.html.
-/// Built once per test process; no registry is needed.
+/// Built once per test process; no registry is needed. Its tag is a hash of the workloads, so
+/// test runs of different checkouts on one daemon never swap each other's image.
 pub fn test_image() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    const IMAGE: &str = "profile-test/box:latest";
-    BUILT.get_or_init(|| {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let image = format!("profile-test/box:{:016x}", workloads_hash());
         let ctx = std::env::temp_dir().join(format!("profile-test-image-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&ctx);
         std::fs::create_dir_all(&ctx).expect("image context");
@@ -173,7 +174,7 @@ pub fn test_image() -> &'static str {
         )
         .expect("Dockerfile");
         let out = Command::new("docker")
-            .args(["build", "-q", "-t", IMAGE])
+            .args(["build", "-q", "-t", &image])
             .arg(&ctx)
             .env("DOCKER_BUILDKIT", "0")
             .output()
@@ -181,11 +182,32 @@ pub fn test_image() -> &'static str {
         let _ = std::fs::remove_dir_all(&ctx);
         assert!(
             out.status.success(),
-            "building {IMAGE}: {}",
+            "building {image}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    });
-    IMAGE
+        image
+    })
+}
+
+/// FNV-1a over the static workloads' bytes.
+fn workloads_hash() -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for path in [SYSLOOP, ATTACK] {
+        for byte in std::fs::read(path).expect("workload built") {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// The file name `profile train` writes the test image's profile to by default, without its
+/// extension (`profile-test-box-<tag>`).
+pub fn test_image_stem() -> String {
+    tracer::docker::default_profile_path(test_image())
+        .file_stem()
+        .expect("a file name")
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A unique container name for one test.

@@ -100,7 +100,8 @@ fn i386_names_are_read_as_libseccomp_reads_them() {
     let out = profile_ok(&["report", "--format", "json", p.to_str().unwrap()]);
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert!(!all.contains("r#break"), "{all}");
-    let warning = stderr(&out);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let warning = report["warnings"].to_string();
     assert!(warning.contains("1 name(s) unknown"), "{warning}");
     assert!(warning.contains(": no_such_call"), "{warning}");
 
@@ -464,4 +465,86 @@ fn a_killed_run_leaves_nothing_that_breaks_the_next() {
         "true",
     ]);
     assert!(!path.exists(), "{name} was not cleaned up");
+}
+
+/// Every format `profile` writes is read back by the commands that read profiles: the SPO
+/// manifest (YAML), the OCI object, and a runtime config holding one.
+#[test]
+fn the_tool_reads_what_it_writes() {
+    let dir = Scratch::new("edges-formats");
+    let (yaml, oci, config) = (
+        dir.path("d.yaml"),
+        dir.path("d.oci.json"),
+        dir.path("config.json"),
+    );
+    let (y, o) = (yaml.to_str().unwrap(), oci.to_str().unwrap());
+    for (format, out) in [("k8s", y), ("oci", o)] {
+        let args = [
+            "merge",
+            "docker-default",
+            "docker-default",
+            "--format",
+            format,
+        ];
+        profile_ok(&[&args[..], &["-o", out]].concat());
+    }
+    let object = std::fs::read_to_string(&oci).unwrap();
+    std::fs::write(
+        &config,
+        format!("{{\"ociVersion\": \"1.0.2\", \"linux\": {{\"seccomp\": {object}}}}}"),
+    )
+    .unwrap();
+    for p in [y, o, config.to_str().unwrap()] {
+        let report: serde_json::Value =
+            serde_json::from_str(&stdout(&profile_ok(&["report", p, "--format", "json"]))).unwrap();
+        assert_eq!(report["allowed"], 309, "{p}");
+        // Resolved for Docker's default capabilities: the same as Docker's default there.
+        assert!(stdout(&profile_ok(&["diff", "docker-default", p])).contains("allows nothing"));
+        assert!(stdout(&profile_ok(&["diff", p, "docker-default"])).contains("allows nothing"));
+        profile_ok(&[
+            "merge",
+            p,
+            "docker-default",
+            "-o",
+            dir.path("m.json").to_str().unwrap(),
+        ]);
+        profile_ok(&["exec", "--profile", p, "--", "true"]);
+    }
+    profile_ok(&["exec", "--profile", "docker-default", "--", "true"]);
+
+    // A hand-written manifest is enforced by exec: mkdir fails with EPERM, nothing is made.
+    let deny = dir.path("deny-mkdir.yaml");
+    std::fs::write(
+        &deny,
+        "apiVersion: security-profiles-operator.x-k8s.io/v1beta1\n\
+         kind: SeccompProfile\n\
+         metadata:\n  name: deny-mkdir\n\
+         spec:\n  defaultAction: SCMP_ACT_ALLOW\n  syscalls:\n\
+         \x20 - action: SCMP_ACT_ERRNO\n    errnoRet: 1\n    names: [mkdir, mkdirat]\n",
+    )
+    .unwrap();
+    let made = dir.path("made");
+    let out = profile(&[
+        "exec",
+        "--profile",
+        deny.to_str().unwrap(),
+        "--",
+        profile_tests::SYSLOOP,
+        "mkdir",
+        made.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(libc::EPERM), "{}", stderr(&out));
+    assert!(!made.exists());
+
+    // What is not a profile is refused with its line and column.
+    let bad = dir.path("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: ConfigMap\nspec: {}\n").unwrap();
+    let b = bad.to_str().unwrap();
+    for args in [
+        vec!["report", b],
+        vec!["diff", b, b],
+        vec!["exec", "--profile", b, "--", "true"],
+    ] {
+        assert_refused(&profile(&args), &format!("{b}:2:1: kind \"ConfigMap\""));
+    }
 }

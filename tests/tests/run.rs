@@ -1,5 +1,9 @@
 //! `profile run` on the real kernel: exact counts, isolation, runtime-awareness, enforcement.
-use std::{process::Command, thread};
+use std::{
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
 
 use profile_tests::{
     SYSLOOP, Scratch, allowed_names, count, privileged, profile, profile_ok, record, report,
@@ -21,6 +25,22 @@ fn counts_are_exact() {
     assert_eq!(first["first_program"], "sysloop");
 }
 
+/// Waits until process `pid` runs under a seccomp filter (`Seccomp: 2` in its status).
+fn wait_for_filter(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if status.lines().any(|l| l == "Seccomp:\t2") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pid} never installed its filter"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn processes_outside_the_cgroup_are_not_counted() {
     if !privileged("processes_outside_the_cgroup_are_not_counted") {
@@ -28,11 +48,13 @@ fn processes_outside_the_cgroup_are_not_counted() {
     }
     let dir = Scratch::new("bystander");
     let r = dir.path("r.json");
-    // The same syscall, at the same time, from outside the recorded cgroup.
+    // The same syscall, at the same time, from outside the recorded cgroup, under a seccomp
+    // filter of its own: only the cgroup check can leave it out.
     let mut bystander = Command::new(SYSLOOP)
-        .args(["getppid", "1000000000"])
+        .args(["tsync", "1", "1000000000"])
         .spawn()
         .unwrap();
+    wait_for_filter(bystander.id());
     profile_ok(&[
         "run",
         "-o",
@@ -137,9 +159,13 @@ fn concurrent_recordings_stay_separate() {
         return;
     }
     let dir = Scratch::new("concurrent");
+    let (pa, pb) = (dir.path("a"), dir.path("b"));
+    let (pa, pb) = (pa.to_str().unwrap(), pb.to_str().unwrap());
+    // Each workload waits for the other to start before its calls and for the other's calls
+    // to end before it exits (or fails): the two recordings provably overlap.
     let (a, b) = thread::scope(|scope| {
-        let a = scope.spawn(|| record(&dir, "a", &[], &["getppid", "400000"]));
-        let b = scope.spawn(|| record(&dir, "b", &[], &["getpid", "300000"]));
+        let a = scope.spawn(|| record(&dir, "a", &[], &["meet", "getppid", "400000", pa, pb]));
+        let b = scope.spawn(|| record(&dir, "b", &[], &["meet", "getpid", "300000", pb, pa]));
         (a.join().unwrap(), b.join().unwrap())
     });
     assert_eq!((count(&a, "getppid"), count(&a, "getpid")), (400_000, 0));
@@ -275,18 +301,29 @@ fn bad_input_fails_cleanly() {
         !marker.exists(),
         "the command must not run when the output can't be written"
     );
+}
 
-    // Exit status of the command is passed through.
+#[test]
+fn the_commands_exit_status_is_passed_through() {
+    if !privileged("the_commands_exit_status_is_passed_through") {
+        return;
+    }
+    let dir = Scratch::new("status");
+    let p = dir.path("p.json");
+    let out = profile(&["run", "-o", p.to_str().unwrap(), "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(p.exists(), "the profile is still written");
+    let p = dir.path("killed.json");
     let out = profile(&[
         "run",
         "-o",
         p.to_str().unwrap(),
         "--",
-        SYSLOOP,
-        "mkdir",
-        "/proc/forbidden",
+        "sh",
+        "-c",
+        "kill -TERM $$",
     ]);
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM));
     assert!(p.exists(), "the profile is still written");
 }
 

@@ -4,6 +4,7 @@
  *   sysloop threads T N          T threads, each N getppid calls
  *   sysloop fork C N             C forked children, each N getppid calls
  *   sysloop getpid N             N getpid calls (the bystander's syscall)
+ *   sysloop getsid N             N getsid calls: a call neither runc nor busybox makes
  *   sysloop mkdir PATH           mkdir(PATH); exits with its errno (0 on success)
  *   sysloop serve PORT           TCP server on 127.0.0.1:PORT answering "pong\n" to each connection
  *   sysloop sleep MS             sleep
@@ -12,10 +13,16 @@
  *                                threads wait, then each thread makes N getppid calls; before
  *                                the install every thread and main make one getpid and main a
  *                                failing probe, seccomp(SET_MODE_FILTER, NULL)
+ *   sysloop meet CALL N SELF PEER  runs beside a peer: creates SELF.ready, waits for
+ *                                PEER.ready, makes N CALL (getppid|getpid) calls, creates
+ *                                SELF.done and waits for PEER.done, so the two provably run
+ *                                at once and each outlives the other's calls; exits 3 when
+ *                                the peer doesn't show up within 60 s
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
@@ -34,7 +41,7 @@ static long count;
 
 static void loop_nr(long nr, long n) {
     for (long i = 0; i < n; i++)
-        syscall(nr);
+        syscall(nr, 0L);
 }
 
 static void *thread_main(void *arg) {
@@ -44,6 +51,35 @@ static void *thread_main(void *arg) {
 }
 
 static pthread_barrier_t ready, installed;
+
+static void touch(const char *base, const char *suffix) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s", base, suffix);
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    if (fd >= 0) close(fd);
+}
+
+/* Waits up to 60 s for BASE SUFFIX to exist. */
+static int await(const char *base, const char *suffix) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s", base, suffix);
+    struct timespec tick = {0, 1000000L}, start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (access(path, F_OK) != 0) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= 60) return 0;
+        nanosleep(&tick, NULL);
+    }
+    return 1;
+}
+
+static int meet(long nr, long n, const char *self, const char *peer) {
+    touch(self, ".ready");
+    if (!await(peer, ".ready")) return 3;
+    loop_nr(nr, n);
+    touch(self, ".done");
+    return await(peer, ".done") ? 0 : 3;
+}
 
 static void *tsync_main(void *arg) {
     (void)arg;
@@ -78,12 +114,18 @@ static int tsync(int t, long n) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: sysloop getppid|getpid|threads|fork|mkdir|serve|sleep ARGS\n");
+        fprintf(stderr, "usage: sysloop getppid|getpid|getsid|threads|fork|meet|mkdir|serve|sleep|bench|tsync ARGS\n");
         return 2;
     }
     const char *mode = argv[1];
-    if (!strcmp(mode, "getppid") || !strcmp(mode, "getpid")) {
-        loop_nr(!strcmp(mode, "getppid") ? SYS_getppid : SYS_getpid, atol(argv[2]));
+    if (!strcmp(mode, "getppid") || !strcmp(mode, "getpid") || !strcmp(mode, "getsid")) {
+        long nr = !strcmp(mode, "getppid") ? SYS_getppid
+                  : !strcmp(mode, "getpid") ? SYS_getpid
+                                            : SYS_getsid;
+        loop_nr(nr, atol(argv[2]));
+    } else if (!strcmp(mode, "meet") && argc == 6) {
+        return meet(!strcmp(argv[2], "getpid") ? SYS_getpid : SYS_getppid, atol(argv[3]), argv[4],
+                    argv[5]);
     } else if (!strcmp(mode, "threads") && argc == 4) {
         int t = atoi(argv[2]);
         count = atol(argv[3]);

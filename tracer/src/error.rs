@@ -9,20 +9,29 @@ pub enum Error {
         "tracefs is not mounted at /sys/kernel/tracing and could not be mounted ({source}); fix it with: mount -t tracefs nodev /sys/kernel/tracing"
     )]
     Tracefs { source: std::io::Error },
+    #[error("kernel BTF {path}: {source} (a kernel with CONFIG_SECCOMP_FILTER and BTF is needed)")]
+    KernelBtf {
+        path: PathBuf,
+        source: crate::kbtf::BtfError,
+    },
     #[error("tracepoint {name}: {reason}")]
     TracepointFormat { name: String, reason: String },
     #[error("loading the eBPF recorder failed: {0}")]
     Load(#[from] aya::EbpfError),
-    #[error("eBPF program {program}: {message}")]
+    #[error("eBPF program {program}")]
     Program {
         program: &'static str,
-        message: String,
+        source: aya::programs::ProgramError,
     },
+    #[error("eBPF program {program} is not in the embedded object")]
+    ProgramMissing { program: &'static str },
     #[error("eBPF map {map}: {source}")]
     Map {
         map: &'static str,
         source: aya::maps::MapError,
     },
+    #[error("cgroup name {name:?} must be at least {min} bytes, without '/'")]
+    CgroupName { name: String, min: usize },
     #[error("all {0} recording slots are in use")]
     SlotsExhausted(u32),
     #[error(
@@ -70,6 +79,8 @@ pub enum Error {
     Docker(#[from] crate::docker::DockerError),
     #[error("writing JSON: {0}")]
     Serialize(#[source] serde_json::Error),
+    #[error("writing YAML: {0}")]
+    SerializeYaml(#[source] serde_saphyr::SerializeError),
     #[error(
         "{what} would allow what {base} forbids: {}; nothing was written",
         widenings.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("; ")
@@ -79,8 +90,6 @@ pub enum Error {
         base: String,
         widenings: Vec<crate::seccomp::Widening>,
     },
-    #[error("{0}")]
-    Invalid(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

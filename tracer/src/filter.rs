@@ -5,36 +5,44 @@
 use std::collections::BTreeMap;
 
 use libc::{
-    BPF_ABS, BPF_ALU, BPF_AND, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W,
-    SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_LOG,
+    BPF_ABS, BPF_ALU, BPF_AND, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_RET,
+    BPF_W, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_LOG,
     SECCOMP_RET_TRAP,
 };
 use tracer_common::X32_SYSCALL_BIT;
 
-use crate::{
-    error::{Error, Result},
-    seccomp::{Action, Arg, Context, Op, Profile},
-};
+use crate::seccomp::{Action, Arg, Context, Op, Profile, model::action_fields};
 
-// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (libc doesn't export it).
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (libc doesn't export it).
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 // Offsets in struct seccomp_data.
 const DATA_NR: u32 = 0;
 const DATA_ARCH: u32 = 4;
 const DATA_ARGS: u32 = 16;
+/// The kernel's limit for one filter (BPF_MAXINSNS).
+const MAX_INSNS: usize = 4096;
 
-fn ret_of(action: Action) -> Result<u32> {
+/// Why a profile can't be compiled for `profile exec`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error("action {0} is not supported by `profile exec`")]
+    UnsupportedAction(&'static str),
+    #[error("the profile is too large for `profile exec`: a jump spans more than 255 instructions")]
+    JumpTooFar,
+    #[error(
+        "the profile compiles to {0} instructions, more than a seccomp filter may have ({MAX_INSNS})"
+    )]
+    TooLong(usize),
+}
+
+fn ret_of(action: Action) -> Result<u32, CompileError> {
     Ok(match action {
         Action::Allow => SECCOMP_RET_ALLOW,
         Action::Log => SECCOMP_RET_LOG,
         Action::Errno(e) => SECCOMP_RET_ERRNO | (e & 0xffff),
         Action::Kill | Action::KillProcess | Action::KillThread => SECCOMP_RET_KILL_PROCESS,
         Action::Trap => SECCOMP_RET_TRAP,
-        other => {
-            return Err(Error::Invalid(format!(
-                "action {other:?} is not supported by `profile exec`"
-            )));
-        }
+        other => return Err(CompileError::UnsupportedAction(action_fields(other).0)),
     })
 }
 
@@ -125,7 +133,7 @@ impl Asm {
         self.code.push(Ins::Label(pass));
     }
 
-    fn finish(self) -> Result<Vec<libc::sock_filter>> {
+    fn finish(self) -> Result<Vec<libc::sock_filter>, CompileError> {
         let mut at = vec![0usize; self.labels];
         let mut pc = 0;
         for ins in &self.code {
@@ -137,14 +145,12 @@ impl Asm {
         let mut out = Vec::with_capacity(pc);
         for ins in &self.code {
             let here = out.len();
-            let offset = |l: Label| -> Result<u8> {
+            let offset = |l: Label| -> Result<u8, CompileError> {
                 let target = match l {
                     Label::Next => here + 1,
                     Label::At(l) => at[l],
                 };
-                u8::try_from(target - here - 1).map_err(|_| {
-                    Error::Invalid("the profile is too large for `profile exec`".into())
-                })
+                u8::try_from(target - here - 1).map_err(|_| CompileError::JumpTooFar)
             };
             match *ins {
                 Ins::Label(_) => {}
@@ -162,20 +168,54 @@ impl Asm {
                 }),
             }
         }
-        // The kernel's limit for one filter (BPF_MAXINSNS).
-        if out.len() > 4096 {
-            return Err(Error::Invalid(format!(
-                "the profile compiles to {} instructions, more than a seccomp filter may have (4096)",
-                out.len()
-            )));
+        if out.len() > MAX_INSNS {
+            return Err(CompileError::TooLong(out.len()));
         }
         Ok(out)
     }
 }
 
+/// What classic-BPF seccomp program `prog` returns for syscall `nr` on `arch` with `args`, for
+/// the instructions [`compile`] emits (word loads of `seccomp_data`, AND, jumps on constants,
+/// returns of constants); `None` for anything else or a jump out of the program.
+pub fn evaluate(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> Option<u32> {
+    let word = |offset: u32| -> u32 {
+        match offset {
+            DATA_NR => nr,
+            DATA_ARCH => arch,
+            o if (DATA_ARGS..DATA_ARGS + 48).contains(&o) && o.is_multiple_of(4) => {
+                let arg = args[((o - DATA_ARGS) / 8) as usize];
+                // Little-endian: the low half first.
+                if (o - DATA_ARGS).is_multiple_of(8) {
+                    arg as u32
+                } else {
+                    (arg >> 32) as u32
+                }
+            }
+            _ => 0,
+        }
+    };
+    let (mut pc, mut acc) = (0usize, 0u32);
+    loop {
+        let ins = prog.get(pc)?;
+        pc += 1;
+        let jump = |taken: bool| pc + usize::from(if taken { ins.jt } else { ins.jf });
+        match u32::from(ins.code) {
+            c if c == BPF_LD | BPF_W | BPF_ABS => acc = word(ins.k),
+            c if c == BPF_ALU | BPF_AND | BPF_K => acc &= ins.k,
+            c if c == BPF_JMP | BPF_JEQ | BPF_K => pc = jump(acc == ins.k),
+            c if c == BPF_JMP | BPF_JGE | BPF_K => pc = jump(acc >= ins.k),
+            c if c == BPF_JMP | BPF_JGT | BPF_K => pc = jump(acc > ins.k),
+            c if c == BPF_JMP | BPF_JA => pc += ins.k as usize,
+            c if c == BPF_RET | BPF_K => return Some(ins.k),
+            _ => return None,
+        }
+    }
+}
+
 /// The filter for `profile` on x86_64, for a container with Docker's default capabilities.
 /// Calls through other ABIs get the default action.
-pub fn compile(profile: &Profile) -> Result<Vec<libc::sock_filter>> {
+pub fn compile(profile: &Profile) -> Result<Vec<libc::sock_filter>, CompileError> {
     let ctx = Context::docker_default();
     let default = profile.default_act();
     let default_ret = ret_of(default)?;
@@ -251,38 +291,24 @@ mod tests {
     use crate::names::Abi;
     use std::collections::BTreeSet;
 
-    /// Runs the program on a syscall, as the kernel would (enough of cBPF for our programs).
+    #[test]
+    fn unsupported_actions_are_named() {
+        let p = Profile::parse(
+            r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#,
+            std::path::Path::new("p"),
+        )
+        .expect("parses");
+        let err = compile(&p).unwrap_err();
+        assert_eq!(err, CompileError::UnsupportedAction("SCMP_ACT_NOTIFY"));
+        assert_eq!(
+            err.to_string(),
+            "action SCMP_ACT_NOTIFY is not supported by `profile exec`"
+        );
+    }
+
+    /// Runs the program on a syscall, as the kernel would.
     fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: [u64; 6]) -> u32 {
-        let mut data = [0u8; 64];
-        data[0..4].copy_from_slice(&nr.to_le_bytes());
-        data[4..8].copy_from_slice(&arch.to_le_bytes());
-        for (i, a) in args.iter().enumerate() {
-            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
-        }
-        let (mut acc, mut pc) = (0u32, 0usize);
-        loop {
-            let ins = prog[pc];
-            let code = ins.code as u32;
-            match code & 0x07 {
-                c if c == BPF_LD => {
-                    let o = ins.k as usize;
-                    acc = u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
-                }
-                c if c == BPF_ALU => acc &= ins.k,
-                c if c == BPF_JMP => {
-                    let taken = match code & 0xf0 {
-                        o if o == BPF_JEQ => acc == ins.k,
-                        o if o == BPF_JGT => acc > ins.k,
-                        o if o == BPF_JGE => acc >= ins.k,
-                        _ => panic!("op"),
-                    };
-                    pc += if taken { ins.jt } else { ins.jf } as usize;
-                }
-                c if c == BPF_RET => return ins.k,
-                _ => panic!("class"),
-            }
-            pc += 1;
-        }
+        evaluate(prog, arch, nr, args).expect("only instructions compile emits")
     }
 
     #[test]

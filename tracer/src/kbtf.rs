@@ -1,13 +1,12 @@
 //! Just enough of the kernel's BTF to find one field: where `seccomp.mode` sits in
 //! `struct task_struct`, which the kernel side reads to tell whether a task runs under a
 //! seccomp filter. Scanning the type section once is far lighter than parsing all of it.
-use std::path::Path;
-
 use crate::error::{Error, Result};
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 const MAGIC: u16 = 0xeb9f;
 
+const KIND_INT: u32 = 1;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
 const KIND_TYPEDEF: u32 = 8;
@@ -16,19 +15,38 @@ const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
 
-/// Byte offset of `task_struct.seccomp.mode` in the running kernel.
-pub fn seccomp_mode_offset() -> Result<u32> {
-    let data = std::fs::read(VMLINUX).map_err(|e| Error::io(VMLINUX, e))?;
-    let btf = Btf::parse(&data).map_err(|m| invalid(VMLINUX, &m))?;
-    btf.member_path_offset("task_struct", &["seccomp", "mode"])
-        .map_err(|m| invalid(VMLINUX, &m))
+/// What the scan found wrong with the kernel's BTF.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BtfError {
+    #[error("not little-endian BTF")]
+    NotBtf,
+    #[error("truncated header")]
+    TruncatedHeader,
+    #[error("section out of bounds")]
+    SectionOutOfBounds,
+    #[error("truncated type")]
+    TruncatedType,
+    #[error("unknown BTF kind {0}")]
+    UnknownKind(u32),
+    #[error("struct {0} not found")]
+    StructNotFound(String),
+    #[error("{root}: member {path} not found")]
+    MemberNotFound { root: String, path: String },
+    #[error("{root}.{path} is not a 4-byte integer")]
+    NotInt32 { root: String, path: String },
 }
 
-fn invalid(path: impl AsRef<Path>, message: &str) -> Error {
-    Error::Invalid(format!(
-        "kernel BTF {}: {message} (a kernel with CONFIG_SECCOMP_FILTER and BTF is needed)",
-        path.as_ref().display()
-    ))
+/// Byte offset of `task_struct.seccomp.mode` in the running kernel: an `int`, which the
+/// kernel side reads as 4 bytes.
+pub fn seccomp_mode_offset() -> Result<u32> {
+    let data = std::fs::read(VMLINUX).map_err(|e| Error::io(VMLINUX, e))?;
+    let btf_error = |source| Error::KernelBtf {
+        path: VMLINUX.into(),
+        source,
+    };
+    let btf = Btf::parse(&data).map_err(btf_error)?;
+    btf.int32_offset("task_struct", &["seccomp", "mode"])
+        .map_err(btf_error)
 }
 
 struct Btf<'a> {
@@ -44,18 +62,18 @@ fn u32_at(data: &[u8], at: usize) -> Option<u32> {
 }
 
 impl<'a> Btf<'a> {
-    fn parse(data: &'a [u8]) -> std::result::Result<Self, String> {
+    fn parse(data: &'a [u8]) -> std::result::Result<Self, BtfError> {
         let magic = data.get(0..2).map(|b| u16::from_le_bytes([b[0], b[1]]));
         if magic != Some(MAGIC) {
-            return Err("not little-endian BTF".into());
+            return Err(BtfError::NotBtf);
         }
-        let field = |at| u32_at(data, at).ok_or("truncated header");
+        let field = |at| u32_at(data, at).ok_or(BtfError::TruncatedHeader);
         let hdr_len = field(4)? as usize;
         let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
         let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
         let section = |off: usize, len: usize| {
             data.get(hdr_len + off..hdr_len + off + len)
-                .ok_or("section out of bounds")
+                .ok_or(BtfError::SectionOutOfBounds)
         };
         let types = section(type_off, type_len)?;
         let strings = section(str_off, str_len)?;
@@ -63,7 +81,7 @@ impl<'a> Btf<'a> {
         let mut at = 0usize;
         while at < types.len() {
             offsets.push(at as u32);
-            let info = u32_at(types, at + 4).ok_or("truncated type")?;
+            let info = u32_at(types, at + 4).ok_or(BtfError::TruncatedType)?;
             let vlen = (info & 0xffff) as usize;
             let extra = match (info >> 24) & 0x1f {
                 1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
@@ -71,7 +89,7 @@ impl<'a> Btf<'a> {
                 4 | 5 | 15 | 19 => 12 * vlen, // STRUCT, UNION, DATASEC, ENUM64
                 6 | 13 => 8 * vlen,           // ENUM, FUNC_PROTO
                 2 | 7..=12 | 16 | 18 => 0,
-                kind => return Err(format!("unknown BTF kind {kind}")),
+                kind => return Err(BtfError::UnknownKind(kind)),
             };
             at += 12 + extra;
         }
@@ -139,8 +157,21 @@ impl<'a> Btf<'a> {
         None
     }
 
-    /// Byte offset of `path` (member names, outermost first) inside struct `root`.
-    fn member_path_offset(&self, root: &str, path: &[&str]) -> std::result::Result<u32, String> {
+    /// Byte offset of `path` (member names, outermost first) inside struct `root`, which must
+    /// name a 4-byte integer.
+    fn int32_offset(&self, root: &str, path: &[&str]) -> std::result::Result<u32, BtfError> {
+        let (offset, ty) = self.member_path(root, path)?;
+        match self.resolve(ty).and_then(|t| self.header(t)) {
+            Some((_, info, 4, _)) if (info >> 24) & 0x1f == KIND_INT => Ok(offset),
+            _ => Err(BtfError::NotInt32 {
+                root: root.into(),
+                path: path.join("."),
+            }),
+        }
+    }
+
+    /// Byte offset and type of `path` (member names, outermost first) inside struct `root`.
+    fn member_path(&self, root: &str, path: &[&str]) -> std::result::Result<(u32, u32), BtfError> {
         let id = (1..self.offsets.len() as u32)
             .find(|&id| {
                 self.header(id).is_some_and(|(name, info, _, _)| {
@@ -149,18 +180,21 @@ impl<'a> Btf<'a> {
                         && self.name(name) == root.as_bytes()
                 })
             })
-            .ok_or(format!("struct {root} not found"))?;
+            .ok_or_else(|| BtfError::StructNotFound(root.into()))?;
         let mut ty = id;
         let mut offset = 0;
         for member in path {
             let (off, next) = self
                 .resolve(ty)
                 .and_then(|t| self.member(t, member))
-                .ok_or(format!("{root}: member {} not found", path.join(".")))?;
+                .ok_or_else(|| BtfError::MemberNotFound {
+                    root: root.into(),
+                    path: path.join("."),
+                })?;
             offset += off;
             ty = next;
         }
-        Ok(offset)
+        Ok((offset, ty))
     }
 }
 
@@ -221,21 +255,63 @@ mod tests {
         let btf = Btf::parse(&data).unwrap();
         // task_struct: anon at 8, seccomp at 4 in it, mode at 4 in seccomp.
         assert_eq!(
-            btf.member_path_offset("task_struct", &["seccomp", "mode"]),
+            btf.int32_offset("task_struct", &["seccomp", "mode"]),
             Ok(16)
         );
-        assert!(btf.member_path_offset("task_struct", &["nope"]).is_err());
-        assert!(btf.member_path_offset("inode", &["mode"]).is_err());
-        assert!(Btf::parse(&data[..10]).is_err());
+        assert_eq!(
+            btf.int32_offset("task_struct", &["seccomp"]),
+            Err(BtfError::NotInt32 {
+                root: "task_struct".into(),
+                path: "seccomp".into()
+            })
+        );
+        assert_eq!(
+            btf.int32_offset("task_struct", &["nope"]),
+            Err(BtfError::MemberNotFound {
+                root: "task_struct".into(),
+                path: "nope".into()
+            })
+        );
+        assert_eq!(
+            btf.int32_offset("inode", &["mode"]),
+            Err(BtfError::StructNotFound("inode".into()))
+        );
+        assert!(matches!(
+            Btf::parse(&data[..10]),
+            Err(BtfError::TruncatedHeader)
+        ));
     }
 
+    /// The offset the kernel side reads: an `int` inside `task_struct`, 4-byte aligned.
     #[test]
     fn running_kernel_has_the_field() {
-        if !Path::new(VMLINUX).exists() {
-            eprintln!("SKIPPED: no {VMLINUX}");
+        if !std::path::Path::new(VMLINUX).exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no {VMLINUX}, and CI must not skip running_kernel_has_the_field"
+            );
+            eprintln!("SKIPPED running_kernel_has_the_field: no {VMLINUX}");
             return;
         }
         let offset = seccomp_mode_offset().unwrap();
-        assert!(offset > 0 && offset < 16384, "{offset}");
+        let data = std::fs::read(VMLINUX).unwrap();
+        let btf = Btf::parse(&data).unwrap();
+        let task = (1..btf.offsets.len() as u32)
+            .filter_map(|id| btf.header(id))
+            .find(|&(name, info, _, _)| {
+                (info >> 24) & 0x1f == KIND_STRUCT
+                    && info & 0xffff > 0
+                    && btf.name(name) == b"task_struct"
+            })
+            .expect("task_struct");
+        let (seccomp, _) = btf.member_path("task_struct", &["seccomp"]).unwrap();
+        assert_eq!(offset % 4, 0, "{offset}");
+        assert!(
+            offset + 4 <= task.2,
+            "{offset} beyond task_struct's {} bytes",
+            task.2
+        );
+        // mode is the first member of struct seccomp on every kernel that has BTF.
+        assert_eq!(offset, seccomp, "{offset}");
     }
 }

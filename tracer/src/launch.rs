@@ -1,5 +1,5 @@
 //! Starts a command the way a container runtime would: in a given cgroup, under a seccomp
-//! filter installed just before exec (here one that allows everything).
+//! filter installed just before exec (`run`'s allows everything, `exec`'s is a profile's).
 use std::{
     ffi::CString,
     fs::OpenOptions,
@@ -21,6 +21,8 @@ pub enum LaunchError {
     PermissionDenied { program: String },
     #[error("{program}: {source}")]
     Other { program: String, source: io::Error },
+    #[error("no command given")]
+    NoCommand,
     #[error(transparent)]
     Setup(#[from] Error),
 }
@@ -68,9 +70,7 @@ pub fn spawn(
     procs: Option<&Path>,
     mut filter: Option<Vec<libc::sock_filter>>,
 ) -> Result<Child, LaunchError> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| Error::Invalid("no command given".into()))?;
+    let (program, args) = argv.split_first().ok_or(LaunchError::NoCommand)?;
     let other = |source| LaunchError::Other {
         program: program.clone(),
         source,

@@ -14,6 +14,7 @@ pub mod names;
 pub mod output;
 pub mod owner;
 pub mod privileges;
+pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod seccomp;

@@ -15,6 +15,14 @@ fn is_special(path: &Path) -> bool {
 
 use crate::error::{Error, Result};
 
+/// Stable, diff-friendly JSON: two-space indent, fields in declaration order, a trailing
+/// newline. Every JSON `profile` writes goes through here.
+pub fn json(value: &impl serde::Serialize) -> Result<String> {
+    let mut text = serde_json::to_string_pretty(value).map_err(Error::Serialize)?;
+    text.push('\n');
+    Ok(text)
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
@@ -99,11 +107,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
         ));
     }
     if is_special(path) {
-        return fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map(drop)
-            .map_err(|e| Error::io(path, e));
+        return writable_in_place(path);
     }
     let parent = parent_dir(path);
     let Some(dir) = parent
@@ -137,6 +141,32 @@ pub fn check_writable(path: &Path) -> Result<()> {
             dir: dir.to_path_buf(),
         }),
         Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Whether a device or pipe may be opened for writing. A pipe is not opened: that would block
+/// until a reader comes, and closing it would hand that reader an early end of file.
+fn writable_in_place(path: &Path) -> Result<()> {
+    use std::os::unix::{ffi::OsStrExt as _, fs::FileTypeExt as _};
+    let is_fifo = fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
+    if !is_fifo {
+        return fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| Error::io(path, e));
+    }
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| {
+        Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+        )
+    })?;
+    // SAFETY: access(2) reads a NUL-terminated path that lives through the call.
+    if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(Error::io(path, std::io::Error::last_os_error()))
     }
 }
 
@@ -241,11 +271,36 @@ mod tests {
     }
 
     #[test]
-    fn devices_are_written_in_place_not_replaced() {
-        use std::os::unix::fs::FileTypeExt as _;
-        let null = Path::new("/dev/null");
-        check_writable(null).unwrap();
-        write_atomic(null, b"discarded").unwrap();
-        assert!(fs::metadata(null).unwrap().file_type().is_char_device());
+    fn pipes_are_written_in_place_not_replaced() {
+        use std::{io::Read as _, os::unix::fs::FileTypeExt as _, sync::mpsc, time::Duration};
+        let dir = std::env::temp_dir().join(format!("profile-output-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("out.json");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) reads a NUL-terminated path that lives through the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // The check doesn't wait for a reader (nor would it end a reader's input early).
+        let (tx, rx) = mpsc::channel();
+        let checked = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(check_writable(&checked).is_ok());
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
+        let (tx, rx) = mpsc::channel();
+        let reader = fifo.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let read = fs::File::open(&reader).and_then(|mut f| f.read_to_string(&mut text));
+            let _ = tx.send(read.map(|_| text));
+        });
+        write_atomic(&fifo, b"{}\n").unwrap();
+        let read = rx.recv_timeout(Duration::from_secs(5));
+        assert!(
+            fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+            "replaced"
+        );
+        assert_eq!(read.expect("the reader got the text").unwrap(), "{}\n");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -111,6 +111,12 @@ impl Snapshot {
         }
     }
 
+    /// Nothing was recorded: no task of the watched cgroups ran under a seccomp filter (or at
+    /// all, with `Mode::AllSyscalls`).
+    pub fn is_empty(&self) -> bool {
+        self.syscalls.is_empty() && self.out_of_range == 0
+    }
+
     pub fn total_calls(&self) -> u64 {
         self.syscalls.values().map(|o| o.count).sum::<u64>() + self.out_of_range
     }
@@ -420,9 +426,10 @@ fn watch_value(recording: &Recording) -> Watch {
 fn cgroup_key(name: &str) -> Result<CgroupKey> {
     let bytes = name.as_bytes();
     if bytes.len() < CGROUP_KEY_LEN || bytes.contains(&b'/') {
-        return Err(Error::Invalid(format!(
-            "cgroup name {name:?} must be at least {CGROUP_KEY_LEN} bytes, without '/'"
-        )));
+        return Err(Error::CgroupName {
+            name: name.to_string(),
+            min: CGROUP_KEY_LEN,
+        });
     }
     let mut key = CgroupKey {
         bytes: [0; CGROUP_KEY_LEN],
@@ -436,33 +443,14 @@ fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
-    let prog = ebpf.program_mut(name).ok_or(Error::Program {
-        program: name,
-        message: "not found in the embedded object".into(),
-    })?;
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or(Error::ProgramMissing { program: name })?;
     prog.try_into().map_err(prog_err(name))
 }
 
 fn prog_err(program: &'static str) -> impl FnOnce(aya::programs::ProgramError) -> Error {
-    move |source| Error::Program {
-        program,
-        message: shorten(&source.to_string()),
-    }
-}
-
-/// Verifier logs run to thousands of lines; the first and the last few say what failed.
-fn shorten(message: &str) -> String {
-    let lines: Vec<&str> = message.lines().collect();
-    if lines.len() <= 24 {
-        return message.to_string();
-    }
-    let mut out = lines[..4].join("\n");
-    out.push_str(&format!(
-        "\n... ({} lines of verifier log left out) ...\n",
-        lines.len() - 20
-    ));
-    out.push_str(&lines[lines.len() - 16..].join("\n"));
-    out
+    move |source| Error::Program { program, source }
 }
 
 fn spawn_log_reader(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
@@ -617,8 +605,8 @@ impl Maps {
                 firsts.insert(key.index as usize, seen);
             }
         }
-        let first_of = |index: usize| {
-            firsts.get(&index).map(|seen| FirstProgram {
+        let first_at = |index: usize| {
+            firsts.get(&index).map(|seen: &FirstSeen| FirstProgram {
                 comm: comm_string(&seen.comm),
                 pid: seen.pid,
             })
@@ -631,7 +619,7 @@ impl Maps {
                 snap.out_of_range += count;
                 continue;
             };
-            let first = first_of(index);
+            let first = first_at(index);
             snap.syscalls
                 .insert(SyscallId { abi, nr }, Observed { count, first });
         }
@@ -641,7 +629,7 @@ impl Maps {
             }
             match Abi::from_index(index) {
                 Some((abi, nr)) => {
-                    let first = first_of(FIRST_DENIED_BASE as usize + index);
+                    let first = first_at(FIRST_DENIED_BASE as usize + index);
                     snap.denied
                         .insert(SyscallId { abi, nr }, Observed { count, first });
                 }

@@ -5,7 +5,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use clap::{Parser, Subcommand};
 
 mod bench;
@@ -72,19 +72,85 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// What a test run counted. Skipped tests pass in libtest's eyes; they say `SKIPPED` instead.
+#[derive(Debug, Default, PartialEq)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    skipped: u64,
+}
+
+impl Tally {
+    /// Counts one line of `cargo test --show-output`.
+    fn read(&mut self, line: &str) {
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            self.passed += field(rest, "passed");
+            self.failed += field(rest, "failed");
+        } else if line.starts_with("SKIPPED ") {
+            self.skipped += 1;
+        }
+    }
+
+    /// The totals once `cargo test` ended with `success`.
+    fn finish(mut self, success: bool) -> Self {
+        // A skipped test returned early: libtest counted it as passed.
+        self.passed = self.passed.saturating_sub(self.skipped);
+        if !success && self.failed == 0 {
+            eprintln!("xtask: cargo test failed without a failing test: a build error or a crash");
+            self.failed = 1;
+        }
+        self
+    }
+}
+
+/// Runs every check and test, then ends with one summary line, also when a step before the
+/// tests fails (`fmt: 0 passed, 1 failed, 0 skipped`).
 fn test(no_lint: bool) -> anyhow::Result<()> {
+    match run_checks_and_tests(no_lint) {
+        Ok(t) => {
+            println!(
+                "{} passed, {} failed, {} skipped",
+                t.passed, t.failed, t.skipped
+            );
+            ensure!(t.failed == 0, "tests failed");
+            ensure!(t.passed > 0, "no test ran");
+            ensure!(
+                t.skipped == 0 || std::env::var_os("CI").is_none(),
+                "{} test(s) skipped, and CI must not skip",
+                t.skipped
+            );
+            Ok(())
+        }
+        Err((step, err)) => {
+            eprintln!("xtask: {err:#}");
+            println!("{step}: 0 passed, 1 failed, 0 skipped");
+            Err(err)
+        }
+    }
+}
+
+fn run_checks_and_tests(no_lint: bool) -> Result<Tally, (&'static str, anyhow::Error)> {
     if !is_root() {
         if std::env::var_os("CI").is_some() {
-            bail!("the end-to-end tests need root, and CI must not skip them");
+            return Err((
+                "setup",
+                anyhow::anyhow!("the end-to-end tests need root, and CI must not skip them"),
+            ));
         }
         eprintln!("xtask: not root: end-to-end tests will report themselves SKIPPED");
     }
     if !no_lint {
-        cargo(&["fmt", "--all", "--", "--check"])?;
-        cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+        cargo(&["fmt", "--all", "--", "--check"]).map_err(|e| ("fmt", e))?;
+        cargo(&["clippy", "--all-targets", "--", "-D", "warnings"]).map_err(|e| ("clippy", e))?;
     }
-    cargo(&["build", "-p", "tracer", "--bins"])?;
+    cargo(&["build", "-p", "tracer", "--bins"]).map_err(|e| ("build", e))?;
+    run_tests().map_err(|e| ("test", e))
+}
+
+/// `cargo test` for the workspace, its output passed through and counted.
+fn run_tests() -> anyhow::Result<Tally> {
     // End-to-end tests share the kernel; two at a time keeps them quick on a 2-core machine.
+    // --show-output prints what passing tests said, so skipped ones can be counted.
     let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "test",
@@ -93,27 +159,20 @@ fn test(no_lint: bool) -> anyhow::Result<()> {
             "tracer-ebpf",
             "--no-fail-fast",
         ])
-        .args(["--", "--test-threads=2"])
+        .args(["--", "--test-threads=2", "--show-output"])
         .current_dir(root())
         .stdout(Stdio::piped())
         .spawn()
         .context("cargo test")?;
-    let (mut passed, mut failed) = (0u64, 0u64);
+    let mut tally = Tally::default();
     let stdout = child.stdout.take().context("cargo test output")?;
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            passed += field(rest, "passed");
-            failed += field(rest, "failed");
-        }
+        tally.read(&line);
     }
     let status = child.wait()?;
-    // One closing line for the whole run, across all test binaries.
-    println!("{passed} passed, {failed} failed");
-    ensure!(status.success() && failed == 0, "tests failed");
-    ensure!(passed > 0, "no test ran");
-    Ok(())
+    Ok(tally.finish(status.success()))
 }
 
 /// The number before `name` in a libtest summary ("ok. 8 passed; 0 failed; ...").
@@ -130,7 +189,7 @@ fn field(summary: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The example images: (name, image reference).
+/// The example images, by name (examples/images/<name>, built as profile-example/<name>).
 const EXAMPLES: &[&str] = &["hello", "web"];
 
 fn example_image(name: &str) -> String {
@@ -210,4 +269,41 @@ fn demo() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_tests_are_counted_apart_from_passed_ones() {
+        let output = "\
+running 3 tests
+test a ... ok
+test b ... ok
+test c ... FAILED
+
+successes:
+
+---- b stdout ----
+SKIPPED b: needs root (eBPF, cgroups)
+
+test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s
+test result: ok. 4 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s
+";
+        let mut tally = Tally::default();
+        for line in output.lines() {
+            tally.read(line);
+        }
+        let want = Tally {
+            passed: 5,
+            failed: 1,
+            skipped: 1,
+        };
+        assert_eq!(tally.finish(false), want);
+        // cargo failing with no failed test (a build error) still counts as a failure.
+        let mut built_nothing = Tally::default();
+        built_nothing.read("error: could not compile `tracer`");
+        assert_eq!(built_nothing.finish(false).failed, 1);
+    }
 }

@@ -20,7 +20,8 @@ pub enum DiffFormat {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// The baseline profile (Docker's seccomp JSON; `docker-default` for Docker's default).
+    /// The baseline profile (in any format profile writes; `docker-default` for Docker's
+    /// default).
     #[arg(value_name = "OLD")]
     pub old: PathBuf,
     /// The candidate profile.
@@ -74,7 +75,7 @@ pub async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
                 "widened": diff.widened,
                 "narrowed": diff.narrowed,
             });
-            crate::output::stdout(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
+            crate::output::stdout(&crate::output::json(&value)?)?;
         }
     }
     Ok(if diff.allows_more() {

@@ -7,7 +7,8 @@ use crate::{filter, launch, seccomp::Profile};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The profile to enforce (Docker JSON, as `profile run` writes it).
+    /// The profile to enforce (in any format profile writes; `docker-default` for Docker's
+    /// default).
     #[arg(long, value_name = "PROFILE")]
     pub profile: PathBuf,
     /// The command and its arguments, after `--`.
@@ -46,50 +47,16 @@ pub async fn exec(args: ExecArgs) -> anyhow::Result<ExitCode> {
 }
 
 const EXECVE: u32 = 59;
-// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE.
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
-/// Whether `prog` lets x86_64 syscall `nr` through (allows or logs it); `None` when `prog`
-/// has instructions [`verdict`] doesn't read.
+/// Whether `prog` lets x86_64 syscall `nr` (all arguments zero) through: allows or logs it;
+/// `None` when `prog` has instructions [`filter::evaluate`] doesn't read.
 fn allows(prog: &[libc::sock_filter], nr: u32) -> Option<bool> {
-    let action = verdict(prog, AUDIT_ARCH_X86_64, nr)? & libc::SECCOMP_RET_ACTION_FULL;
+    let action = filter::evaluate(prog, filter::AUDIT_ARCH_X86_64, nr, [0; 6])?
+        & libc::SECCOMP_RET_ACTION_FULL;
     Some(matches!(
         action,
         libc::SECCOMP_RET_ALLOW | libc::SECCOMP_RET_LOG
     ))
-}
-
-/// What classic-BPF seccomp program `prog` returns for a call `nr` on `arch` with all
-/// arguments zero, for the instructions `filter::compile` emits (loads of `seccomp_data`
-/// words, jumps on constants, returns of constants); `None` for anything else.
-fn verdict(prog: &[libc::sock_filter], arch: u32, nr: u32) -> Option<u32> {
-    const BPF_W_ABS: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
-    const BPF_JEQ_K: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
-    const BPF_JGE_K: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
-    const BPF_JGT_K: u32 = libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K;
-    const BPF_JA: u32 = libc::BPF_JMP | libc::BPF_JA;
-    const BPF_RET_K: u32 = libc::BPF_RET | libc::BPF_K;
-    let (mut pc, mut acc) = (0usize, 0u32);
-    loop {
-        let insn = prog.get(pc)?;
-        pc += 1;
-        let jump = |taken: bool| pc + usize::from(if taken { insn.jt } else { insn.jf });
-        match u32::from(insn.code) {
-            BPF_W_ABS => {
-                acc = match insn.k {
-                    0 => nr,
-                    4 => arch,
-                    _ => 0,
-                }
-            }
-            BPF_JEQ_K => pc = jump(acc == insn.k),
-            BPF_JGE_K => pc = jump(acc >= insn.k),
-            BPF_JGT_K => pc = jump(acc > insn.k),
-            BPF_JA => pc += insn.k as usize,
-            BPF_RET_K => return Some(insn.k),
-            _ => return None,
-        }
-    }
 }
 
 /// " (it names only …)" when the profile's architectures leave out x86_64.
@@ -134,12 +101,12 @@ mod tests {
         assert_eq!(allows(&prog, 0), Some(true));
         assert_eq!(allows(&prog, 1), Some(false), "write");
         assert_eq!(
-            verdict(&prog, AUDIT_ARCH_X86_64, 1),
+            filter::evaluate(&prog, filter::AUDIT_ARCH_X86_64, 1, [0; 6]),
             Some(libc::SECCOMP_RET_ERRNO | 1)
         );
         // i386 calls get the default action.
         assert_eq!(
-            verdict(&prog, 0x4000_0003, 0),
+            filter::evaluate(&prog, 0x4000_0003, 0, [0; 6]),
             Some(libc::SECCOMP_RET_ERRNO | 1)
         );
         let deny_all = compiled(r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#);

@@ -12,7 +12,8 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The profiles to merge (Docker's seccomp JSON; `docker-default` for Docker's default).
+    /// The profiles to merge (in any format profile writes; `docker-default` for Docker's
+    /// default).
     #[arg(required = true, num_args = 2.., value_name = "PROFILE")]
     pub inputs: Vec<PathBuf>,
     /// Where to write the merged profile (atomically) [default: stdout].

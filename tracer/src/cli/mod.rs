@@ -36,9 +36,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Learn an image's profile: run it under Docker with an allow-all filter, record every
-    /// syscall its processes make under that filter, write the minimal profile and a report of
-    /// the reduction against Docker's default.
+    /// Learn an image's profile: run it under Docker with its base profile (Docker's default
+    /// unless --base), record every syscall its processes make under that filter, write the
+    /// minimal profile within the base and a report of the reduction against Docker's default.
     ///
     /// Exit status: 0 done; 1 the workload exited nonzero by itself, the exercise failed or was
     /// cut off by --duration (the profile and report are still written), or the container was
@@ -81,8 +81,8 @@ pub enum Command {
     Watch(Box<watch::WatchArgs>),
     /// Run a command in a fresh cgroup under an allow-all seccomp filter and record its profile.
     Run(run::RunArgs),
-    /// Run a command with a profile enforced (allow-list profiles on x86_64), to try a profile
-    /// without a container runtime.
+    /// Run a command with a profile enforced (x86_64, argument conditions included), to try a
+    /// profile without a container runtime.
     Exec(exec::ExecArgs),
 }
 
@@ -262,7 +262,7 @@ fn misplaced(sub: &str, command: &[String]) -> Vec<String> {
 fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
-        let text = cause.to_string();
+        let text = shorten(&cause.to_string());
         if line.contains(&text) {
             continue;
         }
@@ -274,11 +274,26 @@ fn one_line(err: &anyhow::Error) -> String {
     line
 }
 
+/// A cause of many lines cut to its first 4 and last 16: verifier logs run to thousands of
+/// lines, and those say what failed.
+fn shorten(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().collect();
+    if lines.len() <= 24 {
+        return message.to_string();
+    }
+    format!(
+        "{}\n... ({} lines left out) ...\n{}",
+        lines[..4].join("\n"),
+        lines.len() - 20,
+        lines[lines.len() - 16..].join("\n")
+    )
+}
+
 /// Writes a report (atomically) in the format its file name's extension names: `.json`,
 /// `.md`, anything else as text.
 pub fn write_report(path: &Path, report: &impl Render) -> crate::Result<()> {
     let text = match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => report.json(),
+        Some("json") => report.json()?,
         Some("md") | Some("markdown") => report.markdown(),
         _ => report.text(),
     };
@@ -344,9 +359,9 @@ impl ProfileFormatArgs {
         let ctx = crate::seccomp::Context::docker_default();
         Ok(match self.format {
             Format::Docker => profile.to_json()?,
-            Format::Oci => OciSeccomp::resolve(&profile, &ctx).to_json(),
+            Format::Oci => OciSeccomp::resolve(&profile, &ctx).to_json()?,
             Format::K8s => OciSeccomp::resolve(&profile, &ctx)
-                .to_k8s_yaml(self.k8s_name.as_deref().unwrap_or(name)),
+                .to_k8s_yaml(self.k8s_name.as_deref().unwrap_or(name))?,
         })
     }
 
@@ -371,30 +386,43 @@ impl ProfileFormatArgs {
     }
 }
 
-/// Reads a Docker (or OCI) seccomp JSON profile (a regular file within the input limit, or
-/// stdin as `-`); `docker-default` names Docker's default profile shipped with this tool.
-/// Names the profile's architectures don't know are reported: Docker ignores them silently.
+/// Reads a profile (see [`read_profile`]) and warns about names its architectures don't
+/// know: Docker ignores them silently.
 pub fn load_profile(path: &Path) -> crate::Result<Profile> {
-    if path == Path::new("docker-default") && !path.exists() {
+    let profile = read_profile(path)?;
+    // Docker's own default names other architectures' calls on purpose.
+    if !is_docker_default(path)
+        && let Some(warning) = profile.unknown_names_warning()
+    {
+        eprintln!("profile: warning: {}: {warning}", origin(path).display());
+    }
+    Ok(profile)
+}
+
+/// `docker-default` names Docker's default profile, unless a file has that name.
+fn is_docker_default(path: &Path) -> bool {
+    path == Path::new("docker-default") && !path.exists()
+}
+
+/// Reads a profile in any format `profile` writes (Docker's JSON, the OCI `linux.seccomp`
+/// object or a runtime config holding one, an SPO `SeccompProfile` manifest) from a regular
+/// file within the input limit, or from stdin as `-`; `docker-default` names Docker's default
+/// profile shipped with this tool.
+pub fn read_profile(path: &Path) -> crate::Result<Profile> {
+    if is_docker_default(path) {
         return Ok(Profile::docker_default());
     }
     let text = input::read_text(path)?;
-    let origin = if input::is_stdin(path) {
+    crate::formats::parse_profile(&text, origin(path))
+}
+
+/// How an input is named in messages: `<stdin>` for `-`.
+pub fn origin(path: &Path) -> &Path {
+    if input::is_stdin(path) {
         Path::new("<stdin>")
     } else {
         path
-    };
-    let profile = Profile::parse(&text, origin)?;
-    let unknown = profile.unknown_names(&profile.abis());
-    if !unknown.is_empty() {
-        eprintln!(
-            "profile: warning: {}: {} name(s) unknown to its architectures, which Docker ignores silently: {}",
-            origin.display(),
-            unknown.len(),
-            unknown.join(", ")
-        );
     }
-    Ok(profile)
 }
 
 #[cfg(test)]
@@ -434,6 +462,18 @@ mod tests {
             .collect();
         assert_eq!(misplaced("train", &command), ["--duration=5s", "--report"]);
         assert!(misplaced("train", &command[..3]).is_empty());
+    }
+
+    #[test]
+    fn long_causes_keep_their_ends() {
+        let log: Vec<String> = (1..=100).map(|i| format!("line {i}")).collect();
+        let short = shorten(&log.join("\n"));
+        let lines: Vec<&str> = short.lines().collect();
+        assert_eq!(lines.len(), 21);
+        assert_eq!(lines[..4], ["line 1", "line 2", "line 3", "line 4"]);
+        assert_eq!(lines[4], "... (80 lines left out) ...");
+        assert_eq!(lines[20], "line 100");
+        assert_eq!(shorten("one\ntwo"), "one\ntwo");
     }
 
     #[test]

@@ -3,7 +3,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, ValueEnum};
 
-use crate::{cli::load_profile, report::Report};
+use crate::{cli, report::Report};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -16,8 +16,8 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The profile (Docker's seccomp JSON; `docker-default` for Docker's default, `-` for
-    /// stdin).
+    /// The profile: Docker's JSON, an OCI seccomp object or runtime config, or an SPO
+    /// SeccompProfile manifest (YAML); `docker-default` for Docker's default, `-` for stdin.
     #[arg(value_name = "PROFILE")]
     pub profile: PathBuf,
     /// Output format.
@@ -26,16 +26,14 @@ pub struct ReportArgs {
 }
 
 pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let profile = load_profile(&args.profile)?;
-    let target = match crate::input::is_stdin(&args.profile) {
-        true => "<stdin>".to_string(),
-        false => args.profile.display().to_string(),
-    };
+    // The report carries the warnings about the profile itself: not printed twice.
+    let profile = cli::read_profile(&args.profile)?;
+    let target = cli::origin(&args.profile).display().to_string();
     let report = Report::for_profile(&target, &profile);
     let text = match args.format {
         ReportFormat::Text => report.to_text(),
         ReportFormat::Md => report.to_markdown(),
-        ReportFormat::Json => report.to_json(),
+        ReportFormat::Json => report.to_json()?,
     };
     crate::output::stdout(&text)?;
     Ok(ExitCode::SUCCESS)

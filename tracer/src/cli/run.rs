@@ -70,7 +70,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &bases.bound_label,
     );
     report.exit_code = Some(code);
-    report.duration_seconds = started.elapsed().as_secs_f64();
+    report.duration_seconds = crate::report::tenths(started.elapsed().as_secs_f64());
     for warning in &report.warnings {
         log::warn!("{warning}");
     }

@@ -26,7 +26,8 @@ pub const EXIT_DENIED: u8 = 1;
 pub struct VerifyArgs {
     #[command(flatten)]
     pub container: ContainerArgs,
-    /// The profile to verify (Docker's seccomp JSON; `docker-default` for Docker's default).
+    /// The profile to verify (in any format profile writes; `docker-default` for Docker's
+    /// default).
     #[arg(long, value_name = "P")]
     pub profile: PathBuf,
     /// Write P plus every call it denied to --output (needs -o).
@@ -65,7 +66,7 @@ pub async fn verify_once(
     let mut v = Verification::new(target, label, DENY_ERRNO, &outcome.snapshot);
     v.exit_code = outcome.exit_code.map(|c| c as i32);
     v.stopped_by = outcome.stop.label();
-    v.duration_seconds = (outcome.elapsed.as_secs_f64() * 10.0).round() / 10.0;
+    v.duration_seconds = crate::report::tenths(outcome.elapsed.as_secs_f64());
     v.notes.extend(notes);
     v.notes.extend(outcome.warnings.iter().cloned());
     v.notes.extend(outcome.not_ready.iter().cloned());
@@ -75,7 +76,7 @@ pub async fn verify_once(
     ) {
         v.complete = false;
     }
-    if outcome.snapshot.syscalls.is_empty() && outcome.stop != Stop::StartFailed {
+    if outcome.snapshot.is_empty() && outcome.stop != Stop::StartFailed {
         v.notes.push(
             "nothing ran under a seccomp filter in the container: nothing could be checked".into(),
         );

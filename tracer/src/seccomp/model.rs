@@ -13,6 +13,24 @@ use crate::{
 pub const ACT_ALLOW: &str = "SCMP_ACT_ALLOW";
 pub const ACT_ERRNO: &str = "SCMP_ACT_ERRNO";
 pub const ACT_LOG: &str = "SCMP_ACT_LOG";
+const ACT_KILL: &str = "SCMP_ACT_KILL";
+const ACT_KILL_PROCESS: &str = "SCMP_ACT_KILL_PROCESS";
+const ACT_KILL_THREAD: &str = "SCMP_ACT_KILL_THREAD";
+const ACT_TRAP: &str = "SCMP_ACT_TRAP";
+const ACT_TRACE: &str = "SCMP_ACT_TRACE";
+const ACT_NOTIFY: &str = "SCMP_ACT_NOTIFY";
+/// Every action name libseccomp (and so runc) accepts.
+const ACTIONS: [&str; 9] = [
+    ACT_ALLOW,
+    ACT_ERRNO,
+    ACT_LOG,
+    ACT_KILL,
+    ACT_KILL_PROCESS,
+    ACT_KILL_THREAD,
+    ACT_TRAP,
+    ACT_TRACE,
+    ACT_NOTIFY,
+];
 /// errno for denied calls: EPERM, as in Docker's default (and runc's default for errno rules).
 pub const EPERM: u32 = 1;
 /// errno for calls that should look unimplemented (Docker's default answers clone3 so, and
@@ -43,12 +61,12 @@ impl Action {
             ACT_ALLOW => Action::Allow,
             ACT_LOG => Action::Log,
             ACT_ERRNO => Action::Errno(errno.unwrap_or(EPERM)),
-            "SCMP_ACT_KILL" => Action::Kill,
-            "SCMP_ACT_KILL_PROCESS" => Action::KillProcess,
-            "SCMP_ACT_KILL_THREAD" => Action::KillThread,
-            "SCMP_ACT_TRAP" => Action::Trap,
-            "SCMP_ACT_TRACE" => Action::Trace(errno.unwrap_or(EPERM)),
-            "SCMP_ACT_NOTIFY" => Action::Notify,
+            ACT_KILL => Action::Kill,
+            ACT_KILL_PROCESS => Action::KillProcess,
+            ACT_KILL_THREAD => Action::KillThread,
+            ACT_TRAP => Action::Trap,
+            ACT_TRACE => Action::Trace(errno.unwrap_or(EPERM)),
+            ACT_NOTIFY => Action::Notify,
             _ => return None,
         })
     }
@@ -326,12 +344,12 @@ pub fn action_fields(action: Action) -> (&'static str, Option<u32>) {
         Action::Allow => (ACT_ALLOW, None),
         Action::Log => (ACT_LOG, None),
         Action::Errno(e) => (ACT_ERRNO, Some(e)),
-        Action::Kill => ("SCMP_ACT_KILL", None),
-        Action::KillProcess => ("SCMP_ACT_KILL_PROCESS", None),
-        Action::KillThread => ("SCMP_ACT_KILL_THREAD", None),
-        Action::Trap => ("SCMP_ACT_TRAP", None),
-        Action::Trace(e) => ("SCMP_ACT_TRACE", Some(e)),
-        Action::Notify => ("SCMP_ACT_NOTIFY", None),
+        Action::Kill => (ACT_KILL, None),
+        Action::KillProcess => (ACT_KILL_PROCESS, None),
+        Action::KillThread => (ACT_KILL_THREAD, None),
+        Action::Trap => (ACT_TRAP, None),
+        Action::Trace(e) => (ACT_TRACE, Some(e)),
+        Action::Notify => (ACT_NOTIFY, None),
     }
 }
 
@@ -364,14 +382,27 @@ impl Profile {
         }
         let profile: Profile =
             serde_json::from_str(text).map_err(|e| syntax(e.line(), e.column(), e.to_string()))?;
-        if let Err((needle, message)) = profile.validate() {
-            let (line, column) = text
-                .find(&needle)
-                .map(|o| position(text, o))
-                .unwrap_or((1, 1));
-            return Err(syntax(line, column, message));
-        }
-        Ok(profile)
+        profile.validated(text, origin)
+    }
+
+    /// This profile, read from `text` (JSON or YAML), if runc would take it; otherwise the
+    /// error, placed at the offending text.
+    pub(crate) fn validated(self, text: &str, origin: &Path) -> Result<Self> {
+        let Err((needle, message)) = self.validate() else {
+            return Ok(self);
+        };
+        // YAML may leave the quotes out.
+        let (line, column) = text
+            .find(&needle)
+            .or_else(|| text.find(needle.trim_matches('"')))
+            .map(|o| position(text, o))
+            .unwrap_or((1, 1));
+        Err(Error::ProfileSyntax {
+            path: origin.to_path_buf(),
+            line,
+            column,
+            message,
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -388,7 +419,8 @@ impl Profile {
                 return Err((
                     format!("\"{name}\""),
                     format!(
-                        "{what} {name:?} is not a seccomp action (SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_LOG, SCMP_ACT_KILL, SCMP_ACT_KILL_PROCESS, SCMP_ACT_KILL_THREAD, SCMP_ACT_TRAP, SCMP_ACT_TRACE, SCMP_ACT_NOTIFY)"
+                        "{what} {name:?} is not a seccomp action ({})",
+                        ACTIONS.join(", ")
                     ),
                 ));
             }
@@ -444,9 +476,7 @@ impl Profile {
 
     /// Stable, diff-friendly JSON: two-space indent, fields in a fixed order, trailing newline.
     pub fn to_json(&self) -> Result<String> {
-        let mut text = serde_json::to_string_pretty(self).map_err(Error::Serialize)?;
-        text.push('\n');
-        Ok(text)
+        crate::output::json(self)
     }
 
     /// The ABIs this profile covers (`architectures`, or the arch map's, or x86_64 only).
@@ -477,6 +507,19 @@ impl Profile {
         Action::parse(&self.default_action, self.default_errno_ret).unwrap_or(Action::Kill)
     }
 
+    /// A warning naming what the rules mention that none of the profile's own architectures
+    /// knows: Docker (libseccomp) drops those silently.
+    pub fn unknown_names_warning(&self) -> Option<String> {
+        let unknown = self.unknown_names(&self.abis());
+        (!unknown.is_empty()).then(|| {
+            format!(
+                "{} name(s) unknown to the profile's architectures, which Docker ignores silently: {}",
+                unknown.len(),
+                unknown.join(", ")
+            )
+        })
+    }
+
     /// Every name the rules mention that none of `abis` knows (libseccomp drops those).
     pub fn unknown_names(&self, abis: &BTreeSet<Abi>) -> Vec<String> {
         let mut unknown: BTreeSet<String> = BTreeSet::new();
@@ -492,7 +535,7 @@ impl Profile {
 }
 
 /// 1-based line and column of a byte offset.
-fn position(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map_or(offset, |n| offset - n - 1) + 1;
@@ -560,6 +603,14 @@ mod tests {
             };
             assert!(m.contains(message), "{text}: {m}");
             assert_eq!((*line, *column), pos, "{text}: {m}");
+        }
+    }
+
+    #[test]
+    fn every_action_name_reads_back() {
+        for name in ACTIONS {
+            let action = Action::parse(name, None).expect(name);
+            assert_eq!(action_fields(action).0, name);
         }
     }
 
