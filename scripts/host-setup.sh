@@ -22,8 +22,9 @@ need_pkgs=()
 dpkg -s "llvm-$llvm-dev" >/dev/null 2>&1 || need_pkgs+=("llvm-$llvm-dev" "libpolly-$llvm-dev" libzstd-dev zlib1g-dev)
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 # libc6-dev: static libc for the test workload; busybox-static: the example images' userland;
-# docker-compose: the `profile watch` test of a compose stack.
-for pkg in libc6-dev busybox-static docker-compose; do
+# docker-compose and podman: the tests of `profile watch` on a compose stack and of Podman's
+# Docker-compatible service.
+for pkg in libc6-dev busybox-static docker-compose podman; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

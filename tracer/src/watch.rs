@@ -157,6 +157,8 @@ pub struct Watch {
     pub tracked: BTreeMap<String, Tracked>,
     /// Containers the filters left out (their cgroups are forgotten as they start).
     ignored: BTreeSet<String>,
+    /// Containers inspected at creation, before they start.
+    created: BTreeMap<String, ContainerInfo>,
     /// Adopted cgroups whose runs ended (read and forgotten).
     done: BTreeSet<u64>,
     first_seen: BTreeMap<u64, Instant>,
@@ -175,6 +177,7 @@ impl Watch {
             filters,
             tracked: BTreeMap::new(),
             ignored: BTreeSet::new(),
+            created: BTreeMap::new(),
             done: BTreeSet::new(),
             first_seen: BTreeMap::new(),
             started,
@@ -208,14 +211,37 @@ impl Watch {
         let Some(id) = event.actor.as_ref().and_then(|a| a.id.clone()) else {
             return Ok(());
         };
+        // Docker says create/start/die/destroy, Podman create/start/died/remove.
         match event.action.as_deref() {
-            Some("start") => self.on_start(&id).await,
-            Some("die") => {
+            Some("create") => {
+                // Inspected while it surely exists: a `--rm` container may be gone by the time
+                // its start is reported.
+                if !self.created.contains_key(&id) {
+                    let info = match self.inspect(&id).await {
+                        Ok(info) => info,
+                        Err(_) => info_from_event(&id, event),
+                    };
+                    self.created.insert(id, info);
+                }
+                Ok(())
+            }
+            Some("start") => {
+                if !self.created.contains_key(&id) && !self.tracked.contains_key(&id) {
+                    let info = match self.inspect(&id).await {
+                        Ok(info) => info,
+                        Err(_) => info_from_event(&id, event),
+                    };
+                    self.created.insert(id.clone(), info);
+                }
+                self.on_start(&id).await
+            }
+            Some("die") | Some("died") => {
                 self.on_die(&id);
                 Ok(())
             }
-            Some("destroy") => {
+            Some("destroy") | Some("remove") => {
                 self.ignored.remove(&id);
+                self.created.remove(&id);
                 Ok(())
             }
             _ => Ok(()),
@@ -226,9 +252,10 @@ impl Watch {
         if self.ignored.contains(id) {
             return Ok(());
         }
-        let info = match self.tracked.get(id) {
-            Some(t) => t.info.clone(),
-            None => self.inspect(id).await?,
+        let info = match (self.tracked.get(id), self.created.get(id)) {
+            (Some(t), _) => t.info.clone(),
+            (None, Some(info)) => info.clone(),
+            (None, None) => return Ok(()),
         };
         // The kernel side adopted the run's cgroup when it was created, under the container's
         // id; the cgroup itself may be gone already (a container that exits at once).
@@ -369,6 +396,34 @@ impl Watch {
             cap_drop: host.cap_drop.unwrap_or_default(),
         };
         Ok(info)
+    }
+}
+
+/// What an event says of its container, when the container can't be inspected any more (a
+/// `--rm` container that Podman removed before its events were read): name, image and labels,
+/// which both engines put among the event's attributes; Docker's default profile as its base.
+fn info_from_event(id: &str, event: &EventMessage) -> ContainerInfo {
+    const NOT_LABELS: [&str; 5] = ["image", "name", "exitCode", "containerExitCode", "podId"];
+    let attrs = event
+        .actor
+        .as_ref()
+        .and_then(|a| a.attributes.clone())
+        .unwrap_or_default();
+    ContainerInfo {
+        id: id.to_string(),
+        name: attrs
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| id[..12.min(id.len())].to_string()),
+        image: attrs.get("image").cloned().unwrap_or_default(),
+        labels: attrs
+            .iter()
+            .filter(|(k, _)| !NOT_LABELS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        base: Base::Default,
+        cap_add: Vec::new(),
+        cap_drop: Vec::new(),
     }
 }
 

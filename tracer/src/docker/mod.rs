@@ -143,11 +143,41 @@ fn is_not_found(err: &BollardError) -> bool {
     )
 }
 
+/// A profile written for Podman to read, removed when dropped.
+struct SeccompFile {
+    path: std::path::PathBuf,
+}
+
+impl SeccompFile {
+    fn write(name: &str, json: &str) -> std::io::Result<Self> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = std::env::temp_dir().join(format!("profile-seccomp-{name}.json"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(json.as_bytes())?;
+        Ok(SeccompFile { path })
+    }
+}
+
+impl Drop for SeccompFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// A connection to the Docker Engine.
 #[derive(Clone, Debug)]
 pub struct Engine {
     docker: Docker,
     limits: Limits,
+    /// Podman's Docker-compatible service: it takes `seccomp=` as a path on the server, not
+    /// as the profile's text.
+    podman: bool,
 }
 
 impl Engine {
@@ -179,9 +209,32 @@ impl Engine {
             "Docker Engine at {endpoint}, API {}",
             docker.client_version()
         );
+        let podman = bounded(
+            "asking the engine's version",
+            Duration::from_secs(30),
+            async {
+                docker
+                    .version()
+                    .await
+                    .map_err(api("asking the engine's version"))
+            },
+        )
+        .await
+        .map(|v| {
+            v.components
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.name.contains("Podman"))
+                || v.platform.is_some_and(|p| p.name.contains("Podman"))
+        })
+        .unwrap_or(false);
+        if podman {
+            log::info!("the engine is Podman: seccomp profiles are handed over as files");
+        }
         Ok(Engine {
             docker,
             limits: Limits::default(),
+            podman,
         })
     }
 
@@ -258,13 +311,33 @@ impl Engine {
             .name(&spec.name)
             .build();
         let action = format!("creating container {}", spec.name);
+        // Podman reads the profile from a path when the container is created; it keeps its
+        // own copy, so the file is gone right after.
+        let file = match self.podman {
+            true => Some(SeccompFile::write(&spec.name, &spec.seccomp).map_err(|e| {
+                DockerError::Api {
+                    action: action.clone(),
+                    message: format!("writing the seccomp profile for Podman: {e}"),
+                }
+            })?),
+            false => None,
+        };
+        let body = match &file {
+            Some(f) => ContainerSpec {
+                seccomp: f.path.display().to_string(),
+                ..spec.clone()
+            }
+            .body(),
+            None => spec.body(),
+        };
         let created = bounded(&action, self.limits.request, async {
             self.docker
-                .create_container(Some(options), spec.body())
+                .create_container(Some(options), body)
                 .await
                 .map_err(api(action.as_str()))
         })
         .await?;
+        drop(file);
         for warning in created.warnings {
             log::warn!("Docker: {warning}");
         }
