@@ -561,7 +561,14 @@ mod tests {
             ping: Duration::from_millis(200),
             pull: Duration::from_millis(300),
         };
-        (Engine { docker, limits }, listener)
+        (
+            Engine {
+                docker,
+                limits,
+                podman: false,
+            },
+            listener,
+        )
     }
 
     #[tokio::test]
