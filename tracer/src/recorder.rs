@@ -167,9 +167,23 @@ where
 }
 
 impl Recorder {
+    /// What loading the recorder needs that a process with `creds` lacks: the BPF
+    /// capabilities, and mounting and reading tracefs.
+    pub fn missing_privileges(creds: &privileges::Creds) -> Vec<privileges::Missing> {
+        let mut missing: Vec<_> = creds.missing_for_bpf().into_iter().collect();
+        missing.extend(tracefs::missing_privileges(creds));
+        missing
+    }
+
     /// Checks privileges and tracefs, loads the programs and attaches them.
     pub fn load() -> Result<Self> {
-        privileges::check()?;
+        let creds = privileges::Creds::current();
+        privileges::require(
+            creds,
+            creds
+                .map(|c| Self::missing_privileges(&c))
+                .unwrap_or_default(),
+        )?;
         tracefs::ensure_mounted()?;
         let mkdir_root = tracefs::field_offset("cgroup", "cgroup_mkdir", "root")?;
         let mkdir_id = tracefs::field_offset("cgroup", "cgroup_mkdir", "id")?;

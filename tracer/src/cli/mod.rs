@@ -22,7 +22,8 @@ pub mod verify;
 ///
 /// Syscalls are counted in the kernel by an eBPF program on the raw_syscalls tracepoints, per
 /// cgroup, from the moment the workload's seccomp filter is installed: the container runtime's
-/// own setup calls are never granted. Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN).
+/// own setup calls are never granted. Needs root (or CAP_BPF, CAP_PERFMON and read access to
+/// tracefs; `run` also CAP_DAC_OVERRIDE, `train` and `verify` the Docker socket).
 #[derive(Debug, Parser)]
 #[command(name = "profile", version, propagate_version = true)]
 pub struct Cli {

@@ -35,6 +35,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for path in args.output.iter().chain(args.record.report.iter()) {
         output::check_writable(path)?;
     }
+    // Everything missing is named at once, before anything is loaded or created.
+    let creds = crate::privileges::Creds::current();
+    if let Some(creds) = &creds {
+        let mut missing = Recorder::missing_privileges(creds);
+        missing.extend(OwnedCgroup::missing_privileges(creds)?);
+        crate::privileges::require(Some(*creds), missing)?;
+    }
     let recorder = Recorder::load()?;
     let cgroup = OwnedCgroup::for_run()?;
     let mode = args.record.mode();
