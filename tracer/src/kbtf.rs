@@ -1,6 +1,8 @@
-//! Just enough of the kernel's BTF to find one field: where `seccomp.mode` sits in
-//! `struct task_struct`, which the kernel side reads to tell whether a task runs under a
-//! seccomp filter. Scanning the type section once is far lighter than parsing all of it.
+//! Just enough of the kernel's BTF to find two fields of `struct task_struct` the kernel side
+//! reads: `seccomp.mode`, which tells whether a task runs under a seccomp filter, and
+//! `thread_info.status`, whose TS_COMPAT bit tells an i386 syscall (`int 0x80` from 64-bit
+//! code included) from a native one. Scanning the type section once is far lighter than
+//! parsing all of it.
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -16,17 +18,32 @@ const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
 
-/// Byte offset of `task_struct.seccomp.mode` in the running kernel.
-pub fn seccomp_mode_offset() -> Result<u32> {
+/// Byte offsets of the `task_struct` fields the kernel side reads, in the running kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOffsets {
+    /// `seccomp.mode`.
+    pub seccomp_mode: u32,
+    /// `thread_info.status` (x86_64 keeps thread_info inside task_struct).
+    pub thread_status: u32,
+}
+
+/// Reads [`TaskOffsets`] from the kernel's BTF.
+pub fn task_offsets() -> Result<TaskOffsets> {
     let data = std::fs::read(VMLINUX).map_err(|e| Error::io(VMLINUX, e))?;
     let btf = Btf::parse(&data).map_err(|m| invalid(VMLINUX, &m))?;
-    btf.member_path_offset("task_struct", &["seccomp", "mode"])
-        .map_err(|m| invalid(VMLINUX, &m))
+    let offset = |path: &[&str]| {
+        btf.member_path_offset("task_struct", path)
+            .map_err(|m| invalid(VMLINUX, &m))
+    };
+    Ok(TaskOffsets {
+        seccomp_mode: offset(&["seccomp", "mode"])?,
+        thread_status: offset(&["thread_info", "status"])?,
+    })
 }
 
 fn invalid(path: impl AsRef<Path>, message: &str) -> Error {
     Error::Invalid(format!(
-        "kernel BTF {}: {message} (a kernel with CONFIG_SECCOMP_FILTER and BTF is needed)",
+        "kernel BTF {}: {message} (an x86_64 kernel with CONFIG_SECCOMP_FILTER and BTF is needed)",
         path.as_ref().display()
     ))
 }
@@ -235,7 +252,15 @@ mod tests {
             eprintln!("SKIPPED: no {VMLINUX}");
             return;
         }
-        let offset = seccomp_mode_offset().unwrap();
-        assert!(offset > 0 && offset < 16384, "{offset}");
+        let offsets = task_offsets().unwrap();
+        assert!(
+            offsets.seccomp_mode > 0 && offsets.seccomp_mode < 16384,
+            "{offsets:?}"
+        );
+        // thread_info opens task_struct: flags and syscall_work come before status.
+        assert!(
+            offsets.thread_status > 0 && offsets.thread_status < 64,
+            "{offsets:?}"
+        );
     }
 }

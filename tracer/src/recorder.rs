@@ -188,11 +188,12 @@ impl Recorder {
         let mkdir_root = tracefs::field_offset("cgroup", "cgroup_mkdir", "root")?;
         let mkdir_id = tracefs::field_offset("cgroup", "cgroup_mkdir", "id")?;
         let mkdir_path = tracefs::field_offset("cgroup", "cgroup_mkdir", "path")?;
-        let seccomp_mode = kbtf::seccomp_mode_offset()?;
-        // The programs carry no CO-RE relocations (the one kernel offset they read comes from
-        // the small scan above), so the loader never reads the kernel's BTF.
+        let task = kbtf::task_offsets()?;
+        // The programs carry no CO-RE relocations (the kernel offsets they read come from the
+        // small scan above), so the loader never reads the kernel's BTF.
         let mut ebpf = EbpfLoader::new()
-            .override_global("SECCOMP_MODE_OFFSET", &seccomp_mode, true)
+            .override_global("SECCOMP_MODE_OFFSET", &task.seccomp_mode, true)
+            .override_global("THREAD_STATUS_OFFSET", &task.thread_status, true)
             .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
             .override_global("MKDIR_PATH_OFFSET", &mkdir_path, true)

@@ -739,12 +739,18 @@ pub struct Verification {
     /// For syscalls whose arguments are learned: the argument values that were denied.
     pub denied_arguments: Vec<DeniedArguments>,
     pub exit_code: Option<i32>,
+    /// The workload died of SIGSYS (status 159): the filter killed it, for a call no counter
+    /// sees (from an architecture the profile doesn't list, or under a kill or trap rule).
+    pub killed_by_sigsys: bool,
     pub stopped_by: Option<String>,
     /// False when interrupted, or nothing could be checked.
     pub complete: bool,
     pub duration_seconds: f64,
     pub notes: Vec<String>,
 }
+
+/// The status a process killed by SIGSYS ends with, as the shell and Docker report it.
+const EXIT_SIGSYS: i32 = 128 + libc::SIGSYS;
 
 impl Verification {
     pub fn new(target: &str, profile: &str, errno: u32, snap: &Snapshot) -> Self {
@@ -782,11 +788,52 @@ impl Verification {
             denied_calls: denied.iter().map(|d| d.count).sum::<u64>() + snap.out_of_range_denied,
             denied,
             exit_code: None,
+            killed_by_sigsys: false,
             stopped_by: None,
             complete: true,
             duration_seconds: 0.0,
             notes,
         }
+    }
+
+    /// Records how the workload ended. Death by SIGSYS is how seccomp kills, so it fails the
+    /// verification even when no denial was counted.
+    pub fn set_exit_code(&mut self, code: Option<i32>) {
+        self.exit_code = code;
+        self.killed_by_sigsys = code == Some(EXIT_SIGSYS);
+        if self.killed_by_sigsys {
+            self.passed = false;
+            self.notes.push(format!(
+                "the workload was killed by SIGSYS (status {EXIT_SIGSYS}), as seccomp kills: the filter stopped a call no counter sees, one from an architecture the profile doesn't list (an i386 `int 0x80` call needs SCMP_ARCH_X86) or one under a kill or trap rule"
+            ));
+        }
+    }
+
+    /// What failed, in one line: the denied syscalls with counts and first programs, and a
+    /// death by SIGSYS.
+    pub fn failures(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if !self.denied.is_empty() {
+            parts.push(format!(
+                "denied {}",
+                self.denied
+                    .iter()
+                    .map(|d| format!(
+                        "{} ({}x, first by {})",
+                        display_name(d),
+                        d.count,
+                        d.first_program.as_deref().unwrap_or("?")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if self.killed_by_sigsys {
+            parts.push(format!(
+                "killed the workload (SIGSYS, status {EXIT_SIGSYS})"
+            ));
+        }
+        parts.join(" and ")
     }
 
     /// The denied argument values per syscall, for `--fix`.
@@ -817,6 +864,8 @@ impl Verification {
     fn verdict(&self) -> String {
         let mut s = if self.passed {
             "PASS: the profile denied nothing".to_string()
+        } else if self.denied.is_empty() && self.killed_by_sigsys {
+            "FAIL: the profile's filter killed the workload".to_string()
         } else {
             format!(
                 "FAIL: the profile denied {} call(s) of {} syscall(s)",
@@ -827,6 +876,9 @@ impl Verification {
         match (self.stopped_by.as_deref(), self.exit_code) {
             (Some("interrupted"), _) => s.push_str("; interrupted, PARTIAL"),
             (Some("start_failed"), _) => s.push_str("; the container could not start"),
+            _ if self.killed_by_sigsys => {
+                let _ = write!(s, "; the workload was killed by SIGSYS ({EXIT_SIGSYS})");
+            }
             (None, Some(code)) if code != 0 => {
                 let _ = write!(s, "; the workload exited {code}");
             }
@@ -946,6 +998,23 @@ mod tests {
             );
         }
         snap
+    }
+
+    #[test]
+    fn death_by_sigsys_fails_verification() {
+        let mut v = Verification::new("img", "p.json", 3797, &Snapshot::default());
+        v.set_exit_code(Some(1));
+        assert!(v.passed, "a workload's own failure is not a denial");
+        assert!(
+            v.to_text()
+                .contains("PASS: the profile denied nothing; the workload exited 1")
+        );
+        v.set_exit_code(Some(159));
+        assert!(!v.passed && v.killed_by_sigsys);
+        assert!(v.to_text().contains(
+            "FAIL: the profile's filter killed the workload; the workload was killed by SIGSYS (159)"
+        ));
+        assert_eq!(v.failures(), "killed the workload (SIGSYS, status 159)");
     }
 
     #[test]

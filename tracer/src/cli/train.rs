@@ -171,17 +171,8 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         report.verified = Some(v.passed);
         if !v.passed {
             report.warnings.push(format!(
-                "verification FAILED: the trained profile denied {}",
-                v.denied
-                    .iter()
-                    .map(|d| format!(
-                        "{} ({}x, first by {})",
-                        d.name,
-                        d.count,
-                        d.first_program.as_deref().unwrap_or("?")
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "verification FAILED: the trained profile {}",
+                v.failures()
             ));
         }
         verification = Some(v);
