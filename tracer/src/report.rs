@@ -263,6 +263,10 @@ pub struct Report {
     pub allowed_dangerous: Vec<Blocked>,
     /// Syscalls the profile allows though they were not observed, with why.
     pub always_allowed: Vec<Blocked>,
+    /// The calls allowed at any time (signal returns, yields) that the profile allows, whether
+    /// or not a run happened to make them: the summary lists these, which don't vary by run.
+    #[serde(skip)]
+    pub allowed_at_any_time: Vec<Blocked>,
     /// Observed syscalls Docker's default would deny.
     pub denied_by_docker_default: Vec<String>,
     /// The profile the learned one stays within (`docker-default`, a file, or `allow-all`).
@@ -384,10 +388,15 @@ impl Report {
             .filter(|(name, _)| allowed.contains_key(name))
             .map(|&(name, reason)| Blocked { name, reason })
             .collect();
-        let always_allowed = crate::seccomp::ALWAYS_ALLOWED
+        let allowed_at_any_time: Vec<Blocked> = crate::seccomp::ALWAYS_ALLOWED
             .iter()
-            .filter(|(name, _)| allowed.contains_key(name) && !observed.contains(name))
+            .filter(|(name, _)| allowed.contains_key(name))
             .map(|&(name, reason)| Blocked { name, reason })
+            .collect();
+        let always_allowed = allowed_at_any_time
+            .iter()
+            .filter(|b| !observed.contains(b.name))
+            .cloned()
             .collect();
         let default_decisions = default.decisions(Abi::X86_64, &ctx);
         let mut warnings = Vec::new();
@@ -430,6 +439,7 @@ impl Report {
             blocked_dangerous,
             allowed_dangerous,
             always_allowed,
+            allowed_at_any_time,
             denied_by_docker_default,
             bound: None,
             not_learned: Vec::new(),
@@ -573,6 +583,16 @@ impl Report {
 
     /// Markdown, fit for a CI job summary or a review.
     pub fn to_markdown(&self) -> String {
+        self.markdown(true)
+    }
+
+    /// Markdown without what changes from run to run (calls, first programs, what each run
+    /// added), to commit beside the profile: it changes only when the profile does.
+    pub fn to_summary_markdown(&self) -> String {
+        self.markdown(false)
+    }
+
+    fn markdown(&self, per_run: bool) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# Seccomp profile for `{}`\n", self.target);
         let _ = writeln!(out, "Status: {}.\n", self.status());
@@ -591,7 +611,10 @@ impl Report {
             self.kernel_syscalls,
             fewer_or_more(self.reduction_vs_kernel_percent)
         );
-        if !self.runs.is_empty() {
+        if !per_run && !self.runs.is_empty() {
+            let _ = writeln!(out, "Learned from {} runs.\n", self.runs.len());
+        }
+        if per_run && !self.runs.is_empty() {
             let _ = writeln!(out, "## Convergence\n");
             let _ = writeln!(out, "| run | distinct syscalls | new | new syscalls |");
             let _ = writeln!(out, "|---:|---:|---:|---|");
@@ -625,9 +648,14 @@ impl Report {
             }
             out.push('\n');
         }
-        if self.observed() && !self.always_allowed.is_empty() {
-            let _ = writeln!(out, "## Allowed without being observed\n");
-            for b in &self.always_allowed {
+        let (heading, always) = if per_run {
+            ("Allowed without being observed", &self.always_allowed)
+        } else {
+            ("Allowed whether observed or not", &self.allowed_at_any_time)
+        };
+        if self.observed() && !always.is_empty() {
+            let _ = writeln!(out, "## {heading}\n");
+            for b in always {
                 let _ = writeln!(out, "- `{}`: {}", b.name, b.reason);
             }
             out.push('\n');
@@ -671,6 +699,13 @@ impl Report {
             out.push('\n');
         }
         if !self.observed() {
+            return out;
+        }
+        if !per_run {
+            let _ = writeln!(
+                out,
+                "Calls per syscall, the first program to make each and what each run added are in the full report: they change from run to run."
+            );
             return out;
         }
         let _ = writeln!(out, "## Observed syscalls\n");

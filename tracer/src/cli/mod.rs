@@ -81,6 +81,11 @@ pub struct RecordArgs {
     /// Write the report here: .json for JSON, .md for Markdown, anything else as text.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also write a Markdown summary without what changes from run to run (calls, first
+    /// programs, what each run added): to commit beside the profile, it changes only when the
+    /// profile does.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
     /// Count every syscall in the cgroup, the runtime's own setup included, not only those made
     /// under the seccomp filter (for comparison: such a profile grants calls no filter checks).
     #[arg(long)]
@@ -88,6 +93,25 @@ pub struct RecordArgs {
 }
 
 impl RecordArgs {
+    /// Checks that the report and the summary can be written, before anything runs.
+    pub fn check_writable(&self) -> crate::Result<()> {
+        for path in self.report.iter().chain(self.summary.iter()) {
+            output::check_writable(path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the report and the summary where they were asked for.
+    pub fn write(&self, report: &crate::report::Report) -> crate::Result<()> {
+        if let Some(path) = &self.report {
+            write_report(path, report)?;
+        }
+        if let Some(path) = &self.summary {
+            output::write_atomic(path, report.to_summary_markdown().as_bytes())?;
+        }
+        Ok(())
+    }
+
     pub fn mode(&self) -> crate::recorder::Mode {
         if self.all_syscalls {
             crate::recorder::Mode::AllSyscalls

@@ -50,9 +50,12 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if !to_stdout {
         output::check_writable(&output)?;
     }
-    if let Some(report) = &args.record.report {
-        output::check_writable(report)?;
-    }
+    output::check_distinct(&[
+        ("-o", (!to_stdout).then_some(output.as_path())),
+        ("--report", args.record.report.as_deref()),
+        ("--summary", args.record.summary.as_deref()),
+    ])?;
+    args.record.check_writable()?;
     let ctx = args.container.context()?;
     let bases = args.learn.bases(&ctx)?;
     let base_json = bases.run_under.to_json()?;
@@ -189,8 +192,9 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         .map(|s| s.to_string_lossy().into_owned());
     args.format
         .write((!to_stdout).then_some(&output), &profile, name.as_deref())?;
+    args.record.write(&report)?;
     match &args.record.report {
-        Some(path) => crate::cli::write_report(path, &report)?,
+        Some(_) => {}
         None if to_stdout => eprint!("{}", report.to_text()),
         None => print!("{}", report.to_text()),
     }
