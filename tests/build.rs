@@ -3,7 +3,11 @@ use std::{env, path::PathBuf, process::Command};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for (name, env_name) in [("sysloop", "SYSLOOP"), ("attack", "ATTACK")] {
+    for (name, env_name) in [
+        ("sysloop", "SYSLOOP"),
+        ("attack", "ATTACK"),
+        ("int80", "INT80"),
+    ] {
         let bin = out.join(name);
         let src = format!("workloads/{name}.c");
         println!("cargo:rerun-if-changed={src}");

@@ -9,6 +9,8 @@ use std::{
 pub const SYSLOOP: &str = env!("SYSLOOP");
 /// The static attack probe (`workloads/attack.c`).
 pub const ATTACK: &str = env!("ATTACK");
+/// The static program that makes i386 syscalls from 64-bit code (`workloads/int80.c`).
+pub const INT80: &str = env!("INT80");
 
 /// The `profile` binary of this build (`cargo build -p tracer` puts it beside `deps/`).
 pub fn profile_bin() -> PathBuf {
@@ -95,11 +97,16 @@ pub fn count(report: &serde_json::Value, name: &str) -> u64 {
 
 /// The x86_64 line for `name` in a JSON report (`Null` when absent).
 pub fn syscall_line(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    abi_line(report, name, "x86_64")
+}
+
+/// The line for `name` made through `abi` (`x86_64`, `i386`, `x32`) in a JSON report.
+pub fn abi_line(report: &serde_json::Value, name: &str, abi: &str) -> serde_json::Value {
     report["syscalls"]
         .as_array()
         .expect("syscalls array")
         .iter()
-        .find(|s| s["name"] == name && s["abi"] == "x86_64")
+        .find(|s| s["name"] == name && s["abi"] == abi)
         .cloned()
         .unwrap_or_default()
 }
@@ -121,6 +128,17 @@ pub fn allowed_names(profile: &Path) -> Vec<String> {
 /// Runs `profile run [FLAGS] -o DIR/NAME.profile.json --report DIR/NAME.json -- sysloop ARGS`,
 /// which must succeed, and returns the JSON report.
 pub fn record(dir: &Scratch, name: &str, flags: &[&str], workload: &[&str]) -> serde_json::Value {
+    record_with(dir, name, flags, SYSLOOP, workload)
+}
+
+/// As [`record`], with another program than sysloop.
+pub fn record_with(
+    dir: &Scratch,
+    name: &str,
+    flags: &[&str],
+    program: &str,
+    workload: &[&str],
+) -> serde_json::Value {
     let profile = dir.path(&format!("{name}.profile.json"));
     let report_path = dir.path(&format!("{name}.json"));
     let mut args = vec!["run"];
@@ -131,7 +149,7 @@ pub fn record(dir: &Scratch, name: &str, flags: &[&str], workload: &[&str]) -> s
         "--report",
         report_path.to_str().unwrap(),
         "--",
-        SYSLOOP,
+        program,
     ]);
     args.extend_from_slice(workload);
     profile_ok(&args);

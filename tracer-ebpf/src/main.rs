@@ -41,12 +41,16 @@ use tracer_common::{
 const SECCOMP_MODE_FILTER: i32 = 2;
 // A map insert with BPF_NOEXIST fails with -EEXIST when the key is already there.
 const EEXIST: i32 = 17;
-// Code segment of 32-bit user code: the task entered through the ia32 ABI.
-const USER32_CS: u64 = 0x23;
+// thread_info.status bit of a task inside an i386 syscall (arch/x86/include/asm/thread_info.h):
+// set on every ia32 entry, `int 0x80` from 64-bit code included, cleared on return to user.
+const TS_COMPAT: u32 = 0x0002;
 
 /// Offset of `seccomp.mode` in `struct task_struct`, from the kernel's BTF (set by the loader).
 #[unsafe(no_mangle)]
 static SECCOMP_MODE_OFFSET: Global<u32> = Global::new(0);
+/// Offset of `thread_info.status` in `struct task_struct`, from the kernel's BTF.
+#[unsafe(no_mangle)]
+static THREAD_STATUS_OFFSET: Global<u32> = Global::new(0);
 // Offsets into the classic cgroup_mkdir record, read from tracefs by the loader.
 #[unsafe(no_mangle)]
 static MKDIR_ROOT_OFFSET: Global<u32> = Global::new(0);
@@ -124,36 +128,39 @@ fn tables(id: u64, watch: &Watch) -> Option<(*mut SyscallCounts, *mut ArgCounts,
     ))
 }
 
-/// Whether a seccomp filter governs the current task's syscalls.
+/// The current task's `task_struct`, as an address the checked reads below start from.
 #[inline(always)]
-fn under_filter() -> bool {
+fn current_task() -> *const u8 {
     // SAFETY: the helper takes no arguments and only returns the current task's address.
-    let task = unsafe { bpf_get_current_task() } as *const u8;
-    let mode = task.wrapping_add(SECCOMP_MODE_OFFSET.load() as usize) as *const i32;
-    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
-    matches!(
-        unsafe { bpf_probe_read_kernel(mode) },
-        Ok(SECCOMP_MODE_FILTER)
-    )
+    unsafe { bpf_get_current_task() as *const u8 }
 }
 
-/// Table index of syscall `nr` made by the task whose registers are at `regs`, by the ABI it
-/// entered with.
+/// Reads the field at `offset` in `task` (a checked read: 0 if it fails).
 #[inline(always)]
-fn syscall_index(regs: *const pt_regs, nr: u64) -> usize {
+fn task_field<T: Default>(task: *const u8, offset: u32) -> T {
+    let field = task.wrapping_add(offset as usize) as *const T;
+    // SAFETY: bpf_probe_read_kernel checks the address and fails instead of faulting.
+    unsafe { bpf_probe_read_kernel(field) }.unwrap_or_default()
+}
+
+/// Whether a seccomp filter governs `task`'s syscalls.
+#[inline(always)]
+fn under_filter(task: *const u8) -> bool {
+    task_field::<i32>(task, SECCOMP_MODE_OFFSET.load()) == SECCOMP_MODE_FILTER
+}
+
+/// Table index of syscall `nr` made by `task`, by the ABI it entered with. The kernel's own
+/// tests, in its order: `in_ia32_syscall()` (TS_COMPAT in thread_info.status: the entry path,
+/// not the code segment, decides, so `int 0x80` from 64-bit code is i386), then the x32 bit.
+#[inline(always)]
+fn syscall_index(task: *const u8, nr: u64) -> usize {
+    if task_field::<u32>(task, THREAD_STATUS_OFFSET.load()) & TS_COMPAT != 0 {
+        return table_index(ABI_IA32, nr);
+    }
     if nr & X32_SYSCALL_BIT != 0 {
         return table_index(ABI_X32, nr & !X32_SYSCALL_BIT);
     }
-    // SAFETY: only the field's address is computed here; the helper does the checked read.
-    let cs = unsafe { bpf_probe_read_kernel(&raw const (*regs).cs) }.unwrap_or(0);
-    table_index(
-        if cs == USER32_CS {
-            ABI_IA32
-        } else {
-            ABI_NATIVE
-        },
-        nr,
-    )
+    table_index(ABI_NATIVE, nr)
 }
 
 #[inline(always)]
@@ -297,14 +304,15 @@ fn remember_args(slot: u32, counts: *mut ArgCounts, kind: u32, values: [u64; 2])
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     // Most tasks on a host run without a seccomp filter: their mode (one inlined lookup of the
     // current task and one read) turns them away before the cgroup id helper and hash lookup.
+    let task = current_task();
     let all = config(CONFIG_ALL_SYSCALLS) != 0;
-    if !all && !under_filter() {
+    if !all && !under_filter(task) {
         return 0;
     }
     let Some((id, watch)) = current_watch() else {
         return 0;
     };
-    if all && watch.flags & WATCH_ALL_SYSCALLS == 0 && !under_filter() {
+    if all && watch.flags & WATCH_ALL_SYSCALLS == 0 && !under_filter(task) {
         return 0;
     }
     let Some((table, arg_counts, shared)) = tables(id, &watch) else {
@@ -312,7 +320,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     };
     let regs: *const pt_regs = ctx.arg(0);
     let nr: u64 = ctx.arg(1);
-    let index = syscall_index(regs, nr);
+    let index = syscall_index(task, nr);
     if count(table, index, shared) {
         remember_first(&ctx, watch.slot, index);
     }
@@ -346,7 +354,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let Ok(nr) = (unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax) }) else {
         return 0;
     };
-    let index = syscall_index(regs, nr);
+    let index = syscall_index(current_task(), nr);
     if count_shared(&DENIED, watch.slot, index) {
         // The first-program map keeps the first insert; later ones fail cheaply.
         remember_first(&ctx, watch.slot, FIRST_DENIED_BASE as usize + index);

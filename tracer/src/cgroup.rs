@@ -8,30 +8,18 @@ use std::{
 
 use crate::{
     error::{Error, Result},
-    owner,
+    mounts, owner,
+    privileges::{self, Cap, Creds, FileAccess, Missing},
 };
 
 /// The mount point of the cgroup v2 hierarchy: `/sys/fs/cgroup` on v2 hosts,
 /// `/sys/fs/cgroup/unified` on hybrid ones.
 pub fn unified_root() -> Result<PathBuf> {
-    let mounts = fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Error::io("/proc/self/mountinfo", e))?;
-    mounts
-        .lines()
-        .find_map(|line| {
-            // mountinfo: id parent major:minor root mount-point options ... - fstype source ...
-            let (left, right) = line.split_once(" - ")?;
-            if right.split_whitespace().next()? != "cgroup2" {
-                return None;
-            }
-            let mount_point = left.split_whitespace().nth(4)?;
-            Some(PathBuf::from(unescape_mount_path(mount_point)))
-        })
+    mounts::of_type("cgroup2")
+        .map_err(|e| Error::io("/proc/self/mountinfo", e))?
+        .into_iter()
+        .next()
         .ok_or(Error::NoUnifiedHierarchy)
-}
-
-fn unescape_mount_path(path: &str) -> String {
-    path.replace("\\040", " ").replace("\\011", "\t")
 }
 
 /// The id `bpf_get_current_cgroup_id()` reports for tasks in the cgroup at `path`.
@@ -75,6 +63,28 @@ impl OwnedCgroup {
         fs::create_dir(&path).map_err(err)?;
         let id = id_of(&path)?;
         Ok(OwnedCgroup { path, id })
+    }
+
+    /// What creating (and later removing) a cgroup under the unified root needs that this
+    /// process lacks: write access to the root, which belongs to root and may be read-only
+    /// even for its owner (mode 0555 on hybrid hosts).
+    pub fn missing_privileges(creds: &Creds) -> Result<Option<Missing>> {
+        let root = unified_root()?;
+        if privileges::may_access(&root, libc::W_OK | libc::X_OK).is_ok()
+            || creds.has(Cap::DacOverride)
+        {
+            return Ok(None);
+        }
+        let access = FileAccess::of(&root)
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default();
+        Ok(Some(Missing::new(
+            format!(
+                "creating the command's cgroup in {}{access}",
+                root.display()
+            ),
+            vec![Cap::DacOverride],
+        )))
     }
 
     /// A fresh cgroup for `profile run`, `profile-run-<pid>-<start time>`: a later process
@@ -222,10 +232,5 @@ mod tests {
             [root.join("profile-run-1-5"), root.join("profile-run-4")]
         );
         fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn unescapes_spaces() {
-        assert_eq!(unescape_mount_path("/a\\040b"), "/a b");
     }
 }

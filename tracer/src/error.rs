@@ -3,8 +3,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("missing privileges: {missing} (run as root, or grant CAP_BPF and CAP_PERFMON)")]
-    Privileges { missing: String },
+    #[error(transparent)]
+    Privileges(#[from] crate::privileges::MissingPrivileges),
     #[error(
         "tracefs is not mounted at /sys/kernel/tracing and could not be mounted ({source}); fix it with: mount -t tracefs nodev /sys/kernel/tracing"
     )]

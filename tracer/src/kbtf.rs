@@ -1,6 +1,8 @@
-//! Just enough of the kernel's BTF to find one field: where `seccomp.mode` sits in
-//! `struct task_struct`, which the kernel side reads to tell whether a task runs under a
-//! seccomp filter. Scanning the type section once is far lighter than parsing all of it.
+//! Just enough of the kernel's BTF to find two fields of `struct task_struct` the kernel side
+//! reads: `seccomp.mode`, which tells whether a task runs under a seccomp filter, and
+//! `thread_info.status`, whose TS_COMPAT bit tells an i386 syscall (`int 0x80` from 64-bit
+//! code included) from a native one. Scanning the type section once is far lighter than
+//! parsing all of it.
 use crate::error::{Error, Result};
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
@@ -36,17 +38,31 @@ pub enum BtfError {
     NotInt32 { root: String, path: String },
 }
 
-/// Byte offset of `task_struct.seccomp.mode` in the running kernel: an `int`, which the
-/// kernel side reads as 4 bytes.
-pub fn seccomp_mode_offset() -> Result<u32> {
+/// Byte offsets of the `task_struct` fields the kernel side reads, in the running kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOffsets {
+    /// `seccomp.mode`, an `int`.
+    pub seccomp_mode: u32,
+    /// `thread_info.status`, a `u32` (x86_64 keeps thread_info inside task_struct).
+    pub thread_status: u32,
+}
+
+/// Reads [`TaskOffsets`] from the kernel's BTF (both fields 4-byte integers, read as such).
+pub fn task_offsets() -> Result<TaskOffsets> {
     let data = std::fs::read(VMLINUX).map_err(|e| Error::io(VMLINUX, e))?;
     let btf_error = |source| Error::KernelBtf {
         path: VMLINUX.into(),
         source,
     };
     let btf = Btf::parse(&data).map_err(btf_error)?;
-    btf.int32_offset("task_struct", &["seccomp", "mode"])
-        .map_err(btf_error)
+    Ok(TaskOffsets {
+        seccomp_mode: btf
+            .int32_offset("task_struct", &["seccomp", "mode"])
+            .map_err(btf_error)?,
+        thread_status: btf
+            .int32_offset("task_struct", &["thread_info", "status"])
+            .map_err(btf_error)?,
+    })
 }
 
 struct Btf<'a> {
@@ -293,7 +309,13 @@ mod tests {
             eprintln!("SKIPPED running_kernel_has_the_field: no {VMLINUX}");
             return;
         }
-        let offset = seccomp_mode_offset().unwrap();
+        let offsets = task_offsets().unwrap();
+        let offset = offsets.seccomp_mode;
+        // thread_info opens task_struct: flags and syscall_work come before status.
+        assert!(
+            offsets.thread_status > 0 && offsets.thread_status < 64,
+            "{offsets:?}"
+        );
         let data = std::fs::read(VMLINUX).unwrap();
         let btf = Btf::parse(&data).unwrap();
         let task = (1..btf.offsets.len() as u32)

@@ -10,6 +10,7 @@ pub mod formats;
 pub mod input;
 pub mod kbtf;
 pub mod launch;
+pub mod mounts;
 pub mod names;
 pub mod output;
 pub mod owner;

@@ -212,6 +212,14 @@ fn first_entries(slots: u32) -> u32 {
 }
 
 impl Recorder {
+    /// What loading the recorder needs that a process with `creds` lacks: the BPF
+    /// capabilities, and mounting and reading tracefs.
+    pub fn missing_privileges(creds: &privileges::Creds) -> Vec<privileges::Missing> {
+        let mut missing: Vec<_> = creds.missing_for_bpf().into_iter().collect();
+        missing.extend(tracefs::missing_privileges(creds));
+        missing
+    }
+
     /// Checks privileges and tracefs, loads the programs and attaches them, with room for one
     /// recording at a time (what every command needs).
     pub fn load() -> Result<Self> {
@@ -229,14 +237,20 @@ impl Recorder {
     pub fn load_with(slots: u32, adopted: u32) -> Result<Self> {
         let slots = slots.clamp(1, MAX_SLOTS);
         let adopted = adopted.min(tracer_common::MAX_ADOPTED);
-        privileges::check()?;
+        let creds = privileges::Creds::current();
+        privileges::require(
+            creds,
+            creds
+                .map(|c| Self::missing_privileges(&c))
+                .unwrap_or_default(),
+        )?;
         tracefs::ensure_mounted()?;
         let mkdir_root = tracefs::field_offset("cgroup", "cgroup_mkdir", "root")?;
         let mkdir_id = tracefs::field_offset("cgroup", "cgroup_mkdir", "id")?;
         let mkdir_path = tracefs::field_offset("cgroup", "cgroup_mkdir", "path")?;
-        let seccomp_mode = kbtf::seccomp_mode_offset()?;
-        // The programs carry no CO-RE relocations (the one kernel offset they read comes from
-        // the small scan above), so the loader never reads the kernel's BTF.
+        let task = kbtf::task_offsets()?;
+        // The programs carry no CO-RE relocations (the kernel offsets they read come from the
+        // small scan above), so the loader never reads the kernel's BTF.
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("COUNTS", slots)
             .map_max_entries("DENIED", slots)
@@ -246,7 +260,8 @@ impl Recorder {
             .map_max_entries("ARGS", (slots + adopted) * ARG_ENTRIES_PER_SLOT)
             .map_max_entries("ADOPTED", adopted.max(1))
             .map_max_entries("ADOPTED_NAMES", adopted.max(1))
-            .override_global("SECCOMP_MODE_OFFSET", &seccomp_mode, true)
+            .override_global("SECCOMP_MODE_OFFSET", &task.seccomp_mode, true)
+            .override_global("THREAD_STATUS_OFFSET", &task.thread_status, true)
             .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
             .override_global("MKDIR_PATH_OFFSET", &mkdir_path, true)

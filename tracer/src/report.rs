@@ -272,6 +272,10 @@ pub struct Report {
     pub allowed_dangerous: Vec<Blocked>,
     /// Syscalls the profile allows though they were not observed, with why.
     pub always_allowed: Vec<Blocked>,
+    /// The calls allowed at any time (signal returns, yields) that the profile allows, whether
+    /// or not a run happened to make them: the summary lists these, which don't vary by run.
+    #[serde(skip)]
+    pub allowed_at_any_time: Vec<Blocked>,
     /// Observed syscalls Docker's default would deny.
     pub denied_by_docker_default: Vec<String>,
     /// The profile the learned one stays within (`docker-default`, a file, or `allow-all`).
@@ -400,10 +404,15 @@ impl Report {
             .filter(|(name, _)| allowed.contains_key(name))
             .map(|&(name, reason)| Blocked { name, reason })
             .collect();
-        let always_allowed = crate::seccomp::ALWAYS_ALLOWED
+        let allowed_at_any_time: Vec<Blocked> = crate::seccomp::ALWAYS_ALLOWED
             .iter()
-            .filter(|(name, _)| allowed.contains_key(name) && !observed.contains(name))
+            .filter(|(name, _)| allowed.contains_key(name))
             .map(|&(name, reason)| Blocked { name, reason })
+            .collect();
+        let always_allowed = allowed_at_any_time
+            .iter()
+            .filter(|b| !observed.contains(b.name))
+            .cloned()
             .collect();
         let default_decisions = default.decisions(Abi::X86_64, &ctx);
         let mut warnings = Vec::new();
@@ -446,6 +455,7 @@ impl Report {
             blocked_dangerous,
             allowed_dangerous,
             always_allowed,
+            allowed_at_any_time,
             denied_by_docker_default,
             bound: None,
             not_learned: Vec::new(),
@@ -626,6 +636,16 @@ impl Report {
 
     /// Markdown, fit for a CI job summary or a review.
     pub fn to_markdown(&self) -> String {
+        self.markdown(true)
+    }
+
+    /// Markdown without what changes from run to run (calls, first programs, what each run
+    /// added), to commit beside the profile: it changes only when the profile does.
+    pub fn to_summary_markdown(&self) -> String {
+        self.markdown(false)
+    }
+
+    fn markdown(&self, per_run: bool) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# Seccomp profile for `{}`\n", self.target);
         let _ = writeln!(out, "Status: {}.\n", self.status());
@@ -644,7 +664,10 @@ impl Report {
             self.kernel_syscalls,
             fewer_or_more(self.reduction_vs_kernel_percent)
         );
-        if !self.runs.is_empty() {
+        if !per_run && !self.runs.is_empty() {
+            let _ = writeln!(out, "Learned from {} runs.\n", self.runs.len());
+        }
+        if per_run && !self.runs.is_empty() {
             let _ = writeln!(out, "## Convergence\n");
             let _ = writeln!(out, "| run | distinct syscalls | new | new syscalls |");
             let _ = writeln!(out, "|---:|---:|---:|---|");
@@ -678,9 +701,14 @@ impl Report {
             }
             out.push('\n');
         }
-        if self.observed() && !self.always_allowed.is_empty() {
-            let _ = writeln!(out, "## Allowed without being observed\n");
-            for b in &self.always_allowed {
+        let (heading, always) = if per_run {
+            ("Allowed without being observed", &self.always_allowed)
+        } else {
+            ("Allowed whether observed or not", &self.allowed_at_any_time)
+        };
+        if self.observed() && !always.is_empty() {
+            let _ = writeln!(out, "## {heading}\n");
+            for b in always {
                 let _ = writeln!(out, "- `{}`: {}", b.name, b.reason);
             }
             out.push('\n');
@@ -764,6 +792,13 @@ impl Report {
         if !self.observed() {
             return out;
         }
+        if !per_run {
+            let _ = writeln!(
+                out,
+                "Calls per syscall, the first program to make each and what each run added are in the full report: they change from run to run."
+            );
+            return out;
+        }
         let _ = writeln!(out, "## Observed syscalls\n");
         let _ = writeln!(out, "| syscall | calls | first program |");
         let _ = writeln!(out, "|---|---:|---|");
@@ -830,12 +865,18 @@ pub struct Verification {
     /// For syscalls whose arguments are learned: the argument values that were denied.
     pub denied_arguments: Vec<DeniedArguments>,
     pub exit_code: Option<i32>,
+    /// The workload died of SIGSYS (status 159): the filter killed it, for a call no counter
+    /// sees (from an architecture the profile doesn't list, or under a kill or trap rule).
+    pub killed_by_sigsys: bool,
     pub stopped_by: Option<String>,
     /// False when interrupted, or nothing could be checked.
     pub complete: bool,
     pub duration_seconds: f64,
     pub notes: Vec<String>,
 }
+
+/// The status a process killed by SIGSYS ends with, as the shell and Docker report it.
+const EXIT_SIGSYS: i32 = 128 + libc::SIGSYS;
 
 impl Verification {
     pub fn new(target: &str, profile: &str, errno: u32, snap: &Snapshot) -> Self {
@@ -873,11 +914,52 @@ impl Verification {
             denied_calls: denied.iter().map(|d| d.count).sum::<u64>() + snap.out_of_range_denied,
             denied,
             exit_code: None,
+            killed_by_sigsys: false,
             stopped_by: None,
             complete: true,
             duration_seconds: 0.0,
             notes,
         }
+    }
+
+    /// Records how the workload ended. Death by SIGSYS is how seccomp kills, so it fails the
+    /// verification even when no denial was counted.
+    pub fn set_exit_code(&mut self, code: Option<i32>) {
+        self.exit_code = code;
+        self.killed_by_sigsys = code == Some(EXIT_SIGSYS);
+        if self.killed_by_sigsys {
+            self.passed = false;
+            self.notes.push(format!(
+                "the workload was killed by SIGSYS (status {EXIT_SIGSYS}), as seccomp kills: the filter stopped a call no counter sees, one from an architecture the profile doesn't list (an i386 `int 0x80` call needs SCMP_ARCH_X86) or one under a kill or trap rule"
+            ));
+        }
+    }
+
+    /// What failed, in one line: the denied syscalls with counts and first programs, and a
+    /// death by SIGSYS.
+    pub fn failures(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if !self.denied.is_empty() {
+            parts.push(format!(
+                "denied {}",
+                self.denied
+                    .iter()
+                    .map(|d| format!(
+                        "{} ({}x, first by {})",
+                        display_name(d),
+                        d.count,
+                        d.first_program.as_deref().unwrap_or("?")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if self.killed_by_sigsys {
+            parts.push(format!(
+                "killed the workload (SIGSYS, status {EXIT_SIGSYS})"
+            ));
+        }
+        parts.join(" and ")
     }
 
     /// The denied argument values per syscall, for `--fix`.
@@ -906,6 +988,8 @@ impl Verification {
     fn verdict(&self) -> String {
         let mut s = if self.passed {
             "PASS: the profile denied nothing".to_string()
+        } else if self.denied.is_empty() && self.killed_by_sigsys {
+            "FAIL: the profile's filter killed the workload".to_string()
         } else {
             format!(
                 "FAIL: the profile denied {} call(s) of {} syscall(s)",
@@ -919,6 +1003,9 @@ impl Verification {
             (Some("daemon_lost"), _) => s.push_str("; the Docker daemon went away, PARTIAL"),
             (Some("not_ready"), _) => {
                 s.push_str("; the container was not ready for the exercise, PARTIAL")
+            }
+            _ if self.killed_by_sigsys => {
+                let _ = write!(s, "; the workload was killed by SIGSYS ({EXIT_SIGSYS})");
             }
             (None, Some(code)) if code != 0 => {
                 let _ = write!(s, "; the workload exited {code}");
@@ -1039,6 +1126,23 @@ mod tests {
             );
         }
         snap
+    }
+
+    #[test]
+    fn death_by_sigsys_fails_verification() {
+        let mut v = Verification::new("img", "p.json", 3797, &Snapshot::default());
+        v.set_exit_code(Some(1));
+        assert!(v.passed, "a workload's own failure is not a denial");
+        assert!(
+            v.to_text()
+                .contains("PASS: the profile denied nothing; the workload exited 1")
+        );
+        v.set_exit_code(Some(159));
+        assert!(!v.passed && v.killed_by_sigsys);
+        assert!(v.to_text().contains(
+            "FAIL: the profile's filter killed the workload; the workload was killed by SIGSYS (159)"
+        ));
+        assert_eq!(v.failures(), "killed the workload (SIGSYS, status 159)");
     }
 
     #[test]

@@ -1,13 +1,58 @@
 //! tracefs: making sure it is mounted and reading field offsets of tracepoint records.
 use std::{fs, io, path::Path};
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    mounts,
+    privileges::{self, Cap, Creds, FileAccess, Missing},
+};
 
 pub const TRACEFS: &str = "/sys/kernel/tracing";
 
+/// Whether tracefs is mounted at [`TRACEFS`] (whether or not this process may read it).
+fn is_mounted() -> bool {
+    mounts::of_type("tracefs").is_ok_and(|points| points.iter().any(|p| p == Path::new(TRACEFS)))
+}
+
+/// What using tracefs needs that this process lacks: mounting it when it isn't mounted
+/// (CAP_SYS_ADMIN), and reading it (root's alone, mode 0700, unless mounted otherwise).
+pub fn missing_privileges(creds: &Creds) -> Vec<Missing> {
+    let mut missing = Vec::new();
+    if is_mounted() {
+        let events = Path::new(TRACEFS).join("events");
+        if privileges::may_access(&events, libc::R_OK | libc::X_OK)
+            .is_err_and(|e| e.kind() == io::ErrorKind::PermissionDenied)
+        {
+            let access = FileAccess::of(Path::new(TRACEFS))
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
+            missing.push(Missing::new(
+                format!("reading tracefs at {TRACEFS}{access}"),
+                vec![Cap::DacReadSearch],
+            ));
+        }
+        return missing;
+    }
+    if !creds.has(Cap::SysAdmin) {
+        missing.push(Missing::new(
+            format!(
+                "mounting tracefs at {TRACEFS} (or mount it beforehand: mount -t tracefs nodev {TRACEFS})"
+            ),
+            vec![Cap::SysAdmin],
+        ));
+    }
+    if creds.euid != 0 && !creds.has(Cap::DacReadSearch) && !creds.has(Cap::DacOverride) {
+        missing.push(Missing::new(
+            format!("reading tracefs at {TRACEFS} (root's alone once mounted, mode 0700)"),
+            vec![Cap::DacReadSearch],
+        ));
+    }
+    missing
+}
+
 /// Mounts tracefs at its usual place when it is not there yet.
 pub fn ensure_mounted() -> Result<()> {
-    if Path::new(TRACEFS).join("events").is_dir() {
+    if is_mounted() || Path::new(TRACEFS).join("events").is_dir() {
         return Ok(());
     }
     let target = c"/sys/kernel/tracing";

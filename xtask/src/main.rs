@@ -236,19 +236,25 @@ fn demo() -> anyhow::Result<()> {
     ensure!(is_root(), "the demo loads eBPF programs: run it as root");
     let (profile, _) = bench::release_binaries()?;
     images()?;
+    // Committed: the profile and its summary, which change only when the profile does. The
+    // full report (calls, first programs, convergence) differs from run to run: under target/.
     let profiles = root().join("profiles");
+    let reports = root().join("target/demo");
+    std::fs::create_dir_all(&reports).with_context(|| reports.display().to_string())?;
     let port = "18080";
     for name in EXAMPLES {
         let image = example_image(name);
         let stem = format!("profile-example-{name}-latest");
         let json = profiles.join(format!("{stem}.json"));
-        let md = profiles.join(format!("{stem}.md"));
+        let md = reports.join(format!("{stem}.md"));
         let mut train = Command::new(&profile);
         train
             .args(["train", "--image", &image, "--runs", "3", "--verify", "-o"])
             .arg(&json)
             .arg("--report")
             .arg(&md)
+            .arg("--summary")
+            .arg(profiles.join(format!("{stem}.md")))
             .current_dir(root());
         if *name == "web" {
             train

@@ -23,7 +23,8 @@ pub mod watch;
 ///
 /// Syscalls are counted in the kernel by an eBPF program on the raw_syscalls tracepoints, per
 /// cgroup, from the moment the workload's seccomp filter is installed: the container runtime's
-/// own setup calls are never granted. Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN).
+/// own setup calls are never granted. Needs root (or CAP_BPF, CAP_PERFMON and read access to
+/// tracefs; `run` also CAP_DAC_OVERRIDE, `train` and `verify` the Docker socket).
 #[derive(Debug, Parser)]
 #[command(name = "profile", version, propagate_version = true)]
 pub struct Cli {
@@ -92,6 +93,11 @@ pub struct RecordArgs {
     /// Write the report here: .json for JSON, .md for Markdown, anything else as text.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also write a Markdown summary without what changes from run to run (calls, first
+    /// programs, what each run added): to commit beside the profile, it changes only when the
+    /// profile does.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
     /// Count every syscall in the cgroup, the runtime's own setup included, not only those made
     /// under the seccomp filter (for comparison: such a profile grants calls no filter checks).
     #[arg(long)]
@@ -99,6 +105,25 @@ pub struct RecordArgs {
 }
 
 impl RecordArgs {
+    /// Checks that the report and the summary can be written, before anything runs.
+    pub fn check_writable(&self) -> crate::Result<()> {
+        for path in self.report.iter().chain(self.summary.iter()) {
+            output::check_writable(path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the report and the summary where they were asked for.
+    pub fn write(&self, report: &crate::report::Report) -> crate::Result<()> {
+        if let Some(path) = &self.report {
+            write_report(path, report)?;
+        }
+        if let Some(path) = &self.summary {
+            output::write_atomic(path, report.to_summary_markdown().as_bytes())?;
+        }
+        Ok(())
+    }
+
     pub fn mode(&self) -> crate::recorder::Mode {
         if self.all_syscalls {
             crate::recorder::Mode::AllSyscalls

@@ -31,9 +31,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     output::check_distinct(&[
         ("-o", args.output.as_deref()),
         ("--report", args.record.report.as_deref()),
+        ("--summary", args.record.summary.as_deref()),
     ])?;
-    for path in args.output.iter().chain(args.record.report.iter()) {
+    for path in args.output.iter() {
         output::check_writable(path)?;
+    }
+    args.record.check_writable()?;
+    // Everything missing is named at once, before anything is loaded or created.
+    let creds = crate::privileges::Creds::current();
+    if let Some(creds) = &creds {
+        let mut missing = Recorder::missing_privileges(creds);
+        missing.extend(OwnedCgroup::missing_privileges(creds)?);
+        crate::privileges::require(Some(*creds), missing)?;
     }
     let recorder = Recorder::load()?;
     let cgroup = OwnedCgroup::for_run()?;
@@ -75,9 +84,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         log::warn!("{warning}");
     }
     args.format.write(args.output.as_deref(), &profile, None)?;
-    if let Some(path) = &args.record.report {
-        crate::cli::write_report(path, &report)?;
-    }
+    args.record.write(&report)?;
     eprintln!(
         "profile: {} syscalls allowed ({} calls recorded, {} than Docker's default){}",
         report.allowed,

@@ -106,9 +106,12 @@ impl Output {
         if !to_stdout {
             output::check_writable(&profile)?;
         }
-        if let Some(report) = &args.record.report {
-            output::check_writable(report)?;
-        }
+        output::check_distinct(&[
+            ("-o", (!to_stdout).then_some(profile.as_path())),
+            ("--report", args.record.report.as_deref()),
+            ("--summary", args.record.summary.as_deref()),
+        ])?;
+        args.record.check_writable()?;
         Ok(Output { profile, to_stdout })
     }
 
@@ -128,8 +131,9 @@ impl Output {
             &learned.profile,
             name.as_deref(),
         )?;
+        args.record.write(report)?;
         match &args.record.report {
-            Some(path) => crate::cli::write_report(path, report)?,
+            Some(_) => {}
             None if self.to_stdout => eprint!("{}", report.to_text()),
             None => print!("{}", report.to_text()),
         }
@@ -333,17 +337,8 @@ fn mark_verification(report: &mut Report, v: &Verification, outcome: &Outcome) {
         }
         _ if !v.passed => {
             report.warnings.push(format!(
-                "verification FAILED: the trained profile denied {}",
-                v.denied
-                    .iter()
-                    .map(|d| format!(
-                        "{} ({}x, first by {})",
-                        d.name,
-                        d.count,
-                        d.first_program.as_deref().unwrap_or("?")
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "verification FAILED: the trained profile {}",
+                v.failures()
             ));
             "failed"
         }

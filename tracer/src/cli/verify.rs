@@ -64,7 +64,7 @@ pub async fn verify_once(
     let (enforced, notes) = profile.for_verification(DENY_ERRNO, ctx);
     let outcome = session.run(&enforced.to_json()?, suffix, interrupt).await?;
     let mut v = Verification::new(target, label, DENY_ERRNO, &outcome.snapshot);
-    v.exit_code = outcome.exit_code.map(|c| c as i32);
+    v.set_exit_code(outcome.exit_code.map(|c| c as i32));
     v.stopped_by = outcome.stop.label();
     v.duration_seconds = crate::report::tenths(outcome.elapsed.as_secs_f64());
     v.notes.extend(notes);

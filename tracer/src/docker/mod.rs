@@ -38,6 +38,16 @@ pub enum DockerError {
         endpoint: String,
         source: BollardError,
     },
+    #[error(
+        "uid {euid} may not use the Docker daemon's socket {socket}{}: run as root, or as a member of {}",
+        access.as_ref().map(|a| format!(" ({a})")).unwrap_or_default(),
+        access.as_ref().map(|a| format!("group {}", a.group)).unwrap_or("the socket's group".into())
+    )]
+    SocketDenied {
+        euid: u32,
+        socket: String,
+        access: Option<crate::privileges::FileAccess>,
+    },
     #[error("image {image} is not present locally and could not be pulled: {reason}")]
     ImageUnavailable { image: String, reason: String },
     #[error("{action}: {message}")]
@@ -133,6 +143,29 @@ pub struct Leftover {
     pub owner_pid: u32,
 }
 
+/// Whether connecting failed because the socket's permissions refused this process.
+fn permission_denied(err: &BollardError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cause {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// The path of the Unix socket the client connects to (DOCKER_HOST or the default).
+fn unix_socket() -> Option<String> {
+    let host = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| DEFAULT_HOST.to_string());
+    host.strip_prefix("unix://").map(str::to_string)
+}
+
 fn is_not_found(err: &BollardError) -> bool {
     matches!(
         err,
@@ -193,9 +226,21 @@ impl Engine {
             Ok(host) if !host.is_empty() => format!("{host} (DOCKER_HOST)"),
             _ => DEFAULT_HOST.to_string(),
         };
-        let unreachable = |source| DockerError::Unreachable {
-            endpoint: endpoint.clone(),
-            source,
+        let unreachable = |source| {
+            if permission_denied(&source)
+                && let Some(socket) = unix_socket()
+            {
+                return DockerError::SocketDenied {
+                    // SAFETY: geteuid has no preconditions and cannot fail.
+                    euid: unsafe { libc::geteuid() },
+                    access: crate::privileges::FileAccess::of(std::path::Path::new(&socket)),
+                    socket,
+                };
+            }
+            DockerError::Unreachable {
+                endpoint: endpoint.clone(),
+                source,
+            }
         };
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;
         let docker = tokio::time::timeout(Duration::from_secs(30), docker.negotiate_version())
