@@ -368,7 +368,7 @@ fn text_value(value: &str, raw: bool) -> String {
     if let Some(inner) = value.strip_prefix('"') {
         return inner.strip_suffix('"').unwrap_or(inner).to_string();
     }
-    if raw && value.len() % 2 == 0 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if raw && value.len().is_multiple_of(2) && value.bytes().all(|b| b.is_ascii_hexdigit()) {
         let bytes: Option<Vec<u8>> = (0..value.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&value[i..i + 2], 16).ok())

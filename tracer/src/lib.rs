@@ -1,6 +1,7 @@
 //! `profile` learns a container's seccomp profile by watching the syscalls it makes.
 //!
 //! The library holds the engine; [`cli`] is the `profile` command line over it.
+pub mod absorb;
 pub mod audit;
 pub mod cgroup;
 pub mod cli;
