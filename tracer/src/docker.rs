@@ -210,6 +210,19 @@ impl ContainerSpec {
     }
 }
 
+/// A container as the engine describes it (`docker inspect`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    /// The host pid of its first process, while it runs.
+    pub pid: Option<u32>,
+    pub running: bool,
+    /// RFC 3339 times of its last start and end (absent until they happen).
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
 /// A connection to the Docker Engine.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -363,6 +376,37 @@ impl Engine {
         let inspect = self.docker.inspect_container(id, None).await.ok()?;
         let pid = inspect.state?.pid?;
         u32::try_from(pid).ok().filter(|&p| p > 0)
+    }
+
+    /// A container by name or id, as it is now.
+    pub async fn inspect(&self, name_or_id: &str) -> Result<ContainerInfo> {
+        let inspect = self
+            .docker
+            .inspect_container(name_or_id, None)
+            .await
+            .map_err(|err| {
+                if is_not_found(&err) {
+                    DockerError::Invalid(format!("no such container: {name_or_id}"))
+                } else {
+                    api(format!("inspecting container {name_or_id}"))(err)
+                }
+            })?;
+        let state = inspect.state.unwrap_or_default();
+        let running = state.running.unwrap_or(false);
+        Ok(ContainerInfo {
+            id: inspect.id.unwrap_or_else(|| name_or_id.to_string()),
+            name: inspect
+                .name
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| name_or_id.to_string()),
+            pid: state
+                .pid
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| running && *p > 0),
+            running,
+            started_at: state.started_at.filter(|t| !t.starts_with("0001-")),
+            finished_at: state.finished_at.filter(|t| !t.starts_with("0001-")),
+        })
     }
 
     /// Stops the container the way `docker stop` does: its stop signal, then SIGKILL after

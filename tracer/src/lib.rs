@@ -13,6 +13,7 @@ pub mod input;
 pub mod kbtf;
 pub mod launch;
 pub mod names;
+pub mod netlink;
 pub mod output;
 pub mod privileges;
 pub mod recorder;

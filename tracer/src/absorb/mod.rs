@@ -162,6 +162,8 @@ pub struct SourceStats {
     pub missing_records: u64,
     /// Kernel log records overwritten before they could be read.
     pub overwritten: u64,
+    /// Times the kernel dropped records because the reader's buffer was full.
+    pub overflowed: u64,
     #[serde(skip)]
     serials: Serials,
 }
@@ -207,6 +209,14 @@ impl Tally {
     pub fn overwritten(&mut self, source: usize, records: u64) {
         if let Some(s) = self.sources.get_mut(source) {
             s.overwritten += records;
+        }
+    }
+
+    /// Counts a time the kernel dropped records (or process events) of `source` because the
+    /// reader's buffer was full.
+    pub fn overflowed(&mut self, source: usize) {
+        if let Some(s) = self.sources.get_mut(source) {
+            s.overflowed += 1;
         }
     }
 

@@ -135,6 +135,12 @@ impl AbsorbReport {
                     s.name, s.missing_records
                 ));
             }
+            if s.overflowed > 0 {
+                w.push(format!(
+                    "{}: the kernel dropped records {} time(s) because they came faster than they were read; some of the workload's may be missing",
+                    s.name, s.overflowed
+                ));
+            }
             if s.overwritten > 0 {
                 w.push(format!(
                     "{}: {} kernel log record(s) were overwritten before they could be read",
