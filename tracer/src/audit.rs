@@ -150,8 +150,12 @@ pub enum Line {
         serial: Option<u64>,
     },
     Seccomp(Record),
-    /// A seccomp record that can't be read (truncated, garbled), and why.
-    Garbled(String),
+    /// A seccomp record that can't be read (truncated, garbled), and why; its serial counts
+    /// when the stamp could be read.
+    Garbled {
+        reason: String,
+        serial: Option<u64>,
+    },
 }
 
 /// Reads one line of any of the formats: the kernel's (`audit: type=1326 audit(S.MS:N): …`, as
@@ -171,7 +175,7 @@ pub fn parse_line(line: &str) -> Line {
                 Some(&rest[open + "audit(".len()..open + close]),
                 &rest[open + close + 1..],
             ),
-            None if seccomp => return Line::Garbled("unterminated audit(…) stamp".into()),
+            None if seccomp => return garbled("unterminated audit(…) stamp", None),
             None => return Line::Audit { serial: None },
         },
         None => (None, rest),
@@ -195,13 +199,20 @@ pub fn parse_line(line: &str) -> Line {
     let fields = fields(fields_text);
     match record(&fields, stamp, serial) {
         Ok(record) => Line::Seccomp(record),
-        Err(why) => Line::Garbled(why),
+        Err(why) => garbled(&why, serial),
+    }
+}
+
+fn garbled(reason: &str, serial: Option<u64>) -> Line {
+    Line::Garbled {
+        reason: reason.to_string(),
+        serial,
     }
 }
 
 fn garbled_or_audit(seccomp: bool, why: &str) -> Line {
     if seccomp {
-        Line::Garbled(why.into())
+        garbled(why, None)
     } else {
         Line::Audit { serial: None }
     }
@@ -632,23 +643,23 @@ mod tests {
         let cut = &DMESG[..DMESG.find(" syscall=").unwrap()];
         assert_eq!(
             parse_line(cut),
-            Line::Garbled("no syscall= field (cut short?)".into())
+            garbled("no syscall= field (cut short?)", Some(7))
         );
         let before_arch = &DMESG[..DMESG.find("sig=").unwrap()];
-        assert!(matches!(parse_line(before_arch), Line::Garbled(_)));
+        assert!(matches!(parse_line(before_arch), Line::Garbled { .. }));
         let empty = DMESG.replace("arch=c000003e", "arch=");
-        assert!(matches!(parse_line(&empty), Line::Garbled(_)));
+        assert!(matches!(parse_line(&empty), Line::Garbled { .. }));
         let stamp = DMESG.replace("audit(1795910689.168:7)", "audit(1795910689.168");
-        assert!(matches!(parse_line(&stamp), Line::Garbled(_)));
+        assert!(matches!(parse_line(&stamp), Line::Garbled { .. }));
         let nr = DMESG.replace("syscall=83", "syscall=8x3");
         assert_eq!(
             parse_line(&nr),
-            Line::Garbled("syscall=8x3 is not a number".into())
+            garbled("syscall=8x3 is not a number", Some(7))
         );
         let huge = DMESG.replace("syscall=83", "syscall=99999999");
-        assert!(matches!(parse_line(&huge), Line::Garbled(_)));
+        assert!(matches!(parse_line(&huge), Line::Garbled { .. }));
         let pid = DMESG.replace("pid=7840", "pid=-1");
-        assert!(matches!(parse_line(&pid), Line::Garbled(_)));
+        assert!(matches!(parse_line(&pid), Line::Garbled { .. }));
         for other in [
             "",
             "[ 2124.069256] docker0: port 1(veth03b400a) entered disabled state",

@@ -20,8 +20,8 @@ pub use update::{Absorption, Outcome, absorb};
 const MAX_GARBLED_QUOTED: usize = 20;
 
 /// Records this long before a container's recorded start still count as its own: the runtime's
-/// init runs under the filter before the engine notes the start.
-const START_SLACK_MS: u64 = 10_000;
+/// init runs under the filter a moment before the engine notes the start.
+const START_SLACK_MS: u64 = 2_000;
 
 /// A container whose records are picked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -240,7 +240,12 @@ impl Tally {
                     s.serials.insert(serial);
                 }
             }
-            Line::Garbled(reason) => self.garble(source, number, reason),
+            Line::Garbled { reason, serial } => {
+                if let (Some(serial), Some(s)) = (serial, self.sources.get_mut(source)) {
+                    s.serials.insert(serial);
+                }
+                self.garble(source, number, reason)
+            }
             Line::Seccomp(_) if line.cut => self.garble(
                 source,
                 number,
@@ -506,7 +511,7 @@ mod tests {
         assert_eq!(t.other_arches, BTreeMap::from([("c00000b7".into(), 1)]));
         let s = &t.sources[0];
         assert_eq!((s.lines, s.seccomp_records, s.garbled), (7, 5, 1));
-        assert_eq!(s.missing_records, 7); // 43..=49
+        assert_eq!(s.missing_records, 32 + 7); // 8..=39 (the garbled line is 7), 43..=49
         assert_eq!(t.garbled[0].line, 6);
     }
 
