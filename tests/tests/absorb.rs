@@ -521,3 +521,46 @@ fn follow_absorbs_one_container_not_its_neighbour() {
     assert_code(&diff, 1, "diff: the absorbed profile allows more");
     assert!(text(&diff.stdout).lines().any(|l| l == "+ mkdir"));
 }
+
+#[test]
+fn the_example_complain_soak() {
+    if !privileged("the_example_complain_soak") {
+        return;
+    }
+    let _turn = KERNEL_LOG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Scratch::new("absorb-soak");
+    let (baseline, _) = lacking(&dir, "base", &["mkdir"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ci/complain-soak.sh");
+    let bin_dir = profile_bin().parent().expect("bin dir").to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let soak = |baseline: &Path| {
+        Command::new("sh")
+            .arg(&script)
+            .arg(test_image())
+            .arg(baseline)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                "sleep 2; mkdir /tmp/a && ls /tmp; sleep 1",
+            ])
+            .env("PATH", &path)
+            .output()
+            .expect("complain-soak.sh")
+    };
+    // The workload needs mkdir, which the baseline lacks: the soak names it.
+    let out = soak(&baseline);
+    assert_code(&out, 1, "soak with a call the baseline lacks");
+    assert!(text(&out.stdout).lines().any(|l| l == "+ mkdir"));
+    let absorbed = dir.path("base.absorbed.json");
+    assert!(allowed_names(&absorbed).contains(&"mkdir".to_string()));
+    let summary = std::fs::read_to_string(dir.path("base.absorb.md")).expect("report");
+    assert!(summary.contains("| `mkdir` | 1 | mkdir |"), "{summary}");
+    // Adopted, the next soak needs nothing more.
+    let out = soak(&absorbed);
+    assert_code(&out, 0, "soak within the absorbed profile");
+}
