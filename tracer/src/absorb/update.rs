@@ -287,14 +287,23 @@ fn outcome(
             ),
         };
     }
-    if before
-        .get(&abi)
-        .and_then(|d| d.get(name))
-        .is_some_and(|d| d.all())
-    {
+    let had = before.get(&abi).and_then(|d| d.get(name));
+    if had.is_some_and(|d| d.all()) {
         return (Outcome::AlreadyAllowed, None);
     }
     let rule = bound_decisions.get(&abi).and_then(|d| d.get(name));
+    if let (Some(had), Some(rule)) = (had, rule)
+        && !had.denied()
+        && rule.lower.within(&had.lower)
+    {
+        return (
+            Outcome::AlreadyAllowed,
+            Some(format!(
+                "{no_args}; allowed already for every argument {} allows",
+                bound.label
+            )),
+        );
+    }
     let conditional = rule.is_some_and(|d| !d.all());
     if ArgSpec::of(name).is_some() || conditional {
         let words = rule.map_or_else(|| "any arguments".into(), |d| describe(&d.lower));

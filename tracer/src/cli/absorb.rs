@@ -68,6 +68,7 @@ pub struct AbsorbArgs {
     /// Capabilities of the workload, as for `docker run` (they move the base's rules).
     #[arg(long, value_name = "CAP")]
     pub cap_add: Vec<String>,
+    /// Capabilities dropped, as for `docker run`.
     #[arg(long, value_name = "CAP")]
     pub cap_drop: Vec<String>,
     /// Keep reading the kernel's audit records as they happen (every one, not only those the
