@@ -10,6 +10,7 @@ use crate::{
 };
 
 pub mod report;
+pub mod sources;
 pub mod update;
 
 pub use report::AbsorbReport;

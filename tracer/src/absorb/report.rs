@@ -169,14 +169,21 @@ impl AbsorbReport {
     }
 
     fn summary(&self) -> String {
+        let mut read = vec![format!("{} read", self.records)];
+        if self.before_since > 0 {
+            read.push(format!("{} before --since", self.before_since));
+        }
+        read.push(format!(
+            "{} of other processes",
+            self.not_attributed_records
+        ));
+        read.push(format!("{} garbled", self.garbled));
         format!(
-            "absorbed {} record(s) of {} syscall(s) into {} ({} read; {} of other processes; {} garbled)",
+            "absorbed {} record(s) of {} syscall(s) into {} ({})",
             self.absorbed_records,
             self.absorbed.len(),
             self.profile,
-            self.records,
-            self.not_attributed_records,
-            self.garbled
+            read.join("; ")
         )
     }
 

@@ -1,20 +1,16 @@
 //! `profile absorb`: complain-mode logs become profile updates, within the bound.
-use std::{
-    collections::{BTreeSet, HashMap},
-    fs,
-    io::Read as _,
-    os::unix::fs::OpenOptionsExt as _,
-    path::{Path, PathBuf},
-    process::ExitCode,
-    time::SystemTime,
-};
+use std::{collections::BTreeSet, path::PathBuf, process::ExitCode, time::SystemTime};
 
 use anyhow::Context as _;
 use clap::Args;
 
 use crate::{
-    absorb::{self, AbsorbReport, Scope, Selection, Tally, Whereabouts, update::Bound},
-    audit::{Lines, LogLine, Stamp},
+    absorb::{
+        self, AbsorbReport, Scope, Selection, Tally,
+        sources::{self, Processes},
+        update::Bound,
+    },
+    audit::Stamp,
     cgroup,
     cli::{ProfileFormatArgs, learning::LearnOptions, load_profile},
     docker::Engine,
@@ -169,15 +165,15 @@ pub async fn absorb(args: AbsorbArgs) -> anyhow::Result<ExitCode> {
     if args.follow {
         super::follow::follow(&mut tally, &selection, &cgroups, engine.as_ref(), &finish).await?;
     } else {
-        let mut procfs = Procfs::new(cgroups);
-        let mut whereabouts = |pid| procfs.whereabouts(pid);
+        let mut processes = Processes::new(&cgroups);
+        let mut whereabouts = |pid| processes.whereabouts(pid, false);
         if args.logs.is_empty() {
-            read_kmsg(&mut tally, &selection, &mut whereabouts).context(
+            sources::read_kmsg(&mut tally, &selection, &mut whereabouts).context(
                 "reading the kernel log (run as root, or pass a log: `dmesg | profile absorb PROFILE --log -`)",
             )?;
         }
         for path in &args.logs {
-            read_log(path, &mut tally, &selection, &mut whereabouts)?;
+            sources::read_log(path, &mut tally, &selection, &mut whereabouts)?;
         }
     }
     finish(&tally)?;
@@ -222,9 +218,10 @@ async fn select(
             Some(pid) => {
                 let dir = cgroup::of_pid(pid)
                     .with_context(|| format!("the cgroup of container {}", info.name))?;
-                let rel = relative_cgroup(&dir)?;
-                let pids = cgroup_pids(&dir);
-                let programs: BTreeSet<String> = pids.iter().filter_map(|p| exe_of(*p)).collect();
+                let rel = sources::relative_cgroup(&dir)?;
+                let pids = sources::cgroup_pids(&dir);
+                let programs: BTreeSet<String> =
+                    pids.iter().filter_map(|p| sources::exe_of(*p)).collect();
                 words.push(format!(
                     "container {} ({short}), running: {} process(es) in {}; programs {}",
                     info.name,
@@ -269,153 +266,6 @@ async fn select(
     Ok((selection, cgroups, words))
 }
 
-/// `dir` as /proc/PID/cgroup writes it: relative to the unified hierarchy's root.
-fn relative_cgroup(dir: &Path) -> anyhow::Result<String> {
-    let root = cgroup::unified_root()?;
-    let rel = dir.strip_prefix(&root).unwrap_or(dir);
-    Ok(format!("/{}", rel.display()))
-}
-
-/// The pids in `dir` and the cgroups below it.
-pub(super) fn cgroup_pids(dir: &Path) -> BTreeSet<u32> {
-    let mut pids = BTreeSet::new();
-    if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
-        pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-    }
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                pids.extend(cgroup_pids(&entry.path()));
-            }
-        }
-    }
-    pids
-}
-
-/// The program `pid` runs, as a path in its own mount namespace (as audit records name it).
-fn exe_of(pid: u32) -> Option<String> {
-    let target = fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    let text = target.to_string_lossy();
-    Some(text.trim_end_matches(" (deleted)").to_string())
-}
-
-/// The unified-hierarchy cgroup of `pid` (`/docker/<id>`), if it is alive.
-pub(super) fn cgroup_of(pid: u32) -> Option<String> {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|rel| rel.trim().to_string())
-}
-
-/// Whether cgroup `rel` is `scope` or below it.
-pub(super) fn within(rel: &str, scope: &str) -> bool {
-    !scope.is_empty()
-        && rel
-            .strip_prefix(scope)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-/// Where pids are now, from /proc, looked up once each.
-struct Procfs {
-    cgroups: Vec<String>,
-    cache: HashMap<u32, Whereabouts>,
-}
-
-impl Procfs {
-    fn new(cgroups: Vec<String>) -> Self {
-        Procfs {
-            cgroups,
-            cache: HashMap::new(),
-        }
-    }
-
-    fn whereabouts(&mut self, pid: u32) -> Whereabouts {
-        let cgroups = &self.cgroups;
-        *self
-            .cache
-            .entry(pid)
-            .or_insert_with(|| match cgroup_of(pid) {
-                None => Whereabouts::Gone,
-                Some(rel) => cgroups
-                    .iter()
-                    .position(|c| within(&rel, c))
-                    .map_or(Whereabouts::Elsewhere, Whereabouts::In),
-            })
-    }
-}
-
-/// Reads a log file (or stdin) line by line into `tally`.
-fn read_log(
-    path: &Path,
-    tally: &mut Tally,
-    selection: &Selection,
-    whereabouts: &mut dyn FnMut(u32) -> Whereabouts,
-) -> anyhow::Result<()> {
-    let reader = input::open_log(path)?;
-    let name = if input::is_stdin(path) {
-        "<stdin>".to_string()
-    } else {
-        path.display().to_string()
-    };
-    let src = tally.source(name);
-    let mut lines = Lines::new(reader);
-    let mut number = 0;
-    while let Some(line) = lines.next_line().map_err(|e| crate::Error::io(path, e))? {
-        number += 1;
-        tally.line(src, number, &line, selection, whereabouts);
-    }
-    Ok(())
-}
-
-/// The kernel log device.
-pub(super) const KMSG: &str = "/dev/kmsg";
-
-/// Reads what the kernel log buffer holds now (/dev/kmsg, without blocking) into `tally`;
-/// returns the source's index.
-pub(super) fn read_kmsg(
-    tally: &mut Tally,
-    selection: &Selection,
-    whereabouts: &mut dyn FnMut(u32) -> Whereabouts,
-) -> crate::Result<usize> {
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(KMSG)
-        .map_err(|e| crate::Error::io(KMSG, e))?;
-    let src = tally.source(format!("kernel log ({KMSG})"));
-    // One record per read; the longest the kernel writes is about 8 KiB.
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut last_seq: Option<u64> = None;
-    let mut number = 0;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            // Records were overwritten since the last read: the sequence numbers say how many.
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-            Err(e) => return Err(crate::Error::io(KMSG, e)),
-        };
-        number += 1;
-        let record = String::from_utf8_lossy(&buf[..n]);
-        // `PRIORITY,SEQUENCE,MICROSECONDS,FLAGS;MESSAGE` then continuation lines.
-        let (header, message) = record.split_once(';').unwrap_or(("", &record));
-        if let Some(seq) = header.split(',').nth(1).and_then(|s| s.parse::<u64>().ok()) {
-            if let Some(last) = last_seq
-                && seq > last + 1
-            {
-                tally.overwritten(src, seq - last - 1);
-            }
-            last_seq = Some(seq);
-        }
-        let text = message.lines().next().unwrap_or_default().to_string();
-        let line = LogLine { text, cut: false };
-        tally.line(src, number, &line, selection, whereabouts);
-    }
-    Ok(src)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,13 +281,5 @@ mod tests {
         assert!((599..=601).contains(&d), "{d}");
         assert!(parse_since("yesterday").unwrap_err().contains("RFC 3339"));
         assert!(parse_since("@-5").is_err());
-    }
-
-    #[test]
-    fn cgroups_nest() {
-        assert!(within("/docker/abc", "/docker/abc"));
-        assert!(within("/docker/abc/sub", "/docker/abc"));
-        assert!(!within("/docker/abcd", "/docker/abc"));
-        assert!(!within("/docker/abc", ""));
     }
 }

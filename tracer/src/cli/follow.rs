@@ -1,7 +1,7 @@
 //! `profile absorb --follow`: the kernel log so far, then every audit record as it happens,
 //! with the containers' processes followed through forks and execs, until they exit or a
 //! signal says stop; SIGUSR1 writes what was absorbed so far.
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use tokio::{
@@ -9,87 +9,19 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
-use super::absorb::{cgroup_of, cgroup_pids, read_kmsg, within};
 use crate::{
-    absorb::{Selection, Tally, Whereabouts},
+    absorb::{
+        Selection, Tally,
+        sources::{Processes, read_kmsg},
+    },
     audit::LogLine,
-    cgroup,
     docker::Engine,
-    netlink::{AuditRecords, ProcEvent, ProcEvents},
+    netlink::{AuditRecords, ProcEvents},
 };
 
 /// How long records are still awaited after the last container stopped: the kernel hands them
 /// over asynchronously.
 const DRAIN: Duration = Duration::from_millis(500);
-
-/// Which processes are the containers', kept up to date from process events: a record's
-/// process has often exited before the record is read.
-struct Tracker {
-    cgroups: Vec<String>,
-    members: HashMap<u32, usize>,
-}
-
-impl Tracker {
-    fn new(cgroups: &[String]) -> Self {
-        let mut members = HashMap::new();
-        let root = cgroup::unified_root().ok();
-        for (i, rel) in cgroups.iter().enumerate() {
-            if let (false, Some(root)) = (rel.is_empty(), &root) {
-                for pid in cgroup_pids(&root.join(rel.trim_start_matches('/'))) {
-                    members.insert(pid, i);
-                }
-            }
-        }
-        Tracker {
-            cgroups: cgroups.to_vec(),
-            members,
-        }
-    }
-
-    fn container_of(&self, pid: u32) -> Option<Result<usize, ()>> {
-        let rel = cgroup_of(pid)?;
-        Some(self.cgroups.iter().position(|c| within(&rel, c)).ok_or(()))
-    }
-
-    fn event(&mut self, event: ProcEvent) {
-        match event {
-            ProcEvent::Fork { parent, child } => match self.members.get(&parent) {
-                Some(&i) => {
-                    self.members.insert(child, i);
-                }
-                // A pid reused outside the containers is not theirs any more.
-                None => {
-                    self.members.remove(&child);
-                }
-            },
-            // `docker exec` processes join the cgroup, then execute the command.
-            ProcEvent::Exec { pid } => {
-                if !self.members.contains_key(&pid)
-                    && let Some(Ok(i)) = self.container_of(pid)
-                {
-                    self.members.insert(pid, i);
-                }
-            }
-        }
-    }
-
-    /// Where `pid` is. For a record made while following (`live`), a process neither followed
-    /// nor alive in a container was never one of theirs: every fork in them was seen.
-    fn whereabouts(&mut self, pid: u32, live: bool) -> Whereabouts {
-        if let Some(&i) = self.members.get(&pid) {
-            return Whereabouts::In(i);
-        }
-        match self.container_of(pid) {
-            Some(Ok(i)) => {
-                self.members.insert(pid, i);
-                Whereabouts::In(i)
-            }
-            Some(Err(())) => Whereabouts::Elsewhere,
-            None if live => Whereabouts::Elsewhere,
-            None => Whereabouts::Gone,
-        }
-    }
-}
 
 /// Follows until the containers exit (or, without containers, until SIGINT/SIGTERM).
 pub(super) async fn follow(
@@ -112,7 +44,7 @@ pub(super) async fn follow(
         let fd = unsafe { AsyncFd::register(events) }.map_err(|e| e.into_parts().1)?;
         procs = Some(fd);
     }
-    let mut tracker = Tracker::new(cgroups);
+    let mut tracker = Processes::new(cgroups);
     read_kmsg(tally, selection, &mut |pid| tracker.whereabouts(pid, false))?;
     let src = tally.source("kernel audit records (as they happened)");
     let mut usr1 = signal(SignalKind::user_defined1())?;
@@ -140,7 +72,7 @@ pub(super) async fn follow(
     let mut drain = |tally: &mut Tally,
                      audit: &mut AsyncFd<AuditRecords>,
                      procs: &mut Option<AsyncFd<ProcEvents>>,
-                     tracker: &mut Tracker|
+                     tracker: &mut Processes|
      -> anyhow::Result<()> {
         // Forks first: a record of a new process comes after the fork that made it.
         if let Some(procs) = procs {
@@ -214,31 +146,4 @@ fn names(selection: &Selection) -> String {
         .map(|c| c.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forks_of_members_are_members() {
-        let mut t = Tracker {
-            cgroups: vec!["/docker/none-such".into()],
-            members: HashMap::from([(10, 0)]),
-        };
-        t.event(ProcEvent::Fork {
-            parent: 10,
-            child: 11,
-        });
-        assert_eq!(t.whereabouts(11, true), Whereabouts::In(0));
-        t.event(ProcEvent::Fork {
-            parent: 1,
-            child: 11,
-        });
-        // Reused by an outsider; gone from /proc too (no such pid).
-        assert_eq!(t.members.get(&11), None);
-        assert_eq!(t.whereabouts(u32::MAX - 1, false), Whereabouts::Gone);
-        assert_eq!(t.whereabouts(u32::MAX - 1, true), Whereabouts::Elsewhere);
-        assert_eq!(t.whereabouts(1, false), Whereabouts::Elsewhere);
-    }
 }
