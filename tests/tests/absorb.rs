@@ -431,10 +431,16 @@ fn follow_absorbs_one_container_not_its_neighbour() {
     let ours = container_name("absorb-follow-ours");
     let theirs = container_name("absorb-follow-theirs");
     let _guard = Containers(vec![ours.clone(), theirs.clone()]);
-    // Both run busybox mkdir three times once told to; ours then exits.
-    let script = "while [ ! -e /tmp/go ]; do sleep 0.1; done; mkdir /tmp/a; mkdir /tmp/b; mkdir /tmp/c; sleep 1";
-    start(&ours, &complain, script);
-    start(&theirs, &complain, &format!("{script}; sleep 120"));
+    // Both run the same program, mkdir three times once told to; ours then exits. The program
+    // is a copy of busybox at a path no other container has: records other tests on this
+    // machine make before --follow starts (attributed by program then) can't be taken for ours.
+    let script = |then: &str| {
+        format!(
+            "cp /bin/busybox /tmp/busybox-follow && ln -s /tmp/busybox-follow /tmp/mkdir && exec /tmp/busybox-follow sh -c 'while [ ! -e /tmp/go ]; do /tmp/busybox-follow sleep 0.1; done; /tmp/mkdir /tmp/a; /tmp/mkdir /tmp/b; /tmp/mkdir /tmp/c; /tmp/busybox-follow sleep {then}'"
+        )
+    };
+    start(&ours, &complain, &script("1"));
+    start(&theirs, &complain, &script("120"));
     let out = dir.path("out.json");
     let rep = dir.path("report.json");
     let mut child = Command::new(profile_bin())
@@ -546,7 +552,9 @@ fn the_example_complain_soak() {
                 "--",
                 "sh",
                 "-c",
-                "sleep 2; mkdir /tmp/a && ls /tmp; sleep 1",
+                // Everything runs as a copy of busybox no other container has: records of
+                // exited processes made before --follow starts are attributed by program.
+                "cp /bin/busybox /tmp/busybox-soak && ln -s /tmp/busybox-soak /tmp/mkdir && exec /tmp/busybox-soak sh -c '/tmp/busybox-soak sleep 2; /tmp/mkdir /tmp/a && /tmp/busybox-soak ls /tmp; /tmp/busybox-soak sleep 1'",
             ])
             .env("PATH", &path)
             .output()

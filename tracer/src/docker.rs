@@ -218,7 +218,9 @@ pub struct ContainerInfo {
     /// The host pid of its first process, while it runs.
     pub pid: Option<u32>,
     pub running: bool,
-    /// RFC 3339 times of its last start and end (absent until they happen).
+    /// RFC 3339 times of its creation, and of its last start and end (absent until they
+    /// happen).
+    pub created: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
 }
@@ -404,6 +406,7 @@ impl Engine {
                 .and_then(|p| u32::try_from(p).ok())
                 .filter(|p| running && *p > 0),
             running,
+            created: inspect.created,
             started_at: state.started_at.filter(|t| !t.starts_with("0001-")),
             finished_at: state.finished_at.filter(|t| !t.starts_with("0001-")),
         })

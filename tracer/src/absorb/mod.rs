@@ -32,7 +32,9 @@ pub struct Scope {
     /// The programs (`exe`, as a path in the container) of its processes, for records whose
     /// process has exited; `None`: any program (narrowed by `--exe`/`--comm`).
     pub programs: Option<BTreeSet<String>>,
-    /// Its (last) run: records outside it are not its own.
+    /// Its (last) run: records outside it are not its own. Nothing of it runs before it is
+    /// created.
+    pub created: Option<Stamp>,
     pub started: Option<Stamp>,
     pub finished: Option<Stamp>,
 }
@@ -40,8 +42,10 @@ pub struct Scope {
 impl Scope {
     fn ran_at(&self, stamp: Option<Stamp>) -> bool {
         let Some(s) = stamp else { return true };
-        self.started
-            .is_none_or(|start| s.0.saturating_add(START_SLACK_MS) >= start.0)
+        self.created.is_none_or(|created| s >= created)
+            && self
+                .started
+                .is_none_or(|start| s.0.saturating_add(START_SLACK_MS) >= start.0)
             && self.finished.is_none_or(|end| s <= end)
     }
 }
@@ -413,6 +417,7 @@ mod tests {
             name: "web".into(),
             id: "abc".into(),
             programs: Some(programs.iter().map(|p| p.to_string()).collect()),
+            created: Some(Stamp(1_795_910_599_000)),
             started: Some(Stamp(1_795_910_600_000)),
             finished: None,
         }
@@ -455,6 +460,16 @@ mod tests {
     fn records_before_the_container_or_since_are_not_its() {
         let mut old = scope(&["/bin/busybox"]);
         old.started = Some(Stamp(1_795_910_800_000));
+        let mut fresh = scope(&["/bin/busybox"]);
+        fresh.created = Some(Stamp(1_795_910_689_169));
+        fresh.started = Some(Stamp(1_795_910_689_500));
+        let sel = Selection {
+            containers: vec![fresh],
+            ..Default::default()
+        };
+        let mut t = Tally::default();
+        feed(&mut t, &sel, &[MKDIR.to_string()], |_| Whereabouts::Gone);
+        assert!(t.calls.is_empty(), "made before the container was created");
         let sel = Selection {
             containers: vec![old],
             ..Default::default()

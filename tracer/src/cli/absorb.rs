@@ -207,6 +207,7 @@ async fn select(
             name: info.name.clone(),
             id: info.id.clone(),
             programs: None,
+            created: stamp(&info.created),
             started: stamp(&info.started_at),
             finished: if info.running {
                 None
