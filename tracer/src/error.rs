@@ -59,6 +59,8 @@ pub enum Error {
         "{path}: not a regular file ({kind}); profiles are read from files, or from stdin as `-`"
     )]
     NotAFile { path: PathBuf, kind: &'static str },
+    #[error("{path}: not a regular file ({kind}); logs are read from files, or from stdin as `-`")]
+    NotALog { path: PathBuf, kind: &'static str },
     #[error("{path}: larger than {limit_mib} MiB, too large for a profile")]
     TooLarge { path: PathBuf, limit_mib: u64 },
     #[error("stdin (`-`) can be read only once")]
@@ -90,6 +92,13 @@ pub enum Error {
         base: String,
         widenings: Vec<crate::seccomp::Widening>,
     },
+    #[error("opening {what}: {source}")]
+    Netlink {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Merge(#[from] crate::seccomp::MergeConflict),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,4 +1,5 @@
-//! Input files: profiles are read whole, from regular files or stdin (`-`), within a size limit.
+//! Input files: profiles are read whole, from regular files or stdin (`-`), within a size limit;
+//! logs are streamed.
 use std::{
     fs,
     io::Read,
@@ -19,15 +20,39 @@ pub fn is_stdin(path: &Path) -> bool {
     path == Path::new("-")
 }
 
+/// Takes stdin for one reader: it can be read only once per process.
+fn claim_stdin() -> Result<()> {
+    static STDIN_READ: AtomicBool = AtomicBool::new(false);
+    if STDIN_READ.swap(true, Ordering::SeqCst) {
+        return Err(Error::StdinTwice);
+    }
+    Ok(())
+}
+
+/// A log to read line by line (`-` for stdin, once per process): a regular file of any size,
+/// since it is streamed, not held; anything else (a directory, a device) is refused.
+pub fn open_log(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
+    if is_stdin(path) {
+        claim_stdin()?;
+        return Ok(Box::new(std::io::BufReader::new(std::io::stdin())));
+    }
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotALog {
+            path: path.to_path_buf(),
+            kind: kind(&meta.file_type()),
+        });
+    }
+    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    Ok(Box::new(std::io::BufReader::new(file)))
+}
+
 /// The text of `path` (`-` for stdin, read once per process), refusing anything but a regular
 /// file and anything larger than [`MAX_INPUT_MIB`], so that `/dev/zero` or a FIFO can't make
 /// the reader grow or block.
 pub fn read_text(path: &Path) -> Result<String> {
-    static STDIN_READ: AtomicBool = AtomicBool::new(false);
     if is_stdin(path) {
-        if STDIN_READ.swap(true, Ordering::SeqCst) {
-            return Err(Error::StdinTwice);
-        }
+        claim_stdin()?;
         return read_bounded(std::io::stdin().lock(), path);
     }
     let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -106,6 +131,13 @@ mod tests {
         );
         let text = read_bounded(&b"{}"[..], Path::new("small")).unwrap();
         assert_eq!(text, "{}");
+    }
+
+    #[test]
+    fn logs_are_regular_files() {
+        let err = open_log(Path::new("/dev/zero")).err().expect("refused");
+        assert!(matches!(err, Error::NotALog { .. }), "{err}");
+        assert!(err.to_string().contains("logs are read from files"));
     }
 
     #[test]

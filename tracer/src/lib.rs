@@ -1,6 +1,8 @@
 //! `profile` learns a container's seccomp profile by watching the syscalls it makes.
 //!
 //! The library holds the engine; [`cli`] is the `profile` command line over it.
+pub mod absorb;
+pub mod audit;
 pub mod cgroup;
 pub mod cli;
 pub mod docker;
@@ -12,6 +14,7 @@ pub mod kbtf;
 pub mod launch;
 pub mod mounts;
 pub mod names;
+pub mod netlink;
 pub mod output;
 pub mod owner;
 pub mod privileges;

@@ -8,9 +8,11 @@ use clap::{Parser, Subcommand};
 
 use crate::{formats::OciSeccomp, input, output, report::Render, seccomp::Profile};
 
+pub mod absorb;
 pub mod container;
 pub mod diff;
 pub mod exec;
+mod follow;
 pub mod learning;
 pub mod merge;
 pub mod report_cmd;
@@ -85,6 +87,18 @@ pub enum Command {
     /// Run a command with a profile enforced (x86_64, argument conditions included), to try a
     /// profile without a container runtime.
     Exec(exec::ExecArgs),
+    /// Turn complain-mode logs into a profile update: the seccomp audit records (type 1326) of
+    /// the workload's calls that PROFILE let through with SCMP_ACT_LOG are added to it, within
+    /// the base (Docker's default unless --base), and the result is written enforcing.
+    ///
+    /// Records carry no arguments: a call whose arguments matter (socket, personality, ioctl,
+    /// prctl, clone) gets the base's rule for it, never more. Calls the base denies are listed,
+    /// not absorbed (unless --allow-beyond-default). The result is checked to allow nothing
+    /// the base forbids before it is written.
+    ///
+    /// Exit status: 0 written; 2 error (nothing written), among them a result that would allow
+    /// what the base forbids.
+    Absorb(Box<absorb::AbsorbArgs>),
 }
 
 /// What is recorded and where the report goes: shared by the recording commands.
@@ -187,6 +201,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Watch(args) => watch::watch(*args).await,
             Command::Exec(args) => exec::exec(args).await,
+            Command::Absorb(args) => absorb::absorb(*args).await,
         }
     });
     match result {

@@ -176,6 +176,21 @@ fn is_not_found(err: &BollardError) -> bool {
     )
 }
 
+/// A container as the engine describes it (`docker inspect`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    /// The host pid of its first process, while it runs.
+    pub pid: Option<u32>,
+    pub running: bool,
+    /// RFC 3339 times of its creation, and of its last start and end (absent until they
+    /// happen).
+    pub created: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+}
+
 /// A profile written for Podman to read, removed when dropped.
 struct SeccompFile {
     path: std::path::PathBuf,
@@ -487,6 +502,41 @@ impl Engine {
                 let _ = err.write_all(chunk.as_ref());
                 let _ = err.flush();
             }
+        })
+    }
+
+    /// A container by name or id, as it is now.
+    pub async fn container(&self, name_or_id: &str) -> Result<ContainerInfo> {
+        let action = format!("inspecting container {name_or_id}");
+        let inspect = bounded(&action, self.limits.request, async {
+            self.docker
+                .inspect_container(name_or_id, None)
+                .await
+                .map_err(|err| {
+                    if is_not_found(&err) {
+                        DockerError::Invalid(format!("no such container: {name_or_id}"))
+                    } else {
+                        api(action.as_str())(err)
+                    }
+                })
+        })
+        .await?;
+        let state = inspect.state.unwrap_or_default();
+        let running = state.running.unwrap_or(false);
+        Ok(ContainerInfo {
+            id: inspect.id.unwrap_or_else(|| name_or_id.to_string()),
+            name: inspect
+                .name
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| name_or_id.to_string()),
+            pid: state
+                .pid
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| running && *p > 0),
+            running,
+            created: inspect.created,
+            started_at: state.started_at.filter(|t| !t.starts_with("0001-")),
+            finished_at: state.finished_at.filter(|t| !t.starts_with("0001-")),
         })
     }
 

@@ -1,0 +1,149 @@
+//! `profile absorb --follow`: the kernel log so far, then every audit record as it happens,
+//! with the containers' processes followed through forks and execs, until they exit or a
+//! signal says stop; SIGUSR1 writes what was absorbed so far.
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    absorb::{
+        Selection, Tally,
+        sources::{Processes, read_kmsg},
+    },
+    audit::LogLine,
+    docker::Engine,
+    netlink::{AuditRecords, ProcEvents},
+};
+
+/// How long records are still awaited after the last container stopped: the kernel hands them
+/// over asynchronously.
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// Follows until the containers exit (or, without containers, until SIGINT/SIGTERM).
+pub(super) async fn follow(
+    tally: &mut Tally,
+    selection: &Selection,
+    cgroups: &[String],
+    engine: Option<&Engine>,
+    finish: &dyn Fn(&Tally) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    // Subscribed first, so that nothing falls between the kernel log read below and it; a
+    // record in both is counted once (same stamp and serial).
+    // SAFETY: AuditRecords owns its socket's descriptor (an OwnedFd nothing replaces) and
+    // always returns that one, for as long as the AsyncFd holds it.
+    let mut audit =
+        unsafe { AsyncFd::register(AuditRecords::open()?) }.map_err(|e| e.into_parts().1)?;
+    let mut procs = None;
+    if !cgroups.is_empty() {
+        let events = ProcEvents::open()?;
+        // SAFETY: as for AuditRecords: ProcEvents owns its descriptor for its whole life.
+        let fd = unsafe { AsyncFd::register(events) }.map_err(|e| e.into_parts().1)?;
+        procs = Some(fd);
+    }
+    let mut tracker = Processes::new(cgroups);
+    read_kmsg(tally, selection, &mut |pid| tracker.whereabouts(pid, false))?;
+    let src = tally.source("kernel audit records (as they happened)");
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let ids: Vec<String> = selection.containers.iter().map(|c| c.id.clone()).collect();
+    let stopped = async {
+        match engine {
+            Some(engine) if !ids.is_empty() => {
+                join_all(ids.iter().map(|id| engine.wait(id))).await;
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(stopped);
+    eprintln!(
+        "profile: following the kernel's audit records{}; SIGUSR1 writes what was absorbed so far, SIGINT or SIGTERM stops",
+        if ids.is_empty() {
+            String::new()
+        } else {
+            format!(" until {} exit(s)", names(selection))
+        }
+    );
+    let mut number = 0u64;
+    let mut drain = |tally: &mut Tally,
+                     audit: &mut AsyncFd<AuditRecords>,
+                     procs: &mut Option<AsyncFd<ProcEvents>>,
+                     tracker: &mut Processes|
+     -> anyhow::Result<()> {
+        // Forks first: a record of a new process comes after the fork that made it.
+        if let Some(procs) = procs {
+            loop {
+                match procs.get_mut().recv() {
+                    Ok(events) => events.into_iter().for_each(|e| tracker.event(e)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        tally.overflowed(src);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        loop {
+            match audit.get_mut().recv() {
+                Ok(lines) => {
+                    for text in lines {
+                        number += 1;
+                        let line = LogLine { text, cut: false };
+                        tally.line(src, number, &line, selection, &mut |pid| {
+                            tracker.whereabouts(pid, true)
+                        });
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => tally.overflowed(src),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    };
+    loop {
+        tokio::select! {
+            ready = audit.readable() => {
+                ready?.clear_ready();
+                drain(tally, &mut audit, &mut procs, &mut tracker)?;
+            }
+            ready = async {
+                match &procs {
+                    Some(p) => p.readable().await.map(|mut g| g.clear_ready()),
+                    None => std::future::pending().await,
+                }
+            } => {
+                ready?;
+                drain(tally, &mut audit, &mut procs, &mut tracker)?;
+            }
+            _ = usr1.recv() => {
+                drain(tally, &mut audit, &mut procs, &mut tracker)?;
+                if let Err(err) = finish(tally) {
+                    eprintln!("profile: error: {err:#}");
+                }
+            }
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+            () = &mut stopped => {
+                tokio::time::sleep(DRAIN).await;
+                eprintln!("profile: {} stopped", names(selection));
+                break;
+            }
+        }
+    }
+    drain(tally, &mut audit, &mut procs, &mut tracker)?;
+    Ok(())
+}
+
+fn names(selection: &Selection) -> String {
+    selection
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
