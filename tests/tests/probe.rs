@@ -186,3 +186,58 @@ fn other_ports_and_other_hosts_are_left_alone() {
         "{skipped}"
     );
 }
+
+/// The probe speaks HTTPS to a port that answers TLS, self-signed certificate and all (an
+/// `openssl s_server` on the host stands in for a container's TLS port).
+#[test]
+fn the_probe_speaks_https_with_self_signed_certificates() {
+    let dir = Scratch::new("probe-tls");
+    let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+        ])
+        .arg("/CN=localhost")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", text(&made));
+    let port = free_port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ports = [tracer::docker::Published {
+        container: "443/tcp".into(),
+        host: format!("127.0.0.1:{port}").parse().unwrap(),
+    }];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(tracer::session::probe(
+        &ports,
+        &tracer::session::ProbeOptions::default(),
+        |_| {},
+    ));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    let first = &report.requests[0];
+    assert!(first.url.starts_with("https://127.0.0.1:"), "{report:?}");
+    assert_eq!(first.status, Some(200), "{report:?}");
+}

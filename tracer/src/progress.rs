@@ -38,6 +38,11 @@ impl Progress {
             .set_message(format!("{distinct} distinct syscalls, {calls} calls"));
     }
 
+    /// Shows `message` after the elapsed time.
+    pub fn message(&self, message: String) {
+        self.bar.set_message(message);
+    }
+
     /// Prints `line` on stderr without tearing the progress line.
     pub fn eprintln(&self, line: &str) {
         self.bar.suspend(|| eprintln!("{line}"));

@@ -11,7 +11,7 @@ mod signals;
 
 use std::time::Duration;
 
-pub use probe::{ProbeOptions, ProbeReport, ProbeRequest};
+pub use probe::{ProbeOptions, ProbeReport, ProbeRequest, probe};
 pub use ready::ReadyOptions;
 pub use signals::Interrupt;
 
