@@ -64,6 +64,15 @@ impl Drop for Scratch {
     }
 }
 
+/// A command's stdout and stderr, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs `profile ARGS`, returning its output.
 pub fn profile(args: &[&str]) -> Output {
     Command::new(profile_bin())

@@ -8,14 +8,6 @@ use std::{
 
 use profile_tests::*;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// `podman system service` on a socket of the test's own, stopped when dropped. Podman needs
 /// explicit ulimits here (the machine has no CAP_SYS_RESOURCE to raise them).
 struct Podman {
@@ -51,9 +43,9 @@ impl Podman {
         // The test image, handed over from the Docker Engine.
         let tar = podman.dir.path("image.tar");
         let saved = docker(&["save", "-o", tar.to_str().unwrap(), test_image()]);
-        assert!(saved.status.success(), "{}", text(&saved));
+        assert!(saved.status.success(), "{}", output_text(&saved));
         let loaded = podman.cli(&["load", "-i", tar.to_str().unwrap()]);
-        assert!(loaded.status.success(), "{}", text(&loaded));
+        assert!(loaded.status.success(), "{}", output_text(&loaded));
         podman
     }
 
@@ -127,14 +119,14 @@ fn train_and_watch_against_podman() {
         "--",
         "true",
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let ok = run_under_podman(&p, &profile_path, &["true"]);
-    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(ok.status.success(), "{}", output_text(&ok));
     let denied = run_under_podman(&p, &profile_path, &["mkdir", "/tmp/x"]);
     assert!(
-        text(&denied).contains("Operation not permitted"),
+        output_text(&denied).contains("Operation not permitted"),
         "{}",
-        text(&denied)
+        output_text(&denied)
     );
     // watch: containers Podman runs while it watches.
     let dir = p.dir.path("watched");
@@ -156,7 +148,7 @@ fn train_and_watch_against_podman() {
         "-c",
         &script,
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
     let row = &index["profiles"][0];
@@ -164,5 +156,5 @@ fn train_and_watch_against_podman() {
     assert_eq!(row["complete"], true, "{index}");
     let watched = dir.join(row["file"].as_str().unwrap());
     let ok = run_under_podman(&p, &watched, &["true"]);
-    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(ok.status.success(), "{}", output_text(&ok));
 }

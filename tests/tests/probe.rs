@@ -1,19 +1,10 @@
 //! The built-in HTTP probe: a web service trained with no exercise still learns serving.
 use std::{
     io::{Read as _, Write as _},
-    process::Output,
     time::{Duration, Instant},
 };
 
 use profile_tests::*;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// One request to 127.0.0.1:port; the response's status line, or what went wrong.
 fn request(port: u16, head: &str) -> String {
@@ -58,7 +49,7 @@ fn serve_under(profile: &std::path::Path, test: &str) -> Vec<String> {
         "-h",
         "/www",
     ]);
-    assert!(started.status.success(), "{}", text(&started));
+    assert!(started.status.success(), "{}", output_text(&started));
     let lines = vec![
         request(port, "GET / HTTP/1.0"),
         request(port, "HEAD / HTTP/1.0"),
@@ -83,7 +74,7 @@ fn the_probe_teaches_a_web_service_to_serve() {
         &["-p", &publish, "--stop-timeout", "1"],
         &cmd,
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let report = report.expect("report");
     assert_eq!(report["stopped_by"], "probe");
     let requests = report["probe"]["requests"].as_array().expect("requests");
@@ -119,7 +110,7 @@ fn the_probe_teaches_a_web_service_to_serve() {
         ],
         &cmd,
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let names = allowed_names(&plain);
     assert!(!names.contains(&"sendfile".to_string()), "{names:?}");
     let lines = serve_under(&plain, "probe-plain");
@@ -165,7 +156,7 @@ fn other_ports_and_other_hosts_are_left_alone() {
             "nc -ll -p 9000 -e cat & exec httpd -f -p 8080 -h /site",
         ],
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let report = report.expect("report");
     let urls: Vec<String> = report["probe"]["requests"]
         .as_array()
@@ -204,7 +195,7 @@ fn the_probe_speaks_https_with_self_signed_certificates() {
         .arg(&cert)
         .output()
         .expect("openssl");
-    assert!(made.status.success(), "{}", text(&made));
+    assert!(made.status.success(), "{}", output_text(&made));
     let port = free_port();
     let mut server = std::process::Command::new("openssl")
         .args(["s_server", "-quiet", "-www", "-accept"])

@@ -1,7 +1,6 @@
 //! Profiles written by others are read, merged and enforced as runc applies them: a merged
 //! profile is accepted by the runtime and allows exactly the union; a bad base stops training
 //! before anything runs.
-use std::process::Output;
 
 use profile_tests::*;
 
@@ -9,14 +8,6 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tracer/tests/fix
 
 fn fixture(name: &str) -> String {
     format!("{FIXTURES}/{name}")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A learned profile that runs `sh` and the attack probe (what every merge below builds on).
@@ -27,7 +18,7 @@ fn learned(dir: &Scratch) -> String {
         &[],
         &["sh", "-c", "/bin/attack probe socket_alg; echo hi"],
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     p.to_str().unwrap().to_string()
 }
 
@@ -48,23 +39,23 @@ fn merged_profiles_mean_the_union_under_runc() {
         "-o",
         merged.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let run = run_under(Some(&merged), &["/bin/attack", "probe", "ptrace_traceme"]);
     assert_eq!(
         String::from_utf8_lossy(&run.stdout).trim(),
         "ptrace_traceme errno=0",
         "{}",
-        text(&run)
+        output_text(&run)
     );
     // The tool's own reading agrees: ptrace is what the merge adds to the base.
     let diff = profile(&["diff", &base, merged.to_str().unwrap()]);
-    assert_eq!(diff.status.code(), Some(1), "{}", text(&diff));
+    assert_eq!(diff.status.code(), Some(1), "{}", output_text(&diff));
     let added: Vec<String> = String::from_utf8_lossy(&diff.stdout)
         .lines()
         .filter(|l| l.starts_with("+ "))
         .map(String::from)
         .collect();
-    assert_eq!(added, ["+ ptrace"], "{}", text(&diff));
+    assert_eq!(added, ["+ ptrace"], "{}", output_text(&diff));
     // Only one input of each: the union is ptrace denied with ENOSYS, as that input says.
     let deny_only = dir.path("d.json");
     let out = profile(&[
@@ -74,7 +65,7 @@ fn merged_profiles_mean_the_union_under_runc() {
         "-o",
         deny_only.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let run = run_under(
         Some(&deny_only),
         &["/bin/attack", "probe", "ptrace_traceme"],
@@ -102,7 +93,7 @@ fn merged_arch_names_are_accepted_by_the_engine() {
         "-o",
         merged.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
     assert!(json.get("archMap").is_none() || json.get("architectures").is_none());
@@ -111,7 +102,7 @@ fn merged_arch_names_are_accepted_by_the_engine() {
         String::from_utf8_lossy(&run.stdout).trim(),
         "hi",
         "{}",
-        text(&run)
+        output_text(&run)
     );
 }
 
@@ -122,11 +113,11 @@ fn a_wider_profile_fails_the_gate() {
         "docker-default",
         &fixture("socket-all-but-vsock.json"),
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
-        text(&out).contains("+ socket: now also for arg0 in {0x26}"),
+        output_text(&out).contains("+ socket: now also for arg0 in {0x26}"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -156,8 +147,12 @@ fn a_bad_base_stops_before_any_container() {
         "--",
         "true",
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("bad.json:3:"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("bad.json:3:"),
+        "{}",
+        output_text(&out)
+    );
     assert!(!container_exists(&name));
     assert!(!dir.path("p.json").exists());
     // A base that denies what runc itself needs: the container can't start, and the message
@@ -180,8 +175,8 @@ fn a_bad_base_stops_before_any_container() {
         "--",
         "true",
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let t = output_text(&out);
     assert!(
         t.contains("could not start under the base profile") && t.contains("no-getdents.json"),
         "{t}"

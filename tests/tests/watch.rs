@@ -29,14 +29,6 @@ fn rows(dir: &Path) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn watch(dir: &Path, flags: &[&str], script: &str) -> Output {
     let mut args = vec!["watch", "-o", dir.to_str().unwrap()];
     args.extend_from_slice(flags);
@@ -59,7 +51,7 @@ fn twenty_short_containers_are_all_recorded() {
             "for i in $(seq 20); do docker run --rm --network none --label {tag} {image} true; done"
         ),
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let rows = rows(&dir.0);
     assert_eq!(rows.len(), 1, "{rows:?}");
     let row = &rows[0];
@@ -69,13 +61,13 @@ fn twenty_short_containers_are_all_recorded() {
     let profile = dir.0.join(row["file"].as_str().unwrap());
     // What `train` learns of the same container, each of the twenty saw from its start.
     let (trained, _, out) = train(&dir, "true", &[], &["true"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let watched = allowed_names(&profile);
     for name in allowed_names(&trained) {
         assert!(watched.contains(&name), "{name} missing: {watched:?}");
     }
     let run = run_under(Some(&profile), &["true"]);
-    assert!(run.status.success(), "{}", text(&run));
+    assert!(run.status.success(), "{}", output_text(&run));
 }
 
 #[test]
@@ -101,7 +93,7 @@ fn containers_are_kept_apart_and_filtered() {
         ],
         &script,
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let rows = rows(&dir.0);
     let names: Vec<&str> = rows
         .iter()
@@ -138,7 +130,7 @@ fn signals_write_what_was_recorded() {
         "sleep",
         "60",
     ]);
-    assert!(started.status.success(), "{}", text(&started));
+    assert!(started.status.success(), "{}", output_text(&started));
     let mut child = Command::new(profile_bin())
         .args(["watch", "-o", dir.0.to_str().unwrap(), "--filter"])
         .arg(format!("label={tag}"))
@@ -169,7 +161,7 @@ fn signals_write_what_was_recorded() {
         "/tmp/a",
         "1",
     ]);
-    assert!(run.status.success(), "{}", text(&run));
+    assert!(run.status.success(), "{}", output_text(&run));
     // SIGUSR1: the profiles so far, without stopping (again until the container's events,
     // which the engine sends on its own time, have arrived).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -249,7 +241,7 @@ fn a_compose_stack_gets_one_profile_per_service() {
     let _ = Command::new("docker-compose")
         .args(["-f", &file, "-p", &project, "down", "-t", "1"])
         .output();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let rows = rows(&dir.0);
     let names: Vec<&str> = rows
         .iter()
@@ -292,7 +284,7 @@ fn a_compose_stack_gets_one_profile_per_service() {
         "-h",
         "/www",
     ]);
-    assert!(started.status.success(), "{}", text(&started));
+    assert!(started.status.success(), "{}", output_text(&started));
     let page = http_get(port);
     let _ = docker(&["rm", "-f", &name]);
     assert!(page.contains("hello from the test image"), "{page}");

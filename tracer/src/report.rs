@@ -32,6 +32,21 @@ const PROBES: &[(&str, [Option<u64>; 2], &str)] = &[
     ("clone", [Some(0x2_0011), None], "CLONE_NEWNS"),
 ];
 
+/// A probe request's variant (` (range)`) and its status or error, for the report.
+fn probe_words(r: &crate::session::ProbeRequest) -> (String, String) {
+    let status = r
+        .status
+        .map(|s| s.to_string())
+        .or_else(|| r.error.clone())
+        .unwrap_or_default();
+    let variant = r
+        .variant
+        .as_deref()
+        .map(|v| format!(" ({v})"))
+        .unwrap_or_default();
+    (variant, status)
+}
+
 /// The syscalls first seen in one phase of a probed run.
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseLine {
@@ -541,16 +556,7 @@ impl Report {
         if let Some(probe) = &self.probe {
             let _ = writeln!(out, "  HTTP probe: {} request(s)", probe.requests.len());
             for r in &probe.requests {
-                let status = r
-                    .status
-                    .map(|s| s.to_string())
-                    .or_else(|| r.error.clone())
-                    .unwrap_or_default();
-                let variant = r
-                    .variant
-                    .as_deref()
-                    .map(|v| format!(" ({v})"))
-                    .unwrap_or_default();
+                let (variant, status) = probe_words(r);
                 let _ = writeln!(out, "    {:<7} {}{variant}: {status}", r.method, r.url);
             }
             for s in &probe.skipped {
@@ -718,16 +724,7 @@ impl Report {
             let _ = writeln!(out, "| request | status |");
             let _ = writeln!(out, "|---|---|");
             for r in &probe.requests {
-                let status = r
-                    .status
-                    .map(|s| s.to_string())
-                    .or_else(|| r.error.clone())
-                    .unwrap_or_default();
-                let variant = r
-                    .variant
-                    .as_deref()
-                    .map(|v| format!(" ({v})"))
-                    .unwrap_or_default();
+                let (variant, status) = probe_words(r);
                 let _ = writeln!(out, "| `{} {}`{variant} | {status} |", r.method, r.url);
             }
             for s in &probe.skipped {
