@@ -3,7 +3,7 @@
 //! statistics for the programs.
 use std::{
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     thread,
     time::Duration,
@@ -347,5 +347,166 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
         rss as f64 / 1024.0,
         median(steady_rss) / 1024.0
     );
+    servers(&profile, runs)
+}
+
+/// A server on 127.0.0.1, untraced or recorded by `profile run`; stopped when dropped.
+struct Server(std::process::Child);
+
+impl Server {
+    fn start(profile: Option<&Path>, argv: &[String], port: u16) -> anyhow::Result<Server> {
+        let mut cmd = match profile {
+            Some(p) => {
+                let mut c = Command::new(p);
+                c.args(["run", "-o", "/dev/null", "--"]).args(argv);
+                c
+            }
+            None => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+        };
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", argv[0]))?;
+        let server = Server(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            ensure!(
+                std::time::Instant::now() < deadline,
+                "{} never listened on 127.0.0.1:{port}",
+                argv[0]
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child; `profile run` passes SIGTERM on to the server.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// redis-benchmark's SET and GET requests per second against `port`.
+fn redis_rps(port: u16) -> anyhow::Result<f64> {
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-q", "-n", "50000", "-t", "set,get", "--csv"])
+        .output()
+        .context("redis-benchmark")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "SET","123456.79",...: the mean of the two tests' rates.
+    let rates: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.split(',').nth(1))
+        .filter_map(|v| v.trim_matches('"').parse().ok())
+        .collect();
+    ensure!(!rates.is_empty(), "no rates from redis-benchmark: {text}");
+    Ok(rates.iter().sum::<f64>() / rates.len() as f64)
+}
+
+/// wrk's requests per second against nginx on `port` (3 s, 4 connections).
+fn nginx_rps(port: u16) -> anyhow::Result<f64> {
+    let out = Command::new("wrk")
+        .args(["-t1", "-c4", "-d3s", &format!("http://127.0.0.1:{port}/")])
+        .output()
+        .context("wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no rate from wrk: {text}"))
+}
+
+/// Real work: redis-server under redis-benchmark and nginx under wrk, over 127.0.0.1,
+/// untraced and recorded by `profile run`, interleaved; throughput as a ratio.
+fn servers(profile: &Path, runs: usize) -> anyhow::Result<()> {
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    let dir = root().join("target/release/bench-servers");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("www"))?;
+    std::fs::write(dir.join("www/index.html"), "<html>bench</html>\n")?;
+    println!("\nreal work over 127.0.0.1, median of {runs} interleaved rounds (target >= 0.97)\n");
+    println!("| server | load | untraced req/s | recorded req/s | ratio |");
+    println!("|---|---|---:|---:|---:|");
+    if have("redis-server") && have("redis-benchmark") {
+        let (mut plain, mut recorded) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            for (traced, into) in [(false, &mut plain), (true, &mut recorded)] {
+                let port = free_port()?;
+                let argv: Vec<String> = [
+                    "redis-server",
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                let _server = Server::start(traced.then_some(profile), &argv, port)?;
+                into.push(redis_rps(port)?);
+            }
+        }
+        let (p, r) = (median(plain), median(recorded));
+        println!(
+            "| redis-server | redis-benchmark SET, GET | {p:.0} | {r:.0} | {:.3} |",
+            r / p
+        );
+    } else {
+        println!("| redis-server | not installed | | | |");
+    }
+    if have("nginx") && have("wrk") {
+        let (mut plain, mut recorded) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            for (traced, into) in [(false, &mut plain), (true, &mut recorded)] {
+                let port = free_port()?;
+                let conf = dir.join("nginx.conf");
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "daemon off; master_process off; worker_processes 1;\n\
+                         pid {d}/nginx.pid; error_log {d}/error.log;\n\
+                         events {{}}\n\
+                         http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {d}/www; }} }}\n",
+                        d = dir.display()
+                    ),
+                )?;
+                let argv = vec![
+                    "nginx".to_string(),
+                    "-c".into(),
+                    conf.display().to_string(),
+                    "-p".into(),
+                    dir.display().to_string(),
+                ];
+                let _server = Server::start(traced.then_some(profile), &argv, port)?;
+                into.push(nginx_rps(port)?);
+            }
+        }
+        let (p, r) = (median(plain), median(recorded));
+        println!(
+            "| nginx | wrk, 4 connections | {p:.0} | {r:.0} | {:.3} |",
+            r / p
+        );
+    } else {
+        println!("| nginx | not installed | | | |");
+    }
     Ok(())
 }
