@@ -7,7 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use profile_tests::{Scratch, privileged, profile, profile_bin, profile_ok};
+use profile_tests::{
+    Scratch, output_text, privileged, profile, profile_bin, profile_ok, test_image,
+};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -547,4 +549,31 @@ fn the_tool_reads_what_it_writes() {
     ] {
         assert_refused(&profile(&args), &format!("{b}:2:1: kind \"ConfigMap\""));
     }
+}
+
+#[test]
+fn a_published_port_in_use_is_reported_as_the_engine_says() {
+    if !privileged("a_published_port_in_use_is_reported_as_the_engine_says") {
+        return;
+    }
+    let dir = Scratch::new("edges-port-in-use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().unwrap().port();
+    let out = profile(&[
+        "train",
+        "--image",
+        test_image(),
+        "-q",
+        "-p",
+        &format!("127.0.0.1:{port}:8080"),
+        "-o",
+        dir.path("p.json").to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("address already in use"), "{text}");
+    assert!(!text.contains("was never seen"), "{text}");
+    assert!(!dir.path("p.json").exists());
 }
