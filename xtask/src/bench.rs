@@ -354,19 +354,11 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
 struct Server(std::process::Child);
 
 impl Server {
-    fn start(profile: Option<&Path>, argv: &[String], port: u16) -> anyhow::Result<Server> {
-        let mut cmd = match profile {
-            Some(p) => {
-                let mut c = Command::new(p);
-                c.args(["run", "-o", "/dev/null", "--"]).args(argv);
-                c
-            }
-            None => {
-                let mut c = Command::new(&argv[0]);
-                c.args(&argv[1..]);
-                c
-            }
-        };
+    /// Runs `argv` behind `prefix` (e.g. `profile run -o /dev/null --`; empty: as it is).
+    fn start(prefix: &[String], argv: &[String], port: u16) -> anyhow::Result<Server> {
+        let all: Vec<&String> = prefix.iter().chain(argv.iter()).collect();
+        let mut cmd = Command::new(all[0]);
+        cmd.args(&all[1..]);
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -431,82 +423,126 @@ fn nginx_rps(port: u16) -> anyhow::Result<f64> {
         .with_context(|| format!("no rate from wrk: {text}"))
 }
 
+/// How a server runs in the real-work rows.
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Untraced,
+    /// Under an allow-all filter with the empty program attached: the design's floor for a
+    /// watched server.
+    Floor,
+    Recorded,
+}
+
+/// Measures `rate` of the server `argv` makes on a fresh port, in each variant, `runs` times
+/// interleaved; returns the medians (untraced, floor, recorded).
+fn server_rates(
+    profile: &Path,
+    allow_all: &Path,
+    runs: usize,
+    argv: impl Fn(u16) -> Vec<String>,
+    rate: impl Fn(u16) -> anyhow::Result<f64>,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let mut got: [Vec<f64>; 3] = Default::default();
+    let p = profile.display().to_string();
+    for _ in 0..runs {
+        for (i, variant) in [Variant::Untraced, Variant::Floor, Variant::Recorded]
+            .into_iter()
+            .enumerate()
+        {
+            let port = free_port()?;
+            let prefix: Vec<String> = match variant {
+                Variant::Untraced => Vec::new(),
+                Variant::Floor => vec![
+                    p.clone(),
+                    "exec".into(),
+                    "--profile".into(),
+                    allow_all.display().to_string(),
+                    "--".into(),
+                ],
+                Variant::Recorded => vec![
+                    p.clone(),
+                    "run".into(),
+                    "-o".into(),
+                    "/dev/null".into(),
+                    "--".into(),
+                ],
+            };
+            let empty = (variant == Variant::Floor)
+                .then(EmptyProgram::attach)
+                .transpose()?;
+            let _server = Server::start(&prefix, &argv(port), port)?;
+            got[i].push(rate(port)?);
+            drop(empty);
+        }
+    }
+    let [a, b, c] = got;
+    Ok((median(a), median(b), median(c)))
+}
+
 /// Real work: redis-server under redis-benchmark and nginx under wrk, over 127.0.0.1,
-/// untraced and recorded by `profile run`, interleaved; throughput as a ratio.
+/// untraced, at the floor and recorded by `profile run`, interleaved; throughput as ratios.
 fn servers(profile: &Path, runs: usize) -> anyhow::Result<()> {
+    let allow_all = root().join("target/release/allow-all.json");
     let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
     let dir = root().join("target/release/bench-servers");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www"))?;
     std::fs::write(dir.join("www/index.html"), "<html>bench</html>\n")?;
-    println!("\nreal work over 127.0.0.1, median of {runs} interleaved rounds (target >= 0.97)\n");
-    println!("| server | load | untraced req/s | recorded req/s | ratio |");
-    println!("|---|---|---:|---:|---:|");
-    if have("redis-server") && have("redis-benchmark") {
-        let (mut plain, mut recorded) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            for (traced, into) in [(false, &mut plain), (true, &mut recorded)] {
-                let port = free_port()?;
-                let argv: Vec<String> = [
-                    "redis-server",
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-                let _server = Server::start(traced.then_some(profile), &argv, port)?;
-                into.push(redis_rps(port)?);
-            }
-        }
-        let (p, r) = (median(plain), median(recorded));
+    println!(
+        "\nreal work over 127.0.0.1, median of {runs} interleaved rounds (target: recorded >= 0.97x untraced)\n"
+    );
+    println!(
+        "| server | load | untraced req/s | floor req/s | recorded req/s | recorded vs untraced | recorded vs floor |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let row = |name: &str, load: &str, (u, f, r): (f64, f64, f64)| {
         println!(
-            "| redis-server | redis-benchmark SET, GET | {p:.0} | {r:.0} | {:.3} |",
-            r / p
+            "| {name} | {load} | {u:.0} | {f:.0} | {r:.0} | {:.3} | {:.3} |",
+            r / u,
+            r / f
         );
+    };
+    if have("redis-server") && have("redis-benchmark") {
+        let argv = |port: u16| -> Vec<String> {
+            [
+                "redis-server",
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        };
+        let rates = server_rates(profile, &allow_all, runs, argv, redis_rps)?;
+        row("redis-server", "redis-benchmark SET, GET", rates);
     } else {
-        println!("| redis-server | not installed | | | |");
+        println!("| redis-server | not installed | | | | | |");
     }
     if have("nginx") && have("wrk") {
-        let (mut plain, mut recorded) = (Vec::new(), Vec::new());
-        for _ in 0..runs {
-            for (traced, into) in [(false, &mut plain), (true, &mut recorded)] {
-                let port = free_port()?;
-                let conf = dir.join("nginx.conf");
-                std::fs::write(
-                    &conf,
-                    format!(
-                        "daemon off; master_process off; worker_processes 1;\n\
-                         pid {d}/nginx.pid; error_log {d}/error.log;\n\
-                         events {{}}\n\
-                         http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {d}/www; }} }}\n",
-                        d = dir.display()
-                    ),
-                )?;
-                let argv = vec![
-                    "nginx".to_string(),
-                    "-c".into(),
-                    conf.display().to_string(),
-                    "-p".into(),
-                    dir.display().to_string(),
-                ];
-                let _server = Server::start(traced.then_some(profile), &argv, port)?;
-                into.push(nginx_rps(port)?);
-            }
-        }
-        let (p, r) = (median(plain), median(recorded));
-        println!(
-            "| nginx | wrk, 4 connections | {p:.0} | {r:.0} | {:.3} |",
-            r / p
-        );
+        let d = dir.display().to_string();
+        let argv = |port: u16| -> Vec<String> {
+            let conf = format!("{d}/nginx-{port}.conf");
+            let _ = std::fs::write(
+                &conf,
+                format!(
+                    "daemon off; master_process off; worker_processes 1;\n\
+                     pid {d}/nginx-{port}.pid; error_log {d}/error.log;\n\
+                     events {{}}\n\
+                     http {{ access_log off; server {{ listen 127.0.0.1:{port}; root {d}/www; }} }}\n"
+                ),
+            );
+            vec!["nginx".into(), "-c".into(), conf, "-p".into(), d.clone()]
+        };
+        let rates = server_rates(profile, &allow_all, runs, argv, nginx_rps)?;
+        row("nginx", "wrk, 4 connections", rates);
     } else {
-        println!("| nginx | not installed | | | |");
+        println!("| nginx | not installed | | | | | |");
     }
     Ok(())
 }
