@@ -257,6 +257,49 @@ fn strict_arguments_deny_a_new_ioctl_and_verify_names_it() {
     assert!(ioctl.iter().all(|r| r["args"].is_array()), "{ioctl:?}");
 }
 
+#[test]
+fn verify_fix_never_adds_what_the_default_forbids() {
+    if !privileged("verify_fix_never_adds_what_the_default_forbids") {
+        return;
+    }
+    let dir = Scratch::new("fix-within");
+    let (profile, _, out) = train(&dir, "true", &[], &["true"]);
+    assert!(out.status.success(), "{}", stdout_of(&out));
+    let fixed = dir.path("fixed.json");
+    let v = profile_cmd(&[
+        "verify",
+        "--image",
+        test_image(),
+        "-q",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--fix",
+        "-o",
+        fixed.to_str().unwrap(),
+        "--",
+        "/bin/attack",
+        "probe",
+        "unshare_user",
+        "socket_alg",
+    ]);
+    assert_eq!(v.status.code(), Some(1), "{}", stdout_of(&v));
+    assert!(stdout_of(&v).contains("not added"), "{}", stdout_of(&v));
+    // The fixed profile runs the workload, and the attacker's calls still fail.
+    let run = run_under(
+        Some(&fixed),
+        &["/bin/attack", "probe", "unshare_user", "socket_alg"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "unshare_user errno=1\nsocket_alg errno=1",
+        "{}",
+        stdout_of(&run)
+    );
+    assert!(!allowed(&fixed).contains(&"unshare".to_string()));
+    let diff = profile_cmd(&["diff", DEFAULT, fixed.to_str().unwrap()]);
+    assert_eq!(diff.status.code(), Some(0), "{}", stdout_of(&diff));
+}
+
 fn count_denied(report: &serde_json::Value, name: &str) -> u64 {
     report["denied"]
         .as_array()

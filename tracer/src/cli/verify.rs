@@ -122,19 +122,28 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         None => print!("{}", v.to_text()),
     }
     if let Some(out) = args.output.as_deref().filter(|_| args.fix) {
+        // Never wider than Docker's default for this container, whatever was denied.
         let missing = v.missing();
+        let (fixed, refused) = profile.fixed_within(
+            &missing,
+            &v.denied_values(),
+            &Profile::docker_default(),
+            &ctx,
+        );
         args.format
-            .write(
-                Some(out),
-                &profile.allowing_more(&missing, &v.denied_values()),
-                None,
-            )
+            .write(Some(out), &fixed, None)
             .with_context(|| format!("writing the fixed profile to {}", out.display()))?;
         eprintln!(
-            "profile: wrote {} with {} more syscall(s)",
+            "profile: wrote {} with what the {} denied syscall(s) need",
             out.display(),
             missing.values().map(|s| s.len()).sum::<usize>()
         );
+        if !refused.is_empty() {
+            eprintln!(
+                "profile: not added, Docker's default forbids them: {}",
+                refused.join(", ")
+            );
+        }
     }
     Ok(match outcome.stop {
         Stop::Interrupted(sig) => ExitCode::from(128 + sig as u8),

@@ -336,7 +336,7 @@ fn value_rules(spec: &ArgSpec, values: &ArgValues, lower: &Region) -> Option<Vec
 }
 
 /// The bound's allow rules for `name`, each cut to what the bound surely allows.
-fn bound_rules(name: &str, resolved: &Profile, lower: &Region) -> Vec<Rule> {
+pub(super) fn bound_rules(name: &str, resolved: &Profile, lower: &Region) -> Vec<Rule> {
     let mut out = Vec::new();
     for rule in &resolved.syscalls {
         if !rule.act().runs() || !rule.all_names().any(|n| n == name) {

@@ -120,8 +120,65 @@ impl Profile {
         (p, notes)
     }
 
+    /// This profile plus what `verify` saw denied, within `bound` for a container with `ctx`
+    /// (`--fix`): names the bound allows outright are allowed outright, learned arguments by
+    /// the denied values the bound allows, other argument-checked names by the bound's own
+    /// rules. Returns the fixed profile and what was not added because the bound forbids it.
+    pub fn fixed_within(
+        &self,
+        names: &BTreeMap<Abi, BTreeSet<String>>,
+        values: &BTreeMap<String, BTreeSet<[u64; 2]>>,
+        bound: &Profile,
+        ctx: &Context,
+    ) -> (Profile, Vec<String>) {
+        let resolved = bound.resolve(ctx);
+        let mut keep_names: BTreeMap<Abi, BTreeSet<String>> = BTreeMap::new();
+        let mut keep_values: BTreeMap<String, BTreeSet<[u64; 2]>> = BTreeMap::new();
+        let mut bound_rules = Vec::new();
+        let mut refused = Vec::new();
+        for (abi, set) in names {
+            let decisions = bound.decisions(*abi, ctx);
+            for name in set {
+                let Some(d) = decisions.get(name.as_str()) else {
+                    continue;
+                };
+                let label = match abi {
+                    Abi::X86_64 => name.clone(),
+                    other => format!("{name} ({other})"),
+                };
+                if d.lower.is_empty() {
+                    refused.push(label);
+                    continue;
+                }
+                match (ArgSpec::of(name), values.get(name)) {
+                    (Some(spec), Some(tuples)) if !tuples.is_empty() => {
+                        let (ok, not): (BTreeSet<[u64; 2]>, BTreeSet<[u64; 2]>) =
+                            tuples.iter().partition(|t| {
+                                conditions::Region::of([spec.region(**t)]).within(&d.lower)
+                            });
+                        refused.extend(
+                            not.iter()
+                                .map(|t| format!("{label}({})", learn::spec_words(spec, *t))),
+                        );
+                        if !ok.is_empty() {
+                            keep_values.insert(name.clone(), ok);
+                            keep_names.entry(*abi).or_default().insert(name.clone());
+                        }
+                    }
+                    _ if d.lower.is_all() => {
+                        keep_names.entry(*abi).or_default().insert(name.clone());
+                    }
+                    _ => bound_rules.extend(learn::bound_rules(name, &resolved, &d.lower)),
+                }
+            }
+        }
+        let mut fixed = self.allowing_more(&keep_names, &keep_values);
+        fixed.syscalls.extend(bound_rules);
+        (fixed, refused)
+    }
+
     /// This profile plus what `verify` saw denied: names allowed outright on each ABI, and for
-    /// names whose arguments are learned, just the denied argument values (`--fix`).
+    /// names whose arguments are learned, just the denied argument values.
     pub fn allowing_more(
         &self,
         names: &BTreeMap<Abi, BTreeSet<String>>,
@@ -245,6 +302,31 @@ mod tests {
             );
         }
         assert_eq!(d["clone3"].outright, Some(Action::Errno(38)));
+    }
+
+    #[test]
+    fn fixes_stay_within_the_bound() {
+        let p = simple(&["read"]);
+        let missing = BTreeMap::from([(
+            Abi::X86_64,
+            BTreeSet::from(["mkdir", "unshare", "clone", "socket"].map(String::from)),
+        )]);
+        // AF_INET is allowed by the default, AF_VSOCK (40) is not.
+        let values = BTreeMap::from([(
+            "socket".to_string(),
+            BTreeSet::from([[2u64, 1u64], [40, 1]]),
+        )]);
+        let default = Profile::docker_default();
+        let (fixed, refused) = p.fixed_within(&missing, &values, &default, &ctx());
+        assert_eq!(refused, ["socket(AF_VSOCK, SOCK_STREAM)", "unshare"]);
+        assert!(fixed.widenings(&default, &ctx()).is_empty(), "{fixed:?}");
+        let d = fixed.decisions(Abi::X86_64, &ctx());
+        assert!(d["mkdir"].all() && d["unshare"].denied());
+        assert!(
+            !d["clone"].denied() && !d["clone"].all(),
+            "the default's namespace mask"
+        );
+        assert!(!d["socket"].denied() && !d["socket"].all());
     }
 
     #[test]
