@@ -65,6 +65,11 @@ pub const ARG_SOCKET: u32 = 0;
 pub const ARG_PERSONALITY: u32 = 1;
 pub const ARG_IOCTL: u32 = 2;
 pub const ARG_PRCTL: u32 = 3;
+/// Their x86_64 numbers, by kind.
+pub const NR_SOCKET: u64 = 41;
+pub const NR_PERSONALITY: u64 = 135;
+pub const NR_IOCTL: u64 = 16;
+pub const NR_PRCTL: u64 = 157;
 /// Added to a kind for the argument values of denied calls (while verifying).
 pub const ARG_DENIED: u32 = ARG_KINDS as u32;
 /// Distinct value tuples kept per syscall and recording; beyond it the set is marked

@@ -33,9 +33,9 @@ use tracer_common::{
     ARG_PRCTL, ARG_SOCKET, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_ADOPT,
     CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES, CgroupKey, DENY_ERRNO,
     FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_ADOPTED, MAX_ARG_ENTRIES, MAX_ARG_VALUES,
-    MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, SOCK_TYPE_MASK, SlotStats,
-    SyscallCounts, WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT,
-    adopted_slot, table_index,
+    MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_IOCTL, NR_PERSONALITY,
+    NR_PRCTL, NR_SOCKET, SOCK_TYPE_MASK, SlotStats, SyscallCounts, WATCH_ADOPTED,
+    WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, adopted_slot, table_index,
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -112,20 +112,17 @@ fn current_watch() -> Option<(u64, Watch)> {
     unsafe { WATCHED.get(&id) }.copied().map(|w| (id, w))
 }
 
-/// The counters and argument bookkeeping of a watch: its slot's (this CPU's copy), or its
-/// adopted cgroup's (shared by all CPUs: true).
+/// The counters of a watch: its slot's (this CPU's copy), or its adopted cgroup's (shared by
+/// all CPUs), with that cgroup's argument bookkeeping (a slot's is looked up only when an
+/// argument is recorded).
 #[inline(always)]
-fn tables(id: u64, watch: &Watch) -> Option<(*mut SyscallCounts, *mut ArgCounts, bool)> {
+fn tables(id: u64, watch: &Watch) -> Option<(*mut SyscallCounts, Option<*mut ArgCounts>)> {
     if watch.flags & WATCH_ADOPTED != 0 {
         let t = ADOPTED.get_ptr_mut(&id)?;
         // SAFETY: `t` points at the entry's value; only the field addresses are taken.
-        return Some(unsafe { (&raw mut (*t).counts, &raw mut (*t).args, true) });
+        return Some(unsafe { (&raw mut (*t).counts, Some(&raw mut (*t).args)) });
     }
-    Some((
-        COUNTS.get_ptr_mut(watch.slot)?,
-        ARG_COUNTS.get_ptr_mut(watch.slot)?,
-        false,
-    ))
+    Some((COUNTS.get_ptr_mut(watch.slot)?, None))
 }
 
 /// The current task's `task_struct`, as a BTF-typed pointer: the verifier knows its type, so
@@ -253,10 +250,10 @@ fn count_shared(map: &Array<SyscallCounts>, slot: u32, index: usize) -> bool {
 #[inline(always)]
 fn learned_args(regs: *const pt_regs, nr: u64, strict: bool) -> Option<(u32, [u64; 2])> {
     let kind = match nr {
-        41 => ARG_SOCKET,
-        135 => ARG_PERSONALITY,
-        16 if strict => ARG_IOCTL,
-        157 if strict => ARG_PRCTL,
+        NR_SOCKET => ARG_SOCKET,
+        NR_PERSONALITY => ARG_PERSONALITY,
+        NR_IOCTL if strict => ARG_IOCTL,
+        NR_PRCTL if strict => ARG_PRCTL,
         _ => return None,
     };
     // SAFETY: only the fields' addresses are computed here; the helper does the checked reads.
@@ -319,19 +316,22 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     if all && watch.flags & WATCH_ALL_SYSCALLS == 0 && !under_filter(task) {
         return 0;
     }
-    let Some((table, arg_counts, shared)) = tables(id, &watch) else {
+    let Some((table, adopted_args)) = tables(id, &watch) else {
         return 0;
     };
     let regs: *const pt_regs = ctx.arg(0);
     let nr: u64 = ctx.arg(1);
     let index = syscall_index(task, nr);
-    if count(table, index, shared) {
+    if count(table, index, adopted_args.is_some()) {
         remember_first(&ctx, watch.slot, index);
     }
     if index == nr as usize
         && let Some((kind, values)) = learned_args(regs, nr, watch.flags & WATCH_STRICT_ARGS != 0)
     {
-        remember_args(watch.slot, arg_counts, kind, values);
+        // Only now, for the few syscalls whose arguments are learned, the slot's bookkeeping.
+        if let Some(counts) = adopted_args.or_else(|| ARG_COUNTS.get_ptr_mut(watch.slot)) {
+            remember_args(watch.slot, counts, kind, values);
+        }
     }
     0
 }
@@ -350,9 +350,6 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     if watch.slot & ADOPTED_SLOT_BIT != 0 {
         return 0;
     }
-    let Some(arg_counts) = ARG_COUNTS.get_ptr_mut(watch.slot) else {
-        return 0;
-    };
     let regs: *const pt_regs = ctx.arg(0);
     // SAFETY: only the field's address is computed here; the helper does the checked read.
     let Ok(nr) = (unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax) }) else {
@@ -366,7 +363,9 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     if index == nr as usize
         && let Some((kind, values)) = learned_args(regs, nr, true)
     {
-        remember_args(watch.slot, arg_counts, kind + ARG_DENIED, values);
+        if let Some(counts) = ARG_COUNTS.get_ptr_mut(watch.slot) {
+            remember_args(watch.slot, counts, kind + ARG_DENIED, values);
+        }
     }
     0
 }

@@ -47,25 +47,25 @@ pub use tracer_common::SOCK_TYPE_MASK;
 pub const ARG_SPECS: &[ArgSpec] = &[
     ArgSpec {
         name: "socket",
-        nr: 41,
+        nr: tracer_common::NR_SOCKET as u32,
         args: &[(0, u64::MAX), (1, SOCK_TYPE_MASK)],
         strict: false,
     },
     ArgSpec {
         name: "personality",
-        nr: 135,
+        nr: tracer_common::NR_PERSONALITY as u32,
         args: &[(0, u64::MAX)],
         strict: false,
     },
     ArgSpec {
         name: "ioctl",
-        nr: 16,
+        nr: tracer_common::NR_IOCTL as u32,
         args: &[(1, u64::MAX)],
         strict: true,
     },
     ArgSpec {
         name: "prctl",
-        nr: 157,
+        nr: tracer_common::NR_PRCTL as u32,
         args: &[(0, u64::MAX)],
         strict: true,
     },
@@ -603,6 +603,20 @@ mod tests {
         );
         let l = learn(&obs(&["unshare"]), &default, &ctx(), LearnArgs::Default);
         assert_eq!(l.denied_by_bound, ["unshare"]);
+    }
+
+    #[test]
+    fn argument_specs_match_the_kernel_side_and_the_table() {
+        let kinds = [
+            tracer_common::ARG_SOCKET,
+            tracer_common::ARG_PERSONALITY,
+            tracer_common::ARG_IOCTL,
+            tracer_common::ARG_PRCTL,
+        ];
+        for (i, spec) in ARG_SPECS.iter().enumerate() {
+            assert_eq!(kinds[i] as usize, i, "{}", spec.name);
+            assert_eq!(Abi::X86_64.name(spec.nr), Some(spec.name));
+        }
     }
 
     #[test]
