@@ -122,6 +122,7 @@ fn signals_write_what_was_recorded() {
     let started = docker(&[
         "run",
         "-d",
+        "--rm",
         "--network",
         "none",
         "--name",

@@ -8,11 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bollard::{models::EventMessage, query_parameters::EventsOptionsBuilder};
+use bollard::models::EventMessage;
 use futures_util::Stream;
 
 use crate::{
-    docker::{DockerError, Engine},
+    docker::Engine,
     error::Result,
     recorder::{Recorder, Snapshot},
     seccomp::{Context, Profile},
@@ -184,25 +184,11 @@ impl Watch {
         }
     }
 
-    /// The engine's container events from now on.
+    /// The engine's container events since watching began.
     pub fn events(
         &self,
     ) -> impl Stream<Item = std::result::Result<EventMessage, bollard::errors::Error>> + use<> {
-        let filters = std::collections::HashMap::from([("type", vec!["container"])]);
-        // The request is made when the stream is first polled: asking for the events since
-        // watching began loses none of those in between.
-        let since = format!(
-            "{:.9}",
-            self.started
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64()
-        );
-        let options = EventsOptionsBuilder::default()
-            .filters(&filters)
-            .since(&since)
-            .build();
-        self.engine.client().events(Some(options))
+        self.engine.container_events(self.started)
     }
 
     /// Handles one event: a container started (record it, or forget it if filtered out) or
@@ -355,23 +341,9 @@ impl Watch {
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
-        let c = self
-            .engine
-            .client()
-            .inspect_container(
-                id,
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-            .map_err(|e| DockerError::Api {
-                action: format!("inspecting container {id}"),
-                message: e.to_string(),
-            })?;
-        let config = c.config.unwrap_or_default();
-        let host = c.host_config.unwrap_or_default();
-        let base = host
+        let c = self.engine.container(id).await?;
+        let base = c
             .security_opt
-            .unwrap_or_default()
             .iter()
             .find_map(|o| o.strip_prefix("seccomp=").or(o.strip_prefix("seccomp:")))
             .map(|value| match value {
@@ -382,20 +354,15 @@ impl Watch {
                 },
             })
             .unwrap_or(Base::Default);
-        let info = ContainerInfo {
+        Ok(ContainerInfo {
             id: id.to_string(),
-            name: c
-                .name
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_string(),
-            image: config.image.unwrap_or_default(),
-            labels: config.labels.unwrap_or_default().into_iter().collect(),
+            name: c.name,
+            image: c.image,
+            labels: c.labels,
             base,
-            cap_add: host.cap_add.unwrap_or_default(),
-            cap_drop: host.cap_drop.unwrap_or_default(),
-        };
-        Ok(info)
+            cap_add: c.cap_add,
+            cap_drop: c.cap_drop,
+        })
     }
 }
 

@@ -189,6 +189,13 @@ pub struct ContainerInfo {
     pub created: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// The image as the container was created with.
+    pub image: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--security-opt` values (`seccomp=…` among them).
+    pub security_opt: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
 }
 
 /// A profile written for Podman to read, removed when dropped.
@@ -229,9 +236,27 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The client, for requests this module has no method for (the event stream).
-    pub(crate) fn client(&self) -> &Docker {
-        &self.docker
+    /// The engine's container events from `since` on (the request is made when the stream is
+    /// first polled, so `since` keeps the events in between).
+    pub fn container_events(
+        &self,
+        since: std::time::SystemTime,
+    ) -> impl futures_util::Stream<
+        Item = std::result::Result<bollard::models::EventMessage, BollardError>,
+    > + use<> {
+        let filters = HashMap::from([("type", vec!["container"])]);
+        let since = format!(
+            "{:.9}",
+            since
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+        );
+        let options = bollard::query_parameters::EventsOptionsBuilder::default()
+            .filters(&filters)
+            .since(&since)
+            .build();
+        self.docker.events(Some(options))
     }
 
     /// Connects to DOCKER_HOST (or the default socket) and negotiates the API version, so that
@@ -523,7 +548,14 @@ impl Engine {
         .await?;
         let state = inspect.state.unwrap_or_default();
         let running = state.running.unwrap_or(false);
+        let config = inspect.config.unwrap_or_default();
+        let host = inspect.host_config.unwrap_or_default();
         Ok(ContainerInfo {
+            image: config.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default().into_iter().collect(),
+            security_opt: host.security_opt.unwrap_or_default(),
+            cap_add: host.cap_add.unwrap_or_default(),
+            cap_drop: host.cap_drop.unwrap_or_default(),
             id: inspect.id.unwrap_or_else(|| name_or_id.to_string()),
             name: inspect
                 .name
