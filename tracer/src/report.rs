@@ -819,10 +819,10 @@ pub trait Render {
     fn json(&self) -> crate::Result<String>;
 }
 
-/// Both report types render through their own `to_text`, `to_markdown` and `to_json`.
+/// Report types render through their own `to_text`, `to_markdown` and `to_json`.
 macro_rules! render_with_inherent_methods {
     ($($t:ty),*) => {$(
-        impl Render for $t {
+        impl $crate::report::Render for $t {
             fn text(&self) -> String {
                 self.to_text()
             }
@@ -835,6 +835,8 @@ macro_rules! render_with_inherent_methods {
         }
     )*};
 }
+
+pub(crate) use render_with_inherent_methods;
 
 render_with_inherent_methods!(Report, Verification);
 

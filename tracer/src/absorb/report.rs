@@ -310,17 +310,7 @@ impl AbsorbReport {
     }
 }
 
-impl crate::report::Render for AbsorbReport {
-    fn text(&self) -> String {
-        self.to_text()
-    }
-    fn markdown(&self) -> String {
-        self.to_markdown()
-    }
-    fn json(&self) -> crate::Result<String> {
-        self.to_json()
-    }
-}
+crate::report::render_with_inherent_methods!(AbsorbReport);
 
 fn display(c: &CallLine) -> String {
     match c.abi {

@@ -367,12 +367,7 @@ mod tests {
     use crate::seccomp::model::{Arg, Op};
     use std::path::Path;
 
-    fn ctx() -> Context {
-        Context {
-            kernel: (6, 18),
-            ..Context::docker_default()
-        }
-    }
+    use crate::seccomp::resolve::test_context as ctx;
 
     fn fixture(name: &str) -> Profile {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))

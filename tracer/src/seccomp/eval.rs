@@ -165,12 +165,7 @@ mod tests {
     use super::*;
     use crate::seccomp::model::{Arg, Op, Rule};
 
-    pub(crate) fn ctx() -> Context {
-        Context {
-            kernel: (6, 18),
-            ..Context::docker_default()
-        }
-    }
+    use crate::seccomp::resolve::test_context as ctx;
 
     #[test]
     fn docker_default_allows_309_on_x86_64() {

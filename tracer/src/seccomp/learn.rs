@@ -469,12 +469,7 @@ pub fn rule_words(name: &str, args: &[Arg]) -> String {
 mod tests {
     use super::*;
 
-    fn ctx() -> Context {
-        Context {
-            kernel: (6, 18),
-            ..Context::docker_default()
-        }
-    }
+    use crate::seccomp::resolve::test_context as ctx;
 
     fn obs(names: &[&str]) -> Observation {
         let mut o = Observation::default();

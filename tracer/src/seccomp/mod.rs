@@ -230,12 +230,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn ctx() -> Context {
-        Context {
-            kernel: (6, 18),
-            ..Context::docker_default()
-        }
-    }
+    use crate::seccomp::resolve::test_context as ctx;
 
     fn simple(names: &[&str]) -> Profile {
         Profile::allowing(names.iter().copied(), &BTreeSet::from([Abi::X86_64]))

@@ -122,6 +122,16 @@ impl Context {
     }
 }
 
+/// The context the unit tests evaluate under: Docker's default capabilities on a 6.18
+/// kernel, whatever kernel runs the tests.
+#[cfg(test)]
+pub(crate) fn test_context() -> Context {
+    Context {
+        kernel: (6, 18),
+        ..Context::docker_default()
+    }
+}
+
 /// (major, minor) of the running kernel.
 pub fn running_kernel() -> Option<(u32, u32)> {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;

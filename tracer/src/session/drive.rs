@@ -204,6 +204,19 @@ impl Session<'_> {
         }
     }
 
+    /// The names of the syscalls the recording has seen so far, sorted.
+    fn names_seen(&self, recording: &Recording) -> Result<Vec<String>, SessionError> {
+        let mut names: Vec<String> = self
+            .recorder
+            .snapshot(recording)?
+            .syscalls
+            .keys()
+            .map(|id| id.name())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Starts the HTTP probe against the run's published ports, remembering what was seen
     /// before it (the start phase).
     fn start_probe(
@@ -215,14 +228,7 @@ impl Session<'_> {
         let Some(options) = self.options.probe.clone() else {
             return Ok(());
         };
-        run.before_probe = self
-            .recorder
-            .snapshot(recording)?
-            .syscalls
-            .keys()
-            .map(|id| id.name())
-            .collect();
-        run.before_probe.sort();
+        run.before_probe = self.names_seen(recording)?;
         let ports = run.running.ports.clone();
         let requests = requests.clone();
         run.probe = Some(Box::pin(async move {
@@ -297,17 +303,9 @@ impl Session<'_> {
             End::ProbeDone(report) => {
                 // The names the probe made appear: what was seen before it started is the
                 // start phase's.
-                let now: Vec<String> = self
-                    .recorder
-                    .snapshot(recording)?
-                    .syscalls
-                    .keys()
-                    .map(|id| id.name())
-                    .collect();
+                let now = self.names_seen(recording)?;
                 let start = std::mem::take(&mut run.before_probe);
-                let mut probe: Vec<String> =
-                    now.iter().filter(|n| !start.contains(n)).cloned().collect();
-                probe.sort();
+                let probe: Vec<String> = now.into_iter().filter(|n| !start.contains(n)).collect();
                 outcome.phases = vec![("start".into(), start), ("probe".into(), probe)];
                 if report.requests.is_empty() {
                     outcome.warnings.push(

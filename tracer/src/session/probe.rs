@@ -191,70 +191,40 @@ async fn probe_origin(
         }
         frontier = next;
     }
-    // The requests servers handle differently.
-    let root = base.clone();
-    let missing = base
-        .join("/profile-probe-does-not-exist")
-        .unwrap_or_else(|_| root.clone());
-    send(report, keep, Method::HEAD, root.clone(), None, &plain).await;
-    send(report, keep, Method::OPTIONS, root.clone(), None, &plain).await;
-    send(
-        report,
-        keep,
-        Method::GET,
-        missing,
-        Some("not found"),
-        &plain,
-    )
-    .await;
-    send(
-        report,
-        keep,
-        Method::POST,
-        root.clone(),
-        Some("body"),
-        &|b| {
+    // The requests servers handle differently: (closed connection, method, the 404 path, what
+    // varies, how the request is shaped).
+    type Shape = fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder;
+    let variants: [(bool, Method, bool, Option<&str>, Shape); 8] = [
+        (false, Method::HEAD, false, None, |b| b),
+        (false, Method::OPTIONS, false, None, |b| b),
+        (false, Method::GET, true, Some("not found"), |b| b),
+        (false, Method::POST, false, Some("body"), |b| {
             b.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body("profile=probe")
-        },
-    )
-    .await;
-    send(
-        report,
-        keep,
-        Method::GET,
-        root.clone(),
-        Some("range"),
-        &|b| b.header(header::RANGE, "bytes=0-0"),
-    )
-    .await;
-    send(
-        report,
-        keep,
-        Method::GET,
-        root.clone(),
-        Some("gzip"),
-        &|b| b.header(header::ACCEPT_ENCODING, "gzip"),
-    )
-    .await;
-    send(
-        report,
-        keep,
-        Method::GET,
-        root.clone(),
-        Some("keep-alive"),
-        &plain,
-    )
-    .await;
-    send(
-        report,
-        close,
-        Method::GET,
-        root,
-        Some("connection: close"),
-        &|b| b.header(header::CONNECTION, "close"),
-    )
-    .await;
+        }),
+        (false, Method::GET, false, Some("range"), |b| {
+            b.header(header::RANGE, "bytes=0-0")
+        }),
+        (false, Method::GET, false, Some("gzip"), |b| {
+            b.header(header::ACCEPT_ENCODING, "gzip")
+        }),
+        (false, Method::GET, false, Some("keep-alive"), |b| b),
+        (true, Method::GET, false, Some("connection: close"), |b| {
+            b.header(header::CONNECTION, "close")
+        }),
+    ];
+    let missing = base
+        .join("/profile-probe-does-not-exist")
+        .unwrap_or_else(|_| base.clone());
+    for (closed, method, not_found, variant, shape) in variants {
+        let client = if closed { close } else { keep };
+        let url = if not_found {
+            missing.clone()
+        } else {
+            base.clone()
+        };
+        send(report, client, method, url, variant, &shape).await;
+    }
 }
 
 fn same_origin(url: &Url, base: &Url) -> bool {
