@@ -64,6 +64,30 @@ impl Drop for Scratch {
     }
 }
 
+/// Sends the request `head` (`GET / HTTP/1.0`) to 127.0.0.1:`port` and returns the whole
+/// response, retried for up to 10 s while the server starts (an empty string if it never
+/// answered).
+pub fn http_request(port: u16, head: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(format!("{head}\r\nHost: x\r\n\r\n").as_bytes());
+            let mut response = String::new();
+            let _ = s.read_to_string(&mut response);
+            if !response.is_empty() {
+                return response;
+            }
+        }
+        if Instant::now() > deadline {
+            return String::new();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A command's stdout and stderr, for assertion messages.
 pub fn output_text(out: &Output) -> String {
     format!(

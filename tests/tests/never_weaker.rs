@@ -43,10 +43,6 @@ fn attack(profile: &Path) -> BTreeMap<String, i32> {
         .collect()
 }
 
-fn allowed(profile: &Path) -> Vec<String> {
-    allowed_names(profile)
-}
-
 #[test]
 fn learned_profile_blocks_every_attack_the_default_blocks_and_more() {
     if !privileged("learned_profile_blocks_every_attack_the_default_blocks_and_more") {
@@ -102,8 +98,7 @@ fn learned_profile_blocks_every_attack_the_default_blocks_and_more() {
     assert!(blocks.contains("AF_PACKET SOCK_RAW") && blocks.contains("AF_NETLINK"));
     assert_eq!(report["bound"], "docker-default");
     // And the tool itself agrees: nothing beyond the default.
-    let diff = profile_cmd(&["diff", DEFAULT, profile.to_str().unwrap()]);
-    assert_eq!(diff.status.code(), Some(0), "{}", stdout_of(&diff));
+    assert_within_default(&profile);
 }
 
 #[test]
@@ -133,15 +128,14 @@ fn allow_all_training_stays_within_the_default() {
         count(&report, "clone3") > 0,
         "clone3 observed under allow-all"
     );
-    let names = allowed(&profile);
+    let names = allowed_names(&profile);
     assert!(!names.contains(&"unshare".to_string()), "{names:?}");
     assert!(!names.contains(&"clone3".to_string()), "{names:?}");
     let not_learned = report["not_learned"].to_string();
     assert!(not_learned.contains("unshare"), "{not_learned}");
     let ok = run_under(Some(&profile), &["/bin/attack", "benign"]);
     assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "benign ok");
-    let diff = profile_cmd(&["diff", DEFAULT, profile.to_str().unwrap()]);
-    assert_eq!(diff.status.code(), Some(0), "{}", stdout_of(&diff));
+    assert_within_default(&profile);
 }
 
 #[test]
@@ -157,14 +151,14 @@ fn capabilities_move_the_base() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(allowed(&with).contains(&"unshare".to_string()));
+    assert!(allowed_names(&with).contains(&"unshare".to_string()));
     let (without, _, out) = train(&dir, "plain", &[], &cmd);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!allowed(&without).contains(&"unshare".to_string()));
+    assert!(!allowed_names(&without).contains(&"unshare".to_string()));
     // The capability-trained profile lets unshare through only with the capability.
     let admin = run_under_with(Some(&with), &["--cap-add", "SYS_ADMIN"], &cmd);
     assert_eq!(
@@ -198,7 +192,7 @@ fn strict_arguments_deny_a_new_ioctl_and_verify_names_it() {
         "ioctl 0x5421 errno=1"
     );
     let report = dir.path("verify.json");
-    let v = profile_cmd(&[
+    let v = profile_tests::profile(&[
         "verify",
         "--image",
         test_image(),
@@ -227,7 +221,7 @@ fn strict_arguments_deny_a_new_ioctl_and_verify_names_it() {
     assert_eq!(count_denied(&json, "ioctl"), 1);
     // --fix adds the denied value, not ioctl for every request.
     let fixed = dir.path("fixed.json");
-    let v = profile_cmd(&[
+    let v = profile_tests::profile(&[
         "verify",
         "--image",
         test_image(),
@@ -242,7 +236,7 @@ fn strict_arguments_deny_a_new_ioctl_and_verify_names_it() {
         "ioctl",
         "3",
     ]);
-    assert_eq!(v.status.code(), Some(1), "{}", stdout_of(&v));
+    assert_eq!(v.status.code(), Some(1), "{}", output_text(&v));
     let three = run_under(Some(&fixed), &["/bin/attack", "ioctl", "3"]);
     assert_eq!(String::from_utf8_lossy(&three.stdout).trim(), "ioctl ok");
     let json: serde_json::Value =
@@ -264,9 +258,9 @@ fn verify_fix_never_adds_what_the_default_forbids() {
     }
     let dir = Scratch::new("fix-within");
     let (profile, _, out) = train(&dir, "true", &[], &["true"]);
-    assert!(out.status.success(), "{}", stdout_of(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let fixed = dir.path("fixed.json");
-    let v = profile_cmd(&[
+    let v = profile_tests::profile(&[
         "verify",
         "--image",
         test_image(),
@@ -282,8 +276,8 @@ fn verify_fix_never_adds_what_the_default_forbids() {
         "unshare_user",
         "socket_alg",
     ]);
-    assert_eq!(v.status.code(), Some(1), "{}", stdout_of(&v));
-    assert!(stdout_of(&v).contains("not added"), "{}", stdout_of(&v));
+    assert_eq!(v.status.code(), Some(1), "{}", output_text(&v));
+    assert!(output_text(&v).contains("not added"), "{}", output_text(&v));
     // The fixed profile runs the workload, and the attacker's calls still fail.
     let run = run_under(
         Some(&fixed),
@@ -293,11 +287,16 @@ fn verify_fix_never_adds_what_the_default_forbids() {
         String::from_utf8_lossy(&run.stdout).trim(),
         "unshare_user errno=1\nsocket_alg errno=1",
         "{}",
-        stdout_of(&run)
+        output_text(&run)
     );
-    assert!(!allowed(&fixed).contains(&"unshare".to_string()));
-    let diff = profile_cmd(&["diff", DEFAULT, fixed.to_str().unwrap()]);
-    assert_eq!(diff.status.code(), Some(0), "{}", stdout_of(&diff));
+    assert!(!allowed_names(&fixed).contains(&"unshare".to_string()));
+    assert_within_default(&fixed);
+}
+
+/// `profile diff` agrees: the profile allows nothing Docker's default doesn't.
+fn assert_within_default(profile_path: &Path) {
+    let diff = profile_tests::profile(&["diff", DEFAULT, profile_path.to_str().unwrap()]);
+    assert_eq!(diff.status.code(), Some(0), "{}", output_text(&diff));
 }
 
 fn count_denied(report: &serde_json::Value, name: &str) -> u64 {
@@ -308,16 +307,4 @@ fn count_denied(report: &serde_json::Value, name: &str) -> u64 {
         .filter(|d| d["name"] == name)
         .map(|d| d["count"].as_u64().unwrap_or(0))
         .sum()
-}
-
-fn profile_cmd(args: &[&str]) -> std::process::Output {
-    profile(args)
-}
-
-fn stdout_of(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }

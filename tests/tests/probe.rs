@@ -1,28 +1,14 @@
 //! The built-in HTTP probe: a web service trained with no exercise still learns serving.
-use std::{
-    io::{Read as _, Write as _},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use profile_tests::*;
 
-/// One request to 127.0.0.1:port; the response's status line, or what went wrong.
+/// The status line of one request to 127.0.0.1:`port`.
 fn request(port: u16, head: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = s.write_all(format!("{head}\r\nHost: x\r\n\r\n").as_bytes());
-            let mut body = String::new();
-            let _ = s.read_to_string(&mut body);
-            if !body.is_empty() || Instant::now() > deadline {
-                return body.lines().next().unwrap_or("").to_string();
-            }
-        }
-        if Instant::now() > deadline {
-            return "no connection".into();
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    let response = http_request(port, head);
+    match response.lines().next() {
+        Some(line) => line.to_string(),
+        None => "no answer".into(),
     }
 }
 

@@ -286,30 +286,9 @@ fn a_compose_stack_gets_one_profile_per_service() {
         "/www",
     ]);
     assert!(started.status.success(), "{}", output_text(&started));
-    let page = http_get(port);
+    let page = http_request(port, "GET / HTTP/1.0");
     let _ = docker(&["rm", "-f", &name]);
     assert!(page.contains("hello from the test image"), "{page}");
-}
-
-/// GET / from 127.0.0.1:port, retried while the server starts.
-fn http_get(port: u16) -> String {
-    use std::io::Write as _;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-            let mut body = String::new();
-            let _ = s.read_to_string(&mut body);
-            if body.contains("200") || Instant::now() > deadline {
-                return body;
-            }
-        }
-        if Instant::now() > deadline {
-            return String::new();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
