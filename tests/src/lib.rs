@@ -88,6 +88,47 @@ pub fn http_request(port: u16, head: &str) -> String {
     }
 }
 
+/// The test image's busybox httpd serving /www under a seccomp profile, published on a fresh
+/// port of 127.0.0.1; removed when dropped.
+pub struct Httpd {
+    pub port: u16,
+    name: String,
+}
+
+impl Httpd {
+    pub fn under(profile: &Path, test: &str) -> Httpd {
+        let port = free_port();
+        let name = container_name(test);
+        let seccomp = format!("seccomp={}", profile.display());
+        let publish = format!("127.0.0.1:{port}:8080");
+        let started = docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--security-opt",
+            &seccomp,
+            "-p",
+            &publish,
+            test_image(),
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            "/www",
+        ]);
+        assert!(started.status.success(), "{}", output_text(&started));
+        Httpd { port, name }
+    }
+}
+
+impl Drop for Httpd {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.name]);
+    }
+}
+
 /// A command's stdout and stderr, for assertion messages.
 pub fn output_text(out: &Output) -> String {
     format!(

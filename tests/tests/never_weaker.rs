@@ -221,21 +221,7 @@ fn strict_arguments_deny_a_new_ioctl_and_verify_names_it() {
     assert_eq!(count_denied(&json, "ioctl"), 1);
     // --fix adds the denied value, not ioctl for every request.
     let fixed = dir.path("fixed.json");
-    let v = profile_tests::profile(&[
-        "verify",
-        "--image",
-        test_image(),
-        "-q",
-        "--profile",
-        profile.to_str().unwrap(),
-        "--fix",
-        "-o",
-        fixed.to_str().unwrap(),
-        "--",
-        "/bin/attack",
-        "ioctl",
-        "3",
-    ]);
+    let v = verify_fix(&profile, &fixed, &["/bin/attack", "ioctl", "3"]);
     assert_eq!(v.status.code(), Some(1), "{}", output_text(&v));
     let three = run_under(Some(&fixed), &["/bin/attack", "ioctl", "3"]);
     assert_eq!(String::from_utf8_lossy(&three.stdout).trim(), "ioctl ok");
@@ -260,22 +246,11 @@ fn verify_fix_never_adds_what_the_default_forbids() {
     let (profile, _, out) = train(&dir, "true", &[], &["true"]);
     assert!(out.status.success(), "{}", output_text(&out));
     let fixed = dir.path("fixed.json");
-    let v = profile_tests::profile(&[
-        "verify",
-        "--image",
-        test_image(),
-        "-q",
-        "--profile",
-        profile.to_str().unwrap(),
-        "--fix",
-        "-o",
-        fixed.to_str().unwrap(),
-        "--",
-        "/bin/attack",
-        "probe",
-        "unshare_user",
-        "socket_alg",
-    ]);
+    let v = verify_fix(
+        &profile,
+        &fixed,
+        &["/bin/attack", "probe", "unshare_user", "socket_alg"],
+    );
     assert_eq!(v.status.code(), Some(1), "{}", output_text(&v));
     assert!(output_text(&v).contains("not added"), "{}", output_text(&v));
     // The fixed profile runs the workload, and the attacker's calls still fail.
@@ -291,6 +266,24 @@ fn verify_fix_never_adds_what_the_default_forbids() {
     );
     assert!(!allowed_names(&fixed).contains(&"unshare".to_string()));
     assert_within_default(&fixed);
+}
+
+/// `profile verify --fix -o FIXED` of `cmd` in the test image under `profile`.
+fn verify_fix(profile: &Path, fixed: &Path, cmd: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "verify",
+        "--image",
+        test_image(),
+        "-q",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--fix",
+        "-o",
+        fixed.to_str().unwrap(),
+        "--",
+    ];
+    args.extend_from_slice(cmd);
+    profile_tests::profile(&args)
 }
 
 /// `profile diff` agrees: the profile allows nothing Docker's default doesn't.

@@ -15,34 +15,12 @@ fn request(port: u16, head: &str) -> String {
 /// Serves the test image's /www under `profile` on a fresh port; returns the status lines of
 /// GET, HEAD and a 404.
 fn serve_under(profile: &std::path::Path, test: &str) -> Vec<String> {
-    let port = free_port();
-    let name = container_name(test);
-    let seccomp = format!("seccomp={}", profile.display());
-    let started = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--security-opt",
-        &seccomp,
-        "-p",
-        &format!("127.0.0.1:{port}:8080"),
-        test_image(),
-        "httpd",
-        "-f",
-        "-p",
-        "8080",
-        "-h",
-        "/www",
-    ]);
-    assert!(started.status.success(), "{}", output_text(&started));
-    let lines = vec![
-        request(port, "GET / HTTP/1.0"),
-        request(port, "HEAD / HTTP/1.0"),
-        request(port, "GET /nope HTTP/1.0"),
-    ];
-    let _ = docker(&["rm", "-f", &name]);
-    lines
+    let httpd = Httpd::under(profile, test);
+    vec![
+        request(httpd.port, "GET / HTTP/1.0"),
+        request(httpd.port, "HEAD / HTTP/1.0"),
+        request(httpd.port, "GET /nope HTTP/1.0"),
+    ]
 }
 
 #[test]

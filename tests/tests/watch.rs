@@ -265,29 +265,8 @@ fn a_compose_stack_gets_one_profile_per_service() {
     }
     assert!(client.contains(&"connect".to_string()));
     // The web service serves under its own profile (fetched over a port on 127.0.0.1).
-    let port = free_port();
-    let name = container_name("compose-web");
-    let seccomp = format!("seccomp={}", profile(2).display());
-    let started = docker(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--security-opt",
-        &seccomp,
-        "-p",
-        &format!("127.0.0.1:{port}:8080"),
-        image,
-        "httpd",
-        "-f",
-        "-p",
-        "8080",
-        "-h",
-        "/www",
-    ]);
-    assert!(started.status.success(), "{}", output_text(&started));
-    let page = http_request(port, "GET / HTTP/1.0");
-    let _ = docker(&["rm", "-f", &name]);
+    let httpd = Httpd::under(&profile(2), "compose-web");
+    let page = http_request(httpd.port, "GET / HTTP/1.0");
     assert!(page.contains("hello from the test image"), "{page}");
 }
 
