@@ -26,4 +26,7 @@ pub mod session;
 pub mod tracefs;
 pub mod watch;
 
+#[cfg(test)]
+mod golden;
+
 pub use error::{Error, Result};

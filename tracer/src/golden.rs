@@ -1,0 +1,327 @@
+//! Golden files of what `profile` writes for machines and people: the JSON, text and Markdown
+//! reports and the profile's layout in each format. A change to any of them is a deliberate
+//! diff of `tracer/tests/golden/`: rerun with `PROFILE_UPDATE_GOLDEN=1` and review it.
+use std::{collections::BTreeSet, path::PathBuf};
+
+use crate::{
+    absorb::{AbsorbReport, Selection, Tally, Whereabouts, absorb, update::Bound},
+    audit::LogLine,
+    formats::OciSeccomp,
+    names::{Abi, SyscallId},
+    recorder::{FirstProgram, Observed, Snapshot},
+    report::{PhaseLine, Report, RunLine, Verification},
+    seccomp::{ArgValues, Context, LearnArgs, Learned, Profile, learn},
+    session::{ProbeReport, ProbeRequest},
+};
+
+/// Compares `actual` with the golden file `name`, or rewrites the file when asked to.
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("PROFILE_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("a directory")).expect("golden directory");
+        std::fs::write(&path, actual).expect("golden file written");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (PROFILE_UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from {} (PROFILE_UPDATE_GOLDEN=1 rewrites it; review the diff):\n{actual}",
+        path.display()
+    );
+}
+
+/// Docker's default capabilities on a fixed kernel, so that no golden file depends on the
+/// machine's.
+fn ctx() -> Context {
+    Context {
+        kernel: (6, 18),
+        ..Context::docker_default()
+    }
+}
+
+fn id(abi: Abi, nr: u32) -> SyscallId {
+    SyscallId { abi, nr }
+}
+
+fn seen(count: u64, comm: &str, pid: u32) -> Observed {
+    Observed {
+        count,
+        first: Some(FirstProgram {
+            comm: comm.into(),
+            pid,
+        }),
+    }
+}
+
+/// A web server's recording: plain calls, learned socket arguments, an i386 call, calls
+/// Docker's default denies or answers with ENOSYS, and a few the kernel side could not name.
+fn snapshot() -> Snapshot {
+    let mut snap = Snapshot::default();
+    for (nr, count, comm) in [
+        (0, 120, "httpd"),         // read
+        (1, 80, "httpd"),          // write
+        (41, 3, "httpd"),          // socket
+        (49, 1, "httpd"),          // bind
+        (50, 1, "httpd"),          // listen
+        (59, 1, "runc:[2:INIT]"),  // execve
+        (110, 1, "runc:[2:INIT]"), // getppid
+        (135, 1, "httpd"),         // personality
+        (231, 1, "httpd"),         // exit_group
+        (272, 2, "httpd"),         // unshare: Docker's default denies it
+        (435, 1, "httpd"),         // clone3: ENOSYS under Docker's default
+        (288, 40, "httpd"),        // accept4
+        (202, 7, "httpd"),         // futex
+        (15, 2, "runc:[2:INIT]"),  // rt_sigreturn
+        (257, 12, "httpd"),        // openat
+        (3, 12, "httpd"),          // close
+    ] {
+        snap.syscalls
+            .insert(id(Abi::X86_64, nr), seen(count, comm, 7));
+    }
+    snap.syscalls.insert(id(Abi::I386, 64), seen(4, "int80", 9)); // getppid
+    snap.args.insert(
+        id(Abi::X86_64, 41),
+        ArgValues {
+            tuples: [[2, 1], [10, 1], [1, 1]].into_iter().collect(),
+            overflowed: false,
+        },
+    );
+    snap.args.insert(
+        id(Abi::X86_64, 135),
+        ArgValues {
+            tuples: [[0xffff_ffff, 0]].into_iter().collect(),
+            overflowed: false,
+        },
+    );
+    snap.out_of_range = 2;
+    snap.dropped_first = 1;
+    snap
+}
+
+fn learned(snap: &Snapshot) -> Learned {
+    learn(
+        &snap.observation(),
+        &Profile::docker_default(),
+        &ctx(),
+        LearnArgs::Default,
+    )
+}
+
+/// A training of three runs, probed over HTTP and verified afterwards.
+fn training_report() -> Report {
+    let snap = snapshot();
+    let mut r = Report::new(
+        "web:1.0 httpd -f",
+        false,
+        &snap,
+        &learned(&snap),
+        "docker-default",
+    );
+    r.exit_code = Some(0);
+    r.stopped_by = Some("probe".into());
+    r.duration_seconds = 12.3;
+    r.runs = vec![
+        RunLine {
+            run: 1,
+            distinct: 15,
+            added: 15,
+            added_names: Vec::new(),
+            exit_code: Some(0),
+            stopped_by: Some("probe".into()),
+        },
+        RunLine {
+            run: 2,
+            distinct: 16,
+            added: 1,
+            added_names: vec!["clone3".into()],
+            exit_code: Some(0),
+            stopped_by: Some("probe".into()),
+        },
+        RunLine {
+            run: 3,
+            distinct: 14,
+            added: 0,
+            added_names: Vec::new(),
+            exit_code: Some(0),
+            stopped_by: Some("probe".into()),
+        },
+    ];
+    r.probe = Some(ProbeReport {
+        requests: vec![
+            ProbeRequest {
+                method: "GET".into(),
+                url: "http://127.0.0.1:18080/".into(),
+                variant: None,
+                status: Some(200),
+                error: None,
+            },
+            ProbeRequest {
+                method: "GET".into(),
+                url: "http://127.0.0.1:18080/".into(),
+                variant: Some("range".into()),
+                status: Some(206),
+                error: None,
+            },
+            ProbeRequest {
+                method: "POST".into(),
+                url: "http://127.0.0.1:18080/form".into(),
+                variant: Some("body".into()),
+                status: None,
+                error: Some("connection reset".into()),
+            },
+        ],
+        skipped: vec!["127.0.0.1:15353 (53/tcp): neither HTTP nor HTTPS".into()],
+    });
+    r.phases = vec![
+        PhaseLine {
+            phase: "start".into(),
+            added: vec!["execve".into(), "read".into()],
+        },
+        PhaseLine {
+            phase: "probe".into(),
+            added: vec!["accept4".into()],
+        },
+        PhaseLine {
+            phase: "stop".into(),
+            added: Vec::new(),
+        },
+    ];
+    r.verified = Some(true);
+    r.verification = Some("passed".into());
+    r.warnings
+        .push("run 2: the workload exited 1: the profile covers only what ran until then".into());
+    r
+}
+
+#[test]
+fn the_training_report() {
+    let r = training_report();
+    golden("training-report.json", &r.to_json().expect("JSON"));
+    golden("training-report.txt", &r.to_text());
+    golden("training-report.md", &r.to_markdown());
+    golden("training-summary.md", &r.to_summary_markdown());
+}
+
+#[test]
+fn the_report_of_a_profile_file() {
+    let mut wide = Profile::docker_default();
+    wide.syscalls[0].names.push("no_such_call".into());
+    let r = Report::for_profile("wide.json", &wide);
+    golden("profile-report.json", &r.to_json().expect("JSON"));
+    golden("profile-report.txt", &r.to_text());
+    golden("profile-report.md", &r.to_markdown());
+}
+
+#[test]
+fn the_verification_report() {
+    let mut snap = Snapshot::default();
+    snap.denied
+        .insert(id(Abi::X86_64, 83), seen(3, "mkdir", 11)); // mkdir
+    snap.denied.insert(id(Abi::I386, 4), seen(1, "int80", 12)); // write
+    snap.denied
+        .insert(id(Abi::X86_64, 41), seen(1, "httpd", 13)); // socket
+    snap.denied_args.insert(
+        id(Abi::X86_64, 41),
+        ArgValues {
+            tuples: [[17, 3]].into_iter().collect(),
+            overflowed: false,
+        },
+    );
+    snap.out_of_range_denied = 1;
+    let mut v = Verification::new("web:1.0", "web.json", 3797, &snap);
+    v.set_exit_code(Some(1));
+    v.duration_seconds = 2.5;
+    v.notes
+        .push("defaultAction SCMP_ACT_KILL is verified as SCMP_ACT_ERRNO".into());
+    golden("verification.json", &v.to_json().expect("JSON"));
+    golden("verification.txt", &v.to_text());
+    golden("verification.md", &v.to_markdown());
+}
+
+/// A complain-mode log of `mkdir` (added), `unshare` (the bound denies it), `socket` (the
+/// bound's rule), a denial, another program's record and a garbled line.
+#[test]
+fn the_absorb_report() {
+    const LINE: &str = r#"[ 2186.302780] audit: type=1326 audit(1795910689.168:7): auid=4294967295 uid=0 gid=0 ses=4294967295 pid=7840 comm="mkdir" exe="/bin/busybox" sig=0 arch=c000003e syscall=83 compat=0 ip=0x47b567 code=0x7ffc0000"#;
+    let line = |serial: u32, comm: &str, nr: u32, code: &str| {
+        LINE.replace(":7)", &format!(":{serial})"))
+            .replace("comm=\"mkdir\"", &format!("comm=\"{comm}\""))
+            .replace("syscall=83", &format!("syscall={nr}"))
+            .replace("0x7ffc0000", code)
+    };
+    let lines = [
+        line(1, "mkdir", 83, "0x7ffc0000"),
+        line(2, "mkdir", 83, "0x7ffc0000"),
+        line(3, "sh", 272, "0x7ffc0000"),
+        line(4, "sh", 41, "0x7ffc0000"),
+        line(5, "sh", 165, "0x50001"),
+        line(9, "other", 83, "0x7ffc0000"),
+        "audit: type=1326 audit(1795910689.168:10): pid=1 arch=c000003e".into(),
+    ];
+    let selection = Selection {
+        comms: ["mkdir".to_string(), "sh".to_string()].into(),
+        ..Default::default()
+    };
+    let mut tally = Tally::default();
+    let src = tally.source("kernel log");
+    for (i, text) in lines.iter().enumerate() {
+        let line = LogLine {
+            text: text.clone(),
+            cut: false,
+        };
+        tally.line(src, i as u64 + 1, &line, &selection, &mut |_| {
+            Whereabouts::Gone
+        });
+    }
+    tally.finish();
+    let default = Profile::docker_default();
+    let mut input = default.clone().logging();
+    for rule in &mut input.syscalls {
+        rule.names.retain(|n| n != "mkdir" && n != "socket");
+    }
+    let bound = Bound {
+        profile: &default,
+        label: "docker-default",
+        allow_beyond: false,
+    };
+    let absorption = absorb(&input, "web.json", &tally, &bound, &ctx()).expect("absorbed");
+    let r = AbsorbReport::new(
+        "web.json",
+        "docker-default",
+        vec!["comm mkdir".into(), "comm sh".into()],
+        &tally,
+        &absorption,
+    );
+    golden("absorb-report.json", &r.to_json().expect("JSON"));
+    golden("absorb-report.txt", &r.to_text());
+    golden("absorb-report.md", &r.to_markdown());
+}
+
+/// The learned profile in each format `profile` writes.
+#[test]
+fn the_profile_layout() {
+    let profile = learned(&snapshot()).profile;
+    assert!(
+        profile.abis() == BTreeSet::from([Abi::X86_64, Abi::I386]),
+        "{:?}",
+        profile.abis()
+    );
+    golden("profile.json", &profile.to_json().expect("JSON"));
+    let oci = OciSeccomp::resolve(&profile, &ctx());
+    golden("profile.oci.json", &oci.to_json().expect("JSON"));
+    golden(
+        "profile.k8s.yaml",
+        &oci.to_k8s_yaml("web-1.0").expect("YAML"),
+    );
+    golden(
+        "profile.complain.json",
+        &profile.clone().logging().to_json().expect("JSON"),
+    );
+}
