@@ -7,26 +7,53 @@ use std::{
 };
 
 use crate::{
-    error::{Error, Result},
     mounts, owner,
     privileges::{self, Cap, Creds, FileAccess, Missing},
 };
+
+/// Why a cgroup could not be found, created or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error(
+        "no cgroup v2 (unified) hierarchy is mounted: looked for a cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified"
+    )]
+    NoUnifiedHierarchy,
+    #[error("cgroup {path}: {source}")]
+    Cgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+type Result<T, E = CgroupError> = std::result::Result<T, E>;
+
+fn io(path: impl Into<PathBuf>, source: std::io::Error) -> CgroupError {
+    CgroupError::Io {
+        path: path.into(),
+        source,
+    }
+}
 
 /// The mount point of the cgroup v2 hierarchy: `/sys/fs/cgroup` on v2 hosts,
 /// `/sys/fs/cgroup/unified` on hybrid ones.
 pub fn unified_root() -> Result<PathBuf> {
     mounts::of_type("cgroup2")
-        .map_err(|e| Error::io("/proc/self/mountinfo", e))?
+        .map_err(|e| io("/proc/self/mountinfo", e))?
         .into_iter()
         .next()
-        .ok_or(Error::NoUnifiedHierarchy)
+        .ok_or(CgroupError::NoUnifiedHierarchy)
 }
 
 /// The id `bpf_get_current_cgroup_id()` reports for tasks in the cgroup at `path`.
 pub fn id_of(path: &Path) -> Result<u64> {
     fs::metadata(path)
         .map(|m| m.ino())
-        .map_err(|source| Error::Cgroup {
+        .map_err(|source| CgroupError::Cgroup {
             path: path.to_path_buf(),
             source,
         })
@@ -36,11 +63,11 @@ pub fn id_of(path: &Path) -> Result<u64> {
 /// /proc/PID/cgroup).
 pub fn of_pid(pid: u32) -> Result<PathBuf> {
     let file = format!("/proc/{pid}/cgroup");
-    let text = fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+    let text = fs::read_to_string(&file).map_err(|e| io(&file, e))?;
     let rel = text
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .ok_or(Error::NoUnifiedHierarchy)?;
+        .ok_or(CgroupError::NoUnifiedHierarchy)?;
     Ok(unified_root()?.join(rel.trim_start_matches('/')))
 }
 
@@ -56,7 +83,7 @@ impl OwnedCgroup {
     /// configuration keeps processes out of.
     pub fn create(name: &str) -> Result<Self> {
         let path = unified_root()?.join(name);
-        let err = |source| Error::Cgroup {
+        let err = |source| CgroupError::Cgroup {
             path: path.clone(),
             source,
         };
@@ -94,7 +121,7 @@ impl OwnedCgroup {
         remove_stale(&unified_root()?);
         let pid = std::process::id();
         let start = owner::start_time(pid).ok_or_else(|| {
-            Error::io(
+            io(
                 format!("/proc/{pid}/stat"),
                 std::io::Error::from(std::io::ErrorKind::InvalidData),
             )

@@ -10,9 +10,49 @@ use std::path::Path;
 use serde::{Deserialize, Serialize, de::IgnoredAny};
 
 use crate::{
-    error::{Error, Result},
-    seccomp::{Arg, Context, Profile, model::position},
+    input::{self, InputError},
+    seccomp::{Arg, Context, Profile, SyntaxError, model::position},
 };
+
+type Result<T, E = SyntaxError> = std::result::Result<T, E>;
+
+/// Why a profile could not be read: the input, or what it holds.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Syntax(#[from] SyntaxError),
+}
+
+/// The name that stands for Docker's default profile wherever a profile is read, unless a file
+/// has that name.
+pub const DOCKER_DEFAULT: &str = "docker-default";
+
+/// Whether `path` names Docker's default profile (see [`DOCKER_DEFAULT`]).
+pub fn is_docker_default(path: &Path) -> bool {
+    path == Path::new(DOCKER_DEFAULT) && !path.exists()
+}
+
+/// Reads a profile in any format `profile` writes (see [`parse_profile`]) from a regular file
+/// within the input limit, or from stdin as `-`; [`DOCKER_DEFAULT`] names Docker's default
+/// profile shipped with this tool.
+pub fn read_profile(path: &Path) -> Result<Profile, ReadError> {
+    if is_docker_default(path) {
+        return Ok(Profile::docker_default());
+    }
+    let text = input::read_text(path)?;
+    Ok(parse_profile(&text, origin(path))?)
+}
+
+/// How an input is named in messages: `<stdin>` for `-`.
+pub fn origin(path: &Path) -> &Path {
+    if input::is_stdin(path) {
+        Path::new("<stdin>")
+    } else {
+        path
+    }
+}
 
 pub const SPO_API_VERSION: &str = "security-profiles-operator.x-k8s.io/v1beta1";
 pub const SPO_KIND: &str = "SeccompProfile";
@@ -95,7 +135,7 @@ impl OciSeccomp {
         }
     }
 
-    pub fn to_json(&self) -> Result<String> {
+    pub fn to_json(&self) -> serde_json::Result<String> {
         crate::output::json(self)
     }
 
@@ -118,8 +158,8 @@ impl OciSeccomp {
     }
 
     /// [`to_k8s_manifest`](Self::to_k8s_manifest) as YAML.
-    pub fn to_k8s_yaml(&self, name: &str) -> Result<String> {
-        serde_saphyr::to_string(&self.to_k8s_manifest(name)).map_err(Error::SerializeYaml)
+    pub fn to_k8s_yaml(&self, name: &str) -> Result<String, serde_saphyr::SerializeError> {
+        serde_saphyr::to_string(&self.to_k8s_manifest(name))
     }
 }
 
@@ -127,7 +167,7 @@ impl OciSeccomp {
 /// object (a JSON object with `defaultAction`), an OCI runtime config (its `linux.seccomp`),
 /// or an SPO `SeccompProfile` manifest (YAML, or JSON). Errors name the line and column.
 pub fn parse_profile(text: &str, origin: &Path) -> Result<Profile> {
-    let syntax = |(line, column): (usize, usize), message: String| Error::ProfileSyntax {
+    let syntax = |(line, column): (usize, usize), message: String| SyntaxError {
         path: origin.to_path_buf(),
         line,
         column,
@@ -209,7 +249,7 @@ impl Head {
         let at = |needle: &str| text.find(needle).map_or((1, 1), |o| position(text, o));
         let refuse = |needle: &str, message: String| {
             let (line, column) = at(needle);
-            Err(Error::ProfileSyntax {
+            Err(SyntaxError {
                 path: origin.to_path_buf(),
                 line,
                 column,

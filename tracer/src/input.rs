@@ -4,11 +4,38 @@ use std::{
     fs,
     io::Read,
     os::unix::fs::FileTypeExt as _,
-    path::Path,
+    path::{Path, PathBuf},
     sync::atomic::{AtomicBool, Ordering},
 };
 
-use crate::error::{Error, Result};
+/// Why an input could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: not a regular file ({kind}); profiles are read from files, or from stdin as `-`"
+    )]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error("{path}: not a regular file ({kind}); logs are read from files, or from stdin as `-`")]
+    NotALog { path: PathBuf, kind: &'static str },
+    #[error("{path}: larger than {limit_mib} MiB, too large for a profile")]
+    TooLarge { path: PathBuf, limit_mib: u64 },
+    #[error("stdin (`-`) can be read only once")]
+    StdinTwice,
+}
+
+type Result<T, E = InputError> = std::result::Result<T, E>;
+
+fn io(path: &Path, source: std::io::Error) -> InputError {
+    InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// The largest input read: Docker's own default profile is about 20 KiB.
 pub const MAX_INPUT_MIB: u64 = 64;
@@ -24,7 +51,7 @@ pub fn is_stdin(path: &Path) -> bool {
 fn claim_stdin() -> Result<()> {
     static STDIN_READ: AtomicBool = AtomicBool::new(false);
     if STDIN_READ.swap(true, Ordering::SeqCst) {
-        return Err(Error::StdinTwice);
+        return Err(InputError::StdinTwice);
     }
     Ok(())
 }
@@ -36,14 +63,14 @@ pub fn open_log(path: &Path) -> Result<Box<dyn std::io::BufRead>> {
         claim_stdin()?;
         return Ok(Box::new(std::io::BufReader::new(std::io::stdin())));
     }
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let meta = fs::metadata(path).map_err(|e| io(path, e))?;
     if !meta.is_file() {
-        return Err(Error::NotALog {
+        return Err(InputError::NotALog {
             path: path.to_path_buf(),
             kind: kind(&meta.file_type()),
         });
     }
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = fs::File::open(path).map_err(|e| io(path, e))?;
     Ok(Box::new(std::io::BufReader::new(file)))
 }
 
@@ -55,9 +82,9 @@ pub fn read_text(path: &Path) -> Result<String> {
         claim_stdin()?;
         return read_bounded(std::io::stdin().lock(), path);
     }
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let meta = fs::metadata(path).map_err(|e| io(path, e))?;
     if !meta.is_file() {
-        return Err(Error::NotAFile {
+        return Err(InputError::NotAFile {
             path: path.to_path_buf(),
             kind: kind(&meta.file_type()),
         });
@@ -65,7 +92,7 @@ pub fn read_text(path: &Path) -> Result<String> {
     if meta.len() > MAX_INPUT_BYTES {
         return Err(too_large(path));
     }
-    let file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = fs::File::open(path).map_err(|e| io(path, e))?;
     read_bounded(file, path)
 }
 
@@ -76,15 +103,15 @@ fn read_bounded(reader: impl Read, path: &Path) -> Result<String> {
     reader
         .take(MAX_INPUT_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| io(path, e))?;
     if text.len() as u64 > MAX_INPUT_BYTES {
         return Err(too_large(path));
     }
     Ok(text)
 }
 
-fn too_large(path: &Path) -> Error {
-    Error::TooLarge {
+fn too_large(path: &Path) -> InputError {
+    InputError::TooLarge {
         path: path.to_path_buf(),
         limit_mib: MAX_INPUT_MIB,
     }
@@ -115,7 +142,7 @@ mod tests {
         for (path, kind) in [("/dev/zero", "a character device"), ("/", "a directory")] {
             let err = read_text(Path::new(path)).unwrap_err();
             assert!(
-                matches!(&err, Error::NotAFile { kind: k, .. } if *k == kind),
+                matches!(&err, InputError::NotAFile { kind: k, .. } if *k == kind),
                 "{path}: {err}"
             );
         }
@@ -124,7 +151,7 @@ mod tests {
     #[test]
     fn reading_stops_past_the_limit() {
         let err = read_bounded(std::io::repeat(b' '), Path::new("endless")).unwrap_err();
-        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+        assert!(matches!(err, InputError::TooLarge { .. }), "{err}");
         assert_eq!(
             err.to_string(),
             "endless: larger than 64 MiB, too large for a profile"
@@ -136,7 +163,7 @@ mod tests {
     #[test]
     fn logs_are_regular_files() {
         let err = open_log(Path::new("/dev/zero")).err().expect("refused");
-        assert!(matches!(err, Error::NotALog { .. }), "{err}");
+        assert!(matches!(err, InputError::NotALog { .. }), "{err}");
         assert!(err.to_string().contains("logs are read from files"));
     }
 

@@ -3,7 +3,7 @@
 //! `thread_info.status`, whose TS_COMPAT bit tells an i386 syscall (`int 0x80` from 64-bit
 //! code included) from a native one. Scanning the type section once is far lighter than
 //! parsing all of it.
-use crate::error::{Error, Result};
+use std::path::PathBuf;
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 const MAGIC: u16 = 0xeb9f;
@@ -38,6 +38,18 @@ pub enum BtfError {
     NotInt32 { root: String, path: String },
 }
 
+/// Why the kernel's BTF could not tell the offsets.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelBtfError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("kernel BTF {path}: {source} (a kernel with CONFIG_SECCOMP_FILTER and BTF is needed)")]
+    Btf { path: PathBuf, source: BtfError },
+}
+
 /// Byte offsets of the `task_struct` fields the kernel side reads, in the running kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TaskOffsets {
@@ -48,9 +60,12 @@ pub struct TaskOffsets {
 }
 
 /// Reads [`TaskOffsets`] from the kernel's BTF (both fields 4-byte integers, read as such).
-pub fn task_offsets() -> Result<TaskOffsets> {
-    let data = std::fs::read(VMLINUX).map_err(|e| Error::io(VMLINUX, e))?;
-    let btf_error = |source| Error::KernelBtf {
+pub fn task_offsets() -> Result<TaskOffsets, KernelBtfError> {
+    let data = std::fs::read(VMLINUX).map_err(|source| KernelBtfError::Read {
+        path: VMLINUX.into(),
+        source,
+    })?;
+    let btf_error = |source| KernelBtfError::Btf {
         path: VMLINUX.into(),
         source,
     };

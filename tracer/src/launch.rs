@@ -5,12 +5,10 @@ use std::{
     fs::OpenOptions,
     io,
     os::{fd::AsRawFd as _, unix::process::CommandExt as _},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command},
     sync::atomic::{AtomicI32, Ordering},
 };
-
-use crate::error::{Error, Result};
 
 /// Why a command could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +21,8 @@ pub enum LaunchError {
     Other { program: String, source: io::Error },
     #[error("no command given")]
     NoCommand,
-    #[error(transparent)]
-    Setup(#[from] Error),
+    #[error("{path}: {source}")]
+    Cgroup { path: PathBuf, source: io::Error },
 }
 
 impl LaunchError {
@@ -90,7 +88,10 @@ pub fn spawn(
             OpenOptions::new()
                 .write(true)
                 .open(procs)
-                .map_err(|e| Error::io(procs, e))
+                .map_err(|source| LaunchError::Cgroup {
+                    path: procs.to_path_buf(),
+                    source,
+                })
         })
         .transpose()?;
     let procs_fd = procs_file.as_ref().map(|f| f.as_raw_fd());

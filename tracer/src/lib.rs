@@ -6,7 +6,6 @@ pub mod audit;
 pub mod cgroup;
 pub mod cli;
 pub mod docker;
-pub mod error;
 pub mod filter;
 pub mod formats;
 pub mod input;
@@ -28,5 +27,3 @@ pub mod watch;
 
 #[cfg(test)]
 mod golden;
-
-pub use error::{Error, Result};

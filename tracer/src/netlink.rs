@@ -6,7 +6,15 @@ use std::{
     os::fd::{AsRawFd, FromRawFd as _, OwnedFd, RawFd},
 };
 
-use crate::error::{Error, Result};
+/// A netlink socket that could not be opened, with what it was for.
+#[derive(Debug, thiserror::Error)]
+#[error("opening {what}: {source}")]
+pub struct NetlinkError {
+    pub what: String,
+    pub source: io::Error,
+}
+
+type Result<T, E = NetlinkError> = std::result::Result<T, E>;
 
 /// `AUDIT_NLGRP_READLOG`: the read-only multicast group of audit records.
 const AUDIT_NLGRP_READLOG: u32 = 1;
@@ -48,7 +56,7 @@ impl AsRawFd for Socket {
 
 impl Socket {
     fn open(kind: libc::c_int, protocol: libc::c_int, groups: u32, what: &str) -> Result<Self> {
-        let err = |e: io::Error| Error::Netlink {
+        let err = |e: io::Error| NetlinkError {
             what: what.to_string(),
             source: e,
         };
@@ -221,7 +229,7 @@ impl ProcEvents {
         // SAFETY: send(2) of a live buffer of the length given on our socket.
         let sent = unsafe { libc::send(socket.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
         if sent < 0 {
-            return Err(Error::Netlink {
+            return Err(NetlinkError {
                 what: what.to_string(),
                 source: io::Error::last_os_error(),
             });

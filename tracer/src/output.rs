@@ -13,12 +13,41 @@ fn is_special(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
-use crate::error::{Error, Result};
+/// Why an output could not be written (or, checked beforehand, could not be).
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{target}: {dir} is not a directory")]
+    NotADirectory { target: PathBuf, dir: PathBuf },
+    #[error("{path}: can't be written: {dir} accepts no new files")]
+    NoNewFiles { path: PathBuf, dir: PathBuf },
+    #[error("{first} and {second} name the same file ({path}): one would replace the other")]
+    SameOutput {
+        path: PathBuf,
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("writing to stdout: {source}")]
+    Stdout { source: std::io::Error },
+}
+
+type Result<T, E = OutputError> = std::result::Result<T, E>;
+
+fn io(path: impl Into<PathBuf>, source: std::io::Error) -> OutputError {
+    OutputError::Io {
+        path: path.into(),
+        source,
+    }
+}
 
 /// Stable, diff-friendly JSON: two-space indent, fields in declaration order, a trailing
 /// newline. Every JSON `profile` writes goes through here.
-pub fn json(value: &impl serde::Serialize) -> Result<String> {
-    let mut text = serde_json::to_string_pretty(value).map_err(Error::Serialize)?;
+pub fn json(value: &impl serde::Serialize) -> serde_json::Result<String> {
+    let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');
     Ok(text)
 }
@@ -55,12 +84,12 @@ pub fn stdout(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
-        .map_err(|source| Error::Stdout { source })
+        .map_err(|source| OutputError::Stdout { source })
 }
 
 /// Whether `err` is stdout's reader having gone away (`profile report … | head`).
-pub fn is_broken_pipe(err: &Error) -> bool {
-    matches!(err, Error::Stdout { source } if source.kind() == std::io::ErrorKind::BrokenPipe)
+pub fn is_broken_pipe(err: &OutputError) -> bool {
+    matches!(err, OutputError::Stdout { source } if source.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Fails when two of `outputs` (option name, path) would be written to the same file.
@@ -73,7 +102,7 @@ pub fn check_distinct(outputs: &[(&'static str, Option<&Path>)]) -> Result<()> {
     for (i, &(first, a)) in named.iter().enumerate() {
         for &(second, b) in &named[i + 1..] {
             if same_file(a, b) {
-                return Err(Error::SameOutput {
+                return Err(OutputError::SameOutput {
                     path: b.to_path_buf(),
                     first,
                     second,
@@ -101,7 +130,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
         return Ok(());
     }
     if path.is_dir() {
-        return Err(Error::io(
+        return Err(io(
             path,
             std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
         ));
@@ -118,13 +147,13 @@ pub fn check_writable(path: &Path) -> Result<()> {
         })
         .find(|d| fs::symlink_metadata(d).is_ok())
     else {
-        return Err(Error::io(
+        return Err(io(
             &parent,
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     };
     if !dir.is_dir() {
-        return Err(Error::NotADirectory {
+        return Err(OutputError::NotADirectory {
             target: path.to_path_buf(),
             dir: dir.to_path_buf(),
         });
@@ -136,11 +165,11 @@ pub fn check_writable(path: &Path) -> Result<()> {
             Ok(())
         }
         // The directory is there, yet creating in it says "not found": /proc, /sys.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoNewFiles {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(OutputError::NoNewFiles {
             path: path.to_path_buf(),
             dir: dir.to_path_buf(),
         }),
-        Err(e) => Err(Error::io(path, e)),
+        Err(e) => Err(io(path, e)),
     }
 }
 
@@ -154,10 +183,10 @@ fn writable_in_place(path: &Path) -> Result<()> {
             .write(true)
             .open(path)
             .map(drop)
-            .map_err(|e| Error::io(path, e));
+            .map_err(|e| io(path, e));
     }
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| {
-        Error::io(
+        io(
             path,
             std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
         )
@@ -166,7 +195,7 @@ fn writable_in_place(path: &Path) -> Result<()> {
     if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0 {
         Ok(())
     } else {
-        Err(Error::io(path, std::io::Error::last_os_error()))
+        Err(io(path, std::io::Error::last_os_error()))
     }
 }
 
@@ -181,10 +210,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
             .write(true)
             .open(path)
             .and_then(|mut f| f.write_all(contents))
-            .map_err(|e| Error::io(path, e));
+            .map_err(|e| io(path, e));
     }
     let dir = parent_dir(path);
-    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
@@ -194,7 +223,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
+        return Err(io(path, e));
     }
     Ok(())
 }
@@ -263,7 +292,7 @@ mod tests {
         let p = Path::new("p.json");
         let err = check_distinct(&[("-o", Some(p)), ("--report", Some(Path::new("./p.json")))])
             .unwrap_err();
-        assert!(matches!(err, Error::SameOutput { .. }), "{err}");
+        assert!(matches!(err, OutputError::SameOutput { .. }), "{err}");
         check_distinct(&[("-o", Some(p)), ("--report", Some(Path::new("r.json")))]).unwrap();
         check_distinct(&[("-o", Some(p)), ("--report", None)]).unwrap();
         let null = Some(Path::new("/dev/null"));

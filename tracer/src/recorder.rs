@@ -21,13 +21,48 @@ use tracer_common::{
 };
 
 use crate::{
-    error::{Error, Result},
     kbtf,
     names::{Abi, SyscallId},
     privileges,
     seccomp::{ArgValues, Observation},
     tracefs,
 };
+
+/// Why the recorder could not load, attach, watch or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    #[error(transparent)]
+    Privileges(#[from] privileges::MissingPrivileges),
+    #[error(transparent)]
+    Tracefs(#[from] tracefs::TracefsError),
+    #[error(transparent)]
+    KernelBtf(#[from] kbtf::KernelBtfError),
+    #[error("loading the eBPF recorder failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("eBPF program {program}")]
+    Program {
+        program: &'static str,
+        source: aya::programs::ProgramError,
+    },
+    #[error("eBPF program {program} is not in the embedded object")]
+    ProgramMissing { program: &'static str },
+    #[error("eBPF map {map}: {source}")]
+    Map {
+        map: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("cgroup name {name:?} must be at least {min} bytes, without '/'")]
+    CgroupName { name: String, min: usize },
+    #[error("all {0} recording slots are in use")]
+    SlotsExhausted(u32),
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+type Result<T, E = RecorderError> = std::result::Result<T, E>;
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
 
@@ -160,15 +195,15 @@ pub struct Recorder {
     maps: Mutex<Maps>,
 }
 
-fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> Error {
-    move |source| Error::Map { map, source }
+fn map_err(map: &'static str) -> impl FnOnce(aya::maps::MapError) -> RecorderError {
+    move |source| RecorderError::Map { map, source }
 }
 
 fn take<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = ebpf.take_map(name).ok_or(Error::Map {
+    let map = ebpf.take_map(name).ok_or(RecorderError::Map {
         map: name,
         source: aya::maps::MapError::InvalidName {
             name: name.to_string(),
@@ -441,7 +476,7 @@ fn watch_value(recording: &Recording) -> Watch {
 fn cgroup_key(name: &str) -> Result<CgroupKey> {
     let bytes = name.as_bytes();
     if bytes.len() < CGROUP_KEY_LEN || bytes.contains(&b'/') {
-        return Err(Error::CgroupName {
+        return Err(RecorderError::CgroupName {
             name: name.to_string(),
             min: CGROUP_KEY_LEN,
         });
@@ -460,12 +495,12 @@ where
 {
     let prog = ebpf
         .program_mut(name)
-        .ok_or(Error::ProgramMissing { program: name })?;
+        .ok_or(RecorderError::ProgramMissing { program: name })?;
     prog.try_into().map_err(prog_err(name))
 }
 
-fn prog_err(program: &'static str) -> impl FnOnce(aya::programs::ProgramError) -> Error {
-    move |source| Error::Program { program, source }
+fn prog_err(program: &'static str) -> impl FnOnce(aya::programs::ProgramError) -> RecorderError {
+    move |source| RecorderError::Program { program, source }
 }
 
 fn spawn_log_reader(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
@@ -489,11 +524,11 @@ fn spawn_log_reader(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
 
 impl Maps {
     fn open(&mut self, mode: Mode, strict_args: bool) -> Result<Recording> {
-        let slot = self
-            .slots
-            .iter()
-            .position(|used| !used)
-            .ok_or(Error::SlotsExhausted(self.slots.len() as u32))? as u32;
+        let slot =
+            self.slots
+                .iter()
+                .position(|used| !used)
+                .ok_or(RecorderError::SlotsExhausted(self.slots.len() as u32))? as u32;
         self.reset_slot(slot)?;
         if mode == Mode::Verify {
             self.count_denials(true)?;
@@ -724,10 +759,14 @@ impl Maps {
 
 /// `value` on every possible CPU.
 fn per_cpu<T: aya::Pod>(value: T) -> Result<PerCpuValues<T>> {
-    let cpus =
-        aya::util::nr_cpus().map_err(|(_, e)| Error::io("/sys/devices/system/cpu/possible", e))?;
-    PerCpuValues::try_from(vec![value; cpus.get() as usize])
-        .map_err(|e| Error::io("per-cpu values", e))
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| RecorderError::Io {
+        what: "/sys/devices/system/cpu/possible",
+        source: e,
+    })?;
+    PerCpuValues::try_from(vec![value; cpus.get() as usize]).map_err(|e| RecorderError::Io {
+        what: "per-cpu values",
+        source: e,
+    })
 }
 
 fn sum_tables<'a>(per_cpu: impl Iterator<Item = &'a [u64; TABLE_LEN]>) -> Vec<u64> {

@@ -490,7 +490,7 @@ impl Report {
         self.mode != "profile"
     }
 
-    pub fn to_json(&self) -> crate::Result<String> {
+    pub fn to_json(&self) -> serde_json::Result<String> {
         crate::output::json(self)
     }
 
@@ -816,7 +816,7 @@ impl Report {
 pub trait Render {
     fn text(&self) -> String;
     fn markdown(&self) -> String;
-    fn json(&self) -> crate::Result<String>;
+    fn json(&self) -> serde_json::Result<String>;
 }
 
 /// Report types render through their own `to_text`, `to_markdown` and `to_json`.
@@ -829,7 +829,7 @@ macro_rules! render_with_inherent_methods {
             fn markdown(&self) -> String {
                 self.to_markdown()
             }
-            fn json(&self) -> crate::Result<String> {
+            fn json(&self) -> serde_json::Result<String> {
                 self.to_json()
             }
         }
@@ -980,7 +980,7 @@ impl Verification {
         out
     }
 
-    pub fn to_json(&self) -> crate::Result<String> {
+    pub fn to_json(&self) -> serde_json::Result<String> {
         crate::output::json(self)
     }
 

@@ -1,13 +1,28 @@
 //! tracefs: making sure it is mounted and reading field offsets of tracepoint records.
-use std::{fs, io, path::Path};
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
 
 use crate::{
-    error::{Error, Result},
     mounts,
     privileges::{self, Cap, Creds, FileAccess, Missing},
 };
 
 pub const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Why tracefs could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TracefsError {
+    #[error(
+        "tracefs is not mounted at /sys/kernel/tracing and could not be mounted ({source}); fix it with: mount -t tracefs nodev /sys/kernel/tracing"
+    )]
+    NotMounted { source: io::Error },
+    #[error("tracepoint {name}: {reason}")]
+    Format { name: String, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
 
 /// Whether tracefs is mounted at [`TRACEFS`] (whether or not this process may read it).
 fn is_mounted() -> bool {
@@ -51,7 +66,7 @@ pub fn missing_privileges(creds: &Creds) -> Vec<Missing> {
 }
 
 /// Mounts tracefs at its usual place when it is not there yet.
-pub fn ensure_mounted() -> Result<()> {
+pub fn ensure_mounted() -> Result<(), TracefsError> {
     if is_mounted() || Path::new(TRACEFS).join("events").is_dir() {
         return Ok(());
     }
@@ -68,7 +83,7 @@ pub fn ensure_mounted() -> Result<()> {
         )
     };
     if rc != 0 {
-        return Err(Error::Tracefs {
+        return Err(TracefsError::NotMounted {
             source: io::Error::last_os_error(),
         });
     }
@@ -76,14 +91,17 @@ pub fn ensure_mounted() -> Result<()> {
 }
 
 /// Byte offset of `field` in the records of tracepoint `category/name`.
-pub fn field_offset(category: &str, name: &str, field: &str) -> Result<u32> {
+pub fn field_offset(category: &str, name: &str, field: &str) -> Result<u32, TracefsError> {
     let path = Path::new(TRACEFS)
         .join("events")
         .join(category)
         .join(name)
         .join("format");
-    let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    parse_field_offset(&text, field).ok_or_else(|| Error::TracepointFormat {
+    let text = fs::read_to_string(&path).map_err(|source| TracefsError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    parse_field_offset(&text, field).ok_or_else(|| TracefsError::Format {
         name: format!("{category}:{name}"),
         reason: format!("no field `{field}` in {}", path.display()),
     })

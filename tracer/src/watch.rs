@@ -12,8 +12,7 @@ use bollard::models::EventMessage;
 use futures_util::Stream;
 
 use crate::{
-    docker::Engine,
-    error::Result,
+    docker::{DockerError, Engine},
     recorder::{Recorder, Snapshot},
     seccomp::{Context, Profile},
 };
@@ -193,7 +192,7 @@ impl Watch {
 
     /// Handles one event: a container started (record it, or forget it if filtered out) or
     /// died (keep what its run recorded).
-    pub async fn on_event(&mut self, event: &EventMessage) -> Result<()> {
+    pub async fn on_event(&mut self, event: &EventMessage) -> Result<(), DockerError> {
         let Some(id) = event.actor.as_ref().and_then(|a| a.id.clone()) else {
             return Ok(());
         };
@@ -234,7 +233,7 @@ impl Watch {
         }
     }
 
-    async fn on_start(&mut self, id: &str) -> Result<()> {
+    async fn on_start(&mut self, id: &str) -> Result<(), DockerError> {
         if self.ignored.contains(id) {
             return Ok(());
         }
@@ -340,7 +339,7 @@ impl Watch {
         }
     }
 
-    async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo, DockerError> {
         let c = self.engine.container(id).await?;
         let base = c
             .security_opt

@@ -1,6 +1,9 @@
 //! Absorbing complain-mode logs: which seccomp audit records belong to the workload, tallied per
 //! syscall, then added to its profile within the bound ([`update`]) and reported ([`report`]).
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    path::PathBuf,
+};
 
 use serde::Serialize;
 
@@ -16,6 +19,25 @@ pub mod update;
 pub use report::AbsorbReport;
 
 pub use update::{Absorption, Outcome, absorb};
+
+/// Why absorbing failed: a log or the kernel log can't be read, or the update would not stay
+/// within its bound.
+#[derive(Debug, thiserror::Error)]
+pub enum AbsorbError {
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error(transparent)]
+    NotWithin(#[from] crate::seccomp::NotWithin),
+    #[error(transparent)]
+    Merge(#[from] crate::seccomp::MergeConflict),
+}
 
 /// How many garbled lines the report quotes (all are counted).
 const MAX_GARBLED_QUOTED: usize = 20;

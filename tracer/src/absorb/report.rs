@@ -162,7 +162,7 @@ impl AbsorbReport {
         w
     }
 
-    pub fn to_json(&self) -> crate::Result<String> {
+    pub fn to_json(&self) -> serde_json::Result<String> {
         crate::output::json(self)
     }
 

@@ -8,14 +8,21 @@ use std::{
     path::Path,
 };
 
-use super::{Selection, Tally, Whereabouts};
+use super::{AbsorbError, Selection, Tally, Whereabouts};
 use crate::{
     audit::{Lines, LogLine},
-    cgroup,
-    error::{Error, Result},
-    input,
+    cgroup, input,
     netlink::ProcEvent,
 };
+
+type Result<T, E = AbsorbError> = std::result::Result<T, E>;
+
+fn io(path: &Path, source: std::io::Error) -> AbsorbError {
+    AbsorbError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// `dir` as /proc/PID/cgroup writes it: relative to the unified hierarchy's root.
 pub fn relative_cgroup(dir: &Path) -> Result<String> {
@@ -79,7 +86,7 @@ pub fn read_log(
     let src = tally.source(name);
     let mut lines = Lines::new(reader);
     let mut number = 0;
-    while let Some(line) = lines.next_line().map_err(|e| Error::io(path, e))? {
+    while let Some(line) = lines.next_line().map_err(|e| io(path, e))? {
         number += 1;
         tally.line(src, number, &line, selection, whereabouts);
     }
@@ -100,7 +107,7 @@ pub fn read_kmsg(
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(KMSG)
-        .map_err(|e| Error::io(KMSG, e))?;
+        .map_err(|e| io(Path::new(KMSG), e))?;
     let src = tally.source(format!("kernel log ({KMSG})"));
     // One record per read; the longest the kernel writes is about 8 KiB.
     let mut buf = vec![0u8; 16 * 1024];
@@ -114,7 +121,7 @@ pub fn read_kmsg(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // Records were overwritten since the last read: the sequence numbers say how many.
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-            Err(e) => return Err(Error::io(KMSG, e)),
+            Err(e) => return Err(io(Path::new(KMSG), e)),
         };
         number += 1;
         let record = String::from_utf8_lossy(&buf[..n]);

@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::AbsorbError;
 use super::{CallTally, Tally};
 use crate::{
-    Error,
     names::{Abi, SyscallId},
     seccomp::{
-        self, Action, ArgSpec, Context, Diff, EPERM, LearnArgs, Observation, Profile, Widening,
-        compare::describe,
+        self, Action, ArgSpec, Context, Diff, EPERM, LearnArgs, NotWithin, Observation, Profile,
+        Widening, compare::describe,
     },
 };
 
@@ -90,7 +90,7 @@ pub fn absorb(
     tally: &Tally,
     bound: &Bound<'_>,
     ctx: &Context,
-) -> crate::Result<Absorption> {
+) -> Result<Absorption, AbsorbError> {
     let mut notes = Vec::new();
     let mut before = input.clone();
     if before.default_act() == Action::Log {
@@ -114,11 +114,12 @@ pub fn absorb(
         .map(|w| w.syscall)
         .collect();
     if !before_widens.is_empty() && !bound.allow_beyond {
-        return Err(Error::NotWithin {
+        return Err(NotWithin {
             what: format!("{input_label} (before absorbing anything)"),
-            base: bound.label.to_string(),
+            bound: bound.label.to_string(),
             widenings: before.widenings(bound.profile, ctx),
-        });
+        }
+        .into());
     }
 
     let obs = Observation {
@@ -183,11 +184,12 @@ pub fn absorb(
     // input already allowed and what --allow-beyond-default let in.
     let beyond_union = merged.widenings_beyond_union(&[&before, &absorbed], ctx);
     if !beyond_union.is_empty() {
-        return Err(Error::NotWithin {
+        return Err(NotWithin {
             what: "the absorbed profile".into(),
-            base: format!("the union of {input_label} and the absorbed records"),
+            bound: format!("the union of {input_label} and the absorbed records"),
             widenings: beyond_union,
-        });
+        }
+        .into());
     }
     // A name holds on every architecture of the profile, whichever ABI it was logged on.
     let let_in: BTreeSet<&str> = beyond.values().flatten().map(String::as_str).collect();
@@ -200,11 +202,12 @@ pub fn absorb(
         })
         .collect();
     if !widenings.is_empty() {
-        return Err(Error::NotWithin {
+        return Err(NotWithin {
             what: "the absorbed profile".into(),
-            base: bound.label.to_string(),
+            bound: bound.label.to_string(),
             widenings,
-        });
+        }
+        .into());
     }
 
     let diff = Diff::between(&before, &merged, ctx);

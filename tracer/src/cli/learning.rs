@@ -40,7 +40,7 @@ pub struct Bases {
 impl LearnOptions {
     /// Loads the base (checked before any container is created: a file that doesn't parse
     /// stops here with its line and column).
-    pub fn bases(&self, ctx: &Context) -> crate::Result<Bases> {
+    pub fn bases(&self, ctx: &Context) -> anyhow::Result<Bases> {
         let (base, label) = match self.base.as_str() {
             "allow-all" => (seccomp::allow_all(), "allow-all".to_string()),
             other => (load_profile(Path::new(other))?, other.to_string()),
@@ -66,7 +66,7 @@ pub fn learn_checked(
     bases: &Bases,
     ctx: &Context,
     learn_args: LearnArgs,
-) -> crate::Result<Learned> {
+) -> Result<Learned, seccomp::NotWithin> {
     seccomp::learn::learn_checked(
         &snap.observation(),
         &bases.bound,

@@ -46,9 +46,9 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
             beyond.len()
         );
     } else if !beyond.is_empty() {
-        return Err(crate::Error::NotWithin {
+        return Err(crate::seccomp::NotWithin {
             what: "the merged profile".into(),
-            base: "the union of its inputs".into(),
+            bound: "the union of its inputs".into(),
             widenings: beyond,
         }
         .into());

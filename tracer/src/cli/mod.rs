@@ -6,7 +6,12 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
-use crate::{formats::OciSeccomp, input, output, report::Render, seccomp::Profile};
+use crate::{
+    formats::{self, OciSeccomp},
+    output,
+    report::Render,
+    seccomp::Profile,
+};
 
 pub mod absorb;
 pub mod container;
@@ -120,7 +125,7 @@ pub struct RecordArgs {
 
 impl RecordArgs {
     /// Checks that the report and the summary can be written, before anything runs.
-    pub fn check_writable(&self) -> crate::Result<()> {
+    pub fn check_writable(&self) -> anyhow::Result<()> {
         for path in self.report.iter().chain(self.summary.iter()) {
             output::check_writable(path)?;
         }
@@ -128,7 +133,7 @@ impl RecordArgs {
     }
 
     /// Writes the report and the summary where they were asked for.
-    pub fn write(&self, report: &crate::report::Report) -> crate::Result<()> {
+    pub fn write(&self, report: &crate::report::Report) -> anyhow::Result<()> {
         if let Some(path) = &self.report {
             write_report(path, report)?;
         }
@@ -331,13 +336,13 @@ fn shorten(message: &str) -> String {
 
 /// Writes a report (atomically) in the format its file name's extension names: `.json`,
 /// `.md`, anything else as text.
-pub fn write_report(path: &Path, report: &impl Render) -> crate::Result<()> {
+pub fn write_report(path: &Path, report: &impl Render) -> anyhow::Result<()> {
     let text = match path.extension().and_then(|e| e.to_str()) {
         Some("json") => report.json()?,
         Some("md") | Some("markdown") => report.markdown(),
         _ => report.text(),
     };
-    output::write_atomic(path, text.as_bytes())
+    Ok(output::write_atomic(path, text.as_bytes())?)
 }
 
 /// Formats a profile can be written in.
@@ -391,7 +396,7 @@ impl ProfileFormatArgs {
 
     /// `profile` with the default action applied, rendered in the chosen format. `name`
     /// names the k8s manifest unless --k8s-name does.
-    pub fn render(&self, profile: &Profile, name: &str) -> crate::Result<String> {
+    pub fn render(&self, profile: &Profile, name: &str) -> anyhow::Result<String> {
         let profile = match self.default_action {
             DefaultAction::Errno => profile.clone(),
             DefaultAction::Log => profile.clone().logging(),
@@ -412,7 +417,7 @@ impl ProfileFormatArgs {
         path: Option<&Path>,
         profile: &Profile,
         name: Option<&str>,
-    ) -> crate::Result<()> {
+    ) -> anyhow::Result<()> {
         let path = output::file(path);
         let stem = path
             .and_then(|p| p.file_stem())
@@ -420,49 +425,27 @@ impl ProfileFormatArgs {
         let name = name.or(stem.as_deref()).unwrap_or("profile");
         let text = self.render(profile, name)?;
         match path {
-            Some(path) => output::write_atomic(path, text.as_bytes()),
-            None => output::stdout(&text),
+            Some(path) => output::write_atomic(path, text.as_bytes())?,
+            None => output::stdout(&text)?,
         }
+        Ok(())
     }
 }
 
 /// Reads a profile (see [`read_profile`]) and warns about names its architectures don't
 /// know: Docker ignores them silently.
-pub fn load_profile(path: &Path) -> crate::Result<Profile> {
-    let profile = read_profile(path)?;
+pub fn load_profile(path: &Path) -> anyhow::Result<Profile> {
+    let profile = formats::read_profile(path)?;
     // Docker's own default names other architectures' calls on purpose.
-    if !is_docker_default(path)
+    if !formats::is_docker_default(path)
         && let Some(warning) = profile.unknown_names_warning()
     {
-        eprintln!("profile: warning: {}: {warning}", origin(path).display());
+        eprintln!(
+            "profile: warning: {}: {warning}",
+            formats::origin(path).display()
+        );
     }
     Ok(profile)
-}
-
-/// `docker-default` names Docker's default profile, unless a file has that name.
-fn is_docker_default(path: &Path) -> bool {
-    path == Path::new("docker-default") && !path.exists()
-}
-
-/// Reads a profile in any format `profile` writes (Docker's JSON, the OCI `linux.seccomp`
-/// object or a runtime config holding one, an SPO `SeccompProfile` manifest) from a regular
-/// file within the input limit, or from stdin as `-`; `docker-default` names Docker's default
-/// profile shipped with this tool.
-pub fn read_profile(path: &Path) -> crate::Result<Profile> {
-    if is_docker_default(path) {
-        return Ok(Profile::docker_default());
-    }
-    let text = input::read_text(path)?;
-    crate::formats::parse_profile(&text, origin(path))
-}
-
-/// How an input is named in messages: `<stdin>` for `-`.
-pub fn origin(path: &Path) -> &Path {
-    if input::is_stdin(path) {
-        Path::new("<stdin>")
-    } else {
-        path
-    }
 }
 
 #[cfg(test)]
@@ -519,7 +502,10 @@ mod tests {
     #[test]
     fn errors_name_their_cause_once() {
         let io = std::io::Error::from(std::io::ErrorKind::NotFound);
-        let err = anyhow::Error::new(crate::Error::io("/nonexist", io));
+        let err = anyhow::Error::new(output::OutputError::Io {
+            path: "/nonexist".into(),
+            source: io,
+        });
         assert_eq!(one_line(&err), "/nonexist: entity not found");
         let err = err.context("reading the profile");
         assert_eq!(

@@ -3,7 +3,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, ValueEnum};
 
-use crate::{cli, report::Report};
+use crate::{formats, report::Report};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -27,8 +27,8 @@ pub struct ReportArgs {
 
 pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     // The report carries the warnings about the profile itself: not printed twice.
-    let profile = cli::read_profile(&args.profile)?;
-    let target = cli::origin(&args.profile).display().to_string();
+    let profile = formats::read_profile(&args.profile)?;
+    let target = formats::origin(&args.profile).display().to_string();
     let report = Report::for_profile(&target, &profile);
     let text = match args.format {
         ReportFormat::Text => report.to_text(),

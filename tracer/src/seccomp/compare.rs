@@ -373,7 +373,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures")
             .join(name);
-        Profile::load(&path).unwrap()
+        let text = std::fs::read_to_string(&path).unwrap();
+        Profile::parse(&text, &path).unwrap()
     }
 
     fn simple(names: &[&str]) -> Profile {

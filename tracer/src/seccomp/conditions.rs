@@ -7,10 +7,7 @@
 //! sets), and what a syscall allows is a union of boxes: a [`Region`].
 use std::fmt;
 
-use super::model::{Arg, Op};
-
-/// Syscall arguments seccomp can compare.
-pub const ARGS: usize = 6;
+use super::model::{ARGS, Arg, Op};
 
 /// Work budget for one subset test: pathological inputs answer "not within" instead of
 /// running for long (every caller treats that answer as the safe one).
@@ -75,6 +72,20 @@ impl Cube {
     /// The single value this cube holds, if it holds one.
     pub fn single(self) -> Option<u64> {
         (self.mask == u64::MAX).then_some(self.value)
+    }
+
+    /// The condition on argument `index` that holds for exactly this cube: EQ for a single
+    /// value, MASKED_EQ otherwise.
+    pub fn arg(self, index: u32) -> Arg {
+        match self.single() {
+            Some(v) => Arg::eq(index, v),
+            None => Arg {
+                index,
+                value: self.mask,
+                value_two: self.value,
+                op: Op::MaskedEq,
+            },
+        }
     }
 }
 
@@ -172,7 +183,7 @@ impl ValueSet {
     pub fn conditions(&self, index: u32) -> Vec<Arg> {
         let prefix = |c: &Cube| (!c.mask).wrapping_add(1) & !c.mask == 0 || c.mask == 0;
         if !self.0.iter().all(prefix) {
-            return self.0.iter().map(|c| Arg::of_cube(index, *c)).collect();
+            return self.0.iter().map(|c| c.arg(index)).collect();
         }
         // Prefix cubes are ranges: merge the adjacent ones.
         let mut ranges: Vec<(u64, u64)> = self
@@ -205,7 +216,7 @@ impl ValueSet {
             } else if hi == u64::MAX {
                 out.push(op(Op::Ge, lo));
             } else {
-                out.extend(range(lo, hi).0.iter().map(|c| Arg::of_cube(index, *c)));
+                out.extend(range(lo, hi).0.iter().map(|c| c.arg(index)));
             }
         }
         out
@@ -319,7 +330,7 @@ impl ArgBox {
             let [cube] = set.cubes() else {
                 return None;
             };
-            args.push(Arg::of_cube(i as u32, *cube));
+            args.push(cube.arg(i as u32));
         }
         Some(args)
     }

@@ -297,13 +297,13 @@ pub fn learn_checked(
     bound_label: &str,
     ctx: &Context,
     learn_args: LearnArgs,
-) -> crate::Result<Learned> {
+) -> Result<Learned, super::bound::NotWithin> {
     let learned = learn(obs, bound, ctx, learn_args);
     let widenings = learned.profile.widenings(bound, ctx);
     if !widenings.is_empty() {
-        return Err(crate::Error::NotWithin {
+        return Err(super::bound::NotWithin {
             what: "the learned profile".into(),
-            base: bound_label.to_string(),
+            bound: bound_label.to_string(),
             widenings,
         });
     }

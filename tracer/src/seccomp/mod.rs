@@ -1,5 +1,6 @@
 //! The seccomp profile: Docker's format, resolved per container, evaluated as runc does,
 //! compared, merged, and learned from a recording within a bound.
+pub mod bound;
 pub mod compare;
 pub mod conditions;
 pub mod eval;
@@ -9,10 +10,13 @@ pub mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use bound::NotWithin;
 pub use compare::{Diff, MergeConflict, Widening};
 pub use eval::{Decision, Verdict};
 pub use learn::{ALWAYS_ALLOWED, ArgSpec, ArgValues, LearnArgs, Learned, Observation, learn};
-pub use model::{ACT_ALLOW, ACT_ERRNO, ACT_LOG, Action, Arg, ENOSYS, EPERM, Op, Profile, Rule};
+pub use model::{
+    ACT_ALLOW, ACT_ERRNO, ACT_LOG, Action, Arg, ENOSYS, EPERM, Op, Profile, Rule, SyntaxError,
+};
 pub use resolve::{Context, DOCKER_DEFAULT_CAPS, running_kernel};
 
 use crate::names::Abi;

@@ -27,7 +27,9 @@ pub enum SessionError {
     #[error(transparent)]
     Docker(#[from] DockerError),
     #[error(transparent)]
-    Recorder(#[from] crate::Error),
+    Recorder(#[from] crate::recorder::RecorderError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
     /// A signal came before anything was recorded.
     #[error("interrupted by signal {0}")]
     Interrupted(i32),
