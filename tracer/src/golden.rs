@@ -9,8 +9,9 @@ use crate::{
     formats::OciSeccomp,
     names::{Abi, SyscallId},
     recorder::{FirstProgram, Observed, Snapshot},
-    report::{PhaseLine, Report, RunLine, Verification},
+    report::{PhaseLine, Render as _, Report, RunLine, Verification, VerificationStatus},
     seccomp::{ArgValues, Context, LearnArgs, Learned, Profile, learn},
+    session::StoppedBy,
     session::{ProbeReport, ProbeRequest},
 };
 
@@ -125,7 +126,7 @@ fn training_report() -> Report {
         "docker-default",
     );
     r.exit_code = Some(0);
-    r.stopped_by = Some("probe".into());
+    r.stopped_by = Some(StoppedBy::Probe);
     r.duration_seconds = 12.3;
     r.runs = vec![
         RunLine {
@@ -134,7 +135,7 @@ fn training_report() -> Report {
             added: 15,
             added_names: Vec::new(),
             exit_code: Some(0),
-            stopped_by: Some("probe".into()),
+            stopped_by: Some(StoppedBy::Probe),
         },
         RunLine {
             run: 2,
@@ -142,7 +143,7 @@ fn training_report() -> Report {
             added: 1,
             added_names: vec!["clone3".into()],
             exit_code: Some(0),
-            stopped_by: Some("probe".into()),
+            stopped_by: Some(StoppedBy::Probe),
         },
         RunLine {
             run: 3,
@@ -150,7 +151,7 @@ fn training_report() -> Report {
             added: 0,
             added_names: Vec::new(),
             exit_code: Some(0),
-            stopped_by: Some("probe".into()),
+            stopped_by: Some(StoppedBy::Probe),
         },
     ];
     r.probe = Some(ProbeReport {
@@ -194,7 +195,7 @@ fn training_report() -> Report {
         },
     ];
     r.verified = Some(true);
-    r.verification = Some("passed".into());
+    r.verification = Some(VerificationStatus::Passed);
     r.warnings
         .push("run 2: the workload exited 1: the profile covers only what ran until then".into());
     r
@@ -203,10 +204,10 @@ fn training_report() -> Report {
 #[test]
 fn the_training_report() {
     let r = training_report();
-    golden("training-report.json", &r.to_json().expect("JSON"));
-    golden("training-report.txt", &r.to_text());
-    golden("training-report.md", &r.to_markdown());
-    golden("training-summary.md", &r.to_summary_markdown());
+    golden("training-report.json", &r.json().expect("JSON"));
+    golden("training-report.txt", &r.text());
+    golden("training-report.md", &r.markdown());
+    golden("training-summary.md", &r.summary_markdown());
 }
 
 #[test]
@@ -214,9 +215,9 @@ fn the_report_of_a_profile_file() {
     let mut wide = Profile::docker_default();
     wide.syscalls[0].names.push("no_such_call".into());
     let r = Report::for_profile("wide.json", &wide);
-    golden("profile-report.json", &r.to_json().expect("JSON"));
-    golden("profile-report.txt", &r.to_text());
-    golden("profile-report.md", &r.to_markdown());
+    golden("profile-report.json", &r.json().expect("JSON"));
+    golden("profile-report.txt", &r.text());
+    golden("profile-report.md", &r.markdown());
 }
 
 #[test]
@@ -240,9 +241,9 @@ fn the_verification_report() {
     v.duration_seconds = 2.5;
     v.notes
         .push("defaultAction SCMP_ACT_KILL is verified as SCMP_ACT_ERRNO".into());
-    golden("verification.json", &v.to_json().expect("JSON"));
-    golden("verification.txt", &v.to_text());
-    golden("verification.md", &v.to_markdown());
+    golden("verification.json", &v.json().expect("JSON"));
+    golden("verification.txt", &v.text());
+    golden("verification.md", &v.markdown());
 }
 
 /// A complain-mode log of `mkdir` (added), `unshare` (the bound denies it), `socket` (the
@@ -299,9 +300,9 @@ fn the_absorb_report() {
         &tally,
         &absorption,
     );
-    golden("absorb-report.json", &r.to_json().expect("JSON"));
-    golden("absorb-report.txt", &r.to_text());
-    golden("absorb-report.md", &r.to_markdown());
+    golden("absorb-report.json", &r.json().expect("JSON"));
+    golden("absorb-report.txt", &r.text());
+    golden("absorb-report.md", &r.markdown());
 }
 
 /// The learned profile in each format `profile` writes.

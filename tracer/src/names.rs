@@ -236,6 +236,30 @@ impl SyscallId {
     }
 }
 
+/// How every report names a syscall: `name` on x86_64, `name (abi)` on the other ABIs, and
+/// `<abi>:<nr>` for a number the table doesn't know.
+impl fmt::Display for SyscallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.abi.name(self.nr) {
+            Some(name) => AbiName(self.abi, name).fmt(f),
+            None => write!(f, "{}:{}", self.abi, self.nr),
+        }
+    }
+}
+
+/// A syscall by name on an ABI, written as [`SyscallId`] writes it: `name (abi)` off x86_64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbiName<'a>(pub Abi, pub &'a str);
+
+impl fmt::Display for AbiName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Abi::X86_64 => f.write_str(self.1),
+            abi => write!(f, "{} ({abi})", self.1),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +330,16 @@ mod tests {
         assert!(!Abi::X86_64.knows("recv"));
         assert!(!Abi::X32.knows("send"));
         assert!(!Abi::I386.knows("cacheflush"));
+    }
+
+    #[test]
+    fn syscalls_are_named_with_their_abi() {
+        let id = |abi, nr| SyscallId { abi, nr }.to_string();
+        assert_eq!(id(Abi::X86_64, 83), "mkdir");
+        assert_eq!(id(Abi::I386, 39), "mkdir (i386)");
+        assert_eq!(id(Abi::X32, 512), "rt_sigaction (x32)");
+        assert_eq!(id(Abi::X86_64, 1000), "x86_64:1000");
+        assert_eq!(AbiName(Abi::X32, "read").to_string(), "read (x32)");
     }
 
     #[test]

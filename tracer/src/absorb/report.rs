@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{GarbledLine, SourceStats, Tally, update::Absorption, update::CallLine};
-use crate::seccomp::Widening;
+use crate::{names::AbiName, report::Render, seccomp::Widening};
 
 /// Programs whose records were not the workload's, at most this many listed.
 const MAX_PROGRAMS_LISTED: usize = 20;
@@ -162,10 +162,6 @@ impl AbsorbReport {
         w
     }
 
-    pub fn to_json(&self) -> serde_json::Result<String> {
-        crate::output::json(self)
-    }
-
     fn summary(&self) -> String {
         let mut read = vec![format!("{} read", self.records)];
         if self.before_since > 0 {
@@ -202,9 +198,10 @@ impl AbsorbReport {
         }
         s
     }
+}
 
-    /// Plain text for a terminal.
-    pub fn to_text(&self) -> String {
+impl Render for AbsorbReport {
+    fn text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.summary());
         for s in &self.selection {
@@ -260,8 +257,7 @@ impl AbsorbReport {
         out
     }
 
-    /// Markdown, fit for a CI job summary or a review.
-    pub fn to_markdown(&self) -> String {
+    fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# Absorbed into `{}`\n", self.profile);
         let _ = writeln!(out, "{}; within `{}`.\n", self.summary(), self.bound);
@@ -308,15 +304,14 @@ impl AbsorbReport {
         }
         out
     }
+
+    fn json(&self) -> serde_json::Result<String> {
+        crate::output::json(self)
+    }
 }
 
-crate::report::render_with_inherent_methods!(AbsorbReport);
-
 fn display(c: &CallLine) -> String {
-    match c.abi {
-        crate::names::Abi::X86_64 => c.name.clone(),
-        abi => format!("{} ({abi})", c.name),
-    }
+    AbiName(c.abi, &c.name).to_string()
 }
 
 fn outcome_words(c: &CallLine) -> &'static str {
@@ -385,7 +380,7 @@ mod tests {
         assert_eq!(r.not_absorbed[0].name, "unshare");
         assert_eq!(r.not_attributed_records, 1);
         assert!(r.warnings[0].contains("5 audit record(s) are missing"));
-        let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&r.json().unwrap()).unwrap();
         assert_eq!(json["absorbed"][0]["count"], 2);
         assert_eq!(json["absorbed"][0]["outcome"], "added");
         assert_eq!(json["not_absorbed"][0]["outcome"], "denied_by_bound");
@@ -393,13 +388,13 @@ mod tests {
             json["absorbed"][0]["first_time"],
             "2026-11-29T00:04:49.168Z"
         );
-        let text = r.to_text();
+        let text = r.text();
         assert!(text.contains("now allows mkdir"), "{text}");
         assert!(text.contains("unshare"), "{text}");
         assert!(
             text.contains("garbled: kernel log:5: no syscall= field"),
             "{text}"
         );
-        assert!(r.to_markdown().contains("| `mkdir` | 2 | mkdir |"));
+        assert!(r.markdown().contains("| `mkdir` | 2 | mkdir |"));
     }
 }

@@ -15,6 +15,7 @@ use crate::{
     cli::{ProfileFormatArgs, learning::LearnOptions, load_profile},
     docker::Engine,
     input, output,
+    report::Render as _,
     seccomp::{Context, LearnArgs},
 };
 
@@ -157,7 +158,7 @@ pub async fn absorb(args: AbsorbArgs) -> anyhow::Result<ExitCode> {
                     eprintln!("profile: warning: {w}");
                 }
             }
-            None => eprint!("{}", report.to_text()),
+            None => eprint!("{}", report.text()),
         }
         Ok(())
     };

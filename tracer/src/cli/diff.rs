@@ -1,10 +1,11 @@
 //! `profile diff`: what a new profile allows that an old one didn't — the CI gate.
-use std::{fmt::Write as _, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, ValueEnum};
 
 use crate::{
     cli::load_profile,
+    report::{DiffReport, Render as _},
     seccomp::{Context, Diff},
 };
 
@@ -32,53 +33,21 @@ pub struct DiffArgs {
     pub format: DiffFormat,
 }
 
-pub fn render_text(old: &str, new: &str, diff: &Diff) -> String {
-    let mut out = String::new();
-    let more = diff.added.len() + diff.widened.len();
-    if more == 0 {
-        let _ = writeln!(out, "{new} allows nothing {old} didn't");
-    } else {
-        let _ = writeln!(out, "{new} allows {more} syscall(s) {old} didn't");
-    }
-    for n in &diff.added {
-        let _ = writeln!(out, "+ {n}");
-    }
-    for w in &diff.widened {
-        let _ = writeln!(out, "+ {}: now also for {}", w.syscall, w.beyond);
-    }
-    for n in &diff.removed {
-        let _ = writeln!(out, "- {n}");
-    }
-    for w in &diff.narrowed {
-        let _ = writeln!(out, "- {}: no longer for {}", w.syscall, w.beyond);
-    }
-    out
-}
-
 pub async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let old = load_profile(&args.old)?;
     let new = load_profile(&args.new)?;
     let diff = Diff::between(&old, &new, &Context::docker_default());
-    let (o, n) = (
-        args.old.display().to_string(),
-        args.new.display().to_string(),
+    let report = DiffReport::new(
+        &args.old.display().to_string(),
+        &args.new.display().to_string(),
+        diff,
     );
-    match args.format {
-        DiffFormat::Text => crate::output::stdout(&render_text(&o, &n, &diff))?,
-        DiffFormat::Json => {
-            let value = serde_json::json!({
-                "old": o,
-                "new": n,
-                "allows_more": diff.allows_more(),
-                "added": diff.added,
-                "removed": diff.removed,
-                "widened": diff.widened,
-                "narrowed": diff.narrowed,
-            });
-            crate::output::stdout(&crate::output::json(&value)?)?;
-        }
-    }
-    Ok(if diff.allows_more() {
+    let text = match args.format {
+        DiffFormat::Text => report.text(),
+        DiffFormat::Json => report.json()?,
+    };
+    crate::output::stdout(&text)?;
+    Ok(if report.allows_more {
         ExitCode::from(EXIT_MORE)
     } else {
         ExitCode::SUCCESS

@@ -138,7 +138,7 @@ impl RecordArgs {
             write_report(path, report)?;
         }
         if let Some(path) = &self.summary {
-            output::write_atomic(path, report.to_summary_markdown().as_bytes())?;
+            output::write_atomic(path, report.summary_markdown().as_bytes())?;
         }
         Ok(())
     }
@@ -337,12 +337,7 @@ fn shorten(message: &str) -> String {
 /// Writes a report (atomically) in the format its file name's extension names: `.json`,
 /// `.md`, anything else as text.
 pub fn write_report(path: &Path, report: &impl Render) -> anyhow::Result<()> {
-    let text = match path.extension().and_then(|e| e.to_str()) {
-        Some("json") => report.json()?,
-        Some("md") | Some("markdown") => report.markdown(),
-        _ => report.text(),
-    };
-    Ok(output::write_atomic(path, text.as_bytes())?)
+    Ok(crate::report::write(path, report)?)
 }
 
 /// Formats a profile can be written in.

@@ -3,7 +3,10 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, ValueEnum};
 
-use crate::{formats, report::Report};
+use crate::{
+    formats,
+    report::{Render as _, Report},
+};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
@@ -31,9 +34,9 @@ pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let target = formats::origin(&args.profile).display().to_string();
     let report = Report::for_profile(&target, &profile);
     let text = match args.format {
-        ReportFormat::Text => report.to_text(),
-        ReportFormat::Md => report.to_markdown(),
-        ReportFormat::Json => report.to_json()?,
+        ReportFormat::Text => report.text(),
+        ReportFormat::Md => report.markdown(),
+        ReportFormat::Json => report.json()?,
     };
     crate::output::stdout(&text)?;
     Ok(ExitCode::SUCCESS)

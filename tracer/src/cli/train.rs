@@ -12,7 +12,7 @@ use crate::{
     },
     docker, output,
     recorder::{Mode, Snapshot},
-    report::{Report, RunLine, Verification},
+    report::{Render as _, Report, RunLine, Verification, VerificationStatus},
     seccomp::Learned,
     session::{Interrupt, Outcome, Prepared, Session, Stop},
 };
@@ -84,7 +84,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 
     output.write(&args, &learned, &report)?;
     if let Some((v, _)) = &verification {
-        eprint!("{}", v.to_text());
+        eprint!("{}", v.text());
     }
     output.summary(&report);
     Ok(exit_status(&training, verification.as_ref()))
@@ -134,8 +134,8 @@ impl Output {
         args.record.write(report)?;
         match &args.record.report {
             Some(_) => {}
-            None if self.to_stdout => eprint!("{}", report.to_text()),
-            None => print!("{}", report.to_text()),
+            None if self.to_stdout => eprint!("{}", report.text()),
+            None => print!("{}", report.text()),
         }
         Ok(())
     }
@@ -231,7 +231,7 @@ async fn train_runs(
             added: new.len(),
             added_names: if run > 1 { new } else { Vec::new() },
             exit_code: outcome.exit_code.map(|c| c as i32),
-            stopped_by: outcome.stop.label(),
+            stopped_by: outcome.stop.stopped_by(),
         });
         let stop = outcome.stop;
         last = Some(outcome);
@@ -282,7 +282,7 @@ fn training_report(
         &bases.bound_label,
     );
     report.exit_code = last.exit_code.map(|c| c as i32);
-    report.stopped_by = last.stop.label();
+    report.stopped_by = last.stop.stopped_by();
     report.probe = last.probe.clone();
     report.phases = last
         .phases
@@ -317,13 +317,13 @@ fn mark_verification(report: &mut Report, v: &Verification, outcome: &Outcome) {
             report.warnings.push(format!(
                 "verification interrupted (signal {sig}): the trained profile is written but was not verified"
             ));
-            "interrupted"
+            VerificationStatus::Interrupted
         }
         Stop::DaemonLost => {
             report.warnings.push(
                 "verification ended when the Docker daemon went away: the trained profile was not verified".into(),
             );
-            "daemon_lost"
+            VerificationStatus::DaemonLost
         }
         Stop::NotReady => {
             report.warnings.push(format!(
@@ -333,22 +333,25 @@ fn mark_verification(report: &mut Report, v: &Verification, outcome: &Outcome) {
                     .as_deref()
                     .unwrap_or("the container was not ready")
             ));
-            "not_ready"
+            VerificationStatus::NotReady
         }
         _ if !v.passed => {
             report.warnings.push(format!(
                 "verification FAILED: the trained profile {}",
                 v.failures()
             ));
-            "failed"
+            VerificationStatus::Failed
         }
-        _ if !v.complete => "incomplete",
-        _ => "passed",
+        _ if !v.complete => VerificationStatus::Incomplete,
+        _ => VerificationStatus::Passed,
     };
-    if matches!(verification, "passed" | "failed" | "incomplete") {
+    if matches!(
+        verification,
+        VerificationStatus::Passed | VerificationStatus::Failed | VerificationStatus::Incomplete
+    ) {
         report.verified = Some(v.passed);
     }
-    report.verification = Some(verification.into());
+    report.verification = Some(verification);
 }
 
 /// The exit status: how the training ended first, then how its verification did.

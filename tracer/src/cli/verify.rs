@@ -13,7 +13,7 @@ use crate::{
     },
     output,
     recorder::Mode,
-    report::Verification,
+    report::{Render as _, Verification},
     seccomp::{Context, Profile},
     session::{Interrupt, Outcome, Prepared, Session, Stop},
 };
@@ -65,7 +65,7 @@ pub async fn verify_once(
     let outcome = session.run(&enforced.to_json()?, suffix, interrupt).await?;
     let mut v = Verification::new(target, label, DENY_ERRNO, &outcome.snapshot);
     v.set_exit_code(outcome.exit_code.map(|c| c as i32));
-    v.stopped_by = outcome.stop.label();
+    v.stopped_by = outcome.stop.stopped_by();
     v.duration_seconds = crate::report::tenths(outcome.elapsed.as_secs_f64());
     v.notes.extend(notes);
     v.notes.extend(outcome.warnings.iter().cloned());
@@ -108,7 +108,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     if let Some(reason) = &outcome.not_ready {
-        eprint!("{}", v.to_text());
+        eprint!("{}", v.text());
         eprintln!(
             "profile: error: {reason}; the exercise never ran and nothing was written (--ready-timeout waits longer, --no-wait starts the exercise at once)"
         );
@@ -117,9 +117,9 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     match &args.report {
         Some(path) => {
             crate::cli::write_report(path, &v)?;
-            eprint!("{}", v.to_text());
+            eprint!("{}", v.text());
         }
-        None => print!("{}", v.to_text()),
+        None => print!("{}", v.text()),
     }
     if let Some(out) = args.output.as_deref().filter(|_| args.fix) {
         // Never wider than Docker's default for this container, whatever was denied.

@@ -2,7 +2,6 @@
 //! a test suite), and write one profile per image, compose service or container.
 use std::{
     collections::BTreeMap,
-    fmt::Write as _,
     path::{Path, PathBuf},
     process::ExitCode,
     time::Duration,
@@ -11,16 +10,14 @@ use std::{
 use anyhow::Context as _;
 use clap::Args;
 use futures_util::StreamExt as _;
-use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cli::{ProfileFormatArgs, container::parse_duration},
     docker::Engine,
     launch::exit_code,
-    output,
     recorder::{Recorder, Snapshot},
-    report::Report,
+    report::{self, Index, IndexRow, Report},
     seccomp::{LearnArgs, Profile, learn::learn_checked},
     watch::{Base, Filter, Per, Tracked, Watch},
 };
@@ -53,21 +50,6 @@ pub struct WatchArgs {
     /// --abort-on-container-exit`); watching stops when it exits, with its exit status.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
-}
-
-/// One row of the index: a profile and what it was learned from.
-#[derive(Clone, Debug, Serialize)]
-struct IndexRow {
-    profile: String,
-    file: Option<String>,
-    images: Vec<String>,
-    containers: Vec<String>,
-    runs: u32,
-    allowed: usize,
-    docker_default_allowed: usize,
-    reduction_vs_docker_default_percent: f64,
-    complete: bool,
-    notes: Vec<String>,
 }
 
 pub async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
@@ -175,16 +157,10 @@ fn write_all(w: &Watch, args: &WatchArgs) -> anyhow::Result<Vec<IndexRow>> {
     for (group, members) in groups {
         rows.push(write_group(&w.recorder, &group, &members, args)?);
     }
-    let json = serde_json::to_string_pretty(&serde_json::json!({ "profiles": rows }))?;
-    output::write_atomic(
-        &args.output.join("index.json"),
-        format!("{json}\n").as_bytes(),
-    )?;
-    output::write_atomic(
-        &args.output.join("index.md"),
-        index_markdown(&rows).as_bytes(),
-    )?;
-    Ok(rows)
+    let index = Index { profiles: rows };
+    report::write(&args.output.join("index.json"), &index)?;
+    report::write(&args.output.join("index.md"), &index)?;
+    Ok(index.profiles)
 }
 
 fn write_group(
@@ -264,41 +240,6 @@ fn file_name(group: &str, per: Per, extension: &str) -> String {
         group.to_string()
     };
     format!("{stem}.{extension}")
-}
-
-fn index_markdown(rows: &[IndexRow]) -> String {
-    let mut out = String::from("# Profiles learned by `profile watch`\n\n");
-    let _ = writeln!(
-        out,
-        "| profile | images | containers | runs | syscalls allowed | vs Docker's default | complete |"
-    );
-    let _ = writeln!(out, "|---|---|---|---:|---:|---:|---|");
-    for r in rows {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            r.file
-                .as_deref()
-                .map(|f| format!("[{}]({f})", r.profile))
-                .unwrap_or_else(|| r.profile.clone()),
-            r.images.join(", "),
-            r.containers.len(),
-            r.runs,
-            r.allowed,
-            crate::report::fewer_or_more(r.reduction_vs_docker_default_percent),
-            if r.complete { "yes" } else { "no" }
-        );
-    }
-    let notes: Vec<String> = rows
-        .iter()
-        .flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.profile)))
-        .collect();
-    if !notes.is_empty() {
-        out.push_str("\n## Notes\n\n");
-        out.push_str(&notes.join("\n"));
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -127,19 +127,46 @@ pub enum Stop {
 }
 
 impl Stop {
-    /// The report's `stopped_by`.
-    pub fn label(self) -> Option<String> {
-        let label = match self {
+    /// How reports say it (`stopped_by`): nothing when the container exited by itself.
+    pub fn stopped_by(self) -> Option<StoppedBy> {
+        Some(match self {
             Stop::Exited => return None,
-            Stop::Duration => "duration",
-            Stop::Exercise => "exercise",
-            Stop::Probe => "probe",
-            Stop::Interrupted(_) => "interrupted",
-            Stop::StartFailed => "start_failed",
-            Stop::NotReady => "not_ready",
-            Stop::DaemonLost => "daemon_lost",
-        };
-        Some(label.into())
+            Stop::Duration => StoppedBy::Duration,
+            Stop::Exercise => StoppedBy::Exercise,
+            Stop::Probe => StoppedBy::Probe,
+            Stop::Interrupted(_) => StoppedBy::Interrupted,
+            Stop::StartFailed => StoppedBy::StartFailed,
+            Stop::NotReady => StoppedBy::NotReady,
+            Stop::DaemonLost => StoppedBy::DaemonLost,
+        })
+    }
+}
+
+/// What ended a recording the workload did not end by itself, as reports say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoppedBy {
+    Duration,
+    Exercise,
+    Probe,
+    Interrupted,
+    StartFailed,
+    NotReady,
+    DaemonLost,
+}
+
+impl StoppedBy {
+    /// The name reports give it (`start_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoppedBy::Duration => "duration",
+            StoppedBy::Exercise => "exercise",
+            StoppedBy::Probe => "probe",
+            StoppedBy::Interrupted => "interrupted",
+            StoppedBy::StartFailed => "start_failed",
+            StoppedBy::NotReady => "not_ready",
+            StoppedBy::DaemonLost => "daemon_lost",
+        }
     }
 }
 
@@ -429,7 +456,12 @@ mod tests {
             outcome.stop = stop;
             assert!(outcome.failed(false));
         }
-        assert_eq!(Stop::DaemonLost.label().as_deref(), Some("daemon_lost"));
-        assert_eq!(Stop::NotReady.label().as_deref(), Some("not_ready"));
+        assert_eq!(Stop::DaemonLost.stopped_by(), Some(StoppedBy::DaemonLost));
+        assert_eq!(Stop::Exited.stopped_by(), None);
+        for stop in [Stop::NotReady, Stop::StartFailed, Stop::Interrupted(15)] {
+            let by = stop.stopped_by().expect("not by itself");
+            let json = serde_json::to_string(&by).expect("JSON");
+            assert_eq!(json, format!("\"{}\"", by.as_str()));
+        }
     }
 }

@@ -1,0 +1,114 @@
+//! `profile watch`'s index: one row per profile it wrote, with what the profile was learned
+//! from and how it compares with Docker's default.
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::render::{Render, fewer_or_more};
+
+/// One row of the index: a profile and what it was learned from.
+#[derive(Clone, Debug, Serialize)]
+pub struct IndexRow {
+    /// The group: an image, a compose service or a container.
+    pub profile: String,
+    /// The profile's file, when one was written.
+    pub file: Option<String>,
+    pub images: Vec<String>,
+    pub containers: Vec<String>,
+    pub runs: u32,
+    pub allowed: usize,
+    pub docker_default_allowed: usize,
+    pub reduction_vs_docker_default_percent: f64,
+    pub complete: bool,
+    pub notes: Vec<String>,
+}
+
+/// Every profile a watch wrote.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Index {
+    pub profiles: Vec<IndexRow>,
+}
+
+impl IndexRow {
+    /// The row's name, linked to its file when there is one.
+    fn linked(&self) -> String {
+        self.file
+            .as_deref()
+            .map(|f| format!("[{}]({f})", self.profile))
+            .unwrap_or_else(|| self.profile.clone())
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+impl Index {
+    /// Every row's notes, prefixed with the row's name.
+    fn notes(&self) -> Vec<String> {
+        self.profiles
+            .iter()
+            .flat_map(|r| r.notes.iter().map(move |n| format!("{}: {n}", r.profile)))
+            .collect()
+    }
+}
+
+impl Render for Index {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.profiles {
+            let _ = writeln!(
+                out,
+                "{}: {} syscalls allowed ({} than Docker's default), {} container(s), {} run(s), complete: {}{}",
+                r.profile,
+                r.allowed,
+                fewer_or_more(r.reduction_vs_docker_default_percent),
+                r.containers.len(),
+                r.runs,
+                yes_no(r.complete),
+                r.file
+                    .as_deref()
+                    .map(|f| format!(" -> {f}"))
+                    .unwrap_or_default()
+            );
+        }
+        for n in self.notes() {
+            let _ = writeln!(out, "  note: {n}");
+        }
+        out
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from("# Profiles learned by `profile watch`\n\n");
+        let _ = writeln!(
+            out,
+            "| profile | images | containers | runs | syscalls allowed | vs Docker's default | complete |"
+        );
+        let _ = writeln!(out, "|---|---|---|---:|---:|---:|---|");
+        for r in &self.profiles {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                r.linked(),
+                r.images.join(", "),
+                r.containers.len(),
+                r.runs,
+                r.allowed,
+                fewer_or_more(r.reduction_vs_docker_default_percent),
+                yes_no(r.complete)
+            );
+        }
+        let notes = self.notes();
+        if !notes.is_empty() {
+            out.push_str("\n## Notes\n\n");
+            for n in notes {
+                let _ = writeln!(out, "- {n}");
+            }
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Result<String> {
+        crate::output::json(self)
+    }
+}

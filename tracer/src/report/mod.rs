@@ -1,0 +1,20 @@
+//! What `profile` tells people and machines: the profile report (what was observed, what the
+//! profile allows against Docker's default), the verification report, watch's index and the
+//! diff of two profiles, each rendered as text, Markdown and JSON.
+mod dangerous;
+mod diff;
+mod index;
+mod observed;
+mod profile;
+mod render;
+mod sections;
+mod verification;
+
+pub use dangerous::{ArgumentLine, Blocked, DANGEROUS};
+pub use diff::DiffReport;
+pub use index::{Index, IndexRow};
+pub use observed::SyscallLine;
+pub use profile::{PhaseLine, Report, RunLine};
+pub use render::{Render, WriteError, fewer_or_more, tenths, write};
+pub use sections::Detail;
+pub use verification::{DeniedArguments, Verification, VerificationStatus};

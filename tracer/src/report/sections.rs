@@ -1,0 +1,476 @@
+//! The profile report as sections: what it says and in which order is decided once
+//! ([`Report::sections`]); the text and Markdown renderers only lay each section out.
+use std::fmt::Write as _;
+
+use super::{
+    dangerous::{ArgumentLine, Blocked},
+    observed::{SyscallLine, markdown_table, text_table},
+    profile::{PhaseLine, Report, RunLine},
+    render::{Render, fewer_or_more},
+};
+use crate::session::{ProbeReport, ProbeRequest, StoppedBy};
+
+/// How much a report says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything, what changes from run to run included.
+    Full,
+    /// Without what changes from run to run (calls per syscall, first programs, what each
+    /// run added): it changes only when the profile does, so it can be committed beside it.
+    Summary,
+}
+
+/// One part of the profile report.
+enum Section<'a> {
+    /// Whose profile it is and how the recording ended.
+    Title {
+        status: String,
+    },
+    /// What the profile allows against Docker's default and the kernel's table.
+    Size,
+    /// How much was observed (the text says it; Markdown's table of syscalls does).
+    Observed,
+    /// The training runs, each (in full) or counted (in the summary).
+    Runs {
+        runs: &'a [RunLine],
+        detail: Detail,
+    },
+    /// Whether the verification right after training passed.
+    Verified(bool),
+    /// Dangerous syscalls Docker's default allows that this profile blocks.
+    Blocked(&'a [Blocked]),
+    /// Calls allowed without being observed (in full), or whether observed or not (in the
+    /// summary, where what a run happened to make doesn't belong).
+    AlsoAllowed {
+        calls: &'a [Blocked],
+        detail: Detail,
+    },
+    Probe {
+        probe: &'a ProbeReport,
+        phases: &'a [PhaseLine],
+    },
+    /// Dangerous syscalls this profile allows.
+    Dangerous(&'a [Blocked]),
+    ArgumentRules(&'a [ArgumentLine]),
+    /// Observed calls the bound denies.
+    NotLearned {
+        bound: &'a str,
+        names: &'a [String],
+    },
+    /// Observed calls Docker's default denies.
+    BeyondDefault(&'a [String]),
+    Warnings(&'a [String]),
+    /// Calls per syscall and first programs (in full).
+    Syscalls(&'a [SyscallLine]),
+    /// Where calls per syscall went (in the summary).
+    PerRunLeftOut,
+}
+
+impl Report {
+    /// What the report says, in order, with `detail`.
+    fn sections(&self, detail: Detail) -> Vec<Section<'_>> {
+        let mut out = vec![
+            Section::Title {
+                status: self.status(),
+            },
+            Section::Size,
+        ];
+        let observed = self.observed();
+        if observed {
+            out.push(Section::Observed);
+        }
+        if !self.runs.is_empty() {
+            out.push(Section::Runs {
+                runs: &self.runs,
+                detail,
+            });
+        }
+        out.extend(self.verified.map(Section::Verified));
+        if !self.blocked_dangerous.is_empty() {
+            out.push(Section::Blocked(&self.blocked_dangerous));
+        }
+        let also = match detail {
+            Detail::Full => &self.always_allowed,
+            Detail::Summary => &self.allowed_at_any_time,
+        };
+        if observed && !also.is_empty() {
+            out.push(Section::AlsoAllowed {
+                calls: also,
+                detail,
+            });
+        }
+        if let Some(probe) = &self.probe {
+            out.push(Section::Probe {
+                probe,
+                phases: &self.phases,
+            });
+        }
+        if !self.allowed_dangerous.is_empty() {
+            out.push(Section::Dangerous(&self.allowed_dangerous));
+        }
+        if !self.argument_rules.is_empty() {
+            out.push(Section::ArgumentRules(&self.argument_rules));
+        }
+        if !self.not_learned.is_empty() {
+            out.push(Section::NotLearned {
+                bound: self.bound.as_deref().unwrap_or("the base"),
+                names: &self.not_learned,
+            });
+        }
+        if !self.denied_by_docker_default.is_empty() {
+            out.push(Section::BeyondDefault(&self.denied_by_docker_default));
+        }
+        if !self.warnings.is_empty() {
+            out.push(Section::Warnings(&self.warnings));
+        }
+        if observed {
+            out.push(match detail {
+                Detail::Full => Section::Syscalls(&self.syscalls),
+                Detail::Summary => Section::PerRunLeftOut,
+            });
+        }
+        out
+    }
+
+    /// How the recording ended, in words.
+    fn status(&self) -> String {
+        if !self.observed() {
+            return "a profile file; nothing observed".into();
+        }
+        let mut s = String::new();
+        match (self.stopped_by, self.exit_code) {
+            (Some(StoppedBy::Interrupted), _) => s.push_str("interrupted"),
+            (Some(StoppedBy::Duration), _) => s.push_str("stopped when --duration elapsed"),
+            (Some(StoppedBy::Exercise), _) => s.push_str("stopped when the exercise finished"),
+            (Some(StoppedBy::DaemonLost), _) => s.push_str("the Docker daemon went away"),
+            (Some(other), _) => {
+                let _ = write!(s, "stopped ({})", other.as_str());
+            }
+            (None, Some(code)) => {
+                let _ = write!(s, "workload exited {code}");
+            }
+            (None, None) => s.push_str("workload did not finish"),
+        }
+        if !self.complete {
+            s.push_str("; recording is PARTIAL");
+        }
+        s
+    }
+
+    /// The Markdown report without what changes from run to run (see [`Detail::Summary`]).
+    pub fn summary_markdown(&self) -> String {
+        self.markdown_with(Detail::Summary)
+    }
+
+    fn markdown_with(&self, detail: Detail) -> String {
+        let mut out = String::new();
+        for section in self.sections(detail) {
+            self.markdown_section(&mut out, section);
+        }
+        out
+    }
+
+    fn text_section(&self, out: &mut String, section: Section<'_>) {
+        match section {
+            Section::Title { status } => {
+                let _ = writeln!(out, "profile for {} ({status})", self.target);
+            }
+            Section::Size => {
+                let _ = writeln!(
+                    out,
+                    "  allows {} syscalls: {} than Docker's default ({}), {} than the kernel's table ({})",
+                    self.allowed,
+                    fewer_or_more(self.reduction_vs_docker_default_percent),
+                    self.docker_default_allowed,
+                    fewer_or_more(self.reduction_vs_kernel_percent),
+                    self.kernel_syscalls
+                );
+            }
+            Section::Observed => {
+                let _ = writeln!(
+                    out,
+                    "  observed {} calls of {} syscalls in {:.1}s",
+                    self.total_calls,
+                    self.syscalls.len(),
+                    self.duration_seconds
+                );
+            }
+            Section::Runs { runs, .. } => {
+                let _ = writeln!(out, "  runs (distinct syscalls, new ones):");
+                for r in runs {
+                    let _ = writeln!(
+                        out,
+                        "    run {:<3} {:>4} {:>+4}  {}",
+                        r.run,
+                        r.distinct,
+                        r.added,
+                        r.added_names.join(" ")
+                    );
+                }
+            }
+            Section::Verified(ok) => {
+                let _ = writeln!(out, "  verified under enforcement: {}", pass(ok));
+            }
+            Section::Blocked(calls) => {
+                let _ = writeln!(out, "  blocks, though Docker's default allows them:");
+                text_reasons(out, calls);
+            }
+            Section::AlsoAllowed { calls, .. } => {
+                for b in calls {
+                    let _ = writeln!(out, "  also allows {}, not observed: {}", b.name, b.reason);
+                }
+            }
+            Section::Probe { probe, phases } => {
+                let _ = writeln!(out, "  HTTP probe: {} request(s)", probe.requests.len());
+                for r in &probe.requests {
+                    let (variant, status) = probe_words(r);
+                    let _ = writeln!(out, "    {:<7} {}{variant}: {status}", r.method, r.url);
+                }
+                for s in &probe.skipped {
+                    let _ = writeln!(out, "    skipped {s}");
+                }
+                for p in phases {
+                    let _ = writeln!(
+                        out,
+                        "  first seen while {}: {}",
+                        match p.phase.as_str() {
+                            "start" => "starting",
+                            "probe" => "probed",
+                            _ => "stopping",
+                        },
+                        if p.added.is_empty() {
+                            "nothing new".to_string()
+                        } else {
+                            p.added.join(" ")
+                        }
+                    );
+                }
+            }
+            Section::Dangerous(calls) => {
+                let _ = writeln!(out, "  allows these dangerous syscalls:");
+                text_reasons(out, calls);
+            }
+            Section::ArgumentRules(rules) => {
+                for a in rules {
+                    let _ = writeln!(out, "  {}", a.sentence(""));
+                }
+            }
+            Section::NotLearned { bound, names } => {
+                let _ = writeln!(
+                    out,
+                    "  observed, but denied by {bound} and so not allowed: {}",
+                    names.join(", ")
+                );
+            }
+            Section::BeyondDefault(names) => {
+                let _ = writeln!(
+                    out,
+                    "  needs what Docker's default denies: {}",
+                    names.join(", ")
+                );
+            }
+            Section::Warnings(warnings) => {
+                for w in warnings {
+                    let _ = writeln!(out, "  warning: {w}");
+                }
+            }
+            Section::Syscalls(lines) => text_table(out, "syscall", lines),
+            Section::PerRunLeftOut => {}
+        }
+    }
+
+    fn markdown_section(&self, out: &mut String, section: Section<'_>) {
+        match section {
+            Section::Title { status } => {
+                let _ = writeln!(out, "# Seccomp profile for `{}`\n", self.target);
+                let _ = writeln!(out, "Status: {status}.\n");
+            }
+            Section::Size => {
+                let _ = writeln!(out, "| | syscalls | this profile allows |");
+                let _ = writeln!(out, "|---|---:|---:|");
+                let _ = writeln!(out, "| this profile | {} | |", self.allowed);
+                let _ = writeln!(
+                    out,
+                    "| Docker's default (x86_64, default capabilities) | {} | {} |",
+                    self.docker_default_allowed,
+                    fewer_or_more(self.reduction_vs_docker_default_percent)
+                );
+                let _ = writeln!(
+                    out,
+                    "| kernel's x86_64 table | {} | {} |\n",
+                    self.kernel_syscalls,
+                    fewer_or_more(self.reduction_vs_kernel_percent)
+                );
+            }
+            Section::Observed => {}
+            Section::Runs {
+                runs,
+                detail: Detail::Summary,
+            } => {
+                let _ = writeln!(out, "Learned from {} runs.\n", runs.len());
+            }
+            Section::Runs { runs, .. } => {
+                let _ = writeln!(out, "## Convergence\n");
+                let _ = writeln!(out, "| run | distinct syscalls | new | new syscalls |");
+                let _ = writeln!(out, "|---:|---:|---:|---|");
+                for r in runs {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} |",
+                        r.run,
+                        r.distinct,
+                        r.added,
+                        code_list(&r.added_names, " ")
+                    );
+                }
+                out.push('\n');
+            }
+            Section::Verified(ok) => {
+                let _ = writeln!(
+                    out,
+                    "Verified under enforcement right after training: **{}**.\n",
+                    pass(ok)
+                );
+            }
+            Section::Blocked(calls) => {
+                markdown_reasons(out, "Blocked here, allowed by Docker's default", calls)
+            }
+            Section::AlsoAllowed { calls, detail } => {
+                let heading = match detail {
+                    Detail::Full => "Allowed without being observed",
+                    Detail::Summary => "Allowed whether observed or not",
+                };
+                markdown_reasons(out, heading, calls);
+            }
+            Section::Probe { probe, phases } => {
+                let _ = writeln!(out, "## HTTP probe\n");
+                let _ = writeln!(out, "| request | status |");
+                let _ = writeln!(out, "|---|---|");
+                for r in &probe.requests {
+                    let (variant, status) = probe_words(r);
+                    let _ = writeln!(out, "| `{} {}`{variant} | {status} |", r.method, r.url);
+                }
+                for s in &probe.skipped {
+                    let _ = writeln!(out, "\nSkipped: {s}");
+                }
+                for p in phases {
+                    let _ = writeln!(
+                        out,
+                        "\nFirst seen in the {} phase: {}",
+                        p.phase,
+                        if p.added.is_empty() {
+                            "nothing new".to_string()
+                        } else {
+                            code_list(&p.added, ", ")
+                        }
+                    );
+                }
+                out.push('\n');
+            }
+            Section::Dangerous(calls) => {
+                markdown_reasons(out, "Dangerous syscalls this profile allows", calls)
+            }
+            Section::ArgumentRules(rules) => {
+                let _ = writeln!(out, "## Allowed only for some arguments\n");
+                for a in rules {
+                    let _ = writeln!(out, "{}\n", a.sentence("`"));
+                }
+            }
+            Section::NotLearned { bound, names } => {
+                let heading = format!("Observed, but denied by {bound}: not allowed");
+                markdown_names(out, &heading, names);
+            }
+            Section::BeyondDefault(names) => {
+                markdown_names(out, "Needed, but denied by Docker's default", names)
+            }
+            Section::Warnings(warnings) => {
+                let _ = writeln!(out, "## Warnings\n");
+                for w in warnings {
+                    let _ = writeln!(out, "- {w}");
+                }
+                out.push('\n');
+            }
+            Section::Syscalls(lines) => {
+                let _ = writeln!(out, "## Observed syscalls\n");
+                markdown_table(out, "syscall", lines);
+            }
+            Section::PerRunLeftOut => {
+                let _ = writeln!(
+                    out,
+                    "Calls per syscall, the first program to make each and what each run added are in the full report: they change from run to run."
+                );
+            }
+        }
+    }
+}
+
+impl Render for Report {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for section in self.sections(Detail::Full) {
+            self.text_section(&mut out, section);
+        }
+        out
+    }
+
+    fn markdown(&self) -> String {
+        self.markdown_with(Detail::Full)
+    }
+
+    fn json(&self) -> serde_json::Result<String> {
+        crate::output::json(self)
+    }
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "FAIL" }
+}
+
+/// `names` quoted as code, joined by `sep`.
+fn code_list(names: &[String], sep: &str) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// Named calls with their reasons, aligned under a text lead line.
+fn text_reasons(out: &mut String, calls: &[Blocked]) {
+    for b in calls {
+        let _ = writeln!(out, "    {:<18} {}", b.name, b.reason);
+    }
+}
+
+/// A Markdown section of named calls with their reasons.
+fn markdown_reasons(out: &mut String, heading: &str, calls: &[Blocked]) {
+    let _ = writeln!(out, "## {heading}\n");
+    for b in calls {
+        let _ = writeln!(out, "- `{}`: {}", b.name, b.reason);
+    }
+    out.push('\n');
+}
+
+/// A Markdown section of syscall names.
+fn markdown_names(out: &mut String, heading: &str, names: &[String]) {
+    let _ = writeln!(out, "## {heading}\n");
+    for n in names {
+        let _ = writeln!(out, "- `{n}`");
+    }
+    out.push('\n');
+}
+
+/// A probe request's variant (` (range)`) and its status or error, for the report.
+fn probe_words(r: &ProbeRequest) -> (String, String) {
+    let status = r
+        .status
+        .map(|s| s.to_string())
+        .or_else(|| r.error.clone())
+        .unwrap_or_default();
+    let variant = r
+        .variant
+        .as_deref()
+        .map(|v| format!(" ({v})"))
+        .unwrap_or_default();
+    (variant, status)
+}

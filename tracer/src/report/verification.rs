@@ -1,0 +1,321 @@
+//! The verification report: every call a profile denied while the workload ran under it,
+//! enforced, and how the run ended.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+};
+
+use serde::Serialize;
+
+use super::{
+    observed::{SyscallLine, markdown_table, table_name, text_table},
+    render::Render,
+};
+use crate::{
+    names::Abi,
+    recorder::Snapshot,
+    seccomp::{ArgSpec, learn::spec_words},
+    session::StoppedBy,
+};
+
+/// The status a process killed by SIGSYS ends with, as the shell and Docker report it.
+const EXIT_SIGSYS: i32 = 128 + libc::SIGSYS;
+
+/// Argument values a profile denied, for one syscall.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeniedArguments {
+    pub syscall: String,
+    /// Each denied case in words (`AF_PACKET, SOCK_RAW`).
+    pub values: Vec<String>,
+    #[serde(skip)]
+    pub raw: BTreeSet<[u64; 2]>,
+}
+
+/// The result of running a workload under a profile: every call the profile denied.
+#[derive(Clone, Debug, Serialize)]
+pub struct Verification {
+    pub target: String,
+    pub profile: String,
+    /// The errno denied calls returned during verification, in place of the profile's.
+    pub errno: u32,
+    pub passed: bool,
+    /// The syscalls the profile denied, with counts and the first program denied.
+    pub denied: Vec<SyscallLine>,
+    pub denied_calls: u64,
+    /// For syscalls whose arguments are learned: the argument values that were denied.
+    pub denied_arguments: Vec<DeniedArguments>,
+    pub exit_code: Option<i32>,
+    /// The workload died of SIGSYS (status 159): the filter killed it, for a call no counter
+    /// sees (from an architecture the profile doesn't list, or under a kill or trap rule).
+    pub killed_by_sigsys: bool,
+    pub stopped_by: Option<StoppedBy>,
+    /// False when interrupted, or nothing could be checked.
+    pub complete: bool,
+    pub duration_seconds: f64,
+    pub notes: Vec<String>,
+}
+
+/// How the verification that follows a training went (the training report's
+/// `verification`): its verdict, or why it did not finish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationStatus {
+    Passed,
+    Failed,
+    /// It ran to its end, but could not check everything.
+    Incomplete,
+    Interrupted,
+    NotReady,
+    DaemonLost,
+}
+
+impl Verification {
+    pub fn new(target: &str, profile: &str, errno: u32, snap: &Snapshot) -> Self {
+        let denied = SyscallLine::all(&snap.denied);
+        let mut notes = Vec::new();
+        if snap.out_of_range_denied > 0 {
+            notes.push(format!(
+                "{} denied call(s) with numbers outside every syscall table",
+                snap.out_of_range_denied
+            ));
+        }
+        let denied_arguments = snap
+            .denied_args
+            .iter()
+            .filter_map(|(id, values)| {
+                let name = id.abi.name(id.nr)?;
+                let spec = ArgSpec::of(name)?;
+                Some(DeniedArguments {
+                    syscall: name.to_string(),
+                    values: values.tuples.iter().map(|t| spec_words(spec, *t)).collect(),
+                    raw: values.tuples.clone(),
+                })
+            })
+            .collect();
+        Verification {
+            target: target.to_string(),
+            profile: profile.to_string(),
+            errno,
+            denied_arguments,
+            passed: denied.is_empty() && snap.out_of_range_denied == 0,
+            denied_calls: denied.iter().map(|d| d.count).sum::<u64>() + snap.out_of_range_denied,
+            denied,
+            exit_code: None,
+            killed_by_sigsys: false,
+            stopped_by: None,
+            complete: true,
+            duration_seconds: 0.0,
+            notes,
+        }
+    }
+
+    /// Records how the workload ended. Death by SIGSYS is how seccomp kills, so it fails the
+    /// verification even when no denial was counted.
+    pub fn set_exit_code(&mut self, code: Option<i32>) {
+        self.exit_code = code;
+        self.killed_by_sigsys = code == Some(EXIT_SIGSYS);
+        if self.killed_by_sigsys {
+            self.passed = false;
+            self.notes.push(format!(
+                "the workload was killed by SIGSYS (status {EXIT_SIGSYS}), as seccomp kills: the filter stopped a call no counter sees, one from an architecture the profile doesn't list (an i386 `int 0x80` call needs SCMP_ARCH_X86) or one under a kill or trap rule"
+            ));
+        }
+    }
+
+    /// What failed, in one line: the denied syscalls with counts and first programs, and a
+    /// death by SIGSYS.
+    pub fn failures(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if !self.denied.is_empty() {
+            parts.push(format!(
+                "denied {}",
+                self.denied
+                    .iter()
+                    .map(|d| format!(
+                        "{} ({}x, first by {})",
+                        table_name(d),
+                        d.count,
+                        d.first_program.as_deref().unwrap_or("?")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if self.killed_by_sigsys {
+            parts.push(format!(
+                "killed the workload (SIGSYS, status {EXIT_SIGSYS})"
+            ));
+        }
+        parts.join(" and ")
+    }
+
+    /// The denied argument values per syscall, for `--fix`.
+    pub fn denied_values(&self) -> BTreeMap<String, BTreeSet<[u64; 2]>> {
+        self.denied_arguments
+            .iter()
+            .map(|d| (d.syscall.clone(), d.raw.clone()))
+            .collect()
+    }
+
+    /// The names the profile would need (native ABI first) to let this run through.
+    pub fn missing(&self) -> BTreeMap<Abi, BTreeSet<String>> {
+        let mut out: BTreeMap<Abi, BTreeSet<String>> = BTreeMap::new();
+        for d in &self.denied {
+            if d.abi.knows(&d.name) {
+                out.entry(d.abi).or_default().insert(d.name.clone());
+            }
+        }
+        out
+    }
+
+    /// The verdict in one line, with how the run ended when that matters.
+    fn verdict(&self) -> String {
+        let mut s = if self.passed {
+            "PASS: the profile denied nothing".to_string()
+        } else if self.denied.is_empty() && self.killed_by_sigsys {
+            "FAIL: the profile's filter killed the workload".to_string()
+        } else {
+            format!(
+                "FAIL: the profile denied {} call(s) of {} syscall(s)",
+                self.denied_calls,
+                self.denied.len()
+            )
+        };
+        match (self.stopped_by, self.exit_code) {
+            (Some(StoppedBy::Interrupted), _) => s.push_str("; interrupted, PARTIAL"),
+            (Some(StoppedBy::StartFailed), _) => s.push_str("; the container could not start"),
+            (Some(StoppedBy::DaemonLost), _) => {
+                s.push_str("; the Docker daemon went away, PARTIAL")
+            }
+            (Some(StoppedBy::NotReady), _) => {
+                s.push_str("; the container was not ready for the exercise, PARTIAL")
+            }
+            _ if self.killed_by_sigsys => {
+                let _ = write!(s, "; the workload was killed by SIGSYS ({EXIT_SIGSYS})");
+            }
+            (None, Some(code)) if code != 0 => {
+                let _ = write!(s, "; the workload exited {code}");
+            }
+            _ => {}
+        }
+        s
+    }
+
+    /// What the report says, in order.
+    fn sections(&self) -> Vec<Section<'_>> {
+        let mut out = vec![Section::Verdict(self.verdict())];
+        if !self.denied.is_empty() {
+            out.push(Section::Denied(&self.denied));
+        }
+        if !self.denied_arguments.is_empty() {
+            out.push(Section::DeniedArguments(&self.denied_arguments));
+        }
+        if !self.notes.is_empty() {
+            out.push(Section::Notes(&self.notes));
+        }
+        out
+    }
+}
+
+/// One part of a verification report.
+enum Section<'a> {
+    /// The verdict, under the profile's and the workload's names.
+    Verdict(String),
+    /// The denied syscalls with their counts and first programs.
+    Denied(&'a [SyscallLine]),
+    DeniedArguments(&'a [DeniedArguments]),
+    Notes(&'a [String]),
+}
+
+impl Render for Verification {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for section in self.sections() {
+            match section {
+                Section::Verdict(verdict) => {
+                    let _ = writeln!(
+                        out,
+                        "verify {} under {}: {verdict}",
+                        self.target, self.profile
+                    );
+                }
+                Section::Denied(denied) => text_table(&mut out, "denied", denied),
+                Section::DeniedArguments(arguments) => {
+                    for d in arguments {
+                        let _ = writeln!(
+                            out,
+                            "  {} denied for arguments: {}",
+                            d.syscall,
+                            d.values.join("; ")
+                        );
+                    }
+                }
+                Section::Notes(notes) => {
+                    for n in notes {
+                        let _ = writeln!(out, "  note: {n}");
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::new();
+        for section in self.sections() {
+            match section {
+                Section::Verdict(verdict) => {
+                    let _ = writeln!(out, "# Verification of `{}`\n", self.profile);
+                    let _ = writeln!(out, "Workload: `{}`\n", self.target);
+                    let _ = writeln!(out, "**{verdict}**\n");
+                }
+                Section::Denied(denied) => {
+                    markdown_table(&mut out, "denied syscall", denied);
+                    out.push('\n');
+                }
+                Section::DeniedArguments(arguments) => {
+                    for d in arguments {
+                        let _ = writeln!(
+                            out,
+                            "`{}` denied for arguments: {}\n",
+                            d.syscall,
+                            d.values.join("; ")
+                        );
+                    }
+                }
+                Section::Notes(notes) => {
+                    for n in notes {
+                        let _ = writeln!(out, "- {n}");
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn json(&self) -> serde_json::Result<String> {
+        crate::output::json(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn death_by_sigsys_fails_verification() {
+        let mut v = Verification::new("img", "p.json", 3797, &Snapshot::default());
+        v.set_exit_code(Some(1));
+        assert!(v.passed, "a workload's own failure is not a denial");
+        assert!(
+            v.text()
+                .contains("PASS: the profile denied nothing; the workload exited 1")
+        );
+        v.set_exit_code(Some(159));
+        assert!(!v.passed && v.killed_by_sigsys);
+        assert!(v.text().contains(
+            "FAIL: the profile's filter killed the workload; the workload was killed by SIGSYS (159)"
+        ));
+        assert_eq!(v.failures(), "killed the workload (SIGSYS, status 159)");
+    }
+}
