@@ -6,6 +6,8 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use tracer_common::X32_SYSCALL_BIT;
+
 use crate::names::{Abi, SyscallId};
 
 /// The audit record type of seccomp's logs (`AUDIT_SECCOMP`).
@@ -14,8 +16,6 @@ pub const AUDIT_SECCOMP: u16 = 1326;
 pub const ARCH_X86_64: u32 = 0xc000_003e;
 /// `AUDIT_ARCH_I386` (EM_386, little-endian).
 pub const ARCH_I386: u32 = 0x4000_0003;
-/// The bit x32 syscall numbers carry (`__X32_SYSCALL_BIT`).
-pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
 /// The longest line read; the rest of a longer one is skipped and the line counts as garbled.
 pub const MAX_LINE: usize = 64 * 1024;
 

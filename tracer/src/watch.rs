@@ -23,7 +23,7 @@ const UNCLAIMED_GRACE: Duration = Duration::from_secs(30);
 
 /// Which containers are recorded, as `docker ps --filter` selects them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Filter {
+pub enum ContainerFilter {
     /// `label=KEY` or `label=KEY=VALUE`.
     Label(String, Option<String>),
     /// `name=NAME`: the name contains NAME.
@@ -32,7 +32,7 @@ pub enum Filter {
     Image(String),
 }
 
-impl FromStr for Filter {
+impl FromStr for ContainerFilter {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
@@ -41,11 +41,11 @@ impl FromStr for Filter {
             .ok_or_else(|| format!("{s:?}: expected KEY=VALUE (label=, name= or image=)"))?;
         match key {
             "label" => Ok(match value.split_once('=') {
-                Some((k, v)) => Filter::Label(k.to_string(), Some(v.to_string())),
-                None => Filter::Label(value.to_string(), None),
+                Some((k, v)) => ContainerFilter::Label(k.to_string(), Some(v.to_string())),
+                None => ContainerFilter::Label(value.to_string(), None),
             }),
-            "name" => Ok(Filter::Name(value.to_string())),
-            "image" => Ok(Filter::Image(value.to_string())),
+            "name" => Ok(ContainerFilter::Name(value.to_string())),
+            "image" => Ok(ContainerFilter::Image(value.to_string())),
             other => Err(format!(
                 "{other:?}: unknown filter (label=K[=V], name=N or image=I)"
             )),
@@ -90,14 +90,14 @@ pub struct ContainerInfo {
 }
 
 impl ContainerInfo {
-    pub fn matches(&self, filters: &[Filter]) -> bool {
+    pub fn matches(&self, filters: &[ContainerFilter]) -> bool {
         filters.iter().all(|f| match f {
-            Filter::Label(k, v) => self
+            ContainerFilter::Label(k, v) => self
                 .labels
                 .get(k)
                 .is_some_and(|have| v.as_ref().is_none_or(|want| want == have)),
-            Filter::Name(n) => self.name.contains(n.as_str()),
-            Filter::Image(i) => {
+            ContainerFilter::Name(n) => self.name.contains(n.as_str()),
+            ContainerFilter::Image(i) => {
                 self.image == *i || self.image.split(':').next() == Some(i.as_str())
             }
         })
@@ -149,10 +149,10 @@ impl Tracked {
 }
 
 /// The watched engine's containers and the recorder that counts their syscalls.
-pub struct Watch {
+pub struct Watcher {
     pub recorder: Recorder,
     engine: Engine,
-    filters: Vec<Filter>,
+    filters: Vec<ContainerFilter>,
     pub tracked: BTreeMap<String, Tracked>,
     /// Containers the filters left out (their cgroups are forgotten as they start).
     ignored: BTreeSet<String>,
@@ -165,12 +165,12 @@ pub struct Watch {
     started: std::time::SystemTime,
 }
 
-impl Watch {
+impl Watcher {
     /// Starts adopting new container cgroups; containers that exist already are not recorded.
-    pub fn new(recorder: Recorder, engine: Engine, filters: Vec<Filter>) -> Watch {
+    pub fn new(recorder: Recorder, engine: Engine, filters: Vec<ContainerFilter>) -> Watcher {
         let started = std::time::SystemTime::now();
         recorder.adopt_containers(true);
-        Watch {
+        Watcher {
             recorder,
             engine,
             filters,
@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn filters_as_docker_ps_takes_them() {
         let web = info("shop_web_1", "shop/web:1.0", &[("tier", "front")]);
-        let f = |s: &str| s.parse::<Filter>().unwrap();
+        let f = |s: &str| s.parse::<ContainerFilter>().unwrap();
         assert!(web.matches(&[]));
         assert!(web.matches(&[f("label=tier")]));
         assert!(web.matches(&[f("label=tier=front")]));
@@ -424,8 +424,8 @@ mod tests {
         assert!(web.matches(&[f("image=shop/web")]));
         assert!(web.matches(&[f("image=shop/web:1.0")]));
         assert!(!web.matches(&[f("image=shop/db"), f("name=web")]));
-        assert!("color=red".parse::<Filter>().is_err());
-        assert!("label".parse::<Filter>().is_err());
+        assert!("color=red".parse::<ContainerFilter>().is_err());
+        assert!("label".parse::<ContainerFilter>().is_err());
     }
 
     #[test]

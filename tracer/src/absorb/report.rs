@@ -3,7 +3,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{GarbledLine, SourceStats, Tally, update::Absorption, update::CallLine};
+use super::{
+    tally::{GarbledLine, SourceStats, Tally},
+    update::{Absorption, CallLine, Outcome},
+};
 use crate::{names::AbiName, report::Render, seccomp::Widening};
 
 /// Programs whose records were not the workload's, at most this many listed.
@@ -315,7 +318,7 @@ fn display(c: &CallLine) -> String {
 }
 
 fn outcome_words(c: &CallLine) -> &'static str {
-    use super::Outcome::*;
+    use Outcome::*;
     match c.outcome {
         Added => "added",
         BoundRule => "added with the bound's rule",
@@ -332,7 +335,7 @@ mod tests {
     use crate::{
         absorb::{
             Selection, Whereabouts, absorb,
-            tests::{ctx, mkdir_line},
+            tally::tests::{ctx, mkdir_line},
             update::Bound,
         },
         audit::LogLine,

@@ -8,7 +8,11 @@ use std::{
     path::Path,
 };
 
-use super::{AbsorbError, Selection, Tally, Whereabouts};
+use super::{
+    error::AbsorbError,
+    selection::{Selection, Whereabouts},
+    tally::Tally,
+};
 use crate::{
     audit::{Lines, LogLine},
     cgroup, input,

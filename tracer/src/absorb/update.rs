@@ -4,8 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::AbsorbError;
-use super::{CallTally, Tally};
+use super::{
+    error::AbsorbError,
+    tally::{CallTally, Tally},
+};
 use crate::{
     names::{Abi, SyscallId},
     seccomp::{
@@ -343,8 +345,8 @@ fn line(id: &SyscallId, t: &CallTally, outcome: Outcome, note: Option<String>) -
 mod tests {
     use super::*;
     use crate::absorb::{
-        Selection, Whereabouts,
-        tests::{ctx, mkdir_line},
+        selection::{Selection, Whereabouts},
+        tally::tests::{ctx, mkdir_line},
     };
     use crate::audit::LogLine;
 

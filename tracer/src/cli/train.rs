@@ -14,7 +14,7 @@ use crate::{
     recorder::{Mode, Snapshot},
     report::{Render as _, Report, RunLine, Verification, VerificationStatus},
     seccomp::Learned,
-    session::{Interrupt, Outcome, Prepared, Session, Stop},
+    session::{Interrupt, Prepared, RecordedRun, Session, Stop},
 };
 
 /// Exit status when the workload or the exercise failed (the profile is still written).
@@ -161,7 +161,7 @@ struct Training {
     runs: Vec<RunLine>,
     warnings: Vec<String>,
     /// The last run: it decides how the training ended.
-    last: Outcome,
+    last: RecordedRun,
     /// Some run's workload or exercise failed.
     failed: bool,
     elapsed: f64,
@@ -311,7 +311,7 @@ fn training_report(
 }
 
 /// Records in the training report how the verification of its profile went.
-fn mark_verification(report: &mut Report, v: &Verification, outcome: &Outcome) {
+fn mark_verification(report: &mut Report, v: &Verification, outcome: &RecordedRun) {
     let verification = match outcome.stop {
         Stop::Interrupted(sig) => {
             report.warnings.push(format!(
@@ -355,7 +355,10 @@ fn mark_verification(report: &mut Report, v: &Verification, outcome: &Outcome) {
 }
 
 /// The exit status: how the training ended first, then how its verification did.
-fn exit_status(training: &Training, verification: Option<&(Verification, Outcome)>) -> ExitCode {
+fn exit_status(
+    training: &Training,
+    verification: Option<&(Verification, RecordedRun)>,
+) -> ExitCode {
     let code = match training.last.stop {
         Stop::Interrupted(sig) => 128 + sig as u8,
         Stop::DaemonLost => EXIT_ERROR,

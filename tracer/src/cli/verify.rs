@@ -15,7 +15,7 @@ use crate::{
     recorder::Mode,
     report::{Render as _, Verification},
     seccomp::{Context, Profile},
-    session::{Interrupt, Outcome, Prepared, Session, Stop},
+    session::{Interrupt, Prepared, RecordedRun, Session, Stop},
 };
 
 /// Exit status when the profile denied something, or the container was never ready for the
@@ -60,7 +60,7 @@ pub async fn verify_once(
     label: &str,
     suffix: &str,
     interrupt: &mut Interrupt,
-) -> anyhow::Result<(Verification, Outcome)> {
+) -> anyhow::Result<(Verification, RecordedRun)> {
     let (enforced, notes) = profile.for_verification(DENY_ERRNO, ctx);
     let outcome = session.run(&enforced.to_json()?, suffix, interrupt).await?;
     let mut v = Verification::new(target, label, DENY_ERRNO, &outcome.snapshot);

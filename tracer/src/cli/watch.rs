@@ -19,7 +19,7 @@ use crate::{
     recorder::{Recorder, Snapshot},
     report::{self, Index, IndexRow, Report},
     seccomp::{LearnArgs, Profile, learn::learn_checked},
-    watch::{Base, Filter, Per, Tracked, Watch},
+    watch::{Base, ContainerFilter, Per, Tracked, Watcher},
 };
 
 #[derive(Debug, Args)]
@@ -27,7 +27,7 @@ pub struct WatchArgs {
     /// Record only containers that match (as `docker ps --filter`): label=KEY[=VALUE],
     /// name=NAME, image=IMAGE; repeat to require several. All containers by default.
     #[arg(long = "filter", value_name = "KEY=VALUE")]
-    pub filters: Vec<Filter>,
+    pub filters: Vec<ContainerFilter>,
     /// Directory for the profiles and index.md / index.json.
     #[arg(short, long, value_name = "DIR", default_value = "profiles")]
     pub output: PathBuf,
@@ -57,7 +57,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating {}", args.output.display()))?;
     let engine = Engine::connect().await?;
     let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
-    let mut w = Watch::new(recorder, engine, args.filters.clone());
+    let mut w = Watcher::new(recorder, engine, args.filters.clone());
     // Subscribed before anything runs: no container start is missed.
     let mut events = Box::pin(w.events());
     let mut int = signal(SignalKind::interrupt())?;
@@ -148,7 +148,7 @@ pub async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes one profile per group and the index; returns the index rows.
-fn write_all(w: &Watch, args: &WatchArgs) -> anyhow::Result<Vec<IndexRow>> {
+fn write_all(w: &Watcher, args: &WatchArgs) -> anyhow::Result<Vec<IndexRow>> {
     let mut groups: BTreeMap<String, Vec<&Tracked>> = BTreeMap::new();
     for t in w.tracked.values() {
         groups.entry(t.info.group(args.per)).or_default().push(t);

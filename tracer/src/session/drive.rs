@@ -6,7 +6,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Interrupt, Notice, Outcome, Session, SessionError, Stop, exercise, ready};
+use super::{
+    error::SessionError,
+    exercise,
+    probe::{ProbeReport, probe},
+    ready,
+    run::{Notice, RecordedRun, Session, Stop},
+    signals::Interrupt,
+};
 use crate::{
     cgroup,
     docker::{self, DockerError, Running},
@@ -21,7 +28,7 @@ enum End {
     Exited(docker::Result<i64>),
     Deadline,
     ExerciseDone(std::io::Result<i32>),
-    ProbeDone(super::ProbeReport),
+    ProbeDone(ProbeReport),
     NotReady(String),
 }
 
@@ -36,7 +43,7 @@ struct Started<'a> {
     /// Resolves to its exit code when it stops.
     wait: Boxed<'a, docker::Result<i64>>,
     exercise: Option<Exercise>,
-    probe: Option<Boxed<'a, super::ProbeReport>>,
+    probe: Option<Boxed<'a, ProbeReport>>,
     /// Syscall names seen before the probe started.
     before_probe: Vec<String>,
 }
@@ -50,8 +57,8 @@ impl Session<'_> {
         name: &str,
         recording: &Recording,
         interrupt: &mut Interrupt,
-    ) -> Result<Outcome, SessionError> {
-        let mut outcome = Outcome::new(name);
+    ) -> Result<RecordedRun, SessionError> {
+        let mut outcome = RecordedRun::new(name);
         let started = Instant::now();
         match interrupt.guard(self.engine.start(id)).await? {
             Err(err) if err.daemon_unresponsive() => return Err(err.into()),
@@ -232,7 +239,7 @@ impl Session<'_> {
         let ports = run.running.ports.clone();
         let requests = requests.clone();
         run.probe = Some(Box::pin(async move {
-            super::probe::probe(&ports, &options, |n| {
+            probe(&ports, &options, |n| {
                 requests.store(n, std::sync::atomic::Ordering::Relaxed)
             })
             .await
@@ -245,7 +252,7 @@ impl Session<'_> {
         &self,
         run: &mut Started<'_>,
         end: End,
-        outcome: &mut Outcome,
+        outcome: &mut RecordedRun,
         recording: &Recording,
         interrupt: &mut Interrupt,
     ) -> Result<(), SessionError> {
@@ -339,7 +346,7 @@ impl Session<'_> {
         &self,
         run: &mut Started<'_>,
         grace: Duration,
-        outcome: &mut Outcome,
+        outcome: &mut RecordedRun,
         interrupt: &mut Interrupt,
     ) {
         let stopped = async {
@@ -371,7 +378,7 @@ impl Session<'_> {
         &self,
         run: &Started<'_>,
         sig: i32,
-        outcome: &mut Outcome,
+        outcome: &mut RecordedRun,
         interrupt: &mut Interrupt,
     ) {
         (self.observer)(Notice::Interrupted { name: run.name });

@@ -2,7 +2,7 @@
 //! by the first one, while a second one always ends the wait.
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use super::SessionError;
+use super::error::SessionError;
 
 pub struct Interrupt {
     int: Signal,

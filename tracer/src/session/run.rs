@@ -1,0 +1,441 @@
+//! A recorded container run: how it runs, why it ended, and what it saw.
+use std::time::Duration;
+
+use super::{
+    error::SessionError, probe::ProbeOptions, probe::ProbeReport, ready::ReadyOptions,
+    signals::Interrupt,
+};
+use crate::{
+    cgroup,
+    docker::{ContainerSpec, Engine, Leftover},
+    owner::Owner,
+    recorder::{Mode, Recorder, Snapshot},
+};
+
+/// How the container runs and how its run ends: plain values the command line fills in.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The container; each run sets its name, seccomp profile and owner.
+    pub container: ContainerSpec,
+    /// The container's name [default: profile-<pid>-<time>]; each run adds its suffix.
+    pub name: Option<String>,
+    /// Stop the container after this long.
+    pub duration: Option<Duration>,
+    /// A host command (`sh -c`) whose end ends the recording.
+    pub exercise: Option<String>,
+    /// The built-in HTTP probe, run once the container is ready, when there is no exercise;
+    /// its end stops the container gracefully.
+    pub probe: Option<ProbeOptions>,
+    pub ready: ReadyOptions,
+    /// Between the stop signal and SIGKILL.
+    pub stop_timeout: Duration,
+    /// Copy the container's output to stderr.
+    pub forward_logs: bool,
+    /// Leave the container in place at the end.
+    pub keep: bool,
+    /// Send [`Notice::Progress`] every second.
+    pub progress: bool,
+}
+
+/// What a run has to say while it goes on; the command line decides how to show it.
+#[derive(Debug)]
+pub enum Notice<'a> {
+    Progress {
+        label: &'a str,
+        name: &'a str,
+        elapsed: Duration,
+        distinct: usize,
+        calls: u64,
+        /// What the exercise waits for, while it does.
+        waiting_for: Option<&'a str>,
+        /// Requests the probe has made so far, while it runs.
+        requests: Option<usize>,
+    },
+    ProgressDone,
+    /// The first signal: the container is being stopped.
+    Interrupted {
+        name: &'a str,
+    },
+    /// A second signal while the daemon was being waited for: it isn't any more.
+    GaveUp {
+        name: &'a str,
+        id: &'a str,
+    },
+    Kept {
+        name: &'a str,
+        id: &'a str,
+    },
+    NotRemoved {
+        name: &'a str,
+        reason: String,
+    },
+    /// The daemon went away; it is waited for this long to remove the container.
+    DaemonGone {
+        name: &'a str,
+        wait: Duration,
+    },
+    LeftoverRemoved(&'a Leftover),
+}
+
+/// Where notices go.
+pub type Observer = dyn Fn(Notice<'_>) + Send + Sync;
+
+/// Why the recording ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The container exited by itself.
+    Exited,
+    Duration,
+    Exercise,
+    /// SIGINT or SIGTERM (the number).
+    Interrupted(i32),
+    /// The container could not start (the daemon's message is in the warnings).
+    StartFailed,
+    /// The HTTP probe finished (the container was then stopped gracefully).
+    Probe,
+    /// The container was not ready for the exercise in time (why: [`RecordedRun::not_ready`]).
+    NotReady,
+    /// The Docker daemon went away (stopped, restarted, crashed) during the run.
+    DaemonLost,
+}
+
+impl Stop {
+    /// How reports say it (`stopped_by`): nothing when the container exited by itself.
+    pub fn stopped_by(self) -> Option<StoppedBy> {
+        Some(match self {
+            Stop::Exited => return None,
+            Stop::Duration => StoppedBy::Duration,
+            Stop::Exercise => StoppedBy::Exercise,
+            Stop::Probe => StoppedBy::Probe,
+            Stop::Interrupted(_) => StoppedBy::Interrupted,
+            Stop::StartFailed => StoppedBy::StartFailed,
+            Stop::NotReady => StoppedBy::NotReady,
+            Stop::DaemonLost => StoppedBy::DaemonLost,
+        })
+    }
+}
+
+/// What ended a recording the workload did not end by itself, as reports say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoppedBy {
+    Duration,
+    Exercise,
+    Probe,
+    Interrupted,
+    StartFailed,
+    NotReady,
+    DaemonLost,
+}
+
+impl StoppedBy {
+    /// The name reports give it (`start_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoppedBy::Duration => "duration",
+            StoppedBy::Exercise => "exercise",
+            StoppedBy::Probe => "probe",
+            StoppedBy::Interrupted => "interrupted",
+            StoppedBy::StartFailed => "start_failed",
+            StoppedBy::NotReady => "not_ready",
+            StoppedBy::DaemonLost => "daemon_lost",
+        }
+    }
+}
+
+/// What one recorded run saw.
+#[derive(Debug)]
+pub struct RecordedRun {
+    pub snapshot: Snapshot,
+    pub stop: Stop,
+    /// The container's exit code.
+    pub exit_code: Option<i64>,
+    /// The exercise command's exit code (None: no exercise, or it did not finish).
+    pub exercise_code: Option<i32>,
+    pub elapsed: Duration,
+    pub warnings: Vec<String>,
+    pub container_name: String,
+    /// What was still not ready when `--ready-timeout` elapsed.
+    pub not_ready: Option<String>,
+    /// A second signal ended the wait for the daemon: the container may still exist.
+    pub abandoned: bool,
+    /// What the HTTP probe did, when it ran.
+    pub probe: Option<ProbeReport>,
+    /// With the probe: the syscalls seen first in each phase (`start`, `probe`, `stop`).
+    pub phases: Vec<(String, Vec<String>)>,
+}
+
+impl RecordedRun {
+    pub(super) fn new(name: &str) -> Self {
+        RecordedRun {
+            snapshot: Snapshot::default(),
+            stop: Stop::StartFailed,
+            exit_code: None,
+            exercise_code: None,
+            elapsed: Duration::ZERO,
+            warnings: Vec::new(),
+            container_name: name.to_string(),
+            not_ready: None,
+            abandoned: false,
+            probe: None,
+            phases: Vec::new(),
+        }
+    }
+
+    /// Whether the workload failed: it exited nonzero by itself, or the exercise failed or
+    /// could not finish.
+    pub fn failed(&self, exercised: bool) -> bool {
+        match self.stop {
+            Stop::Exited => self.exit_code != Some(0) || exercised,
+            Stop::Exercise => self.exercise_code != Some(0),
+            Stop::Probe => false,
+            // With an exercise, --duration cut it off (or it never started).
+            Stop::Duration => exercised,
+            Stop::Interrupted(_) | Stop::StartFailed | Stop::NotReady | Stop::DaemonLost => true,
+        }
+    }
+}
+
+/// How long a run waits for a daemon that went away to come back, to remove its container.
+const DAEMON_RETURN: Duration = Duration::from_secs(30);
+
+/// What every container-running command needs first: the Docker Engine (with the image
+/// present) and the loaded recorder.
+pub struct Prepared<'o> {
+    pub engine: Engine,
+    pub recorder: Recorder,
+    observer: &'o Observer,
+}
+
+impl<'o> Prepared<'o> {
+    /// Connects to the Docker Engine, removes what killed `profile` processes left there,
+    /// makes sure the image is there and loads the recorder.
+    pub async fn new(
+        image: &str,
+        observer: &'o Observer,
+        interrupt: &mut Interrupt,
+    ) -> Result<Self, SessionError> {
+        cgroup::unified_root()?;
+        let engine = Engine::connect().await?;
+        match interrupt.guard(engine.remove_leftovers()).await? {
+            Ok(removed) => removed
+                .iter()
+                .for_each(|l| observer(Notice::LeftoverRemoved(l))),
+            Err(err) => log::warn!("looking for containers left behind: {err}"),
+        }
+        interrupt.guard(engine.ensure_image(image)).await??;
+        let recorder = Recorder::load()?;
+        Ok(Prepared {
+            engine,
+            recorder,
+            observer,
+        })
+    }
+
+    /// Runs of `options`'s container recorded in `mode`; `label` names them in the progress
+    /// line.
+    pub fn session<'a>(
+        &'a self,
+        options: &'a RunOptions,
+        mode: Mode,
+        label: &'a str,
+    ) -> Session<'a> {
+        Session {
+            engine: &self.engine,
+            recorder: &self.recorder,
+            options,
+            mode,
+            label,
+            strict_args: false,
+            observer: self.observer,
+        }
+    }
+}
+
+/// A run to record: the connection, the recorder, how to run the container and how to record.
+pub struct Session<'a> {
+    pub engine: &'a Engine,
+    pub recorder: &'a Recorder,
+    pub options: &'a RunOptions,
+    pub mode: Mode,
+    /// Shown in the progress line, e.g. "training".
+    pub label: &'a str,
+    /// Learn ioctl's and prctl's arguments too.
+    pub strict_args: bool,
+    pub(super) observer: &'a Observer,
+}
+
+impl Session<'_> {
+    /// Creates, records and removes one container running under `seccomp` (a profile's JSON).
+    /// `suffix` tells the containers of one command apart (`-run2`, `-verify`).
+    pub async fn run(
+        &self,
+        seccomp: &str,
+        suffix: &str,
+        interrupt: &mut Interrupt,
+    ) -> Result<RecordedRun, SessionError> {
+        let name = self.options.name.clone().unwrap_or_else(default_name) + suffix;
+        let spec = ContainerSpec {
+            name: name.clone(),
+            seccomp: seccomp.to_string(),
+            owner: Owner::me(),
+            keep: self.options.keep,
+            ..self.options.container.clone()
+        };
+        let id = interrupt.guard(self.engine.create(&spec)).await??;
+        log::info!("created container {name} ({})", &id[..12]);
+        let mut result = self.record(&id, &name, interrupt).await;
+        let daemon_lost = match &result {
+            Ok(outcome) => outcome.stop == Stop::DaemonLost,
+            Err(SessionError::Docker(err)) => err.daemon_unresponsive(),
+            Err(_) => false,
+        };
+        if let Ok(outcome) = &result
+            && outcome.abandoned
+        {
+            return result;
+        }
+        if self.options.keep {
+            (self.observer)(Notice::Kept {
+                name: &name,
+                id: &id[..12],
+            });
+        } else if let Err(sig) = self.remove(&id, &name, daemon_lost, interrupt).await
+            && let Ok(outcome) = &mut result
+        {
+            outcome.abandoned = true;
+            if !matches!(outcome.stop, Stop::Interrupted(_)) {
+                outcome.stop = Stop::Interrupted(sig);
+            }
+        }
+        result
+    }
+
+    /// Removes the container, waiting a while for a daemon that went away to come back; a
+    /// signal ends the wait (its number is returned).
+    async fn remove(
+        &self,
+        id: &str,
+        name: &str,
+        daemon_lost: bool,
+        interrupt: &mut Interrupt,
+    ) -> Result<(), i32> {
+        let not_removed = |reason: String| (self.observer)(Notice::NotRemoved { name, reason });
+        if daemon_lost {
+            (self.observer)(Notice::DaemonGone {
+                name,
+                wait: DAEMON_RETURN,
+            });
+            let back = tokio::time::timeout(DAEMON_RETURN, async {
+                while self.engine.ping().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            });
+            match interrupt.guard(back).await {
+                Err(SessionError::Interrupted(sig)) => return self.give_up(name, id, sig),
+                Ok(Err(_)) | Err(_) => {
+                    not_removed(format!(
+                        "the Docker daemon did not come back within {}s; the next `profile train` or `profile verify` removes it",
+                        DAEMON_RETURN.as_secs()
+                    ));
+                    return Ok(());
+                }
+                Ok(Ok(())) => {}
+            }
+        }
+        match interrupt.guard(self.engine.remove(id)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => {
+                not_removed(err.to_string());
+                Ok(())
+            }
+            Err(SessionError::Interrupted(sig)) => self.give_up(name, id, sig),
+            Err(_) => Ok(()),
+        }
+    }
+
+    pub(super) fn give_up(&self, name: &str, id: &str, sig: i32) -> Result<(), i32> {
+        (self.observer)(Notice::GaveUp {
+            name,
+            id: &id[..12],
+        });
+        Err(sig)
+    }
+
+    async fn record(
+        &self,
+        id: &str,
+        name: &str,
+        interrupt: &mut Interrupt,
+    ) -> Result<RecordedRun, SessionError> {
+        // The kernel matches the container's cgroup by name the moment it is created (cgroupfs
+        // driver: .../docker/<id>; systemd driver: docker-<id>.scope), so the first process the
+        // runtime puts there is already watched.
+        let scope = format!("docker-{id}.scope");
+        let recording =
+            self.recorder
+                .watch_cgroup_named(&[id, &scope], self.mode, self.strict_args)?;
+        let result = self.drive(id, name, &recording, interrupt).await;
+        let snapshot = self.recorder.finish(recording)?;
+        let mut outcome = result?;
+        if snapshot.cgroups.is_empty() && outcome.stop != Stop::StartFailed {
+            outcome.warnings.push(format!(
+                "the container's cgroup (named {id} or {scope}) was never seen in the cgroup v2 hierarchy: nothing could be recorded"
+            ));
+        }
+        if !outcome.phases.is_empty() {
+            let seen: std::collections::BTreeSet<String> = outcome
+                .phases
+                .iter()
+                .flat_map(|(_, names)| names.iter().cloned())
+                .collect();
+            let mut stop: Vec<String> = snapshot
+                .syscalls
+                .keys()
+                .map(|id| id.name())
+                .filter(|n| !seen.contains(n))
+                .collect();
+            stop.sort();
+            outcome.phases.push(("stop".into(), stop));
+        }
+        outcome.snapshot = snapshot;
+        Ok(outcome)
+    }
+}
+
+/// `profile-<pid>-<milliseconds since the epoch>`.
+fn default_name() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    format!("profile-{}-{millis}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_counts_as_a_failed_run() {
+        let mut outcome = RecordedRun::new("n");
+        outcome.stop = Stop::Duration;
+        assert!(!outcome.failed(false));
+        assert!(outcome.failed(true), "an exercise cut off by --duration");
+        outcome.stop = Stop::Exited;
+        outcome.exit_code = Some(0);
+        assert!(!outcome.failed(false));
+        assert!(outcome.failed(true), "exited before the exercise finished");
+        for stop in [Stop::NotReady, Stop::DaemonLost, Stop::Interrupted(2)] {
+            outcome.stop = stop;
+            assert!(outcome.failed(false));
+        }
+        assert_eq!(Stop::DaemonLost.stopped_by(), Some(StoppedBy::DaemonLost));
+        assert_eq!(Stop::Exited.stopped_by(), None);
+        for stop in [Stop::NotReady, Stop::StartFailed, Stop::Interrupted(15)] {
+            let by = stop.stopped_by().expect("not by itself");
+            let json = serde_json::to_string(&by).expect("JSON");
+            assert_eq!(json, format!("\"{}\"", by.as_str()));
+        }
+    }
+}
