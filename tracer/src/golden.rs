@@ -4,13 +4,13 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use crate::{
-    absorb::{AbsorbReport, Selection, Tally, Whereabouts, absorb, update::Bound},
+    absorb::{AbsorbReport, Absorption, Selection, Tally, Whereabouts},
     audit::LogLine,
     formats::OciSeccomp,
     names::{Abi, SyscallId},
     recorder::{FirstProgram, Observed, Snapshot},
     report::{PhaseLine, Render as _, Report, RunLine, Verification, VerificationStatus},
-    seccomp::{ArgValues, Context, LearnArgs, Learned, Profile, learn},
+    seccomp::{ArgValues, Base, Context, LearnArgs, Learned, Profile, learn},
     session::StoppedBy,
     session::{ProbeReport, ProbeRequest},
 };
@@ -287,12 +287,8 @@ fn the_absorb_report() {
     for rule in &mut input.syscalls {
         rule.names.retain(|n| n != "mkdir" && n != "socket");
     }
-    let bound = Bound {
-        profile: &default,
-        label: "docker-default",
-        allow_beyond: false,
-    };
-    let absorption = absorb(&input, "web.json", &tally, &bound, &ctx()).expect("absorbed");
+    let bound = Base::DockerDefault.bound(false);
+    let absorption = Absorption::new(&input, "web.json", &tally, &bound, &ctx()).expect("absorbed");
     let r = AbsorbReport::new(
         "web.json",
         "docker-default",

@@ -45,6 +45,26 @@ pub fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
+/// Waits for `child`; SIGINT and SIGTERM sent to `profile` alone are passed on to it (a
+/// terminal's reach it directly).
+pub async fn wait_forwarding_signals(mut child: Child) -> io::Result<std::process::ExitStatus> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let pid = child.id() as i32;
+    let waiter = tokio::task::spawn_blocking(move || child.wait());
+    tokio::pin!(waiter);
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    loop {
+        let sig = tokio::select! {
+            status = &mut waiter => return status.map_err(io::Error::other)?,
+            _ = sigint.recv() => libc::SIGINT,
+            _ = sigterm.recv() => libc::SIGTERM,
+        };
+        // SAFETY: kill(2) on the child's pid.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
 /// The filter `profile run` records under: it allows everything.
 pub fn allow_all() -> Vec<libc::sock_filter> {
     vec![libc::sock_filter {

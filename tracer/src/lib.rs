@@ -1,6 +1,10 @@
 //! `profile` learns a container's seccomp profile by watching the syscalls it makes.
 //!
-//! The library holds the engine; [`cli`] is the `profile` command line over it.
+//! The library does the work: each use case takes plain options and returns a typed outcome
+//! ([`train::train`], [`verify::verify`], [`watch::watch`], [`absorb::absorb`], [`host::run`],
+//! [`host::exec`], [`seccomp::merge::merge`]; profiles are read and written by [`formats`] and
+//! reported by [`report`]). [`cli`] is the `profile` command line over it: it parses, prints
+//! and maps outcomes to exit statuses.
 pub mod absorb;
 pub mod audit;
 pub mod cgroup;
@@ -8,6 +12,7 @@ pub mod cli;
 pub mod docker;
 pub mod filter;
 pub mod formats;
+pub mod host;
 pub mod input;
 pub mod kbtf;
 pub mod launch;
@@ -22,7 +27,10 @@ pub mod recorder;
 pub mod report;
 pub mod seccomp;
 pub mod session;
+pub mod status;
 pub mod tracefs;
+pub mod train;
+pub mod verify;
 pub mod watch;
 
 #[cfg(test)]

@@ -334,12 +334,11 @@ mod tests {
     use super::*;
     use crate::{
         absorb::{
-            Selection, Whereabouts, absorb,
+            Selection, Whereabouts,
             tally::tests::{ctx, mkdir_line},
-            update::Bound,
         },
         audit::LogLine,
-        seccomp::Profile,
+        seccomp::{Base, Profile},
     };
 
     #[test]
@@ -370,12 +369,8 @@ mod tests {
         for r in &mut input.syscalls {
             r.names.retain(|n| n != "mkdir");
         }
-        let bound = Bound {
-            profile: &default,
-            label: "docker-default",
-            allow_beyond: false,
-        };
-        let a = absorb(&input, "p.json", &t, &bound, &ctx()).unwrap();
+        let bound = Base::DockerDefault.bound(false);
+        let a = Absorption::new(&input, "p.json", &t, &bound, &ctx()).unwrap();
         let r = AbsorbReport::new("p.json", "docker-default", vec![], &t, &a);
         assert_eq!((r.records, r.absorbed_records, r.garbled), (4, 2, 1));
         assert_eq!(r.absorbed[0].name, "mkdir");

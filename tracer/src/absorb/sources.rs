@@ -111,7 +111,7 @@ pub fn read_kmsg(
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(KMSG)
-        .map_err(|e| io(Path::new(KMSG), e))?;
+        .map_err(|source| AbsorbError::KernelLog { path: KMSG, source })?;
     let src = tally.source(format!("kernel log ({KMSG})"));
     // One record per read; the longest the kernel writes is about 8 KiB.
     let mut buf = vec![0u8; 16 * 1024];
@@ -125,7 +125,7 @@ pub fn read_kmsg(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             // Records were overwritten since the last read: the sequence numbers say how many.
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-            Err(e) => return Err(io(Path::new(KMSG), e)),
+            Err(source) => return Err(AbsorbError::KernelLog { path: KMSG, source }),
         };
         number += 1;
         let record = String::from_utf8_lossy(&buf[..n]);

@@ -9,10 +9,10 @@ use super::{
     tally::{CallTally, Tally},
 };
 use crate::{
-    names::{Abi, SyscallId},
+    names::{Abi, AbiName, SyscallId},
     seccomp::{
-        self, Action, ArgSpec, Context, Diff, EPERM, LearnArgs, NotWithin, Observation, Profile,
-        Widening, compare::describe,
+        self, Action, ArgSpec, Bound, Context, Diff, EPERM, LearnArgs, NotWithin, Observation,
+        Profile, Widening, compare::describe, merge::merge,
     },
 };
 
@@ -75,159 +75,148 @@ pub struct Absorption {
     pub notes: Vec<String>,
 }
 
-/// The bound the update stays within.
-pub struct Bound<'a> {
-    pub profile: &'a Profile,
-    pub label: &'a str,
-    /// Calls the bound denies outright are allowed anyway (never argument-learned ones).
-    pub allow_beyond: bool,
-}
-
-/// Adds the calls of `tally` to `input` (the profile the workload ran under, complain mode or
-/// not) within `bound`, for a container with `ctx`. The result is enforcing: calls nobody
-/// lists fail as under `input` (or the bound, when `input` was in complain mode).
-pub fn absorb(
-    input: &Profile,
-    input_label: &str,
-    tally: &Tally,
-    bound: &Bound<'_>,
-    ctx: &Context,
-) -> Result<Absorption, AbsorbError> {
-    let mut notes = Vec::new();
-    let mut before = input.clone();
-    if before.default_act() == Action::Log {
-        let (action, errno) = match bound.profile.default_act() {
-            Action::Errno(_) | Action::Kill | Action::KillProcess | Action::KillThread => (
-                bound.profile.default_action.clone(),
-                bound.profile.default_errno_ret,
-            ),
-            _ => (seccomp::ACT_ERRNO.to_string(), Some(EPERM)),
-        };
-        notes.push(format!(
-            "{input_label} is in complain mode (SCMP_ACT_LOG): the result enforces, calls it doesn't list get {action}{}",
-            errno.map(|e| format!(" (errno {e})")).unwrap_or_default()
-        ));
-        before.default_action = action;
-        before.default_errno_ret = errno;
-    }
-    let before_widens: BTreeSet<String> = before
-        .widenings(bound.profile, ctx)
-        .into_iter()
-        .map(|w| w.syscall)
-        .collect();
-    if !before_widens.is_empty() && !bound.allow_beyond {
-        return Err(NotWithin {
-            what: format!("{input_label} (before absorbing anything)"),
-            bound: bound.label.to_string(),
-            widenings: before.widenings(bound.profile, ctx),
+impl Absorption {
+    /// Adds the calls of `tally` to `input` (the profile the workload ran under, complain mode
+    /// or not) within `bound`, for a container with `ctx`. The result is enforcing: calls
+    /// nobody lists fail as under `input` (or the bound, when `input` was in complain mode).
+    pub fn new(
+        input: &Profile,
+        input_label: &str,
+        tally: &Tally,
+        bound: &Bound,
+        ctx: &Context,
+    ) -> Result<Absorption, AbsorbError> {
+        let mut notes = Vec::new();
+        let mut before = input.clone();
+        if before.default_act() == Action::Log {
+            let (action, errno) = match bound.profile.default_act() {
+                Action::Errno(_) | Action::Kill | Action::KillProcess | Action::KillThread => (
+                    bound.profile.default_action.clone(),
+                    bound.profile.default_errno_ret,
+                ),
+                _ => (seccomp::ACT_ERRNO.to_string(), Some(EPERM)),
+            };
+            notes.push(format!(
+                "{input_label} is in complain mode (SCMP_ACT_LOG): the result enforces, calls it doesn't list get {action}{}",
+                errno.map(|e| format!(" (errno {e})")).unwrap_or_default()
+            ));
+            before.default_action = action;
+            before.default_errno_ret = errno;
         }
-        .into());
-    }
-
-    let obs = Observation {
-        calls: tally.calls.iter().map(|(id, t)| (*id, t.count)).collect(),
-        args: BTreeMap::new(),
-    };
-    // The records carry no arguments: every call gets the bound's rule for it.
-    let learned = seccomp::learn(&obs, bound.profile, ctx, LearnArgs::None);
-    let mut absorbed = learned.profile;
-    // Only allow rules: the input keeps its own answers for what it denies, and calls every
-    // learned profile allows unobserved are not the logs' to add.
-    let unobserved: BTreeSet<&str> = learned.always_allowed.iter().map(|(n, _)| *n).collect();
-    absorbed.syscalls.retain(|r| r.act().may_run());
-    for rule in &mut absorbed.syscalls {
-        rule.names.retain(|n| !unobserved.contains(n.as_str()));
-    }
-    absorbed.syscalls.retain(|r| !r.names.is_empty());
-    let denied: BTreeSet<&str> = learned.denied_by_bound.iter().map(String::as_str).collect();
-    let mut beyond: BTreeMap<Abi, BTreeSet<String>> = BTreeMap::new();
-    if bound.allow_beyond {
-        for id in tally.calls.keys() {
-            if let Some(name) = id.abi.name(id.nr)
-                && denied.contains(name)
-                && ArgSpec::of(name).is_none()
-            {
-                beyond.entry(id.abi).or_default().insert(name.to_string());
-            }
-        }
-        absorbed = absorbed.allowing_more(&beyond, &BTreeMap::new());
-    }
-
-    // The same default action and architectures as the profile absorbed into, so that the
-    // merge means the union of the two.
-    let abis: BTreeSet<Abi> = before
-        .abis()
-        .union(&tally.calls.keys().map(|id| id.abi).collect())
-        .copied()
-        .collect();
-    if abis != before.abis() {
-        let added: Vec<&str> = abis
-            .difference(&before.abis())
-            .map(|a| a.seccomp_arch())
+        let before_widens: BTreeSet<String> = before
+            .widenings(&bound.profile, ctx)
+            .into_iter()
+            .map(|w| w.syscall)
             .collect();
-        notes.push(format!(
-            "architectures added for the absorbed calls: {}",
-            added.join(", ")
-        ));
-        before.arch_map.clear();
-        before.architectures = abis.iter().map(|a| a.seccomp_arch().to_string()).collect();
-    }
-    absorbed.default_action = before.default_action.clone();
-    absorbed.default_errno_ret = before.default_errno_ret;
-    absorbed.architectures = before.architectures.clone();
-    absorbed.arch_map = before.arch_map.clone();
-    let parts = [
-        (input_label.to_string(), before.clone()),
-        ("the absorbed records".to_string(), absorbed.clone()),
-    ];
-    let merged = Profile::merge(&parts, false)?;
-
-    // The proof: nothing beyond the two parts, and nothing beyond the bound but what the
-    // input already allowed and what --allow-beyond-default let in.
-    let beyond_union = merged.widenings_beyond_union(&[&before, &absorbed], ctx);
-    if !beyond_union.is_empty() {
-        return Err(NotWithin {
-            what: "the absorbed profile".into(),
-            bound: format!("the union of {input_label} and the absorbed records"),
-            widenings: beyond_union,
+        if !bound.allow_beyond {
+            bound.check(
+                &format!("{input_label} (before absorbing anything)"),
+                &before,
+                ctx,
+            )?;
         }
-        .into());
-    }
-    // A name holds on every architecture of the profile, whichever ABI it was logged on.
-    let let_in: BTreeSet<&str> = beyond.values().flatten().map(String::as_str).collect();
-    let widenings: Vec<Widening> = merged
-        .widenings(bound.profile, ctx)
-        .into_iter()
-        .filter(|w| {
-            let name = w.syscall.split(" (").next().unwrap_or_default();
-            !before_widens.contains(&w.syscall) && !let_in.contains(name)
+
+        let obs = Observation {
+            calls: tally.calls.iter().map(|(id, t)| (*id, t.count)).collect(),
+            args: BTreeMap::new(),
+        };
+        // The records carry no arguments: every call gets the bound's rule for it.
+        let learned = seccomp::learn(&obs, &bound.profile, ctx, LearnArgs::None);
+        let mut absorbed = learned.profile;
+        // Only allow rules: the input keeps its own answers for what it denies, and calls every
+        // learned profile allows unobserved are not the logs' to add.
+        let unobserved: BTreeSet<&str> = learned.always_allowed.iter().map(|(n, _)| *n).collect();
+        absorbed.syscalls.retain(|r| r.act().may_run());
+        for rule in &mut absorbed.syscalls {
+            rule.names.retain(|n| !unobserved.contains(n.as_str()));
+        }
+        absorbed.syscalls.retain(|r| !r.names.is_empty());
+        let denied: BTreeSet<&str> = learned.denied_by_bound.iter().map(String::as_str).collect();
+        let mut beyond: BTreeMap<Abi, BTreeSet<String>> = BTreeMap::new();
+        if bound.allow_beyond {
+            for id in tally.calls.keys() {
+                if let Some(name) = id.abi.name(id.nr)
+                    && denied.contains(name)
+                    && ArgSpec::of(name).is_none()
+                {
+                    beyond.entry(id.abi).or_default().insert(name.to_string());
+                }
+            }
+            absorbed = absorbed.allowing_more(&beyond, &BTreeMap::new());
+        }
+
+        // The same default action and architectures as the profile absorbed into, so that the
+        // merge means the union of the two.
+        let abis: BTreeSet<Abi> = before
+            .abis()
+            .union(&tally.calls.keys().map(|id| id.abi).collect())
+            .copied()
+            .collect();
+        if abis != before.abis() {
+            let added: Vec<&str> = abis
+                .difference(&before.abis())
+                .map(|a| a.seccomp_arch())
+                .collect();
+            notes.push(format!(
+                "architectures added for the absorbed calls: {}",
+                added.join(", ")
+            ));
+            before.arch_map.clear();
+            before.architectures = abis.iter().map(|a| a.seccomp_arch().to_string()).collect();
+        }
+        absorbed.default_action = before.default_action.clone();
+        absorbed.default_errno_ret = before.default_errno_ret;
+        absorbed.architectures = before.architectures.clone();
+        absorbed.arch_map = before.arch_map.clone();
+        // The proof: exactly the union of the two parts, and nothing beyond the bound but what
+        // the input already allowed and what --allow-beyond-default let in.
+        let parts = [
+            (input_label.to_string(), before.clone()),
+            ("the absorbed records".to_string(), absorbed),
+        ];
+        let merged = merge(&parts, false, ctx)?.profile;
+        // A name holds on every architecture of the profile, whichever ABI it was logged on.
+        let let_in: BTreeSet<String> = beyond
+            .values()
+            .flatten()
+            .flat_map(|name| {
+                merged
+                    .abis()
+                    .into_iter()
+                    .map(move |abi| AbiName(abi, name).to_string())
+            })
+            .collect();
+        let widenings: Vec<Widening> = merged
+            .widenings(&bound.profile, ctx)
+            .into_iter()
+            .filter(|w| !before_widens.contains(&w.syscall) && !let_in.contains(&w.syscall))
+            .collect();
+        if !widenings.is_empty() {
+            return Err(NotWithin {
+                what: "the absorbed profile".into(),
+                bound: bound.label.to_string(),
+                widenings,
+            }
+            .into());
+        }
+
+        let diff = Diff::between(&before, &merged, ctx);
+        let calls = call_lines(tally, &before, bound, &denied, ctx);
+        Ok(Absorption {
+            profile: merged,
+            calls,
+            added: diff.added,
+            widened: diff.widened,
+            notes,
         })
-        .collect();
-    if !widenings.is_empty() {
-        return Err(NotWithin {
-            what: "the absorbed profile".into(),
-            bound: bound.label.to_string(),
-            widenings,
-        }
-        .into());
     }
-
-    let diff = Diff::between(&before, &merged, ctx);
-    let calls = call_lines(tally, &before, bound, &denied, ctx);
-    Ok(Absorption {
-        profile: merged,
-        calls,
-        added: diff.added,
-        widened: diff.widened,
-        notes,
-    })
 }
 
 /// What became of each logged call, and why.
 fn call_lines(
     tally: &Tally,
     before: &Profile,
-    bound: &Bound<'_>,
+    bound: &Bound,
     denied: &BTreeSet<&str>,
     ctx: &Context,
 ) -> Vec<CallLine> {
@@ -266,7 +255,7 @@ fn outcome(
     abi: Abi,
     before: &Decisions,
     bound_decisions: &Decisions,
-    bound: &Bound<'_>,
+    bound: &Bound,
     denied: &BTreeSet<&str>,
 ) -> (Outcome, Option<String>) {
     let no_args = "the record carries no arguments (audit doesn't log them)";
@@ -373,12 +362,8 @@ mod tests {
             .replace("syscall=83", &format!("syscall={nr}"))
     }
 
-    fn default_bound(default: &Profile) -> Bound<'_> {
-        Bound {
-            profile: default,
-            label: "docker-default",
-            allow_beyond: false,
-        }
+    fn default_bound() -> Bound {
+        seccomp::Base::DockerDefault.bound(false)
     }
 
     /// Docker's default without `names`, as a complain-mode profile.
@@ -395,7 +380,7 @@ mod tests {
         let default = Profile::docker_default();
         let input = lacking(&["mkdir", "rmdir"]);
         let t = tally(&[call(1, "c000003e", 83), call(2, "c000003e", 83)]);
-        let a = absorb(&input, "in.json", &t, &default_bound(&default), &ctx()).unwrap();
+        let a = Absorption::new(&input, "in.json", &t, &default_bound(), &ctx()).unwrap();
         // Names hold for every architecture of the profile (Docker's default lists three).
         assert_eq!(a.added, ["mkdir", "mkdir (x32)", "mkdir (i386)"]);
         assert!(a.widened.is_empty());
@@ -419,7 +404,7 @@ mod tests {
             call(2, "c000003e", 135), // personality
             call(3, "c000003e", 16),  // ioctl
         ]);
-        let a = absorb(&input, "in.json", &t, &default_bound(&default), &ctx()).unwrap();
+        let a = Absorption::new(&input, "in.json", &t, &default_bound(), &ctx()).unwrap();
         let d = a.profile.decisions(Abi::X86_64, &ctx());
         let base = default.decisions(Abi::X86_64, &ctx());
         for name in ["socket", "personality", "ioctl"] {
@@ -439,20 +424,19 @@ mod tests {
 
     #[test]
     fn calls_the_bound_denies_stay_out_unless_allowed_beyond() {
-        let default = Profile::docker_default();
         let input = lacking(&["mkdir"]);
         // unshare (272) and, with CAP_SYS_ADMIN only, mount (165); personality beyond too.
         let t = tally(&[call(1, "c000003e", 272), call(2, "c000003e", 83)]);
-        let a = absorb(&input, "in.json", &t, &default_bound(&default), &ctx()).unwrap();
+        let a = Absorption::new(&input, "in.json", &t, &default_bound(), &ctx()).unwrap();
         assert_eq!(a.added, ["mkdir", "mkdir (x32)", "mkdir (i386)"]);
         let unshare = a.calls.iter().find(|c| c.name == "unshare").unwrap();
         assert_eq!(unshare.outcome, Outcome::DeniedByBound);
         assert!(a.profile.decisions(Abi::X86_64, &ctx())["unshare"].denied());
         let beyond = Bound {
             allow_beyond: true,
-            ..default_bound(&default)
+            ..default_bound()
         };
-        let a = absorb(&input, "in.json", &t, &beyond, &ctx()).unwrap();
+        let a = Absorption::new(&input, "in.json", &t, &beyond, &ctx()).unwrap();
         assert!(a.added.contains(&"unshare".to_string()), "{:?}", a.added);
         let unshare = a.calls.iter().find(|c| c.name == "unshare").unwrap();
         assert_eq!(unshare.outcome, Outcome::BeyondBound);
@@ -460,13 +444,12 @@ mod tests {
 
     #[test]
     fn other_abis_add_their_architecture() {
-        let default = Profile::docker_default();
         let mut input = Profile::allowing(["read"], &BTreeSet::from([Abi::X86_64]));
         input.default_action = seccomp::ACT_LOG.into();
         input.default_errno_ret = None;
         // i386 mkdir (39); x32 mkdir (83 | 0x40000000).
         let t = tally(&[call(1, "40000003", 39), call(2, "c000003e", 0x4000_0053)]);
-        let a = absorb(&input, "in.json", &t, &default_bound(&default), &ctx()).unwrap();
+        let a = Absorption::new(&input, "in.json", &t, &default_bound(), &ctx()).unwrap();
         // A name holds for every architecture a profile lists: Docker's format has no other.
         assert_eq!(a.added, ["mkdir", "mkdir (x32)", "mkdir (i386)"]);
         assert!(
@@ -482,10 +465,9 @@ mod tests {
 
     #[test]
     fn an_input_wider_than_the_bound_is_refused() {
-        let default = Profile::docker_default();
         let input = Profile::allowing(["read", "unshare"], &BTreeSet::from([Abi::X86_64]));
         let t = tally(&[call(1, "c000003e", 83)]);
-        let err = absorb(&input, "wide.json", &t, &default_bound(&default), &ctx()).unwrap_err();
+        let err = Absorption::new(&input, "wide.json", &t, &default_bound(), &ctx()).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("wide.json (before absorbing anything)"),
@@ -496,11 +478,10 @@ mod tests {
 
     #[test]
     fn known_calls_and_unknown_numbers() {
-        let default = Profile::docker_default();
         let mut input = lacking(&[]);
         input.default_action = seccomp::ACT_ERRNO.into();
         let t = tally(&[call(1, "c000003e", 0), call(2, "c000003e", 1000)]);
-        let a = absorb(&input, "in.json", &t, &default_bound(&default), &ctx()).unwrap();
+        let a = Absorption::new(&input, "in.json", &t, &default_bound(), &ctx()).unwrap();
         assert!(a.added.is_empty());
         let outcomes: Vec<_> = a
             .calls

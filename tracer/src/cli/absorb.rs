@@ -1,22 +1,14 @@
 //! `profile absorb`: complain-mode logs become profile updates, within the bound.
-use std::{collections::BTreeSet, path::PathBuf, process::ExitCode, time::SystemTime};
+use std::{path::PathBuf, process::ExitCode, time::SystemTime};
 
-use anyhow::Context as _;
 use clap::Args;
 
+use super::args::{ProfileFormatArgs, load_base, load_profile, write_report};
 use crate::{
-    absorb::{
-        self, AbsorbReport, Scope, Selection, Tally,
-        sources::{self, Processes},
-        update::Bound,
-    },
-    audit::Stamp,
-    cgroup,
-    cli::{ProfileFormatArgs, learning::LearnOptions, load_profile},
-    docker::Engine,
-    input, output,
+    absorb::{AbsorbOptions, Absorbed, FollowNotice, Wanted, absorb},
+    formats, output,
     report::Render as _,
-    seccomp::{Context, LearnArgs},
+    seccomp::Context,
 };
 
 #[derive(Debug, Args)]
@@ -99,7 +91,7 @@ fn parse_since(s: &str) -> Result<SystemTime, String> {
         .ok_or_else(|| format!("{s:?}: before the epoch"))
 }
 
-pub async fn absorb(args: AbsorbArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: AbsorbArgs) -> anyhow::Result<ExitCode> {
     output::check_distinct(&[
         ("-o", args.output.as_deref()),
         ("--report", args.report.as_deref()),
@@ -115,162 +107,69 @@ pub async fn absorb(args: AbsorbArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let ctx = Context::with_caps(&args.cap_add, &args.cap_drop).map_err(anyhow::Error::msg)?;
-    let bases = LearnOptions {
-        base: args.base.clone(),
-        learn_args: LearnArgs::None,
-        allow_beyond_default: args.allow_beyond_default,
-    }
-    .bases(&ctx)?;
-    let input = load_profile(&args.profile)?;
-    let input_label = if input::is_stdin(&args.profile) {
-        "<stdin>".to_string()
-    } else {
-        args.profile.display().to_string()
+    let bound = load_base(&args.base)?.bound(args.allow_beyond_default);
+    let options = AbsorbOptions {
+        profile: load_profile(&args.profile)?,
+        label: formats::origin(&args.profile).display().to_string(),
+        logs: args.logs.clone(),
+        wanted: Wanted {
+            since: args.since,
+            containers: args.containers.clone(),
+            exes: args.exes.clone(),
+            comms: args.comms.clone(),
+        },
+        bound,
+        ctx,
+        follow: args.follow,
     };
-    let engine = if args.containers.is_empty() {
-        None
-    } else {
-        Some(Engine::connect().await?)
-    };
-    let (selection, cgroups, words) = select(&args, engine.as_ref()).await?;
-    let bound = Bound {
-        profile: &bases.bound,
-        label: &bases.bound_label,
-        allow_beyond: args.allow_beyond_default,
-    };
-    let finish = |tally: &Tally| -> anyhow::Result<()> {
-        let mut tally = tally.clone();
-        tally.finish();
-        let absorption = absorb::absorb(&input, &input_label, &tally, &bound, &ctx)?;
-        let report = AbsorbReport::new(
-            &input_label,
-            &bases.bound_label,
-            words.clone(),
-            &tally,
-            &absorption,
-        );
-        args.format
-            .write(args.output.as_deref(), &absorption.profile, None)?;
-        match &args.report {
-            Some(path) => {
-                crate::cli::write_report(path, &report)?;
-                for w in &report.warnings {
-                    eprintln!("profile: warning: {w}");
-                }
-            }
-            None => eprint!("{}", report.text()),
+    let checkpoint = |absorbed: &Absorbed| {
+        if let Err(err) = write(&args, absorbed) {
+            eprintln!("profile: error: {err:#}");
         }
-        Ok(())
     };
-    let mut tally = Tally::default();
-    if args.follow {
-        super::follow::follow(&mut tally, &selection, &cgroups, engine.as_ref(), &finish).await?;
-    } else {
-        let mut processes = Processes::new(&cgroups);
-        let mut whereabouts = |pid| processes.whereabouts(pid, false);
-        if args.logs.is_empty() {
-            sources::read_kmsg(&mut tally, &selection, &mut whereabouts).context(
-                "reading the kernel log (run as root, or pass a log: `dmesg | profile absorb PROFILE --log -`)",
-            )?;
-        }
-        for path in &args.logs {
-            sources::read_log(path, &mut tally, &selection, &mut whereabouts)?;
-        }
-    }
-    finish(&tally)?;
+    let absorbed = absorb(&options, &show, &checkpoint).await?;
+    write(&args, &absorbed)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The selection the flags describe, the containers' cgroups (paths relative to the unified
-/// hierarchy, as /proc/PID/cgroup names them), and the selection in words for the report.
-async fn select(
-    args: &AbsorbArgs,
-    engine: Option<&Engine>,
-) -> anyhow::Result<(Selection, Vec<String>, Vec<String>)> {
-    let mut words = Vec::new();
-    let mut selection = Selection {
-        since: args.since.and_then(Stamp::from_system_time),
-        exes: args.exes.iter().cloned().collect(),
-        comms: args.comms.iter().cloned().collect(),
-        containers: Vec::new(),
-    };
-    let mut cgroups = Vec::new();
-    for name in &args.containers {
-        let Some(engine) = engine else { break };
-        let info = engine.container(name).await?;
-        let stamp = |t: &Option<String>| {
-            t.as_deref()
-                .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-                .and_then(Stamp::from_system_time)
-        };
-        let short = &info.id[..info.id.len().min(12)];
-        let mut scope = Scope {
-            name: info.name.clone(),
-            id: info.id.clone(),
-            programs: None,
-            created: stamp(&info.created),
-            started: stamp(&info.started_at),
-            finished: if info.running {
-                None
-            } else {
-                stamp(&info.finished_at)
-            },
-        };
-        match info.pid {
-            Some(pid) => {
-                let dir = cgroup::of_pid(pid)
-                    .with_context(|| format!("the cgroup of container {}", info.name))?;
-                let rel = sources::relative_cgroup(&dir)?;
-                let pids = sources::cgroup_pids(&dir);
-                let programs: BTreeSet<String> =
-                    pids.iter().filter_map(|p| sources::exe_of(*p)).collect();
-                words.push(format!(
-                    "container {} ({short}), running: {} process(es) in {}; programs {}",
-                    info.name,
-                    pids.len(),
-                    rel,
-                    programs.iter().cloned().collect::<Vec<_>>().join(", ")
-                ));
-                scope.programs = Some(programs);
-                cgroups.push(rel);
-            }
-            None => {
-                if args.exes.is_empty() && args.comms.is_empty() {
-                    anyhow::bail!(
-                        "container {} is not running: its processes can't be told from others' any more; name its programs with --exe PATH or --comm NAME (records are still limited to its last run)",
-                        info.name
-                    );
-                }
-                words.push(format!(
-                    "container {} ({short}), not running: records of its last run ({} – {}) by --exe/--comm",
-                    info.name,
-                    info.started_at.as_deref().unwrap_or("?"),
-                    info.finished_at.as_deref().unwrap_or("?")
-                ));
-                // No cgroup to find its processes in: an entry no process matches.
-                cgroups.push(String::new());
+/// Writes the updated profile, and the report (to its file, or as text on stderr).
+fn write(args: &AbsorbArgs, absorbed: &Absorbed) -> anyhow::Result<()> {
+    let report = &absorbed.report;
+    args.format
+        .rendering()
+        .write(args.output.as_deref(), &absorbed.absorption.profile, None)?;
+    match &args.report {
+        Some(path) => {
+            write_report(path, report)?;
+            for w in &report.warnings {
+                eprintln!("profile: warning: {w}");
             }
         }
-        selection.containers.push(scope);
+        None => eprint!("{}", report.text()),
     }
-    for exe in &args.exes {
-        words.push(format!("exe {exe}"));
+    Ok(())
+}
+
+fn show(notice: FollowNotice<'_>) {
+    match notice {
+        FollowNotice::Following { until } => eprintln!(
+            "profile: following the kernel's audit records{}; SIGUSR1 writes what was absorbed so far, SIGINT or SIGTERM stops",
+            match until {
+                [] => String::new(),
+                names => format!(" until {} exit(s)", names.join(", ")),
+            }
+        ),
+        FollowNotice::Stopped { containers } => {
+            eprintln!("profile: {} stopped", containers.join(", "))
+        }
+        FollowNotice::CheckpointFailed(err) => eprintln!("profile: error: {err}"),
     }
-    for comm in &args.comms {
-        words.push(format!("comm {comm}"));
-    }
-    if let Some(since) = selection.since {
-        words.push(format!("since {}", since.rfc3339()));
-    }
-    if args.containers.is_empty() && args.exes.is_empty() && args.comms.is_empty() {
-        words.push("every process (no --container, --exe or --comm)".into());
-    }
-    Ok((selection, cgroups, words))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::Stamp;
 
     #[test]
     fn since_takes_times_epochs_and_durations() {

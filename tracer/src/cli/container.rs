@@ -4,6 +4,7 @@ use std::{io::IsTerminal as _, time::Duration};
 
 use clap::Args;
 
+use super::args::parse_duration;
 use crate::{
     docker::{self, ContainerSpec, PortSpec},
     progress::Progress,
@@ -162,30 +163,6 @@ impl ContainerArgs {
     }
 }
 
-/// The longest `--duration`: a year.
-const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// `30s`, `2m`, `1h`, `500ms`, `1h 30m` (humantime's syntax), or plain seconds (`1.5`): more
-/// than zero and at most a year.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let d = match s.parse::<f64>() {
-        Ok(secs) if (0.0..=MAX_DURATION.as_secs_f64()).contains(&secs) => {
-            Duration::from_secs_f64(secs)
-        }
-        Ok(_) => Duration::MAX,
-        Err(_) => humantime::parse_duration(s)
-            .map_err(|e| format!("{s:?}: {e} (use e.g. 30s, 2m, 500ms, 1h)"))?,
-    };
-    if d.is_zero() {
-        return Err(format!("{s:?}: must be more than zero"));
-    }
-    if d > MAX_DURATION {
-        return Err(format!("{s:?}: must be at most a year"));
-    }
-    Ok(d)
-}
-
 /// The progress line of the run going on, while there is one.
 static LINE: std::sync::Mutex<Option<(String, Progress)>> = std::sync::Mutex::new(None);
 
@@ -248,34 +225,5 @@ pub fn show(notice: Notice<'_>) {
             "profile: removed container {}, left behind by profile process {} which is gone",
             leftover.name, leftover.owner_pid
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
-        for bad in [
-            "",
-            "s",
-            "0",
-            "0s",
-            "-1s",
-            "3x",
-            "inf",
-            "NaN",
-            "400d",
-            "99999999999999999999999",
-            "99999999999999999999999s",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -3,14 +3,12 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, ValueEnum};
 
+use super::args::load_profile;
 use crate::{
-    cli::load_profile,
+    output,
     report::{DiffReport, Render as _},
     seccomp::{Context, Diff},
 };
-
-/// Exit status when NEW allows more than OLD.
-pub const EXIT_MORE: u8 = 1;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum DiffFormat {
@@ -33,23 +31,23 @@ pub struct DiffArgs {
     pub format: DiffFormat,
 }
 
-pub async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
+/// Exit status when NEW allows more than OLD.
+const EXIT_MORE: u8 = 1;
+
+pub async fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let old = load_profile(&args.old)?;
     let new = load_profile(&args.new)?;
-    let diff = Diff::between(&old, &new, &Context::docker_default());
     let report = DiffReport::new(
         &args.old.display().to_string(),
         &args.new.display().to_string(),
-        diff,
+        Diff::between(&old, &new, &Context::docker_default()),
     );
-    let text = match args.format {
+    output::stdout(&match args.format {
         DiffFormat::Text => report.text(),
         DiffFormat::Json => report.json()?,
-    };
-    crate::output::stdout(&text)?;
-    Ok(if report.allows_more {
-        ExitCode::from(EXIT_MORE)
-    } else {
-        ExitCode::SUCCESS
+    })?;
+    Ok(match report.allows_more {
+        true => ExitCode::from(EXIT_MORE),
+        false => ExitCode::SUCCESS,
     })
 }

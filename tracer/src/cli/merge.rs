@@ -3,11 +3,11 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
+use super::args::{ProfileFormatArgs, load_profile};
 use crate::{
-    cli::{ProfileFormatArgs, load_profile},
     names::Abi,
     output,
-    seccomp::{Context, Profile},
+    seccomp::{Context, merge::merge},
 };
 
 #[derive(Debug, Args)]
@@ -27,7 +27,7 @@ pub struct MergeArgs {
     pub format: ProfileFormatArgs,
 }
 
-pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.output {
         output::check_writable(out)?;
     }
@@ -35,45 +35,21 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     for path in &args.inputs {
         inputs.push((path.display().to_string(), load_profile(path)?));
     }
-    let merged = Profile::merge(&inputs, args.force)?;
-    // The merge means the union under runc: nothing of any input lost, nothing added.
     let ctx = Context::docker_default();
-    let parts: Vec<&Profile> = inputs.iter().map(|(_, p)| p).collect();
-    let beyond = merged.widenings_beyond_union(&parts, &ctx);
-    if args.force && !beyond.is_empty() {
+    let merged = merge(&inputs, args.force, &ctx)?;
+    if !merged.beyond_inputs.is_empty() {
         eprintln!(
             "profile: warning: --force: the merged profile allows {} syscall(s) none of its inputs allowed as they were written (the first input's default action and architectures apply to all rules)",
-            beyond.len()
+            merged.beyond_inputs.len()
         );
-    } else if !beyond.is_empty() {
-        return Err(crate::seccomp::NotWithin {
-            what: "the merged profile".into(),
-            bound: "the union of its inputs".into(),
-            widenings: beyond,
-        }
-        .into());
     }
-    if !args.force {
-        for (name, p) in &inputs {
-            let lost = p.widenings(&merged, &ctx);
-            if !lost.is_empty() {
-                anyhow::bail!(
-                    "the merged profile would deny what {name} allows: {}; nothing was written",
-                    lost.iter()
-                        .map(|w| w.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-            }
-        }
-    }
-    args.format.write(args.output.as_deref(), &merged, None)?;
-    let allowed = merged
-        .allowed(Abi::X86_64, &Context::docker_default())
-        .len();
+    args.format
+        .rendering()
+        .write(args.output.as_deref(), &merged.profile, None)?;
     eprintln!(
-        "profile: merged {} profiles: {allowed} syscalls allowed{}",
+        "profile: merged {} profiles: {} syscalls allowed{}",
         inputs.len(),
+        merged.profile.allowed(Abi::X86_64, &ctx).len(),
         output::file(args.output.as_deref())
             .map(|p| format!(" -> {}", p.display()))
             .unwrap_or_default()

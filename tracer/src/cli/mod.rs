@@ -1,30 +1,27 @@
-//! The `profile` command line: flags are parsed here and handed to the engine as plain values.
-use std::{
-    path::{Path, PathBuf},
-    process::ExitCode,
-};
+//! The `profile` command line: each subcommand's flags (one file each) become the library's
+//! plain options, the library does the work, and the outcome is printed and mapped to an exit
+//! status here.
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{
-    formats::{self, OciSeccomp},
-    output,
-    report::Render,
-    seccomp::Profile,
-};
+use crate::{launch::LaunchError, output, session::SessionError, status::Status};
 
-pub mod absorb;
-pub mod container;
-pub mod diff;
-pub mod exec;
-mod follow;
-pub mod learning;
-pub mod merge;
-pub mod report_cmd;
-pub mod run;
-pub mod train;
-pub mod verify;
-pub mod watch;
+mod absorb;
+mod args;
+mod container;
+mod convert;
+mod diff;
+mod exec;
+mod exit;
+mod merge;
+mod report;
+mod run;
+mod train;
+mod verify;
+mod watch;
+
+pub use exit::EXIT_ERROR;
 
 /// Learn a container's seccomp profile by watching the syscalls it makes.
 ///
@@ -78,7 +75,7 @@ pub enum Command {
     /// The reduction report of any profile file (hand-written ones, or `docker-default`):
     /// what it allows against Docker's default and the kernel's table, and which dangerous
     /// syscalls it blocks or allows.
-    Report(report_cmd::ReportArgs),
+    Report(report::ReportArgs),
     /// Record every container the engine creates while this runs (a compose stack, a test
     /// suite run as CMD) and write one profile per image, compose service or container, each
     /// within the profile its container ran under, plus index.md / index.json.
@@ -92,6 +89,9 @@ pub enum Command {
     /// Run a command with a profile enforced (x86_64, argument conditions included), to try a
     /// profile without a container runtime.
     Exec(exec::ExecArgs),
+    /// Write a profile in another format (Docker's JSON, the OCI linux.seccomp object, an SPO
+    /// SeccompProfile manifest): it is read in any of them.
+    Convert(convert::ConvertArgs),
     /// Turn complain-mode logs into a profile update: the seccomp audit records (type 1326) of
     /// the workload's calls that PROFILE let through with SCMP_ACT_LOG are added to it, within
     /// the base (Docker's default unless --base), and the result is written enforcing.
@@ -105,55 +105,6 @@ pub enum Command {
     /// what the base forbids.
     Absorb(Box<absorb::AbsorbArgs>),
 }
-
-/// What is recorded and where the report goes: shared by the recording commands.
-#[derive(Clone, Debug, clap::Args)]
-pub struct RecordArgs {
-    /// Write the report here: .json for JSON, .md for Markdown, anything else as text.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Also write a Markdown summary without what changes from run to run (calls, first
-    /// programs, what each run added): to commit beside the profile, it changes only when the
-    /// profile does.
-    #[arg(long, value_name = "FILE")]
-    pub summary: Option<PathBuf>,
-    /// Count every syscall in the cgroup, the runtime's own setup included, not only those made
-    /// under the seccomp filter (for comparison: such a profile grants calls no filter checks).
-    #[arg(long)]
-    pub all_syscalls: bool,
-}
-
-impl RecordArgs {
-    /// Checks that the report and the summary can be written, before anything runs.
-    pub fn check_writable(&self) -> anyhow::Result<()> {
-        for path in self.report.iter().chain(self.summary.iter()) {
-            output::check_writable(path)?;
-        }
-        Ok(())
-    }
-
-    /// Writes the report and the summary where they were asked for.
-    pub fn write(&self, report: &crate::report::Report) -> anyhow::Result<()> {
-        if let Some(path) = &self.report {
-            write_report(path, report)?;
-        }
-        if let Some(path) = &self.summary {
-            output::write_atomic(path, report.summary_markdown().as_bytes())?;
-        }
-        Ok(())
-    }
-
-    pub fn mode(&self) -> crate::recorder::Mode {
-        if self.all_syscalls {
-            crate::recorder::Mode::AllSyscalls
-        } else {
-            crate::recorder::Mode::UnderFilter
-        }
-    }
-}
-
-/// Exit status for errors of the tool itself (not of the workload).
-pub const EXIT_ERROR: u8 = 2;
 
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args_os()
@@ -198,15 +149,16 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Train(args) => train::train(*args).await,
-            Command::Verify(args) => verify::verify(*args).await,
-            Command::Merge(args) => merge::merge(args).await,
-            Command::Diff(args) => diff::diff(args).await,
-            Command::Report(args) => report_cmd::report(args).await,
+            Command::Train(args) => train::run(*args).await,
+            Command::Verify(args) => verify::run(*args).await,
+            Command::Merge(args) => merge::run(args).await,
+            Command::Diff(args) => diff::run(args).await,
+            Command::Report(args) => report::run(args).await,
             Command::Run(args) => run::run(args).await,
-            Command::Watch(args) => watch::watch(*args).await,
-            Command::Exec(args) => exec::exec(args).await,
-            Command::Absorb(args) => absorb::absorb(*args).await,
+            Command::Watch(args) => watch::run(*args).await,
+            Command::Exec(args) => exec::run(args).await,
+            Command::Convert(args) => convert::run(args).await,
+            Command::Absorb(args) => absorb::run(*args).await,
         }
     });
     match result {
@@ -223,7 +175,14 @@ pub fn main() -> ExitCode {
         Err(err) if interrupted_by(&err).is_some() => {
             let sig = interrupted_by(&err).unwrap_or(libc::SIGINT);
             eprintln!("profile: interrupted by signal {sig}: nothing was recorded or written");
-            ExitCode::from(128 + sig as u8)
+            exit::exit_code(Status::Interrupted(sig))
+        }
+        // A command that could not start: the shell's status for that (127 not found, 126
+        // not executable).
+        Err(err) if launch_failure(&err).is_some() => {
+            let launch = launch_failure(&err);
+            eprintln!("profile: {}", one_line(&err));
+            ExitCode::from(launch.map_or(EXIT_ERROR, |e| e.exit_code() as u8))
         }
         Err(err) => {
             eprintln!("profile: error: {}", one_line(&err));
@@ -235,9 +194,14 @@ pub fn main() -> ExitCode {
 /// The signal that stopped a command before it recorded anything.
 fn interrupted_by(err: &anyhow::Error) -> Option<i32> {
     err.chain().find_map(|e| match e.downcast_ref() {
-        Some(crate::session::SessionError::Interrupted(sig)) => Some(*sig),
+        Some(SessionError::Interrupted(sig)) => Some(*sig),
         _ => None,
     })
+}
+
+/// Why a host command could not start, if that is what `err` says.
+fn launch_failure(err: &anyhow::Error) -> Option<&LaunchError> {
+    err.chain().find_map(|e| e.downcast_ref())
 }
 
 /// A tip for the usual mistakes behind "unexpected argument": a command not after `--`, an
@@ -332,115 +296,6 @@ fn shorten(message: &str) -> String {
         lines.len() - 20,
         lines[lines.len() - 16..].join("\n")
     )
-}
-
-/// Writes a report (atomically) in the format its file name's extension names: `.json`,
-/// `.md`, anything else as text.
-pub fn write_report(path: &Path, report: &impl Render) -> anyhow::Result<()> {
-    Ok(crate::report::write(path, report)?)
-}
-
-/// Formats a profile can be written in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// Docker's seccomp JSON (Podman takes it too).
-    #[default]
-    Docker,
-    /// The OCI runtime-spec `linux.seccomp` object (JSON).
-    Oci,
-    /// A Kubernetes Security Profiles Operator `SeccompProfile` manifest (YAML).
-    K8s,
-}
-
-/// What a written profile does with calls it doesn't list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum DefaultAction {
-    /// Fail them with EPERM (enforcing).
-    #[default]
-    Errno,
-    /// Allow them and have the kernel log them (SCMP_ACT_LOG): complain mode for rollouts.
-    Log,
-}
-
-/// How a profile is written: shared by every command that writes one.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct ProfileFormatArgs {
-    /// Profile format: docker (Docker's seccomp JSON, for docker/podman --security-opt),
-    /// oci (the runtime-spec linux.seccomp object), k8s (a Security Profiles Operator
-    /// SeccompProfile manifest). oci and k8s resolve Docker's per-capability conditions for
-    /// Docker's default capabilities.
-    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
-    pub format: Format,
-    /// What the profile does with calls it doesn't list: errno (fail with EPERM) or log (allow
-    /// and log them: complain mode for rollouts).
-    #[arg(long, value_enum, default_value_t, value_name = "ACTION")]
-    pub default_action: DefaultAction,
-    /// metadata.name of the k8s manifest [default: the output file's name]
-    #[arg(long, value_name = "NAME")]
-    pub k8s_name: Option<String>,
-}
-
-impl ProfileFormatArgs {
-    /// The file extension of the format (`json` or `yaml`).
-    pub fn extension(&self) -> &'static str {
-        match self.format {
-            Format::K8s => "yaml",
-            _ => "json",
-        }
-    }
-
-    /// `profile` with the default action applied, rendered in the chosen format. `name`
-    /// names the k8s manifest unless --k8s-name does.
-    pub fn render(&self, profile: &Profile, name: &str) -> anyhow::Result<String> {
-        let profile = match self.default_action {
-            DefaultAction::Errno => profile.clone(),
-            DefaultAction::Log => profile.clone().logging(),
-        };
-        let ctx = crate::seccomp::Context::docker_default();
-        Ok(match self.format {
-            Format::Docker => profile.to_json()?,
-            Format::Oci => OciSeccomp::resolve(&profile, &ctx).to_json()?,
-            Format::K8s => OciSeccomp::resolve(&profile, &ctx)
-                .to_k8s_yaml(self.k8s_name.as_deref().unwrap_or(name))?,
-        })
-    }
-
-    /// Renders `profile` and writes it to `path` (atomically), or to stdout without one.
-    /// `name` names a k8s manifest [default: the file's name].
-    pub fn write(
-        &self,
-        path: Option<&Path>,
-        profile: &Profile,
-        name: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let path = output::file(path);
-        let stem = path
-            .and_then(|p| p.file_stem())
-            .map(|s| s.to_string_lossy().into_owned());
-        let name = name.or(stem.as_deref()).unwrap_or("profile");
-        let text = self.render(profile, name)?;
-        match path {
-            Some(path) => output::write_atomic(path, text.as_bytes())?,
-            None => output::stdout(&text)?,
-        }
-        Ok(())
-    }
-}
-
-/// Reads a profile (see [`read_profile`]) and warns about names its architectures don't
-/// know: Docker ignores them silently.
-pub fn load_profile(path: &Path) -> anyhow::Result<Profile> {
-    let profile = formats::read_profile(path)?;
-    // Docker's own default names other architectures' calls on purpose.
-    if !formats::is_docker_default(path)
-        && let Some(warning) = profile.unknown_names_warning()
-    {
-        eprintln!(
-            "profile: warning: {}: {warning}",
-            formats::origin(path).display()
-        );
-    }
-    Ok(profile)
 }
 
 #[cfg(test)]

@@ -1,25 +1,16 @@
 //! `profile watch`: record every container an engine creates while it runs (a compose stack,
 //! a test suite), and write one profile per image, compose service or container.
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::ExitCode,
-    time::Duration,
-};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use anyhow::Context as _;
 use clap::Args;
-use futures_util::StreamExt as _;
-use tokio::signal::unix::{SignalKind, signal};
 
+use super::{
+    args::{ProfileFormatArgs, parse_duration},
+    exit::exit_code,
+};
 use crate::{
-    cli::{ProfileFormatArgs, container::parse_duration},
-    docker::Engine,
-    launch::exit_code,
-    recorder::{Recorder, Snapshot},
-    report::{self, Index, IndexRow, Report},
-    seccomp::{LearnArgs, Profile, learn::learn_checked},
-    watch::{Base, ContainerFilter, Per, Tracked, Watcher},
+    seccomp::LearnArgs,
+    watch::{ContainerFilter, Per, WatchNotice, WatchOptions, watch},
 };
 
 #[derive(Debug, Args)]
@@ -52,210 +43,37 @@ pub struct WatchArgs {
     pub command: Vec<String>,
 }
 
-pub async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
-    std::fs::create_dir_all(&args.output)
-        .with_context(|| format!("creating {}", args.output.display()))?;
-    let engine = Engine::connect().await?;
-    let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
-    let mut w = Watcher::new(recorder, engine, args.filters.clone());
-    // Subscribed before anything runs: no container start is missed.
-    let mut events = Box::pin(w.events());
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut child = match args.command.split_first() {
-        Some((cmd, rest)) => Some(
-            tokio::process::Command::new(cmd)
-                .args(rest)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("starting {cmd}"))?,
-        ),
-        None => None,
+pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let options = WatchOptions {
+        output: args.output,
+        filters: args.filters,
+        per: args.per,
+        duration: args.duration,
+        flush_every: args.flush_every,
+        learn_args: args.learn_args,
+        rendering: args.format.rendering(),
+        command: args.command,
     };
-    let deadline = async {
-        match args.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(deadline);
-    let flush_every = args
-        .flush_every
-        .unwrap_or(Duration::from_secs(3600 * 24 * 365));
-    let mut flush =
-        tokio::time::interval_at(tokio::time::Instant::now() + flush_every, flush_every);
-    let mut sweep = tokio::time::interval(Duration::from_secs(5));
-    eprintln!(
-        "profile: watching containers (Ctrl-C to stop, SIGUSR1 to write the profiles so far)"
-    );
-    let code = loop {
-        tokio::select! {
-            event = events.next() => match event {
-                Some(Ok(e)) => {
-                    if let Err(err) = w.on_event(&e).await {
-                        eprintln!("profile: warning: {err}");
-                    }
-                }
-                Some(Err(err)) => {
-                    w.finish();
-                    write_all(&w, &args)?;
-                    anyhow::bail!("lost the engine's events ({err}); the profiles so far were written");
-                }
-                None => {
-                    w.finish();
-                    write_all(&w, &args)?;
-                    anyhow::bail!("the engine ended its event stream; the profiles so far were written");
-                }
-            },
-            status = async { child.as_mut().expect("guarded").wait().await }, if child.is_some() => {
-                break exit_code(status.context("waiting for the command")?);
-            }
-            _ = int.recv() => break 128 + libc::SIGINT,
-            _ = term.recv() => break 128 + libc::SIGTERM,
-            _ = usr1.recv() => {
-                write_all(&w, &args)?;
-            }
-            _ = flush.tick(), if args.flush_every.is_some() => {
-                write_all(&w, &args)?;
-            }
-            _ = sweep.tick() => w.forget_unclaimed(),
-            _ = &mut deadline => break 0,
-        }
-    };
-    // Containers the command stopped at its end report their deaths a moment later.
-    let drain = tokio::time::sleep(Duration::from_secs(1));
-    tokio::pin!(drain);
-    loop {
-        tokio::select! {
-            Some(Ok(e)) = events.next() => {
-                if let Err(err) = w.on_event(&e).await {
-                    eprintln!("profile: warning: {err}");
-                }
-            }
-            _ = &mut drain => break,
-        }
-    }
-    w.finish();
-    let rows = write_all(&w, &args)?;
+    let watched = watch(&options, &show).await?;
     eprintln!(
         "profile: {} profile(s) from {} container(s) -> {}",
-        rows.iter().filter(|r| r.file.is_some()).count(),
-        w.tracked.len(),
-        args.output.join("index.md").display()
+        watched
+            .index
+            .profiles
+            .iter()
+            .filter(|r| r.file.is_some())
+            .count(),
+        watched.containers,
+        watched.index_path.display()
     );
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    Ok(exit_code(watched.status))
 }
 
-/// Writes one profile per group and the index; returns the index rows.
-fn write_all(w: &Watcher, args: &WatchArgs) -> anyhow::Result<Vec<IndexRow>> {
-    let mut groups: BTreeMap<String, Vec<&Tracked>> = BTreeMap::new();
-    for t in w.tracked.values() {
-        groups.entry(t.info.group(args.per)).or_default().push(t);
-    }
-    let mut rows = Vec::new();
-    for (group, members) in groups {
-        rows.push(write_group(&w.recorder, &group, &members, args)?);
-    }
-    let index = Index { profiles: rows };
-    report::write(&args.output.join("index.json"), &index)?;
-    report::write(&args.output.join("index.md"), &index)?;
-    Ok(index.profiles)
-}
-
-fn write_group(
-    recorder: &Recorder,
-    group: &str,
-    members: &[&Tracked],
-    args: &WatchArgs,
-) -> anyhow::Result<IndexRow> {
-    let mut snap = Snapshot::default();
-    let mut notes = Vec::new();
-    for t in members {
-        snap.merge(&t.recorded(recorder));
-        notes.extend(t.incomplete.iter().map(|n| format!("{}: {n}", t.info.name)));
-    }
-    let mut images: Vec<String> = members.iter().map(|t| t.info.image.clone()).collect();
-    images.sort();
-    images.dedup();
-    let mut row = IndexRow {
-        profile: group.to_string(),
-        file: None,
-        images,
-        containers: members.iter().map(|t| t.info.name.clone()).collect(),
-        runs: members.iter().map(|t| t.runs).sum(),
-        allowed: 0,
-        docker_default_allowed: 0,
-        reduction_vs_docker_default_percent: 0.0,
-        complete: notes.is_empty(),
-        notes,
-    };
-    let first = members[0];
-    let (bound, label) = match &first.info.base {
-        Base::Default => (Profile::docker_default(), "docker-default".to_string()),
-        Base::Profile(p) => ((**p).clone(), format!("{}'s profile", first.info.name)),
-        Base::Unconfined => return Ok(row),
-    };
-    if snap.syscalls.is_empty() {
-        row.notes.push("nothing was recorded".into());
-        row.complete = false;
-        return Ok(row);
-    }
-    let ctx = first
-        .info
-        .context()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", first.info.name))?;
-    let learned = learn_checked(&snap.observation(), &bound, &label, &ctx, args.learn_args)?;
-    let report = Report::new(group, false, &snap, &learned, &label);
-    let file = file_name(group, args.per, args.format.extension());
-    let path = args.output.join(&file);
-    args.format
-        .write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
-    row.file = Some(file);
-    row.allowed = report.allowed;
-    row.docker_default_allowed = report.docker_default_allowed;
-    row.reduction_vs_docker_default_percent = report.reduction_vs_docker_default_percent;
-    row.notes.extend(report.warnings);
-    Ok(row)
-}
-
-fn path_stem(path: &Path) -> &str {
-    path.file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("profile")
-}
-
-/// `<repo>-<tag>.json` for an image (as `train` names it), the group name otherwise.
-fn file_name(group: &str, per: Per, extension: &str) -> String {
-    let stem = if per == Per::Image
-        || !group
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        crate::docker::default_profile_path(group)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "profile".into())
-    } else {
-        group.to_string()
-    };
-    format!("{stem}.{extension}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_names() {
-        assert_eq!(
-            file_name("shop/web:1.0", Per::Image, "json"),
-            "shop-web-1.0.json"
-        );
-        assert_eq!(file_name("p-web", Per::Service, "json"), "p-web.json");
-        assert_eq!(
-            file_name("odd/name", Per::Container, "yaml"),
-            "odd-name-latest.yaml"
-        );
+fn show(notice: WatchNotice<'_>) {
+    match notice {
+        WatchNotice::Watching => eprintln!(
+            "profile: watching containers (Ctrl-C to stop, SIGUSR1 to write the profiles so far)"
+        ),
+        WatchNotice::EventFailed(err) => eprintln!("profile: warning: {err}"),
     }
 }

@@ -1,7 +1,8 @@
-//! The Docker Engine, as `train` and `verify` use it: connect (DOCKER_HOST or the default
-//! socket) with the API version negotiated down to the daemon's, make sure an image is there,
-//! and create, start, inspect, wait for, stop and remove one container, each request bounded
-//! in time; find the containers of `profile` processes that are gone.
+//! The Docker Engine (or Podman's Docker-compatible service): connect (DOCKER_HOST or the
+//! default socket) with the API version negotiated down to the daemon's, make sure an image is
+//! there; create, start, inspect, wait for, stop and remove a container, each request bounded
+//! in time; describe any container and follow the engine's container events; find the
+//! containers of `profile` processes that are gone.
 mod inspect;
 mod spec;
 

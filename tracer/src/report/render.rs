@@ -28,7 +28,8 @@ pub trait Render {
 pub enum WriteError {
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
-    #[error(transparent)]
+    // Not transparent: the command line looks for a closed stdout in the chain.
+    #[error("{0}")]
     Output(#[from] OutputError),
 }
 

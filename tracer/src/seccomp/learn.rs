@@ -97,7 +97,7 @@ impl ArgSpec {
 }
 
 /// Which arguments a training learns.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LearnArgs {
     /// Learn no arguments: the bound's argument rules are kept as they are.
     None,
@@ -287,27 +287,6 @@ pub fn learn(obs: &Observation, bound: &Profile, ctx: &Context, learn_args: Lear
         args: learned_args,
         always_allowed,
     }
-}
-
-/// Learns as [`learn`] and proves the result: a profile that would allow anything `bound`
-/// (named `bound_label` in messages) forbids is an error, never returned.
-pub fn learn_checked(
-    obs: &Observation,
-    bound: &Profile,
-    bound_label: &str,
-    ctx: &Context,
-    learn_args: LearnArgs,
-) -> Result<Learned, super::bound::NotWithin> {
-    let learned = learn(obs, bound, ctx, learn_args);
-    let widenings = learned.profile.widenings(bound, ctx);
-    if !widenings.is_empty() {
-        return Err(super::bound::NotWithin {
-            what: "the learned profile".into(),
-            bound: bound_label.to_string(),
-            widenings,
-        });
-    }
-    Ok(learned)
 }
 
 /// One rule per observed value tuple, each within `lower`; None when they would be too many.

@@ -5,12 +5,13 @@ pub mod compare;
 pub mod conditions;
 pub mod eval;
 pub mod learn;
+pub mod merge;
 pub mod model;
 pub mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use bound::NotWithin;
+pub use bound::{Base, Bound, NotWithin};
 pub use compare::{Diff, MergeConflict, Widening};
 pub use eval::{Decision, Verdict};
 pub use learn::{ALWAYS_ALLOWED, ArgSpec, ArgValues, LearnArgs, Learned, Observation, learn};
@@ -25,22 +26,6 @@ use crate::names::Abi;
 /// denials are not counted while verifying (the filter must stay well below 4096
 /// instructions).
 const MAX_COMPLEMENT_RULES: usize = 160;
-
-/// The profile that allows everything but still installs a filter, so the runtime puts it
-/// exactly where a real profile goes (all three x86 ABIs listed).
-pub fn allow_all() -> Profile {
-    Profile {
-        default_action: ACT_ALLOW.into(),
-        default_errno_ret: None,
-        arch_map: Vec::new(),
-        architectures: Abi::ALL
-            .iter()
-            .map(|a| a.seccomp_arch().to_string())
-            .collect(),
-        flags: Vec::new(),
-        syscalls: Vec::new(),
-    }
-}
 
 impl Profile {
     /// This profile in complain mode: calls it doesn't list are allowed and logged by the

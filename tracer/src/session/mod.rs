@@ -13,6 +13,6 @@ mod signals;
 
 pub use error::SessionError;
 pub use probe::{ProbeOptions, ProbeReport, ProbeRequest, probe};
-pub use ready::ReadyOptions;
+pub use ready::{NotReady, ReadyOptions};
 pub use run::{Notice, Observer, Prepared, RecordedRun, RunOptions, Session, Stop, StoppedBy};
 pub use signals::Interrupt;

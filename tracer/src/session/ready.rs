@@ -25,6 +25,30 @@ impl Default for ReadyOptions {
     }
 }
 
+/// A container never ready for the exercise: the run wrote nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotReady {
+    /// What was still not ready when the wait ended.
+    pub reason: String,
+    /// The container was kept (`--keep`), to be looked at.
+    pub kept: bool,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}; the exercise never ran and nothing was written ({}--ready-timeout waits longer, --no-wait starts the exercise at once)",
+            self.reason,
+            if self.kept {
+                "the container was kept; "
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 /// How long a probe connection must stay open to count: docker-proxy closes within
 /// microseconds when it can't reach the container.
 const HOLD: Duration = Duration::from_millis(100);

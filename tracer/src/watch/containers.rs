@@ -1,7 +1,6 @@
-//! Recording every container an engine creates while `profile watch` runs: the kernel side
-//! adopts each new container cgroup on creation (no race with the engine's events), and the
-//! engine's events say whose it is, so that each container's syscalls are kept apart and
-//! grouped by image, compose service or container.
+//! The containers of a watch: the kernel side adopts each new container cgroup on creation
+//! (no race with the engine's events), and the engine's events say whose it is, so that each
+//! container's syscalls are kept apart and grouped by image, compose service or container.
 use std::{
     collections::{BTreeMap, BTreeSet},
     str::FromStr,
@@ -12,9 +11,9 @@ use bollard::models::EventMessage;
 use futures_util::Stream;
 
 use crate::{
-    docker::{DockerError, Engine},
+    docker::{ContainerInfo, DockerError, Engine},
     recorder::{Recorder, Snapshot},
-    seccomp::{Context, Profile},
+    seccomp::{Base, Context, Profile},
 };
 
 /// How long a cgroup the kernel adopted may stay unclaimed by a container event before it is
@@ -54,7 +53,7 @@ impl FromStr for ContainerFilter {
 }
 
 /// How recorded containers become profiles.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Per {
     /// One profile per image: replicas and restarts merged.
     #[default]
@@ -66,59 +65,56 @@ pub enum Per {
     Container,
 }
 
-/// The seccomp profile a container was created with: the base its profile must stay within.
-#[derive(Clone, Debug)]
-pub enum Base {
-    /// The engine's default profile (Docker's default, resolved for its capabilities).
-    Default,
-    /// `seccomp=unconfined`: no filter, so nothing of it can be recorded.
-    Unconfined,
-    /// A profile given to the engine.
-    Profile(Box<Profile>),
-}
-
-/// What the engine says about a container.
-#[derive(Clone, Debug)]
-pub struct ContainerInfo {
-    pub id: String,
-    pub name: String,
-    pub image: String,
-    pub labels: BTreeMap<String, String>,
-    pub base: Base,
-    pub cap_add: Vec<String>,
-    pub cap_drop: Vec<String>,
-}
-
-impl ContainerInfo {
-    pub fn matches(&self, filters: &[ContainerFilter]) -> bool {
-        filters.iter().all(|f| match f {
-            ContainerFilter::Label(k, v) => self
+impl ContainerFilter {
+    /// Whether `c` is selected by this filter.
+    pub fn matches(&self, c: &ContainerInfo) -> bool {
+        match self {
+            ContainerFilter::Label(k, v) => c
                 .labels
                 .get(k)
                 .is_some_and(|have| v.as_ref().is_none_or(|want| want == have)),
-            ContainerFilter::Name(n) => self.name.contains(n.as_str()),
+            ContainerFilter::Name(n) => c.name.contains(n.as_str()),
             ContainerFilter::Image(i) => {
-                self.image == *i || self.image.split(':').next() == Some(i.as_str())
+                c.image == *i || c.image.split(':').next() == Some(i.as_str())
             }
-        })
-    }
-
-    /// The name of the profile this container's syscalls go into.
-    pub fn group(&self, per: Per) -> String {
-        let labels = (
-            self.labels.get("com.docker.compose.project"),
-            self.labels.get("com.docker.compose.service"),
-        );
-        match (per, labels) {
-            (Per::Container, _) => self.name.clone(),
-            (Per::Service, (Some(project), Some(service))) => format!("{project}-{service}"),
-            _ => self.image.clone(),
         }
     }
+}
 
-    /// The capabilities the engine evaluates profiles under for this container.
-    pub fn context(&self) -> std::result::Result<Context, String> {
-        Context::with_caps(&self.cap_add, &self.cap_drop)
+impl Per {
+    /// The name of the profile `c`'s syscalls go into.
+    pub fn group(self, c: &ContainerInfo) -> String {
+        let labels = (
+            c.labels.get("com.docker.compose.project"),
+            c.labels.get("com.docker.compose.service"),
+        );
+        match (self, labels) {
+            (Per::Container, _) => c.name.clone(),
+            (Per::Service, (Some(project), Some(service))) => format!("{project}-{service}"),
+            _ => c.image.clone(),
+        }
+    }
+}
+
+/// The profile a container was created with, the base its learned profile stays within:
+/// `None` for `seccomp=unconfined` (no filter, so nothing of it can be recorded).
+fn base_of(c: &ContainerInfo) -> Option<Base> {
+    let value = c
+        .security_opt
+        .iter()
+        .find_map(|o| o.strip_prefix("seccomp=").or(o.strip_prefix("seccomp:")));
+    match value {
+        None => Some(Base::DockerDefault),
+        Some("unconfined") => None,
+        Some(json) => Some(
+            match Profile::parse(json, std::path::Path::new("seccomp=")) {
+                Ok(profile) => Base::Profile {
+                    profile: Box::new(profile),
+                    label: format!("{}'s profile", c.name),
+                },
+                Err(_) => Base::DockerDefault,
+            },
+        ),
     }
 }
 
@@ -126,6 +122,8 @@ impl ContainerInfo {
 #[derive(Clone, Debug)]
 pub struct Tracked {
     pub info: ContainerInfo,
+    /// The profile it was created with (`None`: unconfined).
+    pub base: Option<Base>,
     /// What its finished runs recorded (a restart is another run of the same container).
     pub snapshot: Snapshot,
     /// Cgroups of its runs still going.
@@ -136,6 +134,22 @@ pub struct Tracked {
 }
 
 impl Tracked {
+    fn new(info: ContainerInfo) -> Self {
+        Tracked {
+            base: base_of(&info),
+            info,
+            snapshot: Snapshot::default(),
+            live: BTreeSet::new(),
+            runs: 0,
+            incomplete: Vec::new(),
+        }
+    }
+
+    /// The capabilities the engine evaluates profiles under for this container.
+    pub fn context(&self) -> Result<Context, String> {
+        Context::with_caps(&self.info.cap_add, &self.info.cap_drop)
+    }
+
     /// Everything recorded so far, runs still going included.
     pub fn recorded(&self, recorder: &Recorder) -> Snapshot {
         let mut snap = self.snapshot.clone();
@@ -157,7 +171,7 @@ pub struct Watcher {
     /// Containers the filters left out (their cgroups are forgotten as they start).
     ignored: BTreeSet<String>,
     /// Containers inspected at creation, before they start.
-    created: BTreeMap<String, ContainerInfo>,
+    created: BTreeMap<String, Tracked>,
     /// Adopted cgroups whose runs ended (read and forgotten).
     done: BTreeSet<u64>,
     first_seen: BTreeMap<u64, Instant>,
@@ -202,21 +216,21 @@ impl Watcher {
                 // Inspected while it surely exists: a `--rm` container may be gone by the time
                 // its start is reported.
                 if !self.created.contains_key(&id) {
-                    let info = match self.inspect(&id).await {
+                    let info = match self.engine.container(&id).await {
                         Ok(info) => info,
                         Err(_) => info_from_event(&id, event),
                     };
-                    self.created.insert(id, info);
+                    self.created.insert(id, Tracked::new(info));
                 }
                 Ok(())
             }
             Some("start") => {
                 if !self.created.contains_key(&id) && !self.tracked.contains_key(&id) {
-                    let info = match self.inspect(&id).await {
+                    let info = match self.engine.container(&id).await {
                         Ok(info) => info,
                         Err(_) => info_from_event(&id, event),
                     };
-                    self.created.insert(id.clone(), info);
+                    self.created.insert(id.clone(), Tracked::new(info));
                 }
                 self.on_start(&id).await
             }
@@ -237,9 +251,13 @@ impl Watcher {
         if self.ignored.contains(id) {
             return Ok(());
         }
-        let info = match (self.tracked.get(id), self.created.get(id)) {
-            (Some(t), _) => t.info.clone(),
-            (None, Some(info)) => info.clone(),
+        let fresh = match (self.tracked.contains_key(id), self.created.get(id)) {
+            (true, _) => None,
+            (false, Some(t)) => Some(t.clone()),
+            (false, None) => return Ok(()),
+        };
+        let info = match (&fresh, self.tracked.get(id)) {
+            (Some(t), _) | (None, Some(t)) => t.info.clone(),
             (None, None) => return Ok(()),
         };
         // The kernel side adopted the run's cgroup when it was created, under the container's
@@ -257,7 +275,7 @@ impl Watcher {
             .filter(|(cg, name)| name == id && !claimed.contains(cg))
             .map(|(cg, _)| cg)
             .collect();
-        if !info.matches(&self.filters) {
+        if !self.filters.iter().all(|f| f.matches(&info)) {
             self.ignored.insert(id.to_string());
             for cg in runs {
                 self.recorder.forget_adopted(cg);
@@ -267,13 +285,7 @@ impl Watcher {
         let tracked = self
             .tracked
             .entry(id.to_string())
-            .or_insert_with(|| Tracked {
-                info,
-                snapshot: Snapshot::default(),
-                live: BTreeSet::new(),
-                runs: 0,
-                incomplete: Vec::new(),
-            });
+            .or_insert_with(|| fresh.unwrap_or_else(|| Tracked::new(info)));
         tracked.runs += 1;
         if runs.is_empty() {
             tracked.incomplete.push(
@@ -284,7 +296,7 @@ impl Watcher {
             tracked.live.insert(cg);
             self.first_seen.remove(&cg);
         }
-        if matches!(tracked.info.base, Base::Unconfined) {
+        if tracked.base.is_none() {
             tracked
                 .incomplete
                 .push("runs with seccomp=unconfined: no filter, nothing to record".into());
@@ -338,36 +350,12 @@ impl Watcher {
             }
         }
     }
-
-    async fn inspect(&self, id: &str) -> Result<ContainerInfo, DockerError> {
-        let c = self.engine.container(id).await?;
-        let base = c
-            .security_opt
-            .iter()
-            .find_map(|o| o.strip_prefix("seccomp=").or(o.strip_prefix("seccomp:")))
-            .map(|value| match value {
-                "unconfined" => Base::Unconfined,
-                json => match Profile::parse(json, std::path::Path::new("seccomp=")) {
-                    Ok(p) => Base::Profile(Box::new(p)),
-                    Err(_) => Base::Default,
-                },
-            })
-            .unwrap_or(Base::Default);
-        Ok(ContainerInfo {
-            id: id.to_string(),
-            name: c.name,
-            image: c.image,
-            labels: c.labels,
-            base,
-            cap_add: c.cap_add,
-            cap_drop: c.cap_drop,
-        })
-    }
 }
 
 /// What an event says of its container, when the container can't be inspected any more (a
 /// `--rm` container that Podman removed before its events were read): name, image and labels,
-/// which both engines put among the event's attributes; Docker's default profile as its base.
+/// which both engines put among the event's attributes (no `seccomp=` option: Docker's
+/// default profile as its base).
 fn info_from_event(id: &str, event: &EventMessage) -> ContainerInfo {
     const NOT_LABELS: [&str; 5] = ["image", "name", "exitCode", "containerExitCode", "podId"];
     let attrs = event
@@ -387,7 +375,12 @@ fn info_from_event(id: &str, event: &EventMessage) -> ContainerInfo {
             .filter(|(k, _)| !NOT_LABELS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        base: Base::Default,
+        pid: None,
+        running: false,
+        created: None,
+        started_at: None,
+        finished_at: None,
+        security_opt: Vec::new(),
         cap_add: Vec::new(),
         cap_drop: Vec::new(),
     }
@@ -398,32 +391,33 @@ mod tests {
     use super::*;
 
     fn info(name: &str, image: &str, labels: &[(&str, &str)]) -> ContainerInfo {
-        ContainerInfo {
-            id: "0".repeat(64),
-            name: name.into(),
-            image: image.into(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            base: Base::Default,
-            cap_add: Vec::new(),
-            cap_drop: Vec::new(),
-        }
+        let mut info = info_from_event(&"0".repeat(64), &EventMessage::default());
+        info.name = name.into();
+        info.image = image.into();
+        info.labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        info
     }
 
     #[test]
     fn filters_as_docker_ps_takes_them() {
         let web = info("shop_web_1", "shop/web:1.0", &[("tier", "front")]);
-        let f = |s: &str| s.parse::<ContainerFilter>().unwrap();
-        assert!(web.matches(&[]));
-        assert!(web.matches(&[f("label=tier")]));
-        assert!(web.matches(&[f("label=tier=front")]));
-        assert!(!web.matches(&[f("label=tier=back")]));
-        assert!(web.matches(&[f("name=web")]));
-        assert!(web.matches(&[f("image=shop/web")]));
-        assert!(web.matches(&[f("image=shop/web:1.0")]));
-        assert!(!web.matches(&[f("image=shop/db"), f("name=web")]));
+        let all = |filters: &[&str]| {
+            filters
+                .iter()
+                .map(|s| s.parse::<ContainerFilter>().unwrap())
+                .all(|f| f.matches(&web))
+        };
+        assert!(all(&[]));
+        assert!(all(&["label=tier"]));
+        assert!(all(&["label=tier=front"]));
+        assert!(!all(&["label=tier=back"]));
+        assert!(all(&["name=web"]));
+        assert!(all(&["image=shop/web"]));
+        assert!(all(&["image=shop/web:1.0"]));
+        assert!(!all(&["image=shop/db", "name=web"]));
         assert!("color=red".parse::<ContainerFilter>().is_err());
         assert!("label".parse::<ContainerFilter>().is_err());
     }
@@ -438,9 +432,22 @@ mod tests {
                 ("com.docker.compose.service", "web"),
             ],
         );
-        assert_eq!(svc.group(Per::Image), "img:1");
-        assert_eq!(svc.group(Per::Service), "p-web");
-        assert_eq!(svc.group(Per::Container), "p_web_1");
-        assert_eq!(info("x", "img:2", &[]).group(Per::Service), "img:2");
+        assert_eq!(Per::Image.group(&svc), "img:1");
+        assert_eq!(Per::Service.group(&svc), "p-web");
+        assert_eq!(Per::Container.group(&svc), "p_web_1");
+        assert_eq!(Per::Service.group(&info("x", "img:2", &[])), "img:2");
+    }
+
+    #[test]
+    fn a_container_is_bound_by_the_profile_it_was_created_with() {
+        let mut web = info("web", "img", &[]);
+        assert_eq!(base_of(&web), Some(Base::DockerDefault));
+        web.security_opt = vec!["seccomp=unconfined".into()];
+        assert_eq!(base_of(&web), None);
+        web.security_opt = vec![r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#.into()];
+        let Some(Base::Profile { label, .. }) = base_of(&web) else {
+            panic!("{:?}", base_of(&web))
+        };
+        assert_eq!(label, "web's profile");
     }
 }

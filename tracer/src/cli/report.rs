@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, ValueEnum};
 
 use crate::{
-    formats,
+    formats, output,
     report::{Render as _, Report},
 };
 
@@ -28,16 +28,15 @@ pub struct ReportArgs {
     pub format: ReportFormat,
 }
 
-pub async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     // The report carries the warnings about the profile itself: not printed twice.
     let profile = formats::read_profile(&args.profile)?;
     let target = formats::origin(&args.profile).display().to_string();
     let report = Report::for_profile(&target, &profile);
-    let text = match args.format {
+    output::stdout(&match args.format {
         ReportFormat::Text => report.text(),
         ReportFormat::Md => report.markdown(),
         ReportFormat::Json => report.json()?,
-    };
-    crate::output::stdout(&text)?;
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,6 @@
-//! `profile absorb --follow`: the kernel log so far, then every audit record as it happens,
-//! with the containers' processes followed through forks and execs, until they exit or a
-//! signal says stop; SIGUSR1 writes what was absorbed so far.
+//! Following: the kernel log so far, then every audit record as it happens, with the
+//! containers' processes followed through forks and execs, until they exit or a signal says
+//! stop; on SIGUSR1 what was absorbed so far is handed over.
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -9,15 +9,28 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
+use super::{
+    error::AbsorbError,
+    selection::Selection,
+    sources::{Processes, read_kmsg},
+    tally::Tally,
+};
 use crate::{
-    absorb::{
-        Selection, Tally,
-        sources::{Processes, read_kmsg},
-    },
     audit::LogLine,
     docker::Engine,
     netlink::{AuditRecords, ProcEvents},
 };
+
+/// What following has to say while it goes on; the command line decides how to show it.
+#[derive(Debug)]
+pub enum FollowNotice<'a> {
+    /// Following has begun, until these containers exit (none: until a signal).
+    Following { until: &'a [String] },
+    /// The containers followed have exited.
+    Stopped { containers: &'a [String] },
+    /// What was absorbed so far could not be made into a profile (SIGUSR1).
+    CheckpointFailed(&'a AbsorbError),
+}
 
 /// How long records are still awaited after the last container stopped: the kernel hands them
 /// over asynchronously.
@@ -29,27 +42,30 @@ pub(super) async fn follow(
     selection: &Selection,
     cgroups: &[String],
     engine: Option<&Engine>,
-    finish: &dyn Fn(&Tally) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    notices: &(dyn Fn(FollowNotice<'_>) + Sync),
+    checkpoint: &(dyn Fn(&Tally) + Sync),
+) -> Result<(), AbsorbError> {
     // Subscribed first, so that nothing falls between the kernel log read below and it; a
     // record in both is counted once (same stamp and serial).
     // SAFETY: AuditRecords owns its socket's descriptor (an OwnedFd nothing replaces) and
     // always returns that one, for as long as the AsyncFd holds it.
-    let mut audit =
-        unsafe { AsyncFd::register(AuditRecords::open()?) }.map_err(|e| e.into_parts().1)?;
+    let mut audit = unsafe { AsyncFd::register(AuditRecords::open()?) }
+        .map_err(|e| AbsorbError::Follow(e.into_parts().1))?;
     let mut procs = None;
     if !cgroups.is_empty() {
         let events = ProcEvents::open()?;
         // SAFETY: as for AuditRecords: ProcEvents owns its descriptor for its whole life.
-        let fd = unsafe { AsyncFd::register(events) }.map_err(|e| e.into_parts().1)?;
+        let fd = unsafe { AsyncFd::register(events) }
+            .map_err(|e| AbsorbError::Follow(e.into_parts().1))?;
         procs = Some(fd);
     }
     let mut tracker = Processes::new(cgroups);
     read_kmsg(tally, selection, &mut |pid| tracker.whereabouts(pid, false))?;
     let src = tally.source("kernel audit records (as they happened)");
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
+    let handler = |kind| signal(kind).map_err(AbsorbError::Follow);
+    let mut usr1 = handler(SignalKind::user_defined1())?;
+    let mut int = handler(SignalKind::interrupt())?;
+    let mut term = handler(SignalKind::terminate())?;
     let ids: Vec<String> = selection.containers.iter().map(|c| c.id.clone()).collect();
     let stopped = async {
         match engine {
@@ -60,20 +76,18 @@ pub(super) async fn follow(
         }
     };
     tokio::pin!(stopped);
-    eprintln!(
-        "profile: following the kernel's audit records{}; SIGUSR1 writes what was absorbed so far, SIGINT or SIGTERM stops",
-        if ids.is_empty() {
-            String::new()
-        } else {
-            format!(" until {} exit(s)", names(selection))
-        }
-    );
+    let names: Vec<String> = selection
+        .containers
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    notices(FollowNotice::Following { until: &names });
     let mut number = 0u64;
     let mut drain = |tally: &mut Tally,
                      audit: &mut AsyncFd<AuditRecords>,
                      procs: &mut Option<AsyncFd<ProcEvents>>,
                      tracker: &mut Processes|
-     -> anyhow::Result<()> {
+     -> Result<(), AbsorbError> {
         // Forks first: a record of a new process comes after the fork that made it.
         if let Some(procs) = procs {
             loop {
@@ -83,7 +97,7 @@ pub(super) async fn follow(
                     Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                         tally.overflowed(src);
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(AbsorbError::Follow(e)),
                 }
             }
         }
@@ -100,7 +114,7 @@ pub(super) async fn follow(
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => tally.overflowed(src),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(AbsorbError::Follow(e)),
             }
         }
         Ok(())
@@ -108,7 +122,7 @@ pub(super) async fn follow(
     loop {
         tokio::select! {
             ready = audit.readable() => {
-                ready?.clear_ready();
+                ready.map_err(AbsorbError::Follow)?.clear_ready();
                 drain(tally, &mut audit, &mut procs, &mut tracker)?;
             }
             ready = async {
@@ -117,33 +131,22 @@ pub(super) async fn follow(
                     None => std::future::pending().await,
                 }
             } => {
-                ready?;
+                ready.map_err(AbsorbError::Follow)?;
                 drain(tally, &mut audit, &mut procs, &mut tracker)?;
             }
             _ = usr1.recv() => {
                 drain(tally, &mut audit, &mut procs, &mut tracker)?;
-                if let Err(err) = finish(tally) {
-                    eprintln!("profile: error: {err:#}");
-                }
+                checkpoint(tally);
             }
             _ = int.recv() => break,
             _ = term.recv() => break,
             () = &mut stopped => {
                 tokio::time::sleep(DRAIN).await;
-                eprintln!("profile: {} stopped", names(selection));
+                notices(FollowNotice::Stopped { containers: &names });
                 break;
             }
         }
     }
     drain(tally, &mut audit, &mut procs, &mut tracker)?;
     Ok(())
-}
-
-fn names(selection: &Selection) -> String {
-    selection
-        .containers
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

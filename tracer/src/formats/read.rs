@@ -1,17 +1,18 @@
-//! The formats profiles are written and read in besides Docker's JSON: the OCI runtime-spec
-//! `linux.seccomp` object (alone or in a runtime config) and a Kubernetes Security Profiles
-//! Operator `SeccompProfile` manifest (YAML).
-//!
-//! Neither format has Docker's `includes`/`excludes` or `archMap`: rules are resolved for a
-//! [`Context`] (Docker's default capabilities, amd64, the running kernel) and the arch map is
-//! expanded the way Docker expands it for an x86_64 host.
+//! Reading a profile in any format `profile` writes, with errors placed at line and column:
+//! Docker's JSON, the OCI `linux.seccomp` object (alone or in a runtime config) and an SPO
+//! `SeccompProfile` manifest (YAML or JSON).
 use std::path::Path;
 
-use serde::{Deserialize, Serialize, de::IgnoredAny};
+use serde::{Deserialize, de::IgnoredAny};
 
+use super::oci::{SPO_API_VERSION, SPO_GROUP, SPO_KIND};
 use crate::{
     input::{self, InputError},
-    seccomp::{Arg, Context, Profile, SyntaxError, model::position},
+    seccomp::{
+        Base, Profile, SyntaxError,
+        bound::{ALLOW_ALL, DOCKER_DEFAULT},
+        model::position,
+    },
 };
 
 type Result<T, E = SyntaxError> = std::result::Result<T, E>;
@@ -24,10 +25,6 @@ pub enum ReadError {
     #[error(transparent)]
     Syntax(#[from] SyntaxError),
 }
-
-/// The name that stands for Docker's default profile wherever a profile is read, unless a file
-/// has that name.
-pub const DOCKER_DEFAULT: &str = "docker-default";
 
 /// Whether `path` names Docker's default profile (see [`DOCKER_DEFAULT`]).
 pub fn is_docker_default(path: &Path) -> bool {
@@ -45,121 +42,25 @@ pub fn read_profile(path: &Path) -> Result<Profile, ReadError> {
     Ok(parse_profile(&text, origin(path))?)
 }
 
+/// The base `name` names: [`DOCKER_DEFAULT`], [`ALLOW_ALL`], or a profile read as
+/// [`read_profile`] reads it.
+pub fn read_base(name: &str) -> Result<Base, ReadError> {
+    Ok(match name {
+        ALLOW_ALL => Base::AllowAll,
+        DOCKER_DEFAULT if is_docker_default(Path::new(name)) => Base::DockerDefault,
+        path => Base::Profile {
+            profile: Box::new(read_profile(Path::new(path))?),
+            label: path.to_string(),
+        },
+    })
+}
+
 /// How an input is named in messages: `<stdin>` for `-`.
 pub fn origin(path: &Path) -> &Path {
     if input::is_stdin(path) {
         Path::new("<stdin>")
     } else {
         path
-    }
-}
-
-pub const SPO_API_VERSION: &str = "security-profiles-operator.x-k8s.io/v1beta1";
-pub const SPO_KIND: &str = "SeccompProfile";
-/// The API group of every SPO version (v1alpha1, v1beta1).
-const SPO_GROUP: &str = "security-profiles-operator.x-k8s.io/";
-
-/// One rule of the OCI object (runtime-spec `LinuxSyscall`), and of an SPO manifest's spec.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OciSyscall {
-    pub names: Vec<String>,
-    pub action: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub errno_ret: Option<u32>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub args: Vec<Arg>,
-}
-
-/// The runtime-spec `linux.seccomp` object.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OciSeccomp {
-    pub default_action: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_errno_ret: Option<u32>,
-    pub architectures: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub flags: Vec<String>,
-    pub syscalls: Vec<OciSyscall>,
-}
-
-/// A Security Profiles Operator `SeccompProfile` manifest, as written.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SpoManifest {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    pub metadata: SpoMetadata,
-    pub spec: SpoSpec,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct SpoMetadata {
-    pub name: String,
-}
-
-/// SPO's spec: the OCI object without `defaultErrnoRet`, which SPO doesn't have.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SpoSpec {
-    pub default_action: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub architectures: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub flags: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub syscalls: Vec<OciSyscall>,
-}
-
-impl OciSeccomp {
-    /// `profile` as the runtime would receive it for a container with `ctx`.
-    pub fn resolve(profile: &Profile, ctx: &Context) -> Self {
-        let flat = profile.resolve(ctx);
-        let syscalls = flat
-            .syscalls
-            .iter()
-            .map(|r| OciSyscall {
-                names: r.all_names().cloned().collect(),
-                action: r.action.clone(),
-                errno_ret: r.errno_ret,
-                args: r.args.clone(),
-            })
-            .collect();
-        OciSeccomp {
-            default_action: flat.default_action,
-            default_errno_ret: flat.default_errno_ret,
-            architectures: flat.architectures,
-            flags: flat.flags,
-            syscalls,
-        }
-    }
-
-    pub fn to_json(&self) -> serde_json::Result<String> {
-        crate::output::json(self)
-    }
-
-    /// A Security Profiles Operator `SeccompProfile` manifest named `name`. SPO's spec has no
-    /// `defaultErrnoRet`: denied calls get the runtime's default errno, EPERM.
-    pub fn to_k8s_manifest(&self, name: &str) -> SpoManifest {
-        SpoManifest {
-            api_version: SPO_API_VERSION,
-            kind: SPO_KIND,
-            metadata: SpoMetadata {
-                name: k8s_name(name),
-            },
-            spec: SpoSpec {
-                default_action: self.default_action.clone(),
-                architectures: self.architectures.clone(),
-                flags: self.flags.clone(),
-                syscalls: self.syscalls.clone(),
-            },
-        }
-    }
-
-    /// [`to_k8s_manifest`](Self::to_k8s_manifest) as YAML.
-    pub fn to_k8s_yaml(&self, name: &str) -> Result<String, serde_saphyr::SerializeError> {
-        serde_saphyr::to_string(&self.to_k8s_manifest(name))
     }
 }
 
@@ -305,73 +206,10 @@ struct RuntimeLinux {
     seccomp: Option<Profile>,
 }
 
-/// A Kubernetes object name (RFC 1123 subdomain): lowercase alphanumerics, `-` and `.`,
-/// starting and ending alphanumeric, at most 253 characters.
-pub fn k8s_name(s: &str) -> String {
-    let mapped: String = s
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let mut name: String = trimmed.chars().take(253).collect();
-    while name.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
-        name.pop();
-    }
-    if name.is_empty() {
-        "profile".into()
-    } else {
-        name
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
-    use crate::names::Abi;
-
-    #[test]
-    fn oci_resolves_docker_default_for_default_caps() {
-        let ctx = Context {
-            kernel: (6, 18),
-            ..Context::docker_default()
-        };
-        let oci = OciSeccomp::resolve(&Profile::docker_default(), &ctx);
-        assert_eq!(
-            oci.architectures,
-            ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
-        );
-        let names: BTreeSet<&str> = oci
-            .syscalls
-            .iter()
-            .filter(|r| r.action == "SCMP_ACT_ALLOW")
-            .flat_map(|r| r.names.iter().map(String::as_str))
-            .collect();
-        assert!(names.contains("read") && !names.contains("mount"));
-        let json: serde_json::Value = serde_json::from_str(&oci.to_json().unwrap()).unwrap();
-        assert_eq!(json["defaultErrnoRet"], 1);
-        assert!(json["syscalls"][0].get("includes").is_none());
-    }
-
-    #[test]
-    fn k8s_yaml_shape() {
-        let p = Profile::allowing(["read", "write"], &BTreeSet::from([Abi::X86_64]));
-        let y = OciSeccomp::resolve(&p, &Context::docker_default())
-            .to_k8s_yaml("My_App:1.0")
-            .unwrap();
-        assert_eq!(
-            y,
-            "apiVersion: security-profiles-operator.x-k8s.io/v1beta1\nkind: SeccompProfile\nmetadata:\n  name: my-app-1.0\nspec:\n  defaultAction: SCMP_ACT_ERRNO\n  architectures:\n  - SCMP_ARCH_X86_64\n  syscalls:\n  - names:\n    - read\n    - write\n    action: SCMP_ACT_ALLOW\n"
-        );
-    }
+    use crate::{formats::OciSeccomp, names::Abi, seccomp::Context};
 
     #[test]
     fn what_is_written_is_read_back() {
@@ -434,20 +272,5 @@ mod tests {
         // JSON errors keep serde_json's positions.
         assert!(err("{\n  \"defaultAction\": }").starts_with("m.yaml:2:20: "));
         assert!(err("  [1, 2]").contains("expected a JSON object"));
-    }
-
-    #[test]
-    fn names() {
-        assert_eq!(k8s_name("profiles/App--x_"), "profiles-app--x");
-        assert_eq!(k8s_name("__"), "profile");
-    }
-
-    #[test]
-    fn yaml_quotes_what_would_read_back_otherwise() {
-        let mut oci = OciSeccomp::resolve(&Profile::docker_default(), &Context::docker_default());
-        oci.default_action = "no".into();
-        let y = oci.to_k8s_yaml("x").unwrap();
-        // Go's YAML 1.1 reader (kubectl's) would take a plain no for false.
-        assert!(y.contains("defaultAction: \"no\""), "{y}");
     }
 }

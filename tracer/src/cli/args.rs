@@ -1,0 +1,249 @@
+//! The options several subcommands share, and how they become the library's plain values:
+//! what is recorded and where its report goes, how a profile is written, the base and bound a
+//! profile is learned within; durations; profiles read with their warnings.
+use std::{path::Path, time::Duration};
+
+use clap::{Args, ValueEnum, builder::PossibleValue};
+
+use crate::{
+    formats::{self, DefaultAction, Format, Rendering},
+    output,
+    report::{Render, Report},
+    seccomp::{Base, LearnArgs, Profile},
+    watch::Per,
+};
+
+/// Lets clap take a library enum by the names given, with their help.
+macro_rules! value_enum {
+    ($t:ty { $($variant:ident => $name:literal: $help:literal,)* }) => {
+        impl ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$(<$t>::$variant),*]
+            }
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(match self {
+                    $(<$t>::$variant => PossibleValue::new($name).help($help),)*
+                })
+            }
+        }
+    };
+}
+
+value_enum!(Format {
+    Docker => "docker": "Docker's seccomp JSON (Podman takes it too)",
+    Oci => "oci": "The OCI runtime-spec `linux.seccomp` object (JSON)",
+    K8s => "k8s": "A Kubernetes Security Profiles Operator `SeccompProfile` manifest (YAML)",
+});
+
+value_enum!(DefaultAction {
+    Errno => "errno": "Fail them with EPERM (enforcing)",
+    Log => "log": "Allow them and have the kernel log them (SCMP_ACT_LOG): complain mode for rollouts",
+});
+
+value_enum!(LearnArgs {
+    None => "none": "Learn no arguments: the bound's argument rules are kept as they are",
+    Default => "default": "socket's family and type, personality's persona",
+    Strict => "strict": "Also ioctl's request and prctl's option",
+});
+
+value_enum!(Per {
+    Image => "image": "One profile per image: replicas and restarts merged",
+    Service => "service": "One per compose service (`com.docker.compose.project` / `service` labels); containers without them by image",
+    Container => "container": "One per container",
+});
+
+/// What is recorded and where the report goes: shared by the recording commands.
+#[derive(Clone, Debug, Args)]
+pub struct RecordArgs {
+    /// Write the report here: .json for JSON, .md for Markdown, anything else as text.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// Also write a Markdown summary without what changes from run to run (calls, first
+    /// programs, what each run added): to commit beside the profile, it changes only when the
+    /// profile does.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<std::path::PathBuf>,
+    /// Count every syscall in the cgroup, the runtime's own setup included, not only those made
+    /// under the seccomp filter (for comparison: such a profile grants calls no filter checks).
+    #[arg(long)]
+    pub all_syscalls: bool,
+}
+
+impl RecordArgs {
+    /// Checks that the report and the summary can be written, before anything runs.
+    pub fn check_writable(&self) -> anyhow::Result<()> {
+        for path in self.report.iter().chain(self.summary.iter()) {
+            output::check_writable(path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the report and the summary where they were asked for.
+    pub fn write(&self, report: &Report) -> anyhow::Result<()> {
+        if let Some(path) = &self.report {
+            write_report(path, report)?;
+        }
+        if let Some(path) = &self.summary {
+            output::write_atomic(path, report.summary_markdown().as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// How a profile is written: shared by every command that writes one.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ProfileFormatArgs {
+    /// Profile format: docker (Docker's seccomp JSON, for docker/podman --security-opt),
+    /// oci (the runtime-spec linux.seccomp object), k8s (a Security Profiles Operator
+    /// SeccompProfile manifest). oci and k8s resolve Docker's per-capability conditions for
+    /// Docker's default capabilities.
+    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+    pub format: Format,
+    /// What the profile does with calls it doesn't list: errno (fail with EPERM) or log (allow
+    /// and log them: complain mode for rollouts).
+    #[arg(long, value_enum, default_value_t, value_name = "ACTION")]
+    pub default_action: DefaultAction,
+    /// metadata.name of the k8s manifest [default: the output file's name]
+    #[arg(long, value_name = "NAME")]
+    pub k8s_name: Option<String>,
+}
+
+impl ProfileFormatArgs {
+    pub fn rendering(&self) -> Rendering {
+        Rendering {
+            format: self.format,
+            default_action: self.default_action,
+            k8s_name: self.k8s_name.clone(),
+        }
+    }
+}
+
+/// The base a workload is trained under and what its profile stays within.
+#[derive(Clone, Debug, Args)]
+pub struct LearnOptions {
+    /// The profile the workload is trained under and the learned profile replaces: it is
+    /// never allowed anything this one forbids. `docker-default` (Docker's default, resolved
+    /// for the container's capabilities), a profile file, or `allow-all` (no filter rules:
+    /// to explore what an application tries; the learned profile still stays within Docker's
+    /// default unless --allow-beyond-default).
+    #[arg(long, value_name = "PROFILE", default_value = "docker-default")]
+    pub base: String,
+    /// Which syscall arguments are learned in the kernel: none; default (socket's family and
+    /// type, personality's persona); strict (also ioctl's request and prctl's option).
+    #[arg(long, value_enum, default_value_t, value_name = "SET")]
+    pub learn_args: LearnArgs,
+    /// With --base allow-all: let the learned profile allow what Docker's default forbids.
+    #[arg(long)]
+    pub allow_beyond_default: bool,
+}
+
+impl LearnOptions {
+    /// Loads the base (before any container is created: a file that doesn't parse stops here
+    /// with its line and column).
+    pub fn base(&self) -> anyhow::Result<Base> {
+        load_base(&self.base)
+    }
+}
+
+/// The base `name` names, a profile file's warnings said.
+pub fn load_base(name: &str) -> anyhow::Result<Base> {
+    let base = formats::read_base(name)?;
+    if let Base::Profile { profile, .. } = &base {
+        warn_unknown_names(Path::new(name), profile);
+    }
+    Ok(base)
+}
+
+/// Reads a profile in any format `profile` writes (`docker-default` for Docker's default, `-`
+/// for stdin) and warns about names its architectures don't know: Docker ignores them silently.
+pub fn load_profile(path: &Path) -> anyhow::Result<Profile> {
+    let profile = formats::read_profile(path)?;
+    // Docker's own default names other architectures' calls on purpose.
+    if !formats::is_docker_default(path) {
+        warn_unknown_names(path, &profile);
+    }
+    Ok(profile)
+}
+
+fn warn_unknown_names(path: &Path, profile: &Profile) {
+    if let Some(warning) = profile.unknown_names_warning() {
+        eprintln!(
+            "profile: warning: {}: {warning}",
+            formats::origin(path).display()
+        );
+    }
+}
+
+/// Writes a report (atomically) in the format its file name's extension names: `.json`,
+/// `.md`, anything else as text.
+pub fn write_report(path: &Path, report: &impl Render) -> anyhow::Result<()> {
+    Ok(crate::report::write(path, report)?)
+}
+
+/// The longest `--duration`: a year.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `30s`, `2m`, `1h`, `500ms`, `1h 30m` (humantime's syntax), or plain seconds (`1.5`): more
+/// than zero and at most a year.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let d = match s.parse::<f64>() {
+        Ok(secs) if (0.0..=MAX_DURATION.as_secs_f64()).contains(&secs) => {
+            Duration::from_secs_f64(secs)
+        }
+        Ok(_) => Duration::MAX,
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?}: {e} (use e.g. 30s, 2m, 500ms, 1h)"))?,
+    };
+    if d.is_zero() {
+        return Err(format!("{s:?}: must be more than zero"));
+    }
+    if d > MAX_DURATION {
+        return Err(format!("{s:?}: must be at most a year"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        for bad in [
+            "",
+            "s",
+            "0",
+            "0s",
+            "-1s",
+            "3x",
+            "inf",
+            "NaN",
+            "400d",
+            "99999999999999999999999",
+            "99999999999999999999999s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn library_enums_take_their_names() {
+        assert_eq!(Format::from_str("k8s", false), Ok(Format::K8s));
+        assert_eq!(LearnArgs::from_str("strict", false), Ok(LearnArgs::Strict));
+        assert_eq!(Per::from_str("service", false), Ok(Per::Service));
+        assert_eq!(
+            DefaultAction::from_str("log", false),
+            Ok(DefaultAction::Log)
+        );
+        for f in Format::value_variants() {
+            let name = f.to_possible_value().expect("named").get_name().to_string();
+            assert_eq!(Format::from_str(&name, false).as_ref(), Ok(f));
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Training: an image runs under its base, once or several times in fresh containers, every
+//! syscall its processes make under the filter is recorded, and the smallest profile within
+//! the bound is learned, proved and reported; asked to, it is verified right away.
+use crate::{
+    recorder::{Mode, Snapshot},
+    report::{PhaseLine, Report, RunLine, Verification, VerificationStatus, tenths},
+    seccomp::{Base, Context, LearnArgs, Learned, NotWithin},
+    session::{
+        Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
+        Stop,
+    },
+    status::Status,
+    verify::{VerifyError, verify_once},
+};
+
+/// What to train, and how.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// How the container runs and how its runs end.
+    pub run: RunOptions,
+    /// How reports name the workload.
+    pub target: String,
+    /// The profile the workload runs under and its learned profile replaces.
+    pub base: Base,
+    /// Under `allow-all`: let the learned profile allow what Docker's default forbids.
+    pub allow_beyond_default: bool,
+    /// The capabilities the container runs with.
+    pub ctx: Context,
+    pub learn_args: LearnArgs,
+    /// Count every syscall in the cgroup, the runtime's own setup included.
+    pub all_syscalls: bool,
+    /// Runs in fresh containers, whose union is learned.
+    pub runs: u32,
+    /// Run once more under the learned profile, enforced.
+    pub verify: bool,
+}
+
+/// Why a training could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    // Not transparent: the command line looks for the session's error in the chain.
+    #[error("{0}")]
+    Session(#[from] SessionError),
+    #[error("writing a profile as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    NotWithin(#[from] NotWithin),
+    #[error(
+        "the container could not start under the base profile {base}: {reason} (if the base denies something the runtime needs, `profile verify --profile {base}` names it)"
+    )]
+    StartFailed { base: String, reason: String },
+    #[error(
+        "nothing ran under a seccomp filter in container {container}: nothing was recorded and no profile was written (does the daemon run containers with seccomp enforced? see `docker info`)"
+    )]
+    NothingRecorded { container: String },
+}
+
+impl From<VerifyError> for TrainError {
+    fn from(err: VerifyError) -> Self {
+        match err {
+            VerifyError::Session(err) => TrainError::Session(err),
+            VerifyError::Json(err) => TrainError::Json(err),
+        }
+    }
+}
+
+/// What a training came to.
+#[derive(Clone, Debug)]
+pub enum Training {
+    /// The container was never ready for the exercise: nothing was learned.
+    NotReady(NotReady),
+    /// A profile was learned (and verified, when asked).
+    Learned(Box<Trained>),
+}
+
+/// A learned profile, its report and, when asked, its verification.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    pub learned: Learned,
+    pub report: Report,
+    pub verification: Option<Verification>,
+    pub status: Status,
+}
+
+impl Training {
+    pub fn status(&self) -> Status {
+        match self {
+            Training::NotReady(_) => Status::WorkloadFailed,
+            Training::Learned(trained) => trained.status,
+        }
+    }
+}
+
+/// What the training runs saw together.
+struct Runs {
+    total: Snapshot,
+    lines: Vec<RunLine>,
+    warnings: Vec<String>,
+    /// The last run: it decides how the training ended.
+    last: RecordedRun,
+    /// Some run's workload or exercise failed.
+    failed: bool,
+    elapsed: f64,
+}
+
+/// Trains `options.run`'s image: records its runs under the base, learns the profile within
+/// the bound and proves it, and verifies it when asked.
+pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Training, TrainError> {
+    let bound = options.base.bound(options.allow_beyond_default);
+    let mut interrupt = Interrupt::install()?;
+    let prepared = Prepared::new(&options.run.container.image, observer, &mut interrupt).await?;
+    let mode = match options.all_syscalls {
+        true => Mode::AllSyscalls,
+        false => Mode::UnderFilter,
+    };
+    let mut session = prepared.session(&options.run, mode, "training");
+    session.strict_args = options.learn_args == LearnArgs::Strict;
+    let runs = record_runs(&session, options, &mut interrupt).await?;
+    if let Some(reason) = &runs.last.not_ready {
+        return Ok(Training::NotReady(NotReady {
+            reason: reason.clone(),
+            kept: options.run.keep,
+        }));
+    }
+    let learned = bound.learn(&runs.total.observation(), &options.ctx, options.learn_args)?;
+    let mut report = training_report(options, &runs, &learned, &bound.label);
+    let mut verification = None;
+    if options.verify && matches!(runs.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
+        report
+            .warnings
+            .push("the training run did not finish: not verified".into());
+    } else if options.verify {
+        let session = prepared.session(&options.run, Mode::Verify, "verifying");
+        let (v, run) = verify_once(
+            &session,
+            &options.target,
+            &learned.profile,
+            &options.ctx,
+            "the trained profile",
+            "-verify",
+            &mut interrupt,
+        )
+        .await?;
+        mark_verification(&mut report, &v, &run);
+        verification = Some((v, run));
+    }
+    let status = status(&runs, verification.as_ref());
+    Ok(Training::Learned(Box::new(Trained {
+        learned,
+        report,
+        verification: verification.map(|(v, _)| v),
+        status,
+    })))
+}
+
+/// Runs the workload `options.runs` times under the base, each in a fresh container, merging
+/// what was recorded; a run that can't go on ends the training.
+async fn record_runs(
+    session: &Session<'_>,
+    options: &TrainOptions,
+    interrupt: &mut Interrupt,
+) -> Result<Runs, TrainError> {
+    let base_json = options.base.profile().resolve(&options.ctx).to_json()?;
+    let exercised = options.run.exercise.is_some();
+    let mut total = Snapshot::default();
+    let (mut lines, mut warnings) = (Vec::new(), Vec::new());
+    let (mut failed, mut elapsed) = (false, 0.0);
+    let mut last = None;
+    for run in 1..=options.runs {
+        let suffix = match options.runs {
+            1 => String::new(),
+            _ => format!("-run{run}"),
+        };
+        let recorded = session.run(&base_json, &suffix, interrupt).await?;
+        if recorded.stop == Stop::StartFailed {
+            return Err(TrainError::StartFailed {
+                base: options.base.label().to_string(),
+                reason: recorded.warnings.join("; "),
+            });
+        }
+        let snap = &recorded.snapshot;
+        if snap.syscalls.is_empty() && snap.out_of_range == 0 && recorded.not_ready.is_none() {
+            return Err(TrainError::NothingRecorded {
+                container: recorded.container_name.clone(),
+            });
+        }
+        let new: Vec<String> = snap
+            .syscalls
+            .keys()
+            .filter(|id| !total.syscalls.contains_key(id))
+            .map(|id| id.name())
+            .collect();
+        total.merge(snap);
+        let run_failed = recorded.failed(exercised);
+        if run_failed && recorded.stop == Stop::Exited {
+            let which = match options.runs {
+                1 => String::new(),
+                _ => format!("run {run}: "),
+            };
+            warnings.push(format!(
+                "{which}the workload exited {}: the profile covers only what ran until then",
+                recorded.exit_code.unwrap_or(-1)
+            ));
+        }
+        failed |= run_failed;
+        elapsed += recorded.elapsed.as_secs_f64();
+        warnings.extend(recorded.warnings.iter().cloned());
+        lines.push(RunLine {
+            run,
+            distinct: snap.syscalls.len(),
+            added: new.len(),
+            added_names: if run > 1 { new } else { Vec::new() },
+            exit_code: recorded.exit_code.map(|c| c as i32),
+            stopped_by: recorded.stop.stopped_by(),
+        });
+        let stop = recorded.stop;
+        last = Some(recorded);
+        if matches!(
+            stop,
+            Stop::Interrupted(_) | Stop::DaemonLost | Stop::NotReady
+        ) {
+            break;
+        }
+    }
+    let last = last.ok_or(TrainError::NothingRecorded {
+        container: options.target.clone(),
+    })?;
+    Ok(Runs {
+        total,
+        lines,
+        warnings,
+        last,
+        failed,
+        elapsed,
+    })
+}
+
+/// The report of the training: what was learned and how the runs ended.
+fn training_report(options: &TrainOptions, runs: &Runs, learned: &Learned, bound: &str) -> Report {
+    let last = &runs.last;
+    let mut report = Report::new(
+        &options.target,
+        options.all_syscalls,
+        &runs.total,
+        learned,
+        bound,
+    );
+    report.exit_code = last.exit_code.map(|c| c as i32);
+    report.stopped_by = last.stop.stopped_by();
+    report.probe = last.probe.clone();
+    report.phases = last
+        .phases
+        .iter()
+        .map(|(phase, added)| PhaseLine {
+            phase: phase.clone(),
+            added: added.clone(),
+        })
+        .collect();
+    report.duration_seconds = tenths(runs.elapsed);
+    report.warnings.extend(runs.warnings.iter().cloned());
+    if options.runs > 1 {
+        report.runs = runs.lines.clone();
+    }
+    match last.stop {
+        Stop::Interrupted(_) => {
+            report.complete = false;
+            report
+                .warnings
+                .push("interrupted: the recording is PARTIAL".into());
+        }
+        Stop::DaemonLost => report.complete = false,
+        _ => {}
+    }
+    report
+}
+
+/// Records in the training report how the verification of its profile went.
+fn mark_verification(report: &mut Report, v: &Verification, run: &RecordedRun) {
+    let verification = match run.stop {
+        Stop::Interrupted(sig) => {
+            report.warnings.push(format!(
+                "verification interrupted (signal {sig}): the trained profile is written but was not verified"
+            ));
+            VerificationStatus::Interrupted
+        }
+        Stop::DaemonLost => {
+            report.warnings.push(
+                "verification ended when the Docker daemon went away: the trained profile was not verified".into(),
+            );
+            VerificationStatus::DaemonLost
+        }
+        Stop::NotReady => {
+            report.warnings.push(format!(
+                "verification: {}; the trained profile was not verified",
+                run.not_ready
+                    .as_deref()
+                    .unwrap_or("the container was not ready")
+            ));
+            VerificationStatus::NotReady
+        }
+        _ if !v.passed => {
+            report.warnings.push(format!(
+                "verification FAILED: the trained profile {}",
+                v.failures()
+            ));
+            VerificationStatus::Failed
+        }
+        _ if !v.complete => VerificationStatus::Incomplete,
+        _ => VerificationStatus::Passed,
+    };
+    if matches!(
+        verification,
+        VerificationStatus::Passed | VerificationStatus::Failed | VerificationStatus::Incomplete
+    ) {
+        report.verified = Some(v.passed);
+    }
+    report.verification = Some(verification);
+}
+
+/// How the training ended first, then how its verification did.
+fn status(runs: &Runs, verification: Option<&(Verification, RecordedRun)>) -> Status {
+    match runs.last.stop {
+        Stop::Interrupted(sig) => Status::Interrupted(sig),
+        Stop::DaemonLost => Status::Incomplete,
+        _ => match verification.map(|(v, run)| (v, run.stop)) {
+            Some((_, Stop::Interrupted(sig))) => Status::Interrupted(sig),
+            Some((_, Stop::DaemonLost)) => Status::Incomplete,
+            Some((_, Stop::NotReady)) => Status::WorkloadFailed,
+            Some((v, _)) if !v.passed => Status::Denied,
+            Some((v, _)) if !v.complete => Status::Incomplete,
+            _ if runs.failed => Status::WorkloadFailed,
+            _ => Status::Success,
+        },
+    }
+}

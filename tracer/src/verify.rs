@@ -1,0 +1,160 @@
+//! Verifying a profile: the workload runs under it, enforced, and every call it denied is
+//! named; asked to, the profile is fixed with what was denied, never beyond Docker's default.
+use tracer_common::DENY_ERRNO;
+
+use crate::{
+    recorder::Mode,
+    report::{Verification, tenths},
+    seccomp::{Context, Profile},
+    session::{
+        Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
+        Stop,
+    },
+    status::Status,
+};
+
+/// What to verify, and how.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// How the container runs and how its run ends.
+    pub run: RunOptions,
+    /// How reports name the workload.
+    pub target: String,
+    pub profile: Profile,
+    /// How reports name the profile.
+    pub label: String,
+    /// The capabilities the container runs with.
+    pub ctx: Context,
+    /// Also make the fixed profile: this one plus what it denied.
+    pub fix: bool,
+}
+
+/// Why a verification could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    // Not transparent: the command line looks for the session's error in the chain.
+    #[error("{0}")]
+    Session(#[from] SessionError),
+    #[error("writing the profile to verify as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A profile plus what was denied under it.
+#[derive(Clone, Debug)]
+pub struct Fixed {
+    pub profile: Profile,
+    /// How many denied syscalls it needs.
+    pub denied: usize,
+    /// What was denied that Docker's default forbids for the container: not added.
+    pub refused: Vec<String>,
+}
+
+/// What a verification came to.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    pub verification: Verification,
+    /// The container was never ready for the exercise: nothing is to be written.
+    pub not_ready: Option<NotReady>,
+    /// With [`VerifyOptions::fix`], when the container was ready.
+    pub fixed: Option<Fixed>,
+    pub status: Status,
+}
+
+/// Runs the workload once under `options.profile`, enforced, and names what it denied.
+pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Verified, VerifyError> {
+    let mut interrupt = Interrupt::install()?;
+    let prepared = Prepared::new(&options.run.container.image, observer, &mut interrupt).await?;
+    let session = prepared.session(&options.run, Mode::Verify, "verifying");
+    let (verification, run) = verify_once(
+        &session,
+        &options.target,
+        &options.profile,
+        &options.ctx,
+        &options.label,
+        "",
+        &mut interrupt,
+    )
+    .await?;
+    if let Some(reason) = run.not_ready {
+        return Ok(Verified {
+            verification,
+            not_ready: Some(NotReady {
+                reason,
+                kept: options.run.keep,
+            }),
+            fixed: None,
+            status: Status::WorkloadFailed,
+        });
+    }
+    let fixed = options.fix.then(|| {
+        // Never wider than Docker's default for this container, whatever was denied.
+        let missing = verification.missing();
+        let (profile, refused) = options.profile.fixed_within(
+            &missing,
+            &verification.denied_values(),
+            &Profile::docker_default(),
+            &options.ctx,
+        );
+        Fixed {
+            profile,
+            denied: missing.values().map(|s| s.len()).sum(),
+            refused,
+        }
+    });
+    let status = match run.stop {
+        Stop::Interrupted(sig) => Status::Interrupted(sig),
+        Stop::DaemonLost => Status::Incomplete,
+        _ if !verification.passed => Status::Denied,
+        Stop::StartFailed => Status::Incomplete,
+        _ if !verification.complete => Status::Incomplete,
+        _ => Status::Success,
+    };
+    Ok(Verified {
+        verification,
+        not_ready: None,
+        fixed,
+        status,
+    })
+}
+
+/// Runs the workload once under `profile` with its default errno replaced by [`DENY_ERRNO`],
+/// counting those exits per syscall in the kernel; `label` names the profile, `suffix` the
+/// container (`-verify`).
+///
+/// Why 3797: the kernel's own errnos end below 600, so no syscall returns it by itself and a
+/// workload's ordinary failures (ENOENT, EAGAIN, …) are never mistaken for denials; it is
+/// still below 4096, so libc and the kernel treat the return as an error. The profile's
+/// explicit deny rules (e.g. Docker's `clone3` → ENOSYS) keep their own errno and are not
+/// counted: they are deliberate.
+pub(crate) async fn verify_once(
+    session: &Session<'_>,
+    target: &str,
+    profile: &Profile,
+    ctx: &Context,
+    label: &str,
+    suffix: &str,
+    interrupt: &mut Interrupt,
+) -> Result<(Verification, RecordedRun), VerifyError> {
+    let (enforced, notes) = profile.for_verification(DENY_ERRNO, ctx);
+    let run = session.run(&enforced.to_json()?, suffix, interrupt).await?;
+    let mut v = Verification::new(target, label, DENY_ERRNO, &run.snapshot);
+    v.set_exit_code(run.exit_code.map(|c| c as i32));
+    v.stopped_by = run.stop.stopped_by();
+    v.duration_seconds = tenths(run.elapsed.as_secs_f64());
+    v.notes.extend(notes);
+    v.notes.extend(run.warnings.iter().cloned());
+    v.notes.extend(run.not_ready.iter().cloned());
+    if matches!(
+        run.stop,
+        Stop::Interrupted(_) | Stop::DaemonLost | Stop::NotReady
+    ) {
+        v.complete = false;
+    }
+    if run.snapshot.is_empty() && run.stop != Stop::StartFailed {
+        v.notes.push(
+            "nothing ran under a seccomp filter in the container: nothing could be checked".into(),
+        );
+        v.complete = false;
+    }
+    Ok((v, run))
+}

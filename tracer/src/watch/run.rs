@@ -1,0 +1,316 @@
+//! A watch from start to end: every container the engine creates is recorded until a command
+//! exits, a duration elapses or a signal comes; the profiles are written at the end, and on
+//! SIGUSR1 or every `flush_every` while it goes on.
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use futures_util::StreamExt as _;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::containers::{ContainerFilter, Per, Tracked, Watcher};
+use crate::{
+    docker::{DockerError, Engine},
+    formats::{Rendering, WriteError},
+    launch::exit_code,
+    recorder::{Recorder, RecorderError, Snapshot},
+    report::{self, Index, IndexRow, Report},
+    seccomp::{LearnArgs, NotWithin},
+    status::Status,
+};
+
+/// What to watch, and where the profiles go.
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    /// The directory of the profiles and `index.md` / `index.json`.
+    pub output: PathBuf,
+    /// Only containers that match all of these.
+    pub filters: Vec<ContainerFilter>,
+    pub per: Per,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Write the profiles so far this often.
+    pub flush_every: Option<Duration>,
+    pub learn_args: LearnArgs,
+    pub rendering: Rendering,
+    /// A host command run while watching: watching stops when it exits.
+    pub command: Vec<String>,
+}
+
+/// What a watch has to say while it goes on; the command line decides how to show it.
+#[derive(Debug)]
+pub enum WatchNotice<'a> {
+    /// The kernel side adopts new containers and the engine's events are subscribed to.
+    Watching,
+    /// An engine event could not be followed up (the container could not be inspected).
+    EventFailed(&'a DockerError),
+}
+
+/// Why a watch could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("creating {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Recorder(#[from] RecorderError),
+    #[error("installing a signal handler: {0}")]
+    Signals(#[source] std::io::Error),
+    #[error("starting {command}: {source}")]
+    Command {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("waiting for the command: {0}")]
+    Wait(#[source] std::io::Error),
+    #[error("{0}; the profiles so far were written")]
+    EventsLost(String),
+    #[error("{container}: {reason}")]
+    Capabilities { container: String, reason: String },
+    #[error(transparent)]
+    NotWithin(#[from] NotWithin),
+    #[error(transparent)]
+    Profile(#[from] WriteError),
+    #[error(transparent)]
+    Index(#[from] report::WriteError),
+}
+
+/// What a watch wrote.
+#[derive(Clone, Debug)]
+pub struct Watched {
+    /// One row per profile.
+    pub index: Index,
+    /// Where the Markdown index is.
+    pub index_path: PathBuf,
+    /// The containers recorded.
+    pub containers: usize,
+    /// The command's exit status, the signal that ended the watch, or success at the
+    /// duration's end.
+    pub status: Status,
+}
+
+/// Watches until the command exits, the duration elapses or SIGINT/SIGTERM; then writes one
+/// profile per group and the index.
+pub async fn watch(
+    options: &WatchOptions,
+    observer: &(dyn Fn(WatchNotice<'_>) + Sync),
+) -> Result<Watched, WatchError> {
+    std::fs::create_dir_all(&options.output).map_err(|source| WatchError::Directory {
+        path: options.output.clone(),
+        source,
+    })?;
+    let engine = Engine::connect().await?;
+    let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
+    let mut w = Watcher::new(recorder, engine, options.filters.clone());
+    // Subscribed before anything runs: no container start is missed.
+    let mut events = Box::pin(w.events());
+    let handler = |kind| signal(kind).map_err(WatchError::Signals);
+    let mut int = handler(SignalKind::interrupt())?;
+    let mut term = handler(SignalKind::terminate())?;
+    let mut usr1 = handler(SignalKind::user_defined1())?;
+    let mut child = match options.command.split_first() {
+        Some((cmd, rest)) => Some(
+            tokio::process::Command::new(cmd)
+                .args(rest)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|source| WatchError::Command {
+                    command: cmd.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let deadline = async {
+        match options.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let flush_every = options
+        .flush_every
+        .unwrap_or(Duration::from_secs(3600 * 24 * 365));
+    let mut flush =
+        tokio::time::interval_at(tokio::time::Instant::now() + flush_every, flush_every);
+    let mut sweep = tokio::time::interval(Duration::from_secs(5));
+    observer(WatchNotice::Watching);
+    let status = loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(e)) => {
+                    if let Err(err) = w.on_event(&e).await {
+                        observer(WatchNotice::EventFailed(&err));
+                    }
+                }
+                Some(Err(err)) => {
+                    w.finish();
+                    write_all(&w, options)?;
+                    return Err(WatchError::EventsLost(format!("lost the engine's events ({err})")));
+                }
+                None => {
+                    w.finish();
+                    write_all(&w, options)?;
+                    return Err(WatchError::EventsLost("the engine ended its event stream".into()));
+                }
+            },
+            status = async { child.as_mut().expect("guarded").wait().await }, if child.is_some() => {
+                break Status::Exited(exit_code(status.map_err(WatchError::Wait)?));
+            }
+            _ = int.recv() => break Status::Interrupted(libc::SIGINT),
+            _ = term.recv() => break Status::Interrupted(libc::SIGTERM),
+            _ = usr1.recv() => {
+                write_all(&w, options)?;
+            }
+            _ = flush.tick(), if options.flush_every.is_some() => {
+                write_all(&w, options)?;
+            }
+            _ = sweep.tick() => w.forget_unclaimed(),
+            _ = &mut deadline => break Status::Success,
+        }
+    };
+    // Containers the command stopped at its end report their deaths a moment later.
+    let drain = tokio::time::sleep(Duration::from_secs(1));
+    tokio::pin!(drain);
+    loop {
+        tokio::select! {
+            Some(Ok(e)) = events.next() => {
+                if let Err(err) = w.on_event(&e).await {
+                    observer(WatchNotice::EventFailed(&err));
+                }
+            }
+            _ = &mut drain => break,
+        }
+    }
+    w.finish();
+    let index = write_all(&w, options)?;
+    Ok(Watched {
+        index,
+        index_path: options.output.join("index.md"),
+        containers: w.tracked.len(),
+        status,
+    })
+}
+
+/// Writes one profile per group and the index.
+fn write_all(w: &Watcher, options: &WatchOptions) -> Result<Index, WatchError> {
+    let mut groups: BTreeMap<String, Vec<&Tracked>> = BTreeMap::new();
+    for t in w.tracked.values() {
+        groups
+            .entry(options.per.group(&t.info))
+            .or_default()
+            .push(t);
+    }
+    let mut index = Index::default();
+    for (group, members) in groups {
+        index
+            .profiles
+            .push(write_group(&w.recorder, &group, &members, options)?);
+    }
+    report::write(&options.output.join("index.json"), &index)?;
+    report::write(&options.output.join("index.md"), &index)?;
+    Ok(index)
+}
+
+/// Learns and writes the profile of one group; returns its index row.
+fn write_group(
+    recorder: &Recorder,
+    group: &str,
+    members: &[&Tracked],
+    options: &WatchOptions,
+) -> Result<IndexRow, WatchError> {
+    let mut snap = Snapshot::default();
+    let mut notes = Vec::new();
+    for t in members {
+        snap.merge(&t.recorded(recorder));
+        notes.extend(t.incomplete.iter().map(|n| format!("{}: {n}", t.info.name)));
+    }
+    let mut images: Vec<String> = members.iter().map(|t| t.info.image.clone()).collect();
+    images.sort();
+    images.dedup();
+    let mut row = IndexRow {
+        profile: group.to_string(),
+        file: None,
+        images,
+        containers: members.iter().map(|t| t.info.name.clone()).collect(),
+        runs: members.iter().map(|t| t.runs).sum(),
+        allowed: 0,
+        docker_default_allowed: 0,
+        reduction_vs_docker_default_percent: 0.0,
+        complete: notes.is_empty(),
+        notes,
+    };
+    let first = members[0];
+    let Some(bound) = first.base.as_ref().map(|base| base.bound(false)) else {
+        return Ok(row);
+    };
+    if snap.syscalls.is_empty() {
+        row.notes.push("nothing was recorded".into());
+        row.complete = false;
+        return Ok(row);
+    }
+    let ctx = first.context().map_err(|reason| WatchError::Capabilities {
+        container: first.info.name.clone(),
+        reason,
+    })?;
+    let learned = bound.learn(&snap.observation(), &ctx, options.learn_args)?;
+    let report = Report::new(group, false, &snap, &learned, &bound.label);
+    let file = file_name(group, options.per, options.rendering.extension());
+    let path = options.output.join(&file);
+    options
+        .rendering
+        .write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
+    row.file = Some(file);
+    row.allowed = report.allowed;
+    row.docker_default_allowed = report.docker_default_allowed;
+    row.reduction_vs_docker_default_percent = report.reduction_vs_docker_default_percent;
+    row.notes.extend(report.warnings);
+    Ok(row)
+}
+
+fn path_stem(path: &Path) -> &str {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("profile")
+}
+
+/// `<repo>-<tag>.json` for an image (as `train` names it), the group name otherwise.
+fn file_name(group: &str, per: Per, extension: &str) -> String {
+    let stem = if per == Per::Image
+        || !group
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        crate::docker::default_profile_path(group)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "profile".into())
+    } else {
+        group.to_string()
+    };
+    format!("{stem}.{extension}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            file_name("shop/web:1.0", Per::Image, "json"),
+            "shop-web-1.0.json"
+        );
+        assert_eq!(file_name("p-web", Per::Service, "json"), "p-web.json");
+        assert_eq!(
+            file_name("odd/name", Per::Container, "yaml"),
+            "odd-name-latest.yaml"
+        );
+    }
+}
