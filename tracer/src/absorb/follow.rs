@@ -32,6 +32,23 @@ pub enum FollowNotice<'a> {
     CheckpointFailed(&'a AbsorbError),
 }
 
+/// A notice in words, as the terminal shows it.
+impl std::fmt::Display for FollowNotice<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FollowNotice::Following { until } => {
+                f.write_str("following the kernel's audit records")?;
+                if !until.is_empty() {
+                    write!(f, " until {} exit(s)", until.join(", "))?;
+                }
+                f.write_str("; SIGUSR1 writes what was absorbed so far, SIGINT or SIGTERM stops")
+            }
+            FollowNotice::Stopped { containers } => write!(f, "{} stopped", containers.join(", ")),
+            FollowNotice::CheckpointFailed(err) => write!(f, "error: {err}"),
+        }
+    }
+}
+
 /// How long records are still awaited after the last container stopped: the kernel hands them
 /// over asynchronously.
 const DRAIN: Duration = Duration::from_millis(500);

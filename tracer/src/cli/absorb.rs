@@ -151,19 +151,7 @@ fn write(args: &AbsorbArgs, absorbed: &Absorbed) -> anyhow::Result<()> {
 }
 
 fn show(notice: FollowNotice<'_>) {
-    match notice {
-        FollowNotice::Following { until } => eprintln!(
-            "profile: following the kernel's audit records{}; SIGUSR1 writes what was absorbed so far, SIGINT or SIGTERM stops",
-            match until {
-                [] => String::new(),
-                names => format!(" until {} exit(s)", names.join(", ")),
-            }
-        ),
-        FollowNotice::Stopped { containers } => {
-            eprintln!("profile: {} stopped", containers.join(", "))
-        }
-        FollowNotice::CheckpointFailed(err) => eprintln!("profile: error: {err}"),
-    }
+    eprintln!("profile: {notice}");
 }
 
 #[cfg(test)]

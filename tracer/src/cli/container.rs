@@ -166,64 +166,24 @@ impl ContainerArgs {
 /// The progress line of the run going on, while there is one.
 static LINE: std::sync::Mutex<Option<(String, Progress)>> = std::sync::Mutex::new(None);
 
-/// Prints a line on stderr without tearing the progress line.
-fn say(line: &str) {
-    let line_now = LINE.lock().unwrap_or_else(|e| e.into_inner());
-    match line_now.as_ref() {
-        Some((_, progress)) => progress.eprintln(line),
-        None => eprintln!("{line}"),
-    }
-}
-
-/// Shows a run's notices on stderr: the progress line (on a terminal; indicatif draws it) and
-/// what happens to the container.
+/// Shows a run's notices on stderr: the progress line (on a terminal; indicatif draws it) and,
+/// above it, what happens to the container.
 pub fn show(notice: Notice<'_>) {
-    match notice {
-        Notice::Progress {
-            label,
-            name,
-            elapsed: _,
-            distinct,
-            calls,
-            waiting_for,
-            requests,
-        } => {
-            let waiting = waiting_for
-                .map(|what| format!("waiting for {what}\u{2026}, "))
-                .or_else(|| requests.map(|n| format!("probing: {n} requests, ")))
-                .unwrap_or_default();
+    let mut line = LINE.lock().unwrap_or_else(|e| e.into_inner());
+    match &notice {
+        Notice::Progress { label, name, .. } => {
             let prefix = format!("{label} {name}");
-            let mut line = LINE.lock().unwrap_or_else(|e| e.into_inner());
             if line.as_ref().is_none_or(|(p, _)| *p != prefix) {
                 *line = Some((prefix.clone(), Progress::new(&prefix)));
             }
             if let Some((_, progress)) = line.as_ref() {
-                progress.message(format!(
-                    "{waiting}{distinct} distinct syscalls, {calls} calls"
-                ));
+                progress.message(notice.to_string());
             }
         }
-        Notice::ProgressDone => {
-            let done = LINE.lock().unwrap_or_else(|e| e.into_inner()).take();
-            drop(done);
-        }
-        Notice::Interrupted { name } => say(&format!(
-            "profile: interrupted: stopping container {name}, writing what was recorded (interrupt again to stop waiting for the Docker daemon)"
-        )),
-        Notice::GaveUp { name, id } => say(&format!(
-            "profile: interrupted again: not waiting for the Docker daemon any more; container {name} ({id}) may be left behind (`docker rm -f {name}` removes it, and so does the next `profile train` or `profile verify`)"
-        )),
-        Notice::Kept { name, id } => say(&format!("profile: kept container {name} ({id})")),
-        Notice::NotRemoved { name, reason } => say(&format!(
-            "profile: warning: could not remove container {name}: {reason}"
-        )),
-        Notice::DaemonGone { name, wait } => say(&format!(
-            "profile: the Docker daemon went away; waiting up to {}s for it to come back to remove container {name} (interrupt to stop waiting)",
-            wait.as_secs()
-        )),
-        Notice::LeftoverRemoved(leftover) => say(&format!(
-            "profile: removed container {}, left behind by profile process {} which is gone",
-            leftover.name, leftover.owner_pid
-        )),
+        Notice::ProgressDone => drop(line.take()),
+        _ => match line.as_ref() {
+            Some((_, progress)) => progress.eprintln(&format!("profile: {notice}")),
+            None => eprintln!("profile: {notice}"),
+        },
     }
 }

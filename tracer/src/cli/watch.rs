@@ -70,10 +70,5 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn show(notice: WatchNotice<'_>) {
-    match notice {
-        WatchNotice::Watching => eprintln!(
-            "profile: watching containers (Ctrl-C to stop, SIGUSR1 to write the profiles so far)"
-        ),
-        WatchNotice::EventFailed(err) => eprintln!("profile: warning: {err}"),
-    }
+    eprintln!("profile: {notice}");
 }

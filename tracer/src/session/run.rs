@@ -77,6 +77,51 @@ pub enum Notice<'a> {
     LeftoverRemoved(&'a Leftover),
 }
 
+/// A notice in words, as the terminal shows it (a progress line's message, or a line).
+impl std::fmt::Display for Notice<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Progress {
+                distinct,
+                calls,
+                waiting_for,
+                requests,
+                ..
+            } => {
+                match (waiting_for, requests) {
+                    (Some(what), _) => write!(f, "waiting for {what}\u{2026}, ")?,
+                    (None, Some(n)) => write!(f, "probing: {n} requests, ")?,
+                    (None, None) => {}
+                }
+                write!(f, "{distinct} distinct syscalls, {calls} calls")
+            }
+            Notice::ProgressDone => Ok(()),
+            Notice::Interrupted { name } => write!(
+                f,
+                "interrupted: stopping container {name}, writing what was recorded (interrupt again to stop waiting for the Docker daemon)"
+            ),
+            Notice::GaveUp { name, id } => write!(
+                f,
+                "interrupted again: not waiting for the Docker daemon any more; container {name} ({id}) may be left behind (`docker rm -f {name}` removes it, and so does the next `profile train` or `profile verify`)"
+            ),
+            Notice::Kept { name, id } => write!(f, "kept container {name} ({id})"),
+            Notice::NotRemoved { name, reason } => {
+                write!(f, "warning: could not remove container {name}: {reason}")
+            }
+            Notice::DaemonGone { name, wait } => write!(
+                f,
+                "the Docker daemon went away; waiting up to {}s for it to come back to remove container {name} (interrupt to stop waiting)",
+                wait.as_secs()
+            ),
+            Notice::LeftoverRemoved(leftover) => write!(
+                f,
+                "removed container {}, left behind by profile process {} which is gone",
+                leftover.name, leftover.owner_pid
+            ),
+        }
+    }
+}
+
 /// Where notices go.
 pub type Observer = dyn Fn(Notice<'_>) + Send + Sync;
 

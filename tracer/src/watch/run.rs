@@ -48,6 +48,18 @@ pub enum WatchNotice<'a> {
     EventFailed(&'a DockerError),
 }
 
+/// A notice in words, as the terminal shows it.
+impl std::fmt::Display for WatchNotice<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatchNotice::Watching => f.write_str(
+                "watching containers (Ctrl-C to stop, SIGUSR1 to write the profiles so far)",
+            ),
+            WatchNotice::EventFailed(err) => write!(f, "warning: {err}"),
+        }
+    }
+}
+
 /// Why a watch could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
