@@ -501,6 +501,55 @@ fn bad_profiles_are_reported_with_positions() {
         2,
         "one per input"
     );
+
+    // An errno above the kernel's cap (moby's own example fixture names 12345) is read, as
+    // runc reads it, and the kernel's answer is said; one beyond 16 bits is refused.
+    let capped = dir.path("capped.json");
+    std::fs::write(
+        &capped,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":12345}]}"#,
+    )
+    .unwrap();
+    let c = capped.to_str().unwrap();
+    let out = profile(&["report", c]);
+    assert_code(&out, 0, "report of errno 12345");
+    assert!(
+        text(&out.stdout).contains("errno 12345 above 4095: the kernel returns errno 4095"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = profile(&["diff", c, c]);
+    assert_code(&out, 0, "diff of errno 12345");
+    // Enforced, the kernel answers 4095 (exit status 255), not 12345 (it would be 57).
+    let made = dir.path("made");
+    let out = profile(&[
+        "exec",
+        "--profile",
+        c,
+        "--",
+        profile_tests::SYSLOOP,
+        "mkdir",
+        made.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4095 & 0xff),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!made.exists());
+    std::fs::write(
+        &capped,
+        text(&std::fs::read(&capped).unwrap()).replace("12345", "70000"),
+    )
+    .unwrap();
+    let out = profile(&["report", c]);
+    assert_code(&out, 2, "report of errno 70000");
+    assert!(
+        text(&out.stderr).contains("out of range"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

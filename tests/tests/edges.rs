@@ -481,15 +481,34 @@ fn the_tool_reads_what_it_writes() {
     );
     let (y, o) = (yaml.to_str().unwrap(), oci.to_str().unwrap());
     for (format, out) in [("k8s", y), ("oci", o)] {
-        let args = [
-            "merge",
-            "docker-default",
-            "docker-default",
-            "--format",
-            format,
-        ];
-        profile_ok(&[&args[..], &["-o", out]].concat());
+        profile_ok(&["convert", "docker-default", "--format", format, "-o", out]);
     }
+    let manifest = std::fs::read_to_string(&yaml).unwrap();
+    assert!(
+        manifest.starts_with(
+            "apiVersion: security-profiles-operator.x-k8s.io/v1beta1\nkind: SeccompProfile\nmetadata:\n  name: d\n"
+        ),
+        "{manifest}"
+    );
+    let object: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&oci).unwrap()).unwrap();
+    assert!(object["syscalls"].as_array().unwrap().len() > 10);
+    assert!(
+        !object.to_string().contains("includes"),
+        "resolved: {object}"
+    );
+    // Converted back to Docker's JSON (on stdout without -o), the manifest is the default.
+    let back = dir.path("back.json");
+    std::fs::write(&back, profile_ok(&["convert", y]).stdout).unwrap();
+    let b = back.to_str().unwrap();
+    assert!(stdout(&profile_ok(&["diff", "docker-default", b])).contains("allows nothing"));
+    assert!(stdout(&profile_ok(&["diff", b, "docker-default"])).contains("allows nothing"));
+    // A merge of one profile with itself is that profile too.
+    let twice = dir.path("twice.yaml");
+    let t = twice.to_str().unwrap();
+    profile_ok(&["merge", y, y, "--format", "k8s", "-o", t]);
+    assert!(stdout(&profile_ok(&["diff", y, t])).contains("allows nothing"));
+    assert!(stdout(&profile_ok(&["diff", t, y])).contains("allows nothing"));
     let object = std::fs::read_to_string(&oci).unwrap();
     std::fs::write(
         &config,

@@ -145,28 +145,29 @@ impl LearnOptions {
     }
 }
 
-/// The base `name` names, a profile file's warnings said.
+/// The base `name` names, with a profile file's warnings said.
 pub fn load_base(name: &str) -> anyhow::Result<Base> {
     let base = formats::read_base(name)?;
     if let Base::Profile { profile, .. } = &base {
-        warn_unknown_names(Path::new(name), profile);
+        warn(Path::new(name), profile);
     }
     Ok(base)
 }
 
 /// Reads a profile in any format `profile` writes (`docker-default` for Docker's default, `-`
-/// for stdin) and warns about names its architectures don't know: Docker ignores them silently.
+/// for stdin) and warns about names its architectures don't know (Docker ignores them
+/// silently) and errnos the kernel caps.
 pub fn load_profile(path: &Path) -> anyhow::Result<Profile> {
     let profile = formats::read_profile(path)?;
     // Docker's own default names other architectures' calls on purpose.
     if !formats::is_docker_default(path) {
-        warn_unknown_names(path, &profile);
+        warn(path, &profile);
     }
     Ok(profile)
 }
 
-fn warn_unknown_names(path: &Path, profile: &Profile) {
-    if let Some(warning) = profile.unknown_names_warning() {
+fn warn(path: &Path, profile: &Profile) {
+    for warning in profile.warnings() {
         eprintln!(
             "profile: warning: {}: {warning}",
             formats::origin(path).display()

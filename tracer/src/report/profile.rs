@@ -145,7 +145,7 @@ impl Report {
     /// The report of a profile file: what it allows, nothing observed.
     pub fn for_profile(target: &str, profile: &Profile) -> Self {
         let mut r = Report::build(target, "profile", &Snapshot::default(), profile, None);
-        r.warnings.extend(profile.unknown_names_warning());
+        r.warnings.extend(profile.warnings());
         r
     }
 

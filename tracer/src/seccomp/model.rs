@@ -50,9 +50,11 @@ pub const EPERM: u32 = 1;
 /// errno for calls that should look unimplemented (Docker's default answers clone3 so, and
 /// glibc then falls back to clone).
 pub const ENOSYS: u32 = 38;
-/// The largest errno seccomp can return (SECCOMP_RET_DATA is 16 bits; userspace treats
-/// -4095..-1 as errors).
+/// The largest errno the kernel returns for a call a filter denies (it caps SECCOMP_RET_DATA
+/// at MAX_ERRNO; userspace treats -4095..-1 as errors).
 pub const MAX_ERRNO: u32 = 4095;
+/// The largest errno a profile can name: libseccomp takes 16 bits (SECCOMP_RET_DATA).
+const MAX_ERRNO_RET: u32 = 0xffff;
 
 /// What a rule or the default does with a call, as libseccomp knows them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -407,7 +409,7 @@ impl Profile {
     }
 
     /// What runc would refuse: unknown actions, architectures and operators, errnos beyond
-    /// the range, argument indexes past the sixth. Returns the offending JSON text (to find
+    /// 16 bits, argument indexes past the sixth. Returns the offending JSON text (to find
     /// its position) and a message.
     pub fn validate(&self) -> std::result::Result<(), (String, String)> {
         let action_ok = |name: &str, errno: Option<u32>, what: &str| {
@@ -420,10 +422,10 @@ impl Profile {
                     ),
                 ));
             }
-            if let Some(e) = errno.filter(|e| *e > MAX_ERRNO) {
+            if let Some(e) = errno.filter(|e| *e > MAX_ERRNO_RET) {
                 return Err((
                     e.to_string(),
-                    format!("errno {e} is out of range (at most {MAX_ERRNO})"),
+                    format!("errno {e} is out of range (at most {MAX_ERRNO_RET}, 16 bits)"),
                 ));
             }
             Ok(())
@@ -516,6 +518,32 @@ impl Profile {
         })
     }
 
+    /// A warning naming the errnos above [`MAX_ERRNO`]: runc takes them, and the kernel returns
+    /// errno 4095 instead.
+    pub fn capped_errno_warning(&self) -> Option<String> {
+        let errnos: BTreeSet<u32> = std::iter::once(self.default_errno_ret)
+            .chain(self.syscalls.iter().map(|r| r.errno_ret))
+            .flatten()
+            .filter(|e| *e > MAX_ERRNO)
+            .collect();
+        (!errnos.is_empty()).then(|| {
+            let list: Vec<String> = errnos.iter().map(|e| e.to_string()).collect();
+            format!(
+                "errno {} above {MAX_ERRNO}: the kernel returns errno {MAX_ERRNO} for it instead",
+                list.join(", ")
+            )
+        })
+    }
+
+    /// What is worth saying about a profile that is read: names its architectures don't know,
+    /// errnos the kernel caps.
+    pub fn warnings(&self) -> Vec<String> {
+        self.unknown_names_warning()
+            .into_iter()
+            .chain(self.capped_errno_warning())
+            .collect()
+    }
+
     /// Every name the rules mention that none of `abis` knows (libseccomp drops those).
     pub fn unknown_names(&self, abis: &BTreeSet<Abi>) -> Vec<String> {
         let mut unknown: BTreeSet<String> = BTreeSet::new();
@@ -589,6 +617,21 @@ mod tests {
             assert!(m.contains(message), "{text}: {m}");
             assert_eq!((err.line, err.column), pos, "{text}: {m}");
         }
+    }
+
+    /// moby's own example profile names errno 12345: runc takes it, the kernel returns 4095.
+    #[test]
+    fn errnos_above_the_kernels_cap_are_read_and_said() {
+        let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","errnoRet":12345}]}"#;
+        let p = Profile::parse(text, Path::new("moby.json")).expect("read");
+        assert_eq!(p.syscalls[0].act(), Action::Errno(12345));
+        assert_eq!(
+            p.capped_errno_warning().as_deref(),
+            Some("errno 12345 above 4095: the kernel returns errno 4095 for it instead")
+        );
+        assert_eq!(Profile::docker_default().capped_errno_warning(), None);
+        let err = Profile::parse(&text.replace("12345", "65536"), Path::new("p")).unwrap_err();
+        assert!(err.message.contains("out of range"), "{err}");
     }
 
     #[test]
