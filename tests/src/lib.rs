@@ -1,8 +1,12 @@
-//! Helpers for the end-to-end tests: the `profile` binary, the static workload, privileges.
+//! Helpers for the end-to-end tests: the `profile` binary, the static workload, privileges,
+//! what a written profile allows (read by the library's own model), waiting on what a test can
+//! observe.
 use std::{
+    collections::BTreeSet,
     path::{Path, PathBuf},
     process::{Command, Output},
     sync::OnceLock,
+    time::{Duration, Instant},
 };
 
 /// The static test workload (`workloads/sysloop.c`).
@@ -64,28 +68,84 @@ impl Drop for Scratch {
     }
 }
 
+/// `check`'s first answer within `limit`, asked every 20 ms; `None` when it never answered.
+pub fn poll<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(answer) = check() {
+            return Some(answer);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `check` answers (asked every 20 ms) and returns the answer; fails the test,
+/// naming `what`, when it hasn't within `limit`.
+pub fn wait_until<T>(what: &str, limit: Duration, check: impl FnMut() -> Option<T>) -> T {
+    poll(limit, check).unwrap_or_else(|| panic!("{what}: not within {limit:?}"))
+}
+
+/// What a child process says on stderr, line by line as it says it: a test waits for the
+/// line that tells it something happened, instead of sleeping and hoping it did.
+pub struct Transcript {
+    lines: std::sync::mpsc::Receiver<String>,
+    said: Vec<String>,
+}
+
+impl Transcript {
+    /// Takes `child`'s stderr (spawned with `Stdio::piped()`).
+    pub fn of(child: &mut std::process::Child) -> Transcript {
+        use std::io::BufRead as _;
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Transcript {
+            lines,
+            said: Vec::new(),
+        }
+    }
+
+    /// Waits until a line containing `needle` is said; fails the test after `limit`.
+    pub fn wait_for(&mut self, needle: &str, limit: Duration) {
+        wait_until(&format!("{needle:?} said"), limit, || {
+            self.said.extend(self.lines.try_iter());
+            self.said.iter().any(|l| l.contains(needle)).then_some(())
+        });
+    }
+
+    /// Everything said, once the child has closed its stderr (it has exited).
+    pub fn all(mut self) -> String {
+        self.said.extend(self.lines.iter());
+        self.said.join("\n")
+    }
+}
+
 /// Sends the request `head` (`GET / HTTP/1.0`) to 127.0.0.1:`port` and returns the whole
 /// response, retried for up to 10 s while the server starts (an empty string if it never
 /// answered).
 pub fn http_request(port: u16, head: &str) -> String {
     use std::io::{Read as _, Write as _};
-    use std::time::{Duration, Instant};
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = s.write_all(format!("{head}\r\nHost: x\r\n\r\n").as_bytes());
-            let mut response = String::new();
-            let _ = s.read_to_string(&mut response);
-            if !response.is_empty() {
-                return response;
-            }
-        }
-        if Instant::now() > deadline {
-            return String::new();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll(Duration::from_secs(10), || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(format!("{head}\r\nHost: x\r\n\r\n").as_bytes());
+        let mut response = String::new();
+        let _ = s.read_to_string(&mut response);
+        (!response.is_empty()).then_some(response)
+    })
+    .unwrap_or_default()
 }
 
 /// The test image's busybox httpd serving /www under a seccomp profile, published on a fresh
@@ -185,18 +245,28 @@ pub fn abi_line(report: &serde_json::Value, name: &str, abi: &str) -> serde_json
         .unwrap_or_default()
 }
 
-/// Names allowed by the single allow rule of a profile `profile` wrote.
-pub fn allowed_names(profile: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(profile).expect("profile written");
-    let json: serde_json::Value = serde_json::from_str(&text).expect("profile is JSON");
-    json["syscalls"][0]["names"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| n.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The names a profile allows for some arguments at least, on any architecture it lists, as
+/// runc hands it to libseccomp for a container with Docker's default capabilities: every rule
+/// counts, read by the library's own model (in any format `profile` writes). Fails the test
+/// when the profile can't be read, or allows nothing at all (every "not allowed" check would
+/// pass then).
+pub fn allowed_names(profile: &Path) -> BTreeSet<String> {
+    let p = tracer::formats::read_profile(profile)
+        .unwrap_or_else(|e| panic!("reading the profile {}: {e}", profile.display()));
+    let names = allowed_by(&p);
+    assert!(!names.is_empty(), "{} allows nothing", profile.display());
+    names
+}
+
+/// The names `p` allows for some arguments at least, on any of its architectures.
+pub fn allowed_by(p: &tracer::seccomp::Profile) -> BTreeSet<String> {
+    let ctx = tracer::seccomp::Context::docker_default();
+    p.abis()
+        .into_iter()
+        .flat_map(|abi| p.decisions(abi, &ctx))
+        .filter(|(_, d)| !d.denied())
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 /// Runs `profile run [FLAGS] -o DIR/NAME.profile.json --report DIR/NAME.json -- sysloop ARGS`,
@@ -471,15 +541,12 @@ impl PrivateDaemon {
             .spawn()
             .expect("starting dockerd");
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !self.docker(&["version"]).status.success() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the private dockerd did not start: see {}",
-                self.dir.join("dockerd.log").display()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        let log = self.dir.join("dockerd.log");
+        wait_until(
+            &format!("the private dockerd starting (see {})", log.display()),
+            Duration::from_secs(60),
+            || self.docker(&["version"]).status.success().then_some(()),
+        );
     }
 
     /// Runs `docker -H <this daemon> ARGS`.
@@ -506,15 +573,10 @@ impl PrivateDaemon {
 
     /// Waits until the container runs.
     pub fn wait_running(&self, name: &str) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
+        wait_until(&format!("{name} running"), Duration::from_secs(30), || {
             let out = self.docker(&["inspect", "-f", "{{.State.Running}}", name]);
-            if String::from_utf8_lossy(&out.stdout).trim() == "true" {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "{name} never ran");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+            (String::from_utf8_lossy(&out.stdout).trim() == "true").then_some(())
+        });
     }
 
     fn signal(&self, sig: libc::c_int) {
@@ -537,14 +599,9 @@ impl PrivateDaemon {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while child.try_wait().ok().flatten().is_none() {
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        if poll(Duration::from_secs(60), || child.try_wait().ok().flatten()).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -604,5 +661,68 @@ pub struct Stalled<'a>(&'a PrivateDaemon);
 impl Drop for Stalled<'_> {
     fn drop(&mut self) {
         self.0.signal(libc::SIGCONT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> tracer::seccomp::Profile {
+        tracer::seccomp::Profile::parse(json, Path::new("p.json")).expect("a profile")
+    }
+
+    /// A name is allowed wherever a rule allows it: not only in the first rule, and not only
+    /// on x86_64.
+    #[test]
+    fn every_rule_and_every_architecture_counts() {
+        let first_rule = parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read","unshare"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        assert!(allowed_by(&first_rule).contains("unshare"));
+        let second_rule = parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"},{"names":["unshare"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        assert!(allowed_by(&second_rule).contains("unshare"));
+        let with_arguments = parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"},{"names":["unshare"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#,
+        );
+        assert!(allowed_by(&with_arguments).contains("unshare"));
+        // waitpid has no x86_64 number: only i386 can allow it.
+        let i386 = parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],"syscalls":[{"names":["read","waitpid"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        assert!(allowed_by(&i386).contains("waitpid"));
+        let denied = parse(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"},{"names":["unshare"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        );
+        assert!(!allowed_by(&denied).contains("unshare"));
+        assert!(allowed_by(&denied).contains("read"));
+    }
+
+    #[test]
+    fn a_profile_that_allows_nothing_fails_the_test() {
+        let dir = Scratch::new("allows-nothing");
+        let path = dir.path("p.json");
+        std::fs::write(&path, r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#).unwrap();
+        let read = std::panic::catch_unwind(|| allowed_names(&path));
+        assert!(read.is_err(), "a negative check on it would pass vacuously");
+        let missing = std::panic::catch_unwind(|| allowed_names(&dir.path("missing.json")));
+        assert!(missing.is_err());
+    }
+
+    #[test]
+    fn waiting_ends_with_the_answer_or_fails_the_test() {
+        let mut tries = 0;
+        let answer = wait_until("the third try", Duration::from_secs(5), || {
+            tries += 1;
+            (tries == 3).then_some(tries)
+        });
+        assert_eq!(answer, 3);
+        assert_eq!(poll(Duration::from_millis(50), || None::<()>), None);
+        let never = std::panic::catch_unwind(|| {
+            wait_until("never", Duration::from_millis(50), || None::<()>)
+        });
+        assert!(never.is_err());
     }
 }

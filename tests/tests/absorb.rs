@@ -7,7 +7,7 @@ use std::{
     io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use profile_tests::*;
@@ -147,8 +147,8 @@ fn every_format_is_read_and_bad_lines_are_counted() {
     let diff = profile(&["diff", DEFAULT, s(&out)]);
     assert_code(&diff, 0, "diff against Docker's default");
     let names = allowed_names(&out);
-    assert!(!names.contains(&"unshare".to_string()));
-    assert!(names.contains(&"mkdir".to_string()));
+    assert!(!names.contains("unshare"));
+    assert!(names.contains("mkdir"));
 }
 
 #[test]
@@ -306,11 +306,14 @@ fn start(name: &str, profile: &Path, script: &str) {
 
 /// Waits until `path` exists in the container.
 fn wait_for(name: &str, path: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !docker(&["exec", name, "test", "-e", path]).status.success() {
-        assert!(Instant::now() < deadline, "{path} never appeared in {name}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        &format!("{path} appearing in {name}"),
+        Duration::from_secs(60),
+        || {
+            let test = docker(&["exec", name, "test", "-e", path]);
+            test.status.success().then_some(())
+        },
+    );
 }
 
 /// The kernel prints at most 10 audit records per 5 s when no audit daemon runs: the tests that
@@ -477,11 +480,11 @@ fn follow_absorbs_one_container_not_its_neighbour() {
     let pid = child.id() as libc::pid_t;
     // SAFETY: kill(2) on the pid of the child this test spawned and has not waited for.
     unsafe { libc::kill(pid, libc::SIGUSR1) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !out.exists() {
-        assert!(Instant::now() < deadline, "SIGUSR1 wrote nothing");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        "SIGUSR1 writing the profile",
+        Duration::from_secs(30),
+        || out.exists().then_some(()),
+    );
     assert!(report(&rep)["absorbed"].as_array().unwrap().is_empty());
     // The neighbour first, then ours; absorb stops when ours exits.
     assert_code(
@@ -495,16 +498,11 @@ fn follow_absorbs_one_container_not_its_neighbour() {
         0,
         "docker exec",
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for absorb") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("absorb --follow did not stop when the container exited");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(status) = poll(Duration::from_secs(60), || {
+        child.try_wait().expect("waiting for absorb")
+    }) else {
+        let _ = child.kill();
+        panic!("absorb --follow did not stop when the container exited");
     };
     let stderr = rest.join().unwrap_or_default();
     assert!(status.success(), "absorb --follow: {status}\n{stderr}");
@@ -565,7 +563,7 @@ fn the_example_complain_soak() {
     assert_code(&out, 1, "soak with a call the baseline lacks");
     assert!(text(&out.stdout).lines().any(|l| l == "+ mkdir"));
     let absorbed = dir.path("base.absorbed.json");
-    assert!(allowed_names(&absorbed).contains(&"mkdir".to_string()));
+    assert!(allowed_names(&absorbed).contains("mkdir"));
     let summary = std::fs::read_to_string(dir.path("base.absorb.md")).expect("report");
     assert!(summary.contains("| `mkdir` | 1 | mkdir |"), "{summary}");
     // Adopted, the next soak needs nothing more.

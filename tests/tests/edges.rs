@@ -4,11 +4,12 @@ use std::{
     os::fd::{FromRawFd as _, OwnedFd},
     path::Path,
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use profile_tests::{
-    Scratch, output_text, privileged, profile, profile_bin, profile_ok, test_image,
+    Scratch, output_text, poll, privileged, profile, profile_bin, profile_ok, test_image,
+    wait_until,
 };
 
 fn stderr(out: &Output) -> String {
@@ -36,14 +37,14 @@ fn profile_within(args: &[&str], stdout: Stdio, secs: u64) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("running profile");
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while child.try_wait().expect("waiting").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("reaping");
-            panic!("profile {args:?} still ran after {secs}s: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if poll(Duration::from_secs(secs), || {
+        child.try_wait().expect("waiting")
+    })
+    .is_none()
+    {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("reaping");
+        panic!("profile {args:?} still ran after {secs}s: {}", stderr(&out));
     }
     child.wait_with_output().expect("collecting output")
 }
@@ -432,33 +433,25 @@ fn a_killed_run_leaves_nothing_that_breaks_the_next() {
         .spawn()
         .unwrap();
     let prefix = format!("profile-run-{}-", run.id());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let name = loop {
-        if let Some(name) = run_cgroups().into_iter().find(|n| n.starts_with(&prefix)) {
-            break name;
-        }
-        assert!(Instant::now() < deadline, "no cgroup {prefix}*");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let limit = Duration::from_secs(20);
+    let name = wait_until(&format!("a cgroup {prefix}*"), limit, || {
+        run_cgroups().into_iter().find(|n| n.starts_with(&prefix))
+    });
     let path = tracer::cgroup::unified_root().unwrap().join(&name);
     let procs = path.join("cgroup.procs");
-    while std::fs::read_to_string(&procs).unwrap().trim().is_empty() {
-        assert!(Instant::now() < deadline, "sleep never joined {name}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let joined = || !std::fs::read_to_string(&procs).unwrap().trim().is_empty();
+    wait_until(&format!("sleep joining {name}"), limit, || {
+        joined().then_some(())
+    });
     run.kill().unwrap();
     run.wait().unwrap();
     assert!(path.exists(), "kill -9 leaves the cgroup");
     // Its child is still there: nothing removes a cgroup anything runs in.
     let _ = std::fs::write(path.join("cgroup.kill"), "1");
-    while !std::fs::read_to_string(&procs)
-        .unwrap_or_default()
-        .trim()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the child outlived cgroup.kill");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the child ending at cgroup.kill", limit, || {
+        let procs = std::fs::read_to_string(&procs).unwrap_or_default();
+        procs.trim().is_empty().then_some(())
+    });
     profile_ok(&[
         "run",
         "-o",

@@ -4,13 +4,12 @@
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
-    thread,
     time::{Duration, Instant},
 };
 
 use profile_tests::{
-    PRIVATE_IMAGE, PrivateDaemon, Scratch, allowed_names, container_exists, container_name, docker,
-    privileged, profile_bin, report, test_image,
+    PRIVATE_IMAGE, PrivateDaemon, Scratch, Transcript, allowed_names, container_exists,
+    container_name, docker, poll, privileged, profile_bin, report, test_image, wait_until,
 };
 
 fn stderr(out: &std::process::Output) -> String {
@@ -24,16 +23,30 @@ fn signal(child: &Child, sig: libc::c_int) {
 
 /// Waits for `child` at most `limit`; None if it still runs (then it is killed).
 fn wait_at_most(mut child: Child, limit: Duration) -> Option<std::process::Output> {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().ok().flatten().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
+    if poll(limit, || child.try_wait().ok().flatten()).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
     }
     child.wait_with_output().ok()
+}
+
+/// Waits until `name`'s workload runs `program` (its earlier commands are done, and recorded).
+fn wait_running_program(
+    docker: &dyn Fn(&[&str]) -> std::process::Output,
+    name: &str,
+    program: &str,
+) {
+    wait_until(
+        &format!("{name} running {program}"),
+        Duration::from_secs(30),
+        || {
+            let top = docker(&["top", name]);
+            String::from_utf8_lossy(&top.stdout)
+                .contains(program)
+                .then_some(())
+        },
+    );
 }
 
 /// `profile train` of the private image, `-q`, with a report, talking to `daemon`.
@@ -93,14 +106,15 @@ fn a_second_signal_ends_profile_while_the_daemon_is_stalled() {
     };
     for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
         let name = format!("stalled-{sig}");
-        let child = spawn_train(&daemon, &dir, &name, &["sh", "-c", "ls /; sleep 60"]);
+        let mut child = spawn_train(&daemon, &dir, &name, &["sh", "-c", "ls /; sleep 60"]);
+        let mut said = Transcript::of(&mut child);
         daemon.wait_running(&name);
-        thread::sleep(Duration::from_millis(300));
+        wait_running_program(&|args| daemon.docker(args), &name, "sleep 60");
         let (out, after_second) = {
             let _stalled = daemon.stall();
             signal(&child, sig);
             // The first signal asks the stalled daemon to kill the container: no answer comes.
-            thread::sleep(Duration::from_millis(500));
+            said.wait_for("interrupted: stopping container", Duration::from_secs(10));
             signal(&child, sig);
             let second = Instant::now();
             (
@@ -109,7 +123,7 @@ fn a_second_signal_ends_profile_while_the_daemon_is_stalled() {
             )
         };
         let out = out.expect("profile still ran 10 s after the second signal");
-        let text = stderr(&out);
+        let text = said.all();
         assert_eq!(out.status.code(), Some(code), "{text}");
         assert!(after_second < Duration::from_secs(3), "{after_second:?}");
         assert!(text.contains("may be left behind"), "{text}");
@@ -117,10 +131,7 @@ fn a_second_signal_ends_profile_while_the_daemon_is_stalled() {
         // What was recorded before is written, marked partial.
         let rep = report(&dir.path(&format!("{name}.json")));
         assert_eq!(rep["complete"], false);
-        assert!(
-            allowed_names(&dir.path(&format!("{name}.profile.json")))
-                .contains(&"getdents64".into())
-        );
+        assert!(allowed_names(&dir.path(&format!("{name}.profile.json"))).contains("getdents64"));
         eprintln!("signal {sig}: profile ended {after_second:?} after the second one");
     }
     // The next profile removes what the abandoned runs left.
@@ -172,9 +183,9 @@ fn a_daemon_restart_mid_training_is_reported_as_such() {
         return;
     };
     let name = "restarted";
-    let child = spawn_train(&daemon, &dir, name, &["sleep", "30"]);
+    let child = spawn_train(&daemon, &dir, name, &["sh", "-c", "ls /; exec sleep 30"]);
     daemon.wait_running(name);
-    thread::sleep(Duration::from_secs(3));
+    wait_running_program(&|args| daemon.docker(args), name, "sleep 30");
     // dockerd's shutdown stops the container (sleep as pid 1 ignores SIGTERM: SIGKILL, 137).
     daemon.terminate();
     daemon.restart();
@@ -226,12 +237,8 @@ fn a_signal_during_verification_still_writes_the_trained_profile() {
         .spawn()
         .unwrap();
     let verifying = format!("{name}-verify");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let running = docker(&["inspect", "-f", "{{.State.Running}}", &verifying]);
-        if String::from_utf8_lossy(&running.stdout).trim() == "true" {
-            break;
-        }
+    // Once its `ls` is done (recorded under enforcement), the verification is under way.
+    wait_until("the verification running", Duration::from_secs(60), || {
         if let Ok(Some(status)) = child.try_wait() {
             let mut text = String::new();
             if let Some(mut err) = child.stderr.take() {
@@ -239,10 +246,11 @@ fn a_signal_during_verification_still_writes_the_trained_profile() {
             }
             panic!("profile ended before the verification ran: {status}\n{text}");
         }
-        assert!(Instant::now() < deadline, "the verification never ran");
-        thread::sleep(Duration::from_millis(20));
-    }
-    thread::sleep(Duration::from_millis(300));
+        let top = docker(&["top", &verifying]);
+        String::from_utf8_lossy(&top.stdout)
+            .contains("sleep 2")
+            .then_some(())
+    });
     signal(&child, libc::SIGTERM);
     let out = wait_at_most(child, Duration::from_secs(30)).expect("profile never ended");
     assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
@@ -250,7 +258,7 @@ fn a_signal_during_verification_still_writes_the_trained_profile() {
         Path::new(&profile).exists(),
         "the trained profile was not written"
     );
-    assert!(allowed_names(&profile).contains(&"getdents64".to_string()));
+    assert!(allowed_names(&profile).contains("getdents64"));
     let rep = report(&report_path);
     assert_eq!(rep["complete"], true, "training itself finished");
     assert_eq!(rep["verification"], "interrupted");

@@ -129,8 +129,8 @@ fn allow_all_training_stays_within_the_default() {
         "clone3 observed under allow-all"
     );
     let names = allowed_names(&profile);
-    assert!(!names.contains(&"unshare".to_string()), "{names:?}");
-    assert!(!names.contains(&"clone3".to_string()), "{names:?}");
+    assert!(!names.contains("unshare"), "{names:?}");
+    assert!(!names.contains("clone3"), "{names:?}");
     let not_learned = report["not_learned"].to_string();
     assert!(not_learned.contains("unshare"), "{not_learned}");
     let ok = run_under(Some(&profile), &["/bin/attack", "benign"]);
@@ -151,14 +151,14 @@ fn capabilities_move_the_base() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(allowed_names(&with).contains(&"unshare".to_string()));
+    assert!(allowed_names(&with).contains("unshare"));
     let (without, _, out) = train(&dir, "plain", &[], &cmd);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!allowed_names(&without).contains(&"unshare".to_string()));
+    assert!(!allowed_names(&without).contains("unshare"));
     // The capability-trained profile lets unshare through only with the capability.
     let admin = run_under_with(Some(&with), &["--cap-add", "SYS_ADMIN"], &cmd);
     assert_eq!(
@@ -264,7 +264,7 @@ fn verify_fix_never_adds_what_the_default_forbids() {
         "{}",
         output_text(&run)
     );
-    assert!(!allowed_names(&fixed).contains(&"unshare".to_string()));
+    assert!(!allowed_names(&fixed).contains("unshare"));
     assert_within_default(&fixed);
 }
 

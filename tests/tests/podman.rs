@@ -3,7 +3,7 @@
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use profile_tests::*;
@@ -31,10 +31,9 @@ impl Podman {
             .stderr(Stdio::null())
             .spawn()
             .expect("podman system service (apt-get install podman)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !dir.path("podman.sock").exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until("podman's socket", Duration::from_secs(20), || {
+            dir.path("podman.sock").exists().then_some(())
+        });
         assert!(
             dir.path("podman.sock").exists(),
             "podman's socket never appeared"

@@ -1,5 +1,5 @@
 //! The built-in HTTP probe: a web service trained with no exercise still learns serving.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use profile_tests::*;
 
@@ -76,7 +76,7 @@ fn the_probe_teaches_a_web_service_to_serve() {
     );
     assert!(out.status.success(), "{}", output_text(&out));
     let names = allowed_names(&plain);
-    assert!(!names.contains(&"sendfile".to_string()), "{names:?}");
+    assert!(!names.contains("sendfile"), "{names:?}");
     let lines = serve_under(&plain, "probe-plain");
     assert!(!lines[0].contains("200"), "{lines:?}");
 }
@@ -172,10 +172,11 @@ fn the_probe_speaks_https_with_self_signed_certificates() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("openssl s_server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        "openssl s_server listening",
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).ok(),
+    );
     let ports = [tracer::docker::Published {
         container: "443/tcp".into(),
         host: format!("127.0.0.1:{port}").parse().unwrap(),

@@ -1,13 +1,9 @@
 //! `profile run` on the real kernel: exact counts, isolation, runtime-awareness, enforcement.
-use std::{
-    process::Command,
-    thread,
-    time::{Duration, Instant},
-};
+use std::{process::Command, thread, time::Duration};
 
 use profile_tests::{
     SYSLOOP, Scratch, allowed_names, count, privileged, profile, profile_ok, record, report,
-    syscall_line,
+    syscall_line, wait_until,
 };
 
 #[test]
@@ -27,18 +23,14 @@ fn counts_are_exact() {
 
 /// Waits until process `pid` runs under a seccomp filter (`Seccomp: 2` in its status).
 fn wait_for_filter(pid: u32) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        if status.lines().any(|l| l == "Seccomp:\t2") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{pid} never installed its filter"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        &format!("{pid} installing its filter"),
+        Duration::from_secs(10),
+        || {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            status.lines().any(|l| l == "Seccomp:\t2").then_some(())
+        },
+    );
 }
 
 #[test]
@@ -141,7 +133,7 @@ fn calls_before_the_filter_install_are_not_counted() {
     let rep = record(&dir, "r4", &[], &["getppid", "10"]);
     assert_eq!(count(&rep, "prctl"), 0);
     assert_eq!(rep["mode"], "under_filter");
-    assert!(!allowed_names(&dir.path("r4.profile.json")).contains(&"prctl".to_string()));
+    assert!(!allowed_names(&dir.path("r4.profile.json")).contains("prctl"));
 
     let rep = record(&dir, "r5", &["--all-syscalls"], &["getppid", "10"]);
     assert_eq!(rep["mode"], "all_syscalls");

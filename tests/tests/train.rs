@@ -4,13 +4,12 @@
 use std::{
     io::{BufRead as _, BufReader},
     process::{Command, Stdio},
-    thread,
     time::{Duration, Instant},
 };
 
 use profile_tests::{
     Scratch, allowed_names, container_exists, container_name, count, docker, free_port, privileged,
-    profile_bin, report, run_under, syscall_line, test_image, test_image_stem, train,
+    profile_bin, report, run_under, syscall_line, test_image, test_image_stem, train, wait_until,
 };
 
 fn stderr(out: &std::process::Output) -> String {
@@ -61,7 +60,7 @@ fn trained_profile_runs_the_workload_and_denies_the_rest() {
     assert!(String::from_utf8_lossy(&enforced.stdout).contains("hi"));
 
     // A syscall the workload never made: EPERM, and nothing created.
-    assert!(!allowed_names(&profile).contains(&"mkdir".to_string()));
+    assert!(!allowed_names(&profile).contains("mkdir"));
     let denied = run_under(Some(&profile), &["sh", "-c", "mkdir /tmp/x; ls -d /tmp/x"]);
     let text = stderr(&denied);
     assert!(
@@ -82,7 +81,7 @@ fn the_runtime_setup_is_never_granted() {
     assert_ok(&out, "train");
     let names = allowed_names(&profile);
     for call in RUNTIME_SETUP {
-        assert!(!names.contains(&call.to_string()), "{call} granted");
+        assert!(!names.contains(*call), "{call} granted");
     }
     // Counting the whole cgroup sees runc's setup: proof the calls happen, and are excluded above.
     let (all, rep, out) = train(&dir, "all", &["--all-syscalls"], &cmd);
@@ -96,7 +95,7 @@ fn the_runtime_setup_is_never_granted() {
     let not_learned = rep["not_learned"].to_string();
     for call in ["mount", "pivot_root", "sethostname", "umount2"] {
         assert!(count(&rep, call) > 0, "{call} not observed");
-        assert!(!all_names.contains(&call.to_string()), "{call} granted");
+        assert!(!all_names.contains(call), "{call} granted");
         assert!(not_learned.contains(call), "{call}: {not_learned}");
     }
 }
@@ -117,10 +116,7 @@ fn a_container_that_exits_at_once_is_recorded_in_full() {
     let profile = dir.path(&format!("profiles/{}.json", test_image_stem()));
     let names = allowed_names(&profile);
     for call in ["execve", "exit_group"] {
-        assert!(
-            names.contains(&call.to_string()),
-            "{call} missing: {names:?}"
-        );
+        assert!(names.contains(call), "{call} missing: {names:?}");
     }
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("workload exited 0"), "{report}");
@@ -170,7 +166,16 @@ fn a_noisy_neighbour_does_not_leak_in() {
         "sysloop getpid 1000000000 & while :; do mkdir /tmp/n; rmdir /tmp/n; done",
     ]);
     assert_ok(&started, "noisy container");
-    thread::sleep(Duration::from_millis(300));
+    wait_until(
+        "the neighbour making noise",
+        Duration::from_secs(30),
+        || {
+            let top = docker(&["top", &noisy]);
+            String::from_utf8_lossy(&top.stdout)
+                .contains("sysloop getpid")
+                .then_some(())
+        },
+    );
     let (profile, rep, out) = train(&dir, "quiet", &[], &["sh", "-c", "ls /; sleep 1"]);
     let still_running = docker(&["inspect", "-f", "{{.State.Running}}", &noisy]);
     let _ = docker(&["rm", "-f", &noisy]);
@@ -182,7 +187,7 @@ fn a_noisy_neighbour_does_not_leak_in() {
     let rep = rep.expect("report");
     for call in ["mkdir", "rmdir"] {
         assert_eq!(count(&rep, call), 0, "{call} leaked in");
-        assert!(!allowed_names(&profile).contains(&call.to_string()));
+        assert!(!allowed_names(&profile).contains(call));
     }
     assert!(
         count(&rep, "getpid") < 10,
@@ -233,7 +238,7 @@ fn an_exercise_client_and_docker_exec_are_recorded() {
     assert_eq!(count(&rep, "mkdir"), 1);
     let mkdir = syscall_line(&rep, "mkdir");
     assert_eq!(mkdir["first_program"], "mkdir");
-    assert!(allowed_names(&profile).contains(&"mkdir".to_string()));
+    assert!(allowed_names(&profile).contains("mkdir"));
     assert!(!container_exists(&name), "container left behind");
 }
 
@@ -345,7 +350,7 @@ fn ctrl_c_removes_the_container_and_writes_a_partial_profile() {
     assert_eq!(rep["complete"], false);
     assert_eq!(rep["stopped_by"], "interrupted");
     assert_eq!(count(&rep, "getsid"), 5, "what ran before Ctrl-C is kept");
-    assert!(allowed_names(&profile).contains(&"getsid".to_string()));
+    assert!(allowed_names(&profile).contains("getsid"));
 }
 
 #[test]

@@ -1,10 +1,9 @@
 //! `profile watch`: every container created while it runs is recorded from its first syscall
 //! and kept apart, grouped into one profile per image, service or container.
 use std::{
-    io::{BufRead as _, BufReader, Read as _},
     path::Path,
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use profile_tests::*;
@@ -105,8 +104,8 @@ fn containers_are_kept_apart_and_filtered() {
         "{rows:?}"
     );
     let file = |r: &serde_json::Value| dir.0.join(r["file"].as_str().unwrap());
-    assert!(allowed_names(&file(&rows[0])).contains(&"mkdir".to_string()));
-    assert!(!allowed_names(&file(&rows[1])).contains(&"mkdir".to_string()));
+    assert!(allowed_names(&file(&rows[0])).contains("mkdir"));
+    assert!(!allowed_names(&file(&rows[1])).contains("mkdir"));
 }
 
 #[test]
@@ -140,15 +139,8 @@ fn signals_write_what_was_recorded() {
         .spawn()
         .expect("profile watch");
     // Ready once it says so: the signal handlers and the kernel side are in place.
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    while stderr.read_line(&mut line).expect("stderr of watch") > 0 {
-        if line.contains("watching containers") {
-            break;
-        }
-        line.clear();
-    }
-    assert!(line.contains("watching containers"), "{line}");
+    let mut said = Transcript::of(&mut child);
+    said.wait_for("watching containers", Duration::from_secs(30));
     let run = docker(&[
         "run",
         "--rm",
@@ -165,13 +157,20 @@ fn signals_write_what_was_recorded() {
     assert!(run.status.success(), "{}", output_text(&run));
     // SIGUSR1: the profiles so far, without stopping (again until the container's events,
     // which the engine sends on its own time, have arrived).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while rows(&dir.0).is_empty() && Instant::now() < deadline {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    assert_eq!(rows(&dir.0).len(), 1);
+    let runs = |n: u32| {
+        wait_until(
+            &format!("SIGUSR1 writing {n} run(s)"),
+            Duration::from_secs(10),
+            || {
+                // SAFETY: kill(2) on our own child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+                std::thread::sleep(Duration::from_millis(200));
+                let rows = rows(&dir.0);
+                (rows.len() == 1 && rows[0]["runs"] == n).then_some(())
+            },
+        )
+    };
+    runs(1);
     let run = docker(&[
         "run",
         "--rm",
@@ -183,12 +182,11 @@ fn signals_write_what_was_recorded() {
         "true",
     ]);
     assert!(run.status.success());
-    std::thread::sleep(Duration::from_millis(500));
+    runs(2);
     // SAFETY: as above.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().expect("watch ends");
-    let mut rest = String::new();
-    let _ = stderr.read_to_string(&mut rest);
+    let rest = said.all();
     let _ = docker(&["rm", "-f", &before]);
     assert_eq!(status.code(), Some(130), "{rest}");
     let rows = rows(&dir.0);
@@ -260,10 +258,10 @@ fn a_compose_stack_gets_one_profile_per_service() {
     let profile = |i: usize| dir.0.join(rows[i]["file"].as_str().unwrap());
     let (client, web) = (allowed_names(&profile(0)), allowed_names(&profile(2)));
     for call in ["bind", "listen"] {
-        assert!(web.contains(&call.to_string()), "web lacks {call}");
-        assert!(!client.contains(&call.to_string()), "client has {call}");
+        assert!(web.contains(call), "web lacks {call}");
+        assert!(!client.contains(call), "client has {call}");
     }
-    assert!(client.contains(&"connect".to_string()));
+    assert!(client.contains("connect"));
     // The web service serves under its own profile (fetched over a port on 127.0.0.1).
     let httpd = Httpd::under(&profile(2), "compose-web");
     let page = http_request(httpd.port, "GET / HTTP/1.0");
@@ -278,17 +276,20 @@ fn two_watches_with_disjoint_filters_do_not_mix() {
     let (a, b) = (Scratch::new("watch-a"), Scratch::new("watch-b"));
     let image = test_image();
     let (ta, tb) = (tag("two-a"), tag("two-b"));
+    // Each watches until its duration ends, once it says it is watching.
     let spawn = |dir: &Scratch, t: &str| {
-        Command::new(profile_bin())
+        let mut child = Command::new(profile_bin())
             .args(["watch", "-o", dir.0.to_str().unwrap(), "--filter"])
             .arg(format!("label={t}"))
             .args(["--duration", "8s"])
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
-            .expect("profile watch")
+            .expect("profile watch");
+        let mut said = Transcript::of(&mut child);
+        said.wait_for("watching containers", Duration::from_secs(8));
+        (child, said)
     };
     let (wa, wb) = (spawn(&a, &ta), spawn(&b, &tb));
-    std::thread::sleep(Duration::from_secs(2));
     let ra = docker(&[
         "run",
         "--rm",
@@ -312,17 +313,14 @@ fn two_watches_with_disjoint_filters_do_not_mix() {
         "true",
     ]);
     assert!(ra.status.success() && rb.status.success());
-    for w in [wa, wb] {
-        assert!(w.wait_with_output().unwrap().status.success());
+    for (mut w, said) in [wa, wb] {
+        let status = w.wait().expect("watch ends");
+        assert!(status.success(), "{}", said.all());
     }
     let (ia, ib) = (rows(&a.0), rows(&b.0));
     assert_eq!((ia.len(), ib.len()), (1, 1));
     assert_eq!(ia[0]["runs"], 1);
     assert_eq!(ib[0]["runs"], 1);
-    assert!(
-        allowed_names(&a.0.join(ia[0]["file"].as_str().unwrap())).contains(&"mkdir".to_string())
-    );
-    assert!(
-        !allowed_names(&b.0.join(ib[0]["file"].as_str().unwrap())).contains(&"mkdir".to_string())
-    );
+    assert!(allowed_names(&a.0.join(ia[0]["file"].as_str().unwrap())).contains("mkdir"));
+    assert!(!allowed_names(&b.0.join(ib[0]["file"].as_str().unwrap())).contains("mkdir"));
 }
