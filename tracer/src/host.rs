@@ -20,7 +20,7 @@ const EXECVE: u32 = syscalls::x86_64::Sysno::execve as u32;
 
 /// What `run` records.
 #[derive(Clone, Debug)]
-pub struct RunOptions {
+pub struct RecordOptions {
     /// The command and its arguments.
     pub command: Vec<String>,
     /// Count every syscall, not only those under the filter.
@@ -84,7 +84,7 @@ pub struct Executed {
 
 /// Runs `options.command` in a fresh cgroup v2 child under an allow-all filter, records it, and
 /// learns its profile within Docker's default (unless `allow_beyond_default`).
-pub async fn run(options: &RunOptions) -> Result<Recorded, HostError> {
+pub async fn run(options: &RecordOptions) -> Result<Recorded, HostError> {
     // Everything missing is named at once, before anything is loaded or created.
     if let Some(creds) = privileges::Creds::current() {
         let mut missing = Recorder::missing_privileges(&creds);

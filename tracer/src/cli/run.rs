@@ -8,7 +8,7 @@ use super::{
     exit::exit_code,
 };
 use crate::{
-    host::{self, RunOptions},
+    host::{self, RecordOptions},
     output,
     report::fewer_or_more,
     seccomp::LearnArgs,
@@ -44,7 +44,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         output::check_writable(path)?;
     }
     args.record.check_writable()?;
-    let options = RunOptions {
+    let options = RecordOptions {
         command: args.command.clone(),
         all_syscalls: args.record.all_syscalls,
         learn_args: args.learn_args,

@@ -25,7 +25,7 @@ pub trait Render {
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub enum ReportError {
     #[error("writing JSON: {0}")]
     Json(#[from] serde_json::Error),
     // Not transparent: the command line looks for a closed stdout in the chain.
@@ -34,7 +34,7 @@ pub enum WriteError {
 }
 
 /// Writes `report` (atomically) to `path`, in the format its extension names.
-pub fn write(path: &Path, report: &impl Render) -> Result<(), WriteError> {
+pub fn write(path: &Path, report: &impl Render) -> Result<(), ReportError> {
     output::write_atomic(path, report.for_file(path)?.as_bytes())?;
     Ok(())
 }

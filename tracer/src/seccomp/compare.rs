@@ -10,7 +10,7 @@ use super::{
     model::{Action, ArchMap, Profile, Rule},
     resolve::Context,
 };
-use crate::names::Abi;
+use crate::names::{Abi, AbiName};
 
 /// A place where one profile allows what another doesn't.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -28,10 +28,7 @@ impl std::fmt::Display for Widening {
 }
 
 fn label(abi: Abi, name: &str) -> String {
-    match abi {
-        Abi::X86_64 => name.to_string(),
-        other => format!("{name} ({other})"),
-    }
+    AbiName(abi, name).to_string()
 }
 
 /// The argument values of `region` in words: `any arguments`, or the conditions of each case.

@@ -20,7 +20,7 @@ pub use model::{
 };
 pub use resolve::{Context, DOCKER_DEFAULT_CAPS, running_kernel};
 
-use crate::names::Abi;
+use crate::names::{Abi, AbiName};
 
 /// More deny rules than this for one syscall's argument complement, and its argument
 /// denials are not counted while verifying (the filter must stay well below 4096
@@ -131,10 +131,7 @@ impl Profile {
                 let Some(d) = decisions.get(name.as_str()) else {
                     continue;
                 };
-                let label = match abi {
-                    Abi::X86_64 => name.clone(),
-                    other => format!("{name} ({other})"),
-                };
+                let label = AbiName(*abi, name).to_string();
                 if d.lower.is_empty() {
                     refused.push(label);
                     continue;

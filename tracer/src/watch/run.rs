@@ -90,7 +90,7 @@ pub enum WatchError {
     #[error(transparent)]
     Profile(#[from] WriteError),
     #[error(transparent)]
-    Index(#[from] report::WriteError),
+    Index(#[from] report::ReportError),
 }
 
 /// What a watch wrote.
