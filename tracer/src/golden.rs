@@ -9,8 +9,11 @@ use crate::{
     formats::OciSeccomp,
     names::{Abi, SyscallId},
     recorder::{FirstProgram, Observed, Snapshot},
-    report::{PhaseLine, Render as _, Report, RunLine, Verification, VerificationStatus},
-    seccomp::{ArgValues, Base, Context, LearnArgs, Learned, Profile, learn},
+    report::{
+        DiffReport, Index, IndexRow, PhaseLine, Render as _, Report, RunLine, Verification,
+        VerificationStatus,
+    },
+    seccomp::{ArgValues, Base, Context, Diff, LearnArgs, Learned, Profile, learn},
     session::StoppedBy,
     session::{ProbeReport, ProbeRequest},
 };
@@ -321,4 +324,50 @@ fn the_profile_layout() {
         "profile.complain.json",
         &profile.clone().logging().to_json().expect("JSON"),
     );
+}
+
+/// Watch's index of two profiles, one of them incomplete.
+#[test]
+fn the_watch_index() {
+    let row = |profile: &str, file: Option<&str>, notes: &[&str]| IndexRow {
+        profile: profile.into(),
+        file: file.map(String::from),
+        images: vec!["web:1.0".into()],
+        containers: vec![format!("{profile}_1"), format!("{profile}_2")],
+        runs: 3,
+        allowed: 42,
+        docker_default_allowed: 309,
+        reduction_vs_docker_default_percent: 86.4,
+        complete: notes.is_empty(),
+        notes: notes.iter().map(|n| n.to_string()).collect(),
+    };
+    let index = Index {
+        profiles: vec![
+            row("shop-web", Some("shop-web.json"), &[]),
+            row(
+                "shop-db",
+                None,
+                &["shop-db_1: still running when watching ended: recorded up to then"],
+            ),
+        ],
+    };
+    golden("index.json", &index.json().expect("JSON"));
+    golden("index.md", &index.markdown());
+    golden("index.txt", &index.text());
+}
+
+/// What a profile allows beyond another, and what it dropped.
+#[test]
+fn the_diff() {
+    let old = learned(&snapshot()).profile;
+    let mut new = old.clone();
+    new.syscalls[0].names.retain(|n| n != "listen");
+    new.syscalls[0].names.push("ptrace".into());
+    new.syscalls
+        .retain(|r| !r.names.contains(&"socket".to_string()));
+    new.syscalls
+        .push(crate::seccomp::Rule::allow(["socket".to_string()]));
+    let diff = DiffReport::new("old.json", "new.json", Diff::between(&old, &new, &ctx()));
+    golden("diff.json", &diff.json().expect("JSON"));
+    golden("diff.txt", &diff.text());
 }
