@@ -18,8 +18,6 @@ use crate::{
 pub struct TrainOptions {
     /// How the container runs and how its runs end.
     pub run: RunOptions,
-    /// How reports name the workload.
-    pub target: String,
     /// The profile the workload runs under and its learned profile replaces.
     pub base: Base,
     /// Under `allow-all`: let the learned profile allow what Docker's default forbids.
@@ -133,7 +131,7 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
         let session = prepared.session(&options.run, Mode::Verify, "verifying");
         let (v, run) = verify_once(
             &session,
-            &options.target,
+            &options.run.target(),
             &learned.profile,
             &options.ctx,
             "the trained profile",
@@ -223,7 +221,7 @@ async fn record_runs(
         }
     }
     let last = last.ok_or(TrainError::NothingRecorded {
-        container: options.target.clone(),
+        container: options.run.target(),
     })?;
     Ok(Runs {
         total,
@@ -239,7 +237,7 @@ async fn record_runs(
 fn training_report(options: &TrainOptions, runs: &Runs, learned: &Learned, bound: &str) -> Report {
     let last = &runs.last;
     let mut report = Report::new(
-        &options.target,
+        &options.run.target(),
         options.all_syscalls,
         &runs.total,
         learned,

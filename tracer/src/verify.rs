@@ -18,8 +18,6 @@ use crate::{
 pub struct VerifyOptions {
     /// How the container runs and how its run ends.
     pub run: RunOptions,
-    /// How reports name the workload.
-    pub target: String,
     pub profile: Profile,
     /// How reports name the profile.
     pub label: String,
@@ -67,7 +65,7 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
     let session = prepared.session(&options.run, Mode::Verify, "verifying");
     let (verification, run) = verify_once(
         &session,
-        &options.target,
+        &options.run.target(),
         &options.profile,
         &options.ctx,
         &options.label,

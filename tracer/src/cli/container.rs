@@ -100,15 +100,6 @@ pub struct ContainerArgs {
 }
 
 impl ContainerArgs {
-    /// How the run is named in reports: the image and, if given, the command.
-    pub fn target(&self) -> String {
-        if self.command.is_empty() {
-            self.image.clone()
-        } else {
-            format!("{} {}", self.image, self.command.join(" "))
-        }
-    }
-
     /// What the session runs: the container (each run names it and sets its profile) and
     /// how its runs end.
     pub fn options(&self) -> RunOptions {

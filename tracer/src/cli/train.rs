@@ -59,7 +59,6 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     args.record.check_writable()?;
     let options = TrainOptions {
         run: args.container.options(),
-        target: args.container.target(),
         base: args.learn.base()?,
         allow_beyond_default: args.learn.allow_beyond_default,
         ctx: args.container.context()?,

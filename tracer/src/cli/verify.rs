@@ -42,7 +42,6 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         profile: load_profile(&args.profile)?,
         ctx: args.container.context()?,
         run: args.container.options(),
-        target: args.container.target(),
         label: args.profile.display().to_string(),
         fix: args.fix,
     };

@@ -37,6 +37,17 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
+impl RunOptions {
+    /// How reports name the workload: the image and, if given, the command.
+    pub fn target(&self) -> String {
+        let c = &self.container;
+        match c.cmd.is_empty() {
+            true => c.image.clone(),
+            false => format!("{} {}", c.image, c.cmd.join(" ")),
+        }
+    }
+}
+
 /// What a run has to say while it goes on; the command line decides how to show it.
 #[derive(Debug)]
 pub enum Notice<'a> {
