@@ -67,10 +67,11 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         runs: args.runs,
         verify: args.verify,
     };
-    let trained = match train(&options, &show).await? {
+    let training = train(&options, &show).await?;
+    let trained = match &training {
         Training::NotReady(not_ready) => {
             eprintln!("profile: error: {not_ready}");
-            return Ok(exit_code(Training::NotReady(not_ready).status()));
+            return Ok(exit_code(training.status()));
         }
         Training::Learned(trained) => trained,
     };
