@@ -185,6 +185,18 @@ pub fn abi_line(report: &serde_json::Value, name: &str, abi: &str) -> serde_json
         .unwrap_or_default()
 }
 
+/// The line for `name` among the container runtime's calls before it handed over, in a JSON
+/// report (`Null` when absent).
+pub fn runtime_line(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["runtime_calls"]
+        .as_array()
+        .expect("runtime_calls array")
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Names allowed by the single allow rule of a profile `profile` wrote.
 pub fn allowed_names(profile: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(profile).expect("profile written");

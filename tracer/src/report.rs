@@ -223,6 +223,23 @@ pub struct SyscallLine {
 }
 
 impl SyscallLine {
+    /// One line per native call the container runtime made before it handed over.
+    pub fn runtime(map: &std::collections::BTreeMap<u32, Observed>) -> Vec<SyscallLine> {
+        let native: std::collections::BTreeMap<SyscallId, Observed> = map
+            .iter()
+            .map(|(nr, obs)| {
+                (
+                    SyscallId {
+                        abi: Abi::X86_64,
+                        nr: *nr,
+                    },
+                    obs.clone(),
+                )
+            })
+            .collect();
+        SyscallLine::all(&native)
+    }
+
     /// One line per syscall, sorted by ABI and name.
     pub fn all(map: &std::collections::BTreeMap<SyscallId, Observed>) -> Vec<SyscallLine> {
         let mut lines: Vec<SyscallLine> = map
@@ -273,6 +290,10 @@ pub struct Report {
     pub stopped_by: Option<String>,
     pub duration_seconds: f64,
     pub syscalls: Vec<SyscallLine>,
+    /// What the container runtime did under the filter before it handed over to the
+    /// workload (its init's last steps): allowed so that the container starts, never the
+    /// workload's.
+    pub runtime_calls: Vec<SyscallLine>,
     pub total_calls: u64,
     /// Syscalls the profile allows.
     pub allowed: usize,
@@ -370,6 +391,12 @@ impl Report {
                 snap.dropped_first
             ));
         }
+        if snap.runtime_lost > 0 {
+            r.warnings.push(format!(
+                "{} task(s) of container runtimes could not be told from their workloads (the kernel's table of them was full): their calls may be counted as the workload's",
+                snap.runtime_lost
+            ));
+        }
         if snap.out_of_range > 0 {
             r.warnings.push(format!(
                 "{} call(s) with syscall numbers outside every table (e.g. syscall(-1))",
@@ -419,16 +446,24 @@ impl Report {
             .filter(|(name, _)| allowed.contains_key(name))
             .map(|&(name, reason)| Blocked { name, reason })
             .collect();
-        let allowed_at_any_time: Vec<Blocked> = crate::seccomp::ALWAYS_ALLOWED
-            .iter()
-            .filter(|(name, _)| allowed.contains_key(name))
-            .map(|&(name, reason)| Blocked { name, reason })
-            .collect();
-        let always_allowed = allowed_at_any_time
-            .iter()
-            .filter(|b| !observed.contains(b.name))
-            .cloned()
-            .collect();
+        let blocked = |list: &[(&'static str, &'static str)]| -> Vec<Blocked> {
+            list.iter()
+                .filter(|(name, _)| allowed.contains_key(name))
+                .map(|&(name, reason)| Blocked { name, reason })
+                .collect()
+        };
+        let (allowed_at_any_time, always_allowed) = match learned {
+            Some(l) => (blocked(&l.required), blocked(&l.always_allowed)),
+            None => {
+                let any_time = blocked(crate::seccomp::ALWAYS_ALLOWED);
+                let always = any_time
+                    .iter()
+                    .filter(|b| !observed.contains(b.name))
+                    .cloned()
+                    .collect();
+                (any_time, always)
+            }
+        };
         let default_decisions = default.decisions(Abi::X86_64, &ctx);
         let mut warnings = Vec::new();
         let denied_by_docker_default = observed
@@ -483,6 +518,7 @@ impl Report {
             out_of_range_calls: snap.out_of_range,
             warnings,
             syscalls,
+            runtime_calls: SyscallLine::runtime(&snap.runtime),
         }
     }
 
@@ -538,6 +574,18 @@ impl Report {
                 self.total_calls,
                 self.syscalls.len(),
                 self.duration_seconds
+            );
+        }
+        if !self.runtime_calls.is_empty() {
+            let _ = writeln!(
+                out,
+                "  the container runtime's calls before it handed over ({}, allowed so that the container starts): {}",
+                self.runtime_calls.len(),
+                self.runtime_calls
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
         }
         if !self.runs.is_empty() {
@@ -808,6 +856,23 @@ impl Report {
                 s.first_program.as_deref().unwrap_or("?")
             );
         }
+        if !self.runtime_calls.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n## The container runtime's calls before it handed over\n\nMade under the filter by the runtime's init before the exec of the container's process; allowed so that the container starts, never counted as the workload's.\n"
+            );
+            let _ = writeln!(out, "| syscall | calls | first program |");
+            let _ = writeln!(out, "|---|---:|---|");
+            for s in &self.runtime_calls {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} |",
+                    s.name,
+                    s.count,
+                    s.first_program.as_deref().unwrap_or("?")
+                );
+            }
+        }
         out
     }
 }
@@ -860,6 +925,9 @@ pub struct Verification {
     pub passed: bool,
     /// The syscalls the profile denied, with counts and the first program denied.
     pub denied: Vec<SyscallLine>,
+    /// What the profile denied the container runtime before it handed over to the workload:
+    /// the container could not start.
+    pub runtime_denied: Vec<SyscallLine>,
     pub denied_calls: u64,
     /// For syscalls whose arguments are learned: the argument values that were denied.
     pub denied_arguments: Vec<DeniedArguments>,
@@ -904,14 +972,28 @@ impl Verification {
                 })
             })
             .collect();
+        let runtime_denied = SyscallLine::runtime(&snap.runtime_denied);
+        for d in &runtime_denied {
+            notes.push(format!(
+                "{} was denied {} before it handed over to the workload: the container could not start",
+                d.first_program.as_deref().unwrap_or("the container runtime"),
+                d.name
+            ));
+        }
         Verification {
             target: target.to_string(),
             profile: profile.to_string(),
             errno,
             denied_arguments,
-            passed: denied.is_empty() && snap.out_of_range_denied == 0,
-            denied_calls: denied.iter().map(|d| d.count).sum::<u64>() + snap.out_of_range_denied,
+            passed: denied.is_empty() && runtime_denied.is_empty() && snap.out_of_range_denied == 0,
+            denied_calls: denied
+                .iter()
+                .chain(runtime_denied.iter())
+                .map(|d| d.count)
+                .sum::<u64>()
+                + snap.out_of_range_denied,
             denied,
+            runtime_denied,
             exit_code: None,
             killed_by_sigsys: false,
             stopped_by: None,
@@ -938,6 +1020,13 @@ impl Verification {
     /// death by SIGSYS.
     pub fn failures(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
+        for d in &self.runtime_denied {
+            parts.push(format!(
+                "denied {} to {} (the container runtime, before it handed over): the container could not start",
+                d.name,
+                d.first_program.as_deref().unwrap_or("?")
+            ));
+        }
         if !self.denied.is_empty() {
             parts.push(format!(
                 "denied {}",
@@ -972,7 +1061,7 @@ impl Verification {
     /// The names the profile would need (native ABI first) to let this run through.
     pub fn missing(&self) -> std::collections::BTreeMap<Abi, BTreeSet<String>> {
         let mut out: std::collections::BTreeMap<Abi, BTreeSet<String>> = Default::default();
-        for d in &self.denied {
+        for d in self.denied.iter().chain(self.runtime_denied.iter()) {
             if d.abi.knows(&d.name) {
                 out.entry(d.abi).or_default().insert(d.name.clone());
             }
@@ -987,6 +1076,18 @@ impl Verification {
     fn verdict(&self) -> String {
         let mut s = if self.passed {
             "PASS: the profile denied nothing".to_string()
+        } else if let Some(d) = self.runtime_denied.first() {
+            format!(
+                "FAIL: {} was denied {}: the container could not start",
+                d.first_program
+                    .as_deref()
+                    .unwrap_or("the container runtime"),
+                self.runtime_denied
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         } else if self.denied.is_empty() && self.killed_by_sigsys {
             "FAIL: the profile's filter killed the workload".to_string()
         } else {
@@ -998,7 +1099,9 @@ impl Verification {
         };
         match (self.stopped_by.as_deref(), self.exit_code) {
             (Some("interrupted"), _) => s.push_str("; interrupted, PARTIAL"),
-            (Some("start_failed"), _) => s.push_str("; the container could not start"),
+            (Some("start_failed"), _) if self.runtime_denied.is_empty() => {
+                s.push_str("; the container could not start")
+            }
             (Some("daemon_lost"), _) => s.push_str("; the Docker daemon went away, PARTIAL"),
             (Some("not_ready"), _) => {
                 s.push_str("; the container was not ready for the exercise, PARTIAL")
@@ -1155,6 +1258,7 @@ mod tests {
             denied_by_bound: Vec::new(),
             args: Vec::new(),
             always_allowed: Vec::new(),
+            required: Vec::new(),
         };
         let r = Report::new("img:tag", false, &snap, &learned, "allow-all");
         assert_eq!(r.allowed, 4);

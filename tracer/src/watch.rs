@@ -72,7 +72,8 @@ pub enum Per {
 pub enum Base {
     /// The engine's default profile (Docker's default, resolved for its capabilities).
     Default,
-    /// `seccomp=unconfined`: no filter, so nothing of it can be recorded.
+    /// `seccomp=unconfined`: no filter. Its workload is recorded from the exec that hands over
+    /// to it, and its profile stays within Docker's default.
     Unconfined,
     /// A profile given to the engine.
     Profile(Box<Profile>),
@@ -88,6 +89,8 @@ pub struct ContainerInfo {
     pub base: Base,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// The container runtime it ran with, as the engine reports it.
+    pub runtime: crate::runtime::Runtime,
 }
 
 impl ContainerInfo {
@@ -205,7 +208,7 @@ impl Watch {
                 if !self.created.contains_key(&id) {
                     let info = match self.inspect(&id).await {
                         Ok(info) => info,
-                        Err(_) => info_from_event(&id, event),
+                        Err(_) => info_from_event(&id, event, self.engine.runtime(None)),
                     };
                     self.created.insert(id, info);
                 }
@@ -215,7 +218,7 @@ impl Watch {
                 if !self.created.contains_key(&id) && !self.tracked.contains_key(&id) {
                     let info = match self.inspect(&id).await {
                         Ok(info) => info,
-                        Err(_) => info_from_event(&id, event),
+                        Err(_) => info_from_event(&id, event, self.engine.runtime(None)),
                     };
                     self.created.insert(id.clone(), info);
                 }
@@ -284,11 +287,6 @@ impl Watch {
         for cg in runs {
             tracked.live.insert(cg);
             self.first_seen.remove(&cg);
-        }
-        if matches!(tracked.info.base, Base::Unconfined) {
-            tracked
-                .incomplete
-                .push("runs with seccomp=unconfined: no filter, nothing to record".into());
         }
         Ok(())
     }
@@ -362,14 +360,25 @@ impl Watch {
             base,
             cap_add: c.cap_add,
             cap_drop: c.cap_drop,
+            runtime: self.engine.runtime(c.runtime.as_deref()),
         })
+    }
+
+    /// The engine's default runtime.
+    pub fn default_runtime(&self) -> crate::runtime::Runtime {
+        self.engine.runtime(None)
     }
 }
 
 /// What an event says of its container, when the container can't be inspected any more (a
 /// `--rm` container that Podman removed before its events were read): name, image and labels,
-/// which both engines put among the event's attributes; Docker's default profile as its base.
-fn info_from_event(id: &str, event: &EventMessage) -> ContainerInfo {
+/// which both engines put among the event's attributes; Docker's default profile as its base,
+/// and the engine's default runtime.
+fn info_from_event(
+    id: &str,
+    event: &EventMessage,
+    runtime: crate::runtime::Runtime,
+) -> ContainerInfo {
     const NOT_LABELS: [&str; 5] = ["image", "name", "exitCode", "containerExitCode", "podId"];
     let attrs = event
         .actor
@@ -391,6 +400,7 @@ fn info_from_event(id: &str, event: &EventMessage) -> ContainerInfo {
         base: Base::Default,
         cap_add: Vec::new(),
         cap_drop: Vec::new(),
+        runtime,
     }
 }
 
@@ -410,6 +420,7 @@ mod tests {
             base: Base::Default,
             cap_add: Vec::new(),
             cap_drop: Vec::new(),
+            runtime: crate::runtime::Runtime::default(),
         }
     }
 

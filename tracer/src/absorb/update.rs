@@ -124,6 +124,7 @@ pub fn absorb(
     let obs = Observation {
         calls: tally.calls.iter().map(|(id, t)| (*id, t.count)).collect(),
         args: BTreeMap::new(),
+        required: Vec::new(),
     };
     // The records carry no arguments: every call gets the bound's rule for it.
     let learned = seccomp::learn(&obs, bound.profile, ctx, LearnArgs::None);

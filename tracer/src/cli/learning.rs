@@ -59,19 +59,17 @@ impl LearnOptions {
     }
 }
 
-/// Learns the profile of `snap` within the bound, and proves it: a profile that would allow
-/// anything the bound forbids is an error, never written.
+/// Learns the profile of `snap` within the bound, allowing `tail` (the container runtime's
+/// calls after its filter is in place) too, and proves it: a profile that would allow anything
+/// the bound forbids is an error, never written.
 pub fn learn_checked(
     snap: &Snapshot,
+    tail: &crate::runtime::Tail,
     bases: &Bases,
     ctx: &Context,
     learn_args: LearnArgs,
 ) -> crate::Result<Learned> {
-    seccomp::learn::learn_checked(
-        &snap.observation(),
-        &bases.bound,
-        &bases.bound_label,
-        ctx,
-        learn_args,
-    )
+    let mut obs = snap.observation();
+    obs.required = tail.calls.clone();
+    seccomp::learn::learn_checked(&obs, &bases.bound, &bases.bound_label, ctx, learn_args)
 }

@@ -69,7 +69,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         allow_beyond_default: args.allow_beyond_default,
     }
     .bases(&ctx)?;
-    let learned = crate::cli::learning::learn_checked(&snap, &bases, &ctx, args.learn_args)?;
+    let learned = crate::cli::learning::learn_checked(
+        &snap,
+        &crate::runtime::Tail::default(),
+        &bases,
+        &ctx,
+        args.learn_args,
+    )?;
     let profile = learned.profile.clone();
     let mut report = Report::new(
         &args.command.join(" "),

@@ -58,8 +58,10 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(reason) = &training.last.not_ready {
         return Ok(not_ready(reason, &args));
     }
-    let learned = learn_checked(&training.total, &bases, &ctx, args.learn.learn_args)?;
+    let tail = crate::runtime::tail(&prepared.engine.runtime(None));
+    let learned = learn_checked(&training.total, &tail, &bases, &ctx, args.learn.learn_args)?;
     let mut report = training_report(&args, &training, &learned, &bases);
+    report.warnings.extend(tail.note);
     let mut verification = None;
     if args.verify && matches!(training.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
         report

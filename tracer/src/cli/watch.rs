@@ -67,6 +67,9 @@ struct IndexRow {
     docker_default_allowed: usize,
     reduction_vs_docker_default_percent: f64,
     complete: bool,
+    /// Calls the container runtime made under the filter before it handed over to the
+    /// workload (all containers of the profile together).
+    runtime_calls: Vec<String>,
     notes: Vec<String>,
 }
 
@@ -212,15 +215,24 @@ fn write_group(
         docker_default_allowed: 0,
         reduction_vs_docker_default_percent: 0.0,
         complete: notes.is_empty(),
+        runtime_calls: snap
+            .runtime
+            .keys()
+            .filter_map(|nr| crate::names::Abi::X86_64.name(*nr))
+            .map(String::from)
+            .collect(),
         notes,
     };
     let first = members[0];
     let (bound, label) = match &first.info.base {
         Base::Default => (Profile::docker_default(), "docker-default".to_string()),
         Base::Profile(p) => ((**p).clone(), format!("{}'s profile", first.info.name)),
-        Base::Unconfined => return Ok(row),
+        Base::Unconfined => (
+            Profile::docker_default(),
+            "docker-default (the container ran unconfined)".to_string(),
+        ),
     };
-    if snap.syscalls.is_empty() {
+    if snap.is_empty() {
         row.notes.push("nothing was recorded".into());
         row.complete = false;
         return Ok(row);
@@ -229,7 +241,10 @@ fn write_group(
         .info
         .context()
         .map_err(|e| anyhow::anyhow!("{}: {e}", first.info.name))?;
-    let learned = learn_checked(&snap.observation(), &bound, &label, &ctx, args.learn_args)?;
+    let tail = crate::runtime::tail(&first.info.runtime);
+    let mut obs = snap.observation();
+    obs.required = tail.calls.clone();
+    let learned = learn_checked(&obs, &bound, &label, &ctx, args.learn_args)?;
     let report = Report::new(group, false, &snap, &learned, &label);
     let file = file_name(group, args.per, args.format.extension());
     let path = args.output.join(&file);
@@ -240,6 +255,7 @@ fn write_group(
     row.docker_default_allowed = report.docker_default_allowed;
     row.reduction_vs_docker_default_percent = report.reduction_vs_docker_default_percent;
     row.notes.extend(report.warnings);
+    row.notes.extend(tail.note);
     Ok(row)
 }
 
