@@ -139,8 +139,12 @@ impl Abi {
 
     /// This ABI's table, sorted, built once.
     fn table(self) -> &'static [&'static str] {
-        static TABLES: [OnceLock<Vec<&'static str>>; 4] =
-            [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static TABLES: [OnceLock<Vec<&'static str>>; 4] = [
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+        ];
         TABLES[self as usize].get_or_init(|| {
             // Walked by number up to and including the last entry: the `syscalls` crate's own
             // `Sysno::iter()` (0.8.1) stops one short of `Sysno::last()`, because `Sysno::next`
@@ -408,13 +412,20 @@ mod tests {
         assert_eq!(Abi::Aarch64.name(56), Some("openat"));
         assert_eq!(Abi::Aarch64.name(79), Some("newfstatat"));
         assert_eq!(Abi::Aarch64.name(61), Some("getdents64"));
-        assert_eq!(Abi::Aarch64.name(403), None, "clock_gettime64 is 32-bit only");
+        assert_eq!(
+            Abi::Aarch64.name(403),
+            None,
+            "clock_gettime64 is 32-bit only"
+        );
         assert_eq!(Abi::Aarch64.name(424), Some("pidfd_send_signal"));
         assert!(!Abi::Aarch64.knows("open") && !Abi::Aarch64.knows("fstatat"));
         assert!(!Abi::Aarch64.knows("arch_prctl"));
         assert_eq!(Abi::Aarch64.names().len(), 325);
         assert_eq!(Abi::Aarch64.seccomp_arch(), "SCMP_ARCH_AARCH64");
-        assert_eq!(Abi::from_seccomp_arch("SCMP_ARCH_AARCH64"), Some(Abi::Aarch64));
+        assert_eq!(
+            Abi::from_seccomp_arch("SCMP_ARCH_AARCH64"),
+            Some(Abi::Aarch64)
+        );
         assert_eq!(Abi::Aarch64.arch(), Arch::Arm64);
         assert_eq!(Arch::Arm64.native(), Abi::Aarch64);
         assert_eq!("arm64".parse::<Arch>(), Ok(Arch::Arm64));

@@ -26,8 +26,8 @@ pub struct Replacement {
 pub enum OnAarch64 {
     /// The same call, arguments in the same places.
     Same,
-    /// The same call with some arguments elsewhere: (x86_64 index, aarch64 index).
-    Moved(&'static [(u32, u32)]),
+    /// The same call with some arguments elsewhere.
+    Moved(&'static Moved),
     /// aarch64 lacks it; these calls (maybe none) do its work there.
     Replaced(&'static Replacement),
 }
@@ -352,12 +352,20 @@ pub const REPLACEMENTS: &[Replacement] = &[
     ),
 ];
 
-/// Calls both have whose arguments sit elsewhere on aarch64, with why.
-pub const MOVED: &[(&str, &[(u32, u32)], &str)] = &[(
-    "clone",
-    &[(0, 0), (1, 1), (2, 2), (3, 4), (4, 3)],
-    "arm64 has CONFIG_CLONE_BACKWARDS: tls comes before child_tid (flags stay in arg 0)",
-)];
+/// A call both have whose arguments sit elsewhere on aarch64: (x86_64 index, aarch64 index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub name: &'static str,
+    pub args: &'static [(u32, u32)],
+    pub why: &'static str,
+}
+
+/// Every call both have whose arguments sit elsewhere on aarch64.
+pub const MOVED: &[Moved] = &[Moved {
+    name: "clone",
+    args: &[(0, 0), (1, 1), (2, 2), (3, 4), (4, 3)],
+    why: "arm64 has CONFIG_CLONE_BACKWARDS: tls comes before child_tid (flags stay in arg 0)",
+}];
 
 /// How the x86_64 call `name` carries over to aarch64; `None` for a name x86_64 doesn't have.
 pub fn on_aarch64(name: &str) -> Option<OnAarch64> {
@@ -367,8 +375,8 @@ pub fn on_aarch64(name: &str) -> Option<OnAarch64> {
     if let Ok(i) = REPLACEMENTS.binary_search_by(|r| r.x86_64.cmp(name)) {
         return Some(OnAarch64::Replaced(&REPLACEMENTS[i]));
     }
-    if let Some((_, args, _)) = MOVED.iter().find(|(n, _, _)| *n == name) {
-        return Some(OnAarch64::Moved(args));
+    if let Some(moved) = MOVED.iter().find(|m| m.name == name) {
+        return Some(OnAarch64::Moved(moved));
     }
     Some(OnAarch64::Same)
 }
@@ -388,7 +396,10 @@ mod tests {
             .filter(|n| !aarch64.contains(n))
             .collect();
         let rows: Vec<&str> = REPLACEMENTS.iter().map(|r| r.x86_64).collect();
-        assert_eq!(rows, lacking, "one row per x86_64 name aarch64 lacks, sorted");
+        assert_eq!(
+            rows, lacking,
+            "one row per x86_64 name aarch64 lacks, sorted"
+        );
         assert_eq!(rows.len(), 58);
         for r in REPLACEMENTS {
             assert!(!r.why.is_empty(), "{}", r.x86_64);
@@ -396,7 +407,9 @@ mod tests {
                 assert!(aarch64.contains(c.name), "{} → {}", r.x86_64, c.name);
                 let mut seen = BTreeSet::new();
                 assert!(
-                    c.args.iter().all(|(from, to)| *from < 6 && *to < 6 && seen.insert(*to)),
+                    c.args
+                        .iter()
+                        .all(|(from, to)| *from < 6 && *to < 6 && seen.insert(*to)),
                     "{} → {}: {:?}",
                     r.x86_64,
                     c.name,
@@ -404,9 +417,13 @@ mod tests {
                 );
             }
         }
-        for (name, args, _) in MOVED {
-            assert!(aarch64.contains(name) && Abi::X86_64.knows(name), "{name}");
-            assert!(args.iter().any(|(a, b)| a != b), "{name}");
+        for m in MOVED {
+            assert!(
+                aarch64.contains(m.name) && Abi::X86_64.knows(m.name),
+                "{}",
+                m.name
+            );
+            assert!(m.args.iter().any(|(a, b)| a != b), "{}", m.name);
         }
         assert_eq!(on_aarch64("read"), Some(OnAarch64::Same));
         assert_eq!(on_aarch64("newfstatat"), Some(OnAarch64::Same));
@@ -414,7 +431,9 @@ mod tests {
         assert!(
             matches!(on_aarch64("open"), Some(OnAarch64::Replaced(r)) if r.aarch64[0].name == "openat")
         );
-        assert!(matches!(on_aarch64("arch_prctl"), Some(OnAarch64::Replaced(r)) if r.aarch64.is_empty()));
+        assert!(
+            matches!(on_aarch64("arch_prctl"), Some(OnAarch64::Replaced(r)) if r.aarch64.is_empty())
+        );
         assert_eq!(on_aarch64("cacheflush"), None);
     }
 }

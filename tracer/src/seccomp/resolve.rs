@@ -278,9 +278,9 @@ mod tests {
         let flat = default.resolve(&arm64);
         assert_eq!(flat.architectures, ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]);
         let kept = |name: &str, arg: Option<u32>| {
-            flat.syscalls.iter().any(|r| {
-                r.all_names().any(|n| n == name) && r.args.first().map(|a| a.index) == arg
-            })
+            flat.syscalls
+                .iter()
+                .any(|r| r.all_names().any(|n| n == name) && r.args.first().map(|a| a.index) == arg)
         };
         // includes.arches [amd64, x32]: dropped.
         assert!(!kept("arch_prctl", None));
