@@ -281,10 +281,8 @@ fn docker_default_on_aarch64_is_what_libseccomp_compiles() {
     }
 }
 
-/// Derives the arm64 side of the single-architecture profile at `single` and judges it:
-/// the x86_64 filter is byte for byte the single profile's, aarch64 allows exactly the
-/// counterparts of what x86_64 allows, and every escape gets the same denial on both.
-fn judge_derived(dir: &Scratch, name: &str, single: &Path) -> BTreeSet<String> {
+/// Derives, with the library, the arm64 side of the single-architecture profile at `single`.
+fn derive(dir: &Scratch, name: &str, single: &Path) -> std::path::PathBuf {
     let ctx = Context::docker_default();
     let p = Profile::load(single).expect("a profile");
     let both = BTreeSet::from([Arch::Amd64, Arch::Arm64]);
@@ -292,16 +290,21 @@ fn judge_derived(dir: &Scratch, name: &str, single: &Path) -> BTreeSet<String> {
     assert!(multi.widenings(&Profile::docker_default(), &ctx).is_empty());
     let path = dir.path(&format!("{name}.multi.json"));
     std::fs::write(&path, multi.to_json().expect("JSON")).expect("written");
+    path
+}
 
+/// Judges the multi-architecture profile at `path` against the single-architecture one at
+/// `single`: the x86_64 filter is byte for byte the single profile's, aarch64 allows exactly
+/// the counterparts of what x86_64 allows, and every escape gets the same denial on both.
+fn judge_derived(name: &str, single: &Path, path: &Path) -> BTreeSet<String> {
     let x86_single = judge::compile(single, "amd64");
-    assert_eq!(
-        judge::compile(&path, "amd64"),
-        x86_single,
-        "{name}: the x86_64 side moved"
+    assert!(
+        judge::compile(path, "amd64") == x86_single,
+        "{name}: the x86_64 filter is not the single profile's"
     );
     let on_x86 = allowed_by(&x86_single, "amd64", &probes(single));
-    let arm = judge::compile(&path, "arm64");
-    let on_arm = allowed_by(&arm, "arm64", &probes(&path));
+    let arm = judge::compile(path, "arm64");
+    let on_arm = allowed_by(&arm, "arm64", &probes(path));
 
     let arm_names: BTreeSet<String> = judge::libseccomp_names("arm64").into_values().collect();
     let mut mapped = BTreeSet::new();
@@ -348,7 +351,7 @@ fn the_example_profiles_hold_on_arm64() {
     let dir = Scratch::new("arches-examples");
     for name in ["hello", "web"] {
         let single = Path::new(PROFILES).join(format!("profile-example-{name}-latest.json"));
-        let on_arm = judge_derived(&dir, name, &single);
+        let on_arm = judge_derived(name, &single, &derive(&dir, name, &single));
         // hello reads a link and sets up TLS on x86_64: readlinkat there, nothing for TLS.
         if name == "hello" {
             assert!(on_arm.contains("readlinkat") && !on_arm.contains("readlink"));
@@ -362,12 +365,91 @@ fn a_busybox_training_holds_on_arm64() {
         return;
     }
     let dir = Scratch::new("arches-train");
-    let (single, _, out) = train(
+    let (multi, report, out) = train(
         &dir,
         "busybox",
-        &[],
+        &["--arch", "amd64,arm64", "--network", "none"],
         &["sh", "-c", "ls -l /; cat /www/index.html"],
     );
     assert!(out.status.success(), "{}", output_text(&out));
-    judge_derived(&dir, "busybox", &single);
+    // The amd64 profile of the same recording: the multi-architecture one without what
+    // Docker keeps on arm64 only, as the engine on amd64 hands it to runc.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&multi).expect("profile")).expect("JSON");
+    json["architectures"] = serde_json::json!(["SCMP_ARCH_X86_64"]);
+    let rules = json["syscalls"].as_array_mut().expect("rules");
+    rules.retain(|r| r["includes"]["arches"] != serde_json::json!(["arm64"]));
+    let single = dir.path("busybox.amd64.json");
+    std::fs::write(&single, json.to_string()).expect("written");
+    judge_derived("busybox", &single, &multi);
+    // The report tells observed from derived, and says to verify on arm64 first.
+    let r = report.expect("a report");
+    let arches = &r["arches"];
+    assert_eq!(arches["arches"][1]["arch"], "arm64", "{arches:#}");
+    let derived = arches["derived"].as_array().expect("derived");
+    assert!(
+        derived
+            .iter()
+            .any(|d| d["from"] == "readlink" || d["from"] == "stat" || d["from"] == "lstat"),
+        "{arches:#}"
+    );
+    assert!(
+        arches["advice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("verify")
+    );
+}
+
+/// The command line: merge derives for arm64, diff names the architecture of each line,
+/// report separates the derived names, and the OCI format is written per platform.
+#[test]
+fn merge_diff_and_report_read_and_write_both_architectures() {
+    let dir = Scratch::new("arches-cli");
+    let hello = format!("{PROFILES}/profile-example-hello-latest.json");
+    let web = format!("{PROFILES}/profile-example-web-latest.json");
+    let (single, multi) = (dir.path("s.json"), dir.path("m.json"));
+    let (s, m) = (single.to_str().unwrap(), multi.to_str().unwrap());
+    profile_ok(&["merge", &hello, &web, "-o", s]);
+    profile_ok(&["merge", &hello, &web, "--arch", "amd64,arm64", "-o", m]);
+    judge_derived("merged", &single, &multi);
+    let out = profile(&["diff", s, m]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let plus: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("+ "))
+        .map(String::from)
+        .collect();
+    assert!(
+        plus.contains(&"+ readlinkat (aarch64)".to_string()),
+        "{plus:?}"
+    );
+    assert!(plus.iter().all(|l| l.ends_with("(aarch64)")), "{plus:?}");
+    // Within Docker's default on both platforms.
+    let out = profile(&["diff", DEFAULT, m]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&profile_ok(&["report", m, "--format", "json"]).stdout).unwrap();
+    let derived = report["arches"]["derived_names"].as_array().unwrap();
+    assert!(
+        derived.contains(&serde_json::json!("readlinkat (aarch64)")),
+        "{report:#}"
+    );
+    assert!(!derived.contains(&serde_json::json!("read (aarch64)")));
+    assert_eq!(report["arches"]["arches"][1]["docker_default_allowed"], 267);
+    // OCI: one file per platform, each holding on its own; stdout can't hold two.
+    let oci = dir.path("app.json");
+    let both_oci = ["--arch", "amd64,arm64", "--format", "oci"];
+    let inputs = [hello.as_str(), web.as_str()];
+    let merge = |more: &[&str]| profile(&[&["merge"][..], &inputs, &both_oci, more].concat());
+    let out = merge(&["-o", oci.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let (arm, amd) = (dir.path("app.arm64.json"), dir.path("app.amd64.json"));
+    assert!(!oci.exists() && amd.exists());
+    let on_arm = allowed_by(&judge::compile(&arm, "arm64"), "arm64", &probes(&arm));
+    assert!(on_arm.contains("readlinkat") && on_arm.contains("openat"));
+    assert!(judge::compile(&amd, "amd64") == judge::compile(&single, "amd64"));
+    let out = merge(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(output_text(&out).contains("--arch-union"));
 }

@@ -2,6 +2,8 @@
 //! Docker's default profile and the kernel's table. Rendered as text, Markdown or JSON.
 use std::{collections::BTreeSet, fmt::Write as _};
 
+pub mod arches;
+
 use serde::Serialize;
 
 use crate::{
@@ -317,6 +319,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<String>,
     pub out_of_range_calls: u64,
+    /// For a profile meant for several platforms: each one's side, and what was derived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arches: Option<arches::ArchSection>,
     pub warnings: Vec<String>,
 }
 
@@ -481,6 +486,7 @@ impl Report {
             phases: Vec::new(),
             verification: None,
             out_of_range_calls: snap.out_of_range,
+            arches: arches::ArchSection::of(profile, &[], &ctx),
             warnings,
             syscalls,
         }
@@ -620,6 +626,9 @@ impl Report {
                 "  needs what Docker's default denies: {}",
                 self.denied_by_docker_default.join(", ")
             );
+        }
+        if let Some(a) = &self.arches {
+            out.push_str(&a.to_text());
         }
         for w in &self.warnings {
             let _ = writeln!(out, "  warning: {w}");
@@ -778,6 +787,9 @@ impl Report {
                 let _ = writeln!(out, "- `{n}`");
             }
             out.push('\n');
+        }
+        if let Some(a) = &self.arches {
+            out.push_str(&a.to_markdown());
         }
         if !self.warnings.is_empty() {
             let _ = writeln!(out, "## Warnings\n");

@@ -67,6 +67,14 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // The union holds; the platforms --arch adds are derived within Docker's default there.
+    let mut merged = merged;
+    (args.format).derive(
+        &mut merged,
+        &Profile::docker_default(),
+        "docker-default",
+        &ctx,
+    )?;
     args.format.write(args.output.as_deref(), &merged, None)?;
     let allowed = merged
         .allowed(Abi::X86_64, &Context::docker_default())

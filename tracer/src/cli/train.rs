@@ -58,8 +58,14 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if let Some(reason) = &training.last.not_ready {
         return Ok(not_ready(reason, &args));
     }
-    let learned = learn_checked(&training.total, &bases, &ctx, args.learn.learn_args)?;
+    let mut learned = learn_checked(&training.total, &bases, &ctx, args.learn.learn_args)?;
+    let derived =
+        (args.format).derive(&mut learned.profile, &bases.bound, &bases.bound_label, &ctx)?;
     let mut report = training_report(&args, &training, &learned, &bases);
+    let written = args
+        .format
+        .written_as(Some(&output.profile), &learned.profile.arches());
+    report.for_arches(&learned.profile, &derived, written);
     let mut verification = None;
     if args.verify && matches!(training.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
         report

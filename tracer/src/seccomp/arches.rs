@@ -197,17 +197,30 @@ impl Profile {
     }
 
     /// This profile as the runtime on `arch` receives it: rules resolved for that platform,
-    /// and only its ABIs listed (what formats without per-platform rules are written as,
-    /// one file per platform).
+    /// only its ABIs listed, and only names they know (libseccomp skips the others there);
+    /// what formats without per-platform rules are written as, one file per platform.
     pub fn for_arch(&self, arch: Arch, ctx: &Context) -> Profile {
         let mut p = self.resolve(&ctx.on(arch));
-        p.architectures = arch
+        let abis: Vec<Abi> = arch
             .abis()
             .iter()
-            .filter(|abi| self.covers(**abi))
+            .copied()
+            .filter(|abi| self.covers(*abi))
+            .collect();
+        p.architectures = abis
+            .iter()
             .map(|abi| abi.seccomp_arch().to_string())
             .collect();
         p.arch_map.clear();
+        for rule in &mut p.syscalls {
+            let names: Vec<String> = rule.all_names().cloned().collect();
+            rule.name = None;
+            rule.names = names
+                .into_iter()
+                .filter(|n| abis.iter().any(|abi| abi.knows(n)))
+                .collect();
+        }
+        p.syscalls.retain(|r| !r.names.is_empty());
         p
     }
 
@@ -479,6 +492,7 @@ mod tests {
         assert_eq!(arm.architectures, ["SCMP_ARCH_AARCH64"]);
         assert!(arm.syscalls.iter().all(|r| r.is_unconditional()));
         assert_eq!(arm.arches(), [Arch::Arm64].into());
+        assert!(arm.unknown_names(&arm.abis()).is_empty(), "{arm:#?}");
         assert_eq!(
             arm.decisions(Abi::Aarch64, &ctx()),
             multi.decisions(Abi::Aarch64, &ctx())
