@@ -6,7 +6,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
-use crate::{formats::OciSeccomp, input, output, report::Render, seccomp::Profile};
+use crate::{formats::OciSeccomp, input, names::Arch, output, report::Render, seccomp::Profile};
 
 pub mod absorb;
 pub mod container;
@@ -383,7 +383,7 @@ pub struct ProfileFormatArgs {
     /// x86_64 are derived (openat for open, ppoll for poll, …) in rules Docker keeps on arm64
     /// only, within the base there: the x86_64 side is unchanged.
     #[arg(long = "arch", value_delimiter = ',', value_name = "LIST")]
-    pub arch: Vec<crate::names::Arch>,
+    pub arch: Vec<Arch>,
     /// With --format oci or k8s and several platforms: one file whose rules apply on all of
     /// them (x86_64 then also allows what aarch64 needs), instead of one file per platform
     /// (NAME.amd64.json, NAME.arm64.json).
@@ -432,31 +432,31 @@ impl ProfileFormatArgs {
             .map(|s| s.to_string_lossy().into_owned());
         let name = name.or(stem.as_deref()).unwrap_or("profile");
         let ctx = crate::seccomp::Context::docker_default();
-        let per_arch = self.format != Format::Docker && profile.arches().len() > 1;
-        if per_arch && self.arch_union {
-            let text = self.render(&profile.arch_union(&ctx), name)?;
-            return match path {
-                Some(path) => output::write_atomic(path, text.as_bytes()),
-                None => output::stdout(&text),
-            };
-        }
-        if per_arch {
-            let Some(path) = path else {
-                return Err(crate::Error::io(
-                    Path::new("-"),
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        "one file per architecture: name an output file (-o), or pass --arch-union",
-                    ),
-                ));
-            };
-            for (arch, file) in arch_files(path, &profile.arches()) {
-                let text = self.render(&profile.for_arch(arch, &ctx), &format!("{name}-{arch}"))?;
-                output::write_atomic(&file, text.as_bytes())?;
+        // Platforms asked for: the formats without per-platform rules write each one's own.
+        let asked: std::collections::BTreeSet<_> = self.arch.iter().copied().collect();
+        let profile = match (self.format, asked.len(), self.arch_union) {
+            (Format::Docker, _, _) | (_, 0, _) => profile.clone(),
+            (_, 1, _) => profile.for_arch(*asked.iter().next().unwrap_or(&Arch::host()), &ctx),
+            (_, _, true) => profile.arch_union(&ctx),
+            (_, _, false) => {
+                let Some(path) = path else {
+                    return Err(crate::Error::io(
+                        Path::new("-"),
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "one file per architecture: name an output file (-o), or pass --arch-union",
+                        ),
+                    ));
+                };
+                for (arch, file) in arch_files(path, &asked) {
+                    let name = format!("{name}-{arch}");
+                    let text = self.render(&profile.for_arch(arch, &ctx), &name)?;
+                    output::write_atomic(&file, text.as_bytes())?;
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
-        let text = self.render(profile, name)?;
+        };
+        let text = self.render(&profile, name)?;
         match path {
             Some(path) => output::write_atomic(path, text.as_bytes()),
             None => output::stdout(&text),
@@ -490,32 +490,30 @@ impl ProfileFormatArgs {
         Ok(derived)
     }
 
-    /// How a profile for `arches` is written to `path` in this format, in words.
-    pub fn written_as(
-        &self,
-        path: Option<&Path>,
-        arches: &std::collections::BTreeSet<crate::names::Arch>,
-    ) -> String {
-        match (self.format, self.arch_union, output::file(path)) {
-            (Format::Docker, _, _) => "one Docker profile; rules Docker keeps on one platform only carry includes.arches".into(),
-            (_, true, _) => "one file whose rules apply on every platform (their union: each allows the others' calls too)".into(),
-            (_, false, Some(path)) => {
-                let files: Vec<String> = arch_files(path, arches)
+    /// How the profile is written to `path` in this format, in words.
+    pub fn written_as(&self, path: Option<&Path>) -> String {
+        let asked: std::collections::BTreeSet<_> = self.arch.iter().copied().collect();
+        match (self.format, asked.len(), self.arch_union, output::file(path)) {
+            (Format::Docker, _, _, _) | (_, 0, _, _) => {
+                "one Docker profile; rules Docker keeps on one platform only carry includes.arches"
+                    .into()
+            }
+            (_, 1, _, _) => format!("one file for {}", self.arch[0]),
+            (_, _, true, _) => "one file whose rules apply on every platform (their union: each allows the others' calls too)".into(),
+            (_, _, false, Some(path)) => {
+                let files: Vec<String> = arch_files(path, &asked)
                     .into_iter()
                     .map(|(_, f)| f.display().to_string())
                     .collect();
                 format!("one file per platform: {}", files.join(", "))
             }
-            (_, false, None) => "one file per platform (none: stdout can't hold them)".into(),
+            (_, _, false, None) => "one file per platform (none: stdout can't hold them)".into(),
         }
     }
 }
 
 /// `app.json` → `app.amd64.json`, `app.arm64.json`: one file per platform.
-fn arch_files(
-    path: &Path,
-    arches: &std::collections::BTreeSet<crate::names::Arch>,
-) -> Vec<(crate::names::Arch, PathBuf)> {
+fn arch_files(path: &Path, arches: &std::collections::BTreeSet<Arch>) -> Vec<(Arch, PathBuf)> {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

@@ -80,9 +80,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &learned,
         &bases.bound_label,
     );
-    let written = args
-        .format
-        .written_as(args.output.as_deref(), &profile.arches());
+    let written = args.format.written_as(args.output.as_deref());
     report.for_arches(&profile, &derived, written);
     report.exit_code = Some(code);
     report.duration_seconds = crate::report::tenths(started.elapsed().as_secs_f64());

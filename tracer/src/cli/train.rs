@@ -62,9 +62,7 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let derived =
         (args.format).derive(&mut learned.profile, &bases.bound, &bases.bound_label, &ctx)?;
     let mut report = training_report(&args, &training, &learned, &bases);
-    let written = args
-        .format
-        .written_as(Some(&output.profile), &learned.profile.arches());
+    let written = args.format.written_as(Some(&output.profile));
     report.for_arches(&learned.profile, &derived, written);
     let mut verification = None;
     if args.verify && matches!(training.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {

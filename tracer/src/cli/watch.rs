@@ -234,9 +234,7 @@ fn write_group(
     let mut report = Report::new(group, false, &snap, &learned, &label);
     let file = file_name(group, args.per, args.format.extension());
     let path = args.output.join(&file);
-    let written = args
-        .format
-        .written_as(Some(&path), &learned.profile.arches());
+    let written = args.format.written_as(Some(&path));
     report.for_arches(&learned.profile, &derived, written);
     args.format
         .write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
