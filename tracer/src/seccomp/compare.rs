@@ -239,9 +239,12 @@ impl Profile {
                     };
                     return Err(conflict("default action", show(first), show(p)));
                 }
-                if p.abis() != first.abis() {
+                // What the filters check on any host, not how they name it (an arm64 host
+                // covers aarch64 whether a profile lists it or not).
+                let covered = |p: &Profile| decided_abis(p).collect::<Vec<_>>();
+                if covered(p) != covered(first) {
                     let show = |p: &Profile| {
-                        p.abis()
+                        covered(p)
                             .iter()
                             .map(|a| a.seccomp_arch())
                             .collect::<Vec<_>>()
