@@ -79,12 +79,17 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let allowed = merged
         .allowed(Abi::X86_64, &Context::docker_default())
         .len();
+    let to = match args.format.arch.len() {
+        0 => output::file(args.output.as_deref()).map(|p| format!(" -> {}", p.display())),
+        _ => Some(format!(
+            " -> {}",
+            args.format.written_as(args.output.as_deref())
+        )),
+    };
     eprintln!(
         "profile: merged {} profiles: {allowed} syscalls allowed{}",
         inputs.len(),
-        output::file(args.output.as_deref())
-            .map(|p| format!(" -> {}", p.display()))
-            .unwrap_or_default()
+        to.unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }
