@@ -1,4 +1,6 @@
 //! Helpers for the end-to-end tests: the `profile` binary, the static workload, privileges.
+pub mod judge;
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},

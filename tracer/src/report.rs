@@ -2,6 +2,8 @@
 //! Docker's default profile and the kernel's table. Rendered as text, Markdown or JSON.
 use std::{collections::BTreeSet, fmt::Write as _};
 
+pub mod arches;
+
 use serde::Serialize;
 
 use crate::{
@@ -338,6 +340,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<String>,
     pub out_of_range_calls: u64,
+    /// For a profile meant for several platforms: each one's side, and what was derived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arches: Option<arches::ArchSection>,
     pub warnings: Vec<String>,
 }
 
@@ -516,6 +521,7 @@ impl Report {
             phases: Vec::new(),
             verification: None,
             out_of_range_calls: snap.out_of_range,
+            arches: arches::ArchSection::of(profile, &[], &ctx),
             warnings,
             syscalls,
             runtime_calls: SyscallLine::runtime(&snap.runtime),
@@ -668,6 +674,9 @@ impl Report {
                 "  needs what Docker's default denies: {}",
                 self.denied_by_docker_default.join(", ")
             );
+        }
+        if let Some(a) = &self.arches {
+            out.push_str(&a.to_text());
         }
         for w in &self.warnings {
             let _ = writeln!(out, "  warning: {w}");
@@ -826,6 +835,9 @@ impl Report {
                 let _ = writeln!(out, "- `{n}`");
             }
             out.push('\n');
+        }
+        if let Some(a) = &self.arches {
+            out.push_str(&a.to_markdown());
         }
         if !self.warnings.is_empty() {
             let _ = writeln!(out, "## Warnings\n");

@@ -140,7 +140,13 @@ pub async fn absorb(args: AbsorbArgs) -> anyhow::Result<ExitCode> {
     let finish = |tally: &Tally| -> anyhow::Result<()> {
         let mut tally = tally.clone();
         tally.finish();
-        let absorption = absorb::absorb(&input, &input_label, &tally, &bound, &ctx)?;
+        let mut absorption = absorb::absorb(&input, &input_label, &tally, &bound, &ctx)?;
+        (args.format).derive(
+            &mut absorption.profile,
+            &bases.bound,
+            &bases.bound_label,
+            &ctx,
+        )?;
         let report = AbsorbReport::new(
             &input_label,
             &bases.bound_label,

@@ -67,16 +67,29 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // The union holds; the platforms --arch adds are derived within Docker's default there.
+    let mut merged = merged;
+    (args.format).derive(
+        &mut merged,
+        &Profile::docker_default(),
+        "docker-default",
+        &ctx,
+    )?;
     args.format.write(args.output.as_deref(), &merged, None)?;
     let allowed = merged
         .allowed(Abi::X86_64, &Context::docker_default())
         .len();
+    let to = match args.format.arch.len() {
+        0 => output::file(args.output.as_deref()).map(|p| format!(" -> {}", p.display())),
+        _ => Some(format!(
+            " -> {}",
+            args.format.written_as(args.output.as_deref())
+        )),
+    };
     eprintln!(
         "profile: merged {} profiles: {allowed} syscalls allowed{}",
         inputs.len(),
-        output::file(args.output.as_deref())
-            .map(|p| format!(" -> {}", p.display()))
-            .unwrap_or_default()
+        to.unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }

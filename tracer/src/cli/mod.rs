@@ -6,7 +6,7 @@ use std::{
 
 use clap::{Parser, Subcommand};
 
-use crate::{formats::OciSeccomp, input, output, report::Render, seccomp::Profile};
+use crate::{formats::OciSeccomp, input, names::Arch, output, report::Render, seccomp::Profile};
 
 pub mod absorb;
 pub mod container;
@@ -378,6 +378,17 @@ pub struct ProfileFormatArgs {
     /// metadata.name of the k8s manifest [default: the output file's name]
     #[arg(long, value_name = "NAME")]
     pub k8s_name: Option<String>,
+    /// Platforms the profile must also hold on (amd64, arm64; comma-separated) [default: the
+    /// host's alone]. For arm64, the aarch64 calls that do the work of what was allowed on
+    /// x86_64 are derived (openat for open, ppoll for poll, …) in rules Docker keeps on arm64
+    /// only, within the base there: the x86_64 side is unchanged.
+    #[arg(long = "arch", value_delimiter = ',', value_name = "LIST")]
+    pub arch: Vec<Arch>,
+    /// With --format oci or k8s and several platforms: one file whose rules apply on all of
+    /// them (x86_64 then also allows what aarch64 needs), instead of one file per platform
+    /// (NAME.amd64.json, NAME.arm64.json).
+    #[arg(long)]
+    pub arch_union: bool,
 }
 
 impl ProfileFormatArgs {
@@ -406,7 +417,9 @@ impl ProfileFormatArgs {
     }
 
     /// Renders `profile` and writes it to `path` (atomically), or to stdout without one.
-    /// `name` names a k8s manifest [default: the file's name].
+    /// `name` names a k8s manifest [default: the file's name]. A profile for several
+    /// platforms goes, in formats without per-platform rules, to one file per platform
+    /// (`NAME.arm64.json`) unless --arch-union.
     pub fn write(
         &self,
         path: Option<&Path>,
@@ -418,12 +431,104 @@ impl ProfileFormatArgs {
             .and_then(|p| p.file_stem())
             .map(|s| s.to_string_lossy().into_owned());
         let name = name.or(stem.as_deref()).unwrap_or("profile");
-        let text = self.render(profile, name)?;
+        let ctx = crate::seccomp::Context::docker_default();
+        // Platforms asked for: the formats without per-platform rules write each one's own.
+        let asked: std::collections::BTreeSet<_> = self.arch.iter().copied().collect();
+        let profile = match (self.format, asked.len(), self.arch_union) {
+            (Format::Docker, _, _) | (_, 0, _) => profile.clone(),
+            (_, 1, _) => profile.for_arch(*asked.iter().next().unwrap_or(&Arch::host()), &ctx),
+            (_, _, true) => profile.arch_union(&ctx),
+            (_, _, false) => {
+                let Some(path) = path else {
+                    return Err(crate::Error::io(
+                        Path::new("-"),
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidInput,
+                            "one file per architecture: name an output file (-o), or pass --arch-union",
+                        ),
+                    ));
+                };
+                for (arch, file) in arch_files(path, &asked) {
+                    let name = format!("{name}-{arch}");
+                    let text = self.render(&profile.for_arch(arch, &ctx), &name)?;
+                    output::write_atomic(&file, text.as_bytes())?;
+                }
+                return Ok(());
+            }
+        };
+        let text = self.render(&profile, name)?;
         match path {
             Some(path) => output::write_atomic(path, text.as_bytes()),
             None => output::stdout(&text),
         }
     }
+
+    /// Makes `profile` hold on every --arch platform too, within `bound` there for a
+    /// container with `ctx`, and proves it: an error naming what it would allow beyond
+    /// `bound` on any platform, and `profile` left as it was. Returns what was derived.
+    pub fn derive(
+        &self,
+        profile: &mut Profile,
+        bound: &Profile,
+        bound_label: &str,
+        ctx: &crate::seccomp::Context,
+    ) -> crate::Result<Vec<crate::seccomp::Derivation>> {
+        let arches: std::collections::BTreeSet<_> = self.arch.iter().copied().collect();
+        if arches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (multi, derived) = profile.for_arches(&arches, bound, ctx);
+        let widenings = multi.widenings(bound, ctx);
+        if !widenings.is_empty() {
+            return Err(crate::Error::NotWithin {
+                what: "the profile for every --arch platform".into(),
+                base: bound_label.to_string(),
+                widenings,
+            });
+        }
+        *profile = multi;
+        Ok(derived)
+    }
+
+    /// How the profile is written to `path` in this format, in words.
+    pub fn written_as(&self, path: Option<&Path>) -> String {
+        let asked: std::collections::BTreeSet<_> = self.arch.iter().copied().collect();
+        match (self.format, asked.len(), self.arch_union, output::file(path)) {
+            (Format::Docker, _, _, _) | (_, 0, _, _) => {
+                "one Docker profile; rules Docker keeps on one platform only carry includes.arches"
+                    .into()
+            }
+            (_, 1, _, _) => format!("one file for {}", self.arch[0]),
+            (_, _, true, _) => "one file whose rules apply on every platform (their union: each allows the others' calls too)".into(),
+            (_, _, false, Some(path)) => {
+                let files: Vec<String> = arch_files(path, &asked)
+                    .into_iter()
+                    .map(|(_, f)| f.display().to_string())
+                    .collect();
+                format!("one file per platform: {}", files.join(", "))
+            }
+            (_, _, false, None) => "one file per platform (none: stdout can't hold them)".into(),
+        }
+    }
+}
+
+/// `app.json` → `app.amd64.json`, `app.arm64.json`: one file per platform.
+fn arch_files(path: &Path, arches: &std::collections::BTreeSet<Arch>) -> Vec<(Arch, PathBuf)> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path.extension().map(|s| s.to_string_lossy().into_owned());
+    arches
+        .iter()
+        .map(|arch| {
+            let name = match &ext {
+                Some(ext) => format!("{stem}.{arch}.{ext}"),
+                None => format!("{stem}.{arch}"),
+            };
+            (*arch, path.with_file_name(name))
+        })
+        .collect()
 }
 
 /// Reads a profile (see [`read_profile`]) and warns about names its architectures don't

@@ -69,13 +69,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         allow_beyond_default: args.allow_beyond_default,
     }
     .bases(&ctx)?;
-    let learned = crate::cli::learning::learn_checked(
+    let mut learned = crate::cli::learning::learn_checked(
         &snap,
         &crate::runtime::Tail::default(),
         &bases,
         &ctx,
         args.learn_args,
     )?;
+    let derived =
+        (args.format).derive(&mut learned.profile, &bases.bound, &bases.bound_label, &ctx)?;
     let profile = learned.profile.clone();
     let mut report = Report::new(
         &args.command.join(" "),
@@ -84,6 +86,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &learned,
         &bases.bound_label,
     );
+    let written = args.format.written_as(args.output.as_deref());
+    report.for_arches(&profile, &derived, written);
     report.exit_code = Some(code);
     report.duration_seconds = crate::report::tenths(started.elapsed().as_secs_f64());
     for warning in &report.warnings {

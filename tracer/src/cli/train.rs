@@ -59,9 +59,13 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         return Ok(not_ready(reason, &args));
     }
     let tail = crate::runtime::tail(&prepared.engine.runtime(None));
-    let learned = learn_checked(&training.total, &tail, &bases, &ctx, args.learn.learn_args)?;
+    let mut learned = learn_checked(&training.total, &tail, &bases, &ctx, args.learn.learn_args)?;
+    let derived =
+        (args.format).derive(&mut learned.profile, &bases.bound, &bases.bound_label, &ctx)?;
     let mut report = training_report(&args, &training, &learned, &bases);
     report.warnings.extend(tail.note);
+    let written = args.format.written_as(Some(&output.profile));
+    report.for_arches(&learned.profile, &derived, written);
     let mut verification = None;
     if args.verify && matches!(training.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
         report

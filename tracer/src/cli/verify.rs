@@ -124,12 +124,18 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = args.output.as_deref().filter(|_| args.fix) {
         // Never wider than Docker's default for this container, whatever was denied.
         let missing = v.missing();
-        let (fixed, refused) = profile.fixed_within(
+        let (mut fixed, refused) = profile.fixed_within(
             &missing,
             &v.denied_values(),
             &Profile::docker_default(),
             &ctx,
         );
+        (args.format).derive(
+            &mut fixed,
+            &Profile::docker_default(),
+            "docker-default",
+            &ctx,
+        )?;
         args.format
             .write(Some(out), &fixed, None)
             .with_context(|| format!("writing the fixed profile to {}", out.display()))?;

@@ -244,10 +244,13 @@ fn write_group(
     let tail = crate::runtime::tail(&first.info.runtime);
     let mut obs = snap.observation();
     obs.required = tail.calls.clone();
-    let learned = learn_checked(&obs, &bound, &label, &ctx, args.learn_args)?;
-    let report = Report::new(group, false, &snap, &learned, &label);
+    let mut learned = learn_checked(&obs, &bound, &label, &ctx, args.learn_args)?;
+    let derived = (args.format).derive(&mut learned.profile, &bound, &label, &ctx)?;
+    let mut report = Report::new(group, false, &snap, &learned, &label);
     let file = file_name(group, args.per, args.format.extension());
     let path = args.output.join(&file);
+    let written = args.format.written_as(Some(&path));
+    report.for_arches(&learned.profile, &derived, written);
     args.format
         .write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
     row.file = Some(file);

@@ -1,5 +1,6 @@
 //! The seccomp profile: Docker's format, resolved per container, evaluated as runc does,
 //! compared, merged, and learned from a recording within a bound.
+pub mod arches;
 pub mod compare;
 pub mod conditions;
 pub mod eval;
@@ -9,6 +10,7 @@ pub mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use arches::{Derivation, Derived, VERIFY_ADVICE};
 pub use compare::{Diff, MergeConflict, Widening};
 pub use eval::{Decision, Verdict};
 pub use learn::{ALWAYS_ALLOWED, ArgSpec, ArgValues, LearnArgs, Learned, Observation, learn};
@@ -29,7 +31,8 @@ pub fn allow_all() -> Profile {
         default_action: ACT_ALLOW.into(),
         default_errno_ret: None,
         arch_map: Vec::new(),
-        architectures: Abi::ALL
+        architectures: crate::names::Arch::Amd64
+            .abis()
             .iter()
             .map(|a| a.seccomp_arch().to_string())
             .collect(),
