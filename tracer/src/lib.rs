@@ -21,6 +21,7 @@ pub mod privileges;
 pub mod progress;
 pub mod recorder;
 pub mod report;
+pub mod scan;
 pub mod seccomp;
 pub mod session;
 pub mod tracefs;

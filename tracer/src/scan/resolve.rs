@@ -1,0 +1,319 @@
+//! From code to syscall numbers: every `syscall`, `int 0x80` and `sysenter` site, the number
+//! in `rax` there, and, for functions that take the number as an argument (libc's
+//! `syscall()`, Go's `syscall.Syscall6`, `internal/runtime/syscall.Syscall6`, x/sys/unix's
+//! wrappers and the ABI wrappers between them), the number at each of their call sites,
+//! followed through as many wrappers as there are.
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
+
+use super::{
+    Sites, Unresolved, Wrapper,
+    flow::{Function, Loc, RAX, UNKNOWN_ARGS_AREA, Value},
+    program::Program,
+};
+use crate::names::{Abi, SyscallId};
+
+/// The kernel entry a site uses: `syscall` (x86_64, or x32 with bit 30 set) or the i386 ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Entry {
+    Syscall,
+    I386,
+}
+
+impl Entry {
+    fn id(self, nr: u64) -> SyscallId {
+        const X32_BIT: u64 = 0x4000_0000;
+        let nr32 = nr as u32;
+        match self {
+            Entry::I386 => SyscallId {
+                abi: Abi::I386,
+                nr: nr32,
+            },
+            Entry::Syscall if u64::from(nr32) & X32_BIT != 0 => SyscallId {
+                abi: Abi::X32,
+                nr: nr32 & !(X32_BIT as u32),
+            },
+            Entry::Syscall => SyscallId {
+                abi: Abi::X86_64,
+                nr: nr32,
+            },
+        }
+    }
+}
+
+/// A direct transfer to a function's start: a call, a jump (tail call) or falling into it.
+#[derive(Clone, Copy, Debug)]
+struct Edge {
+    caller: u64,
+    at: u64,
+    tail: bool,
+}
+
+/// What the first pass found in each function.
+#[derive(Default)]
+struct Index {
+    sites: BTreeMap<u64, Vec<(u64, Entry)>>,
+    callers: HashMap<u64, Vec<Edge>>,
+    foreign_entries: HashMap<u64, Vec<u64>>,
+    referenced: HashSet<u64>,
+}
+
+/// The numbers a program's code can pass to the kernel.
+pub struct Resolution {
+    pub calls: BTreeSet<SyscallId>,
+    pub sites: Sites,
+    pub unresolved: Vec<Unresolved>,
+    pub wrappers: Vec<Wrapper>,
+}
+
+pub fn resolve(program: &Program<'_>) -> Resolution {
+    let index = first_pass(program);
+    let mut calls = BTreeSet::new();
+    let mut sites = Sites::default();
+    let mut unresolved: BTreeMap<String, (u64, BTreeSet<&'static str>)> = BTreeMap::new();
+    let mut miss = |name: String, why: &'static str| {
+        let entry = unresolved.entry(name).or_default();
+        entry.0 += 1;
+        entry.1.insert(why);
+    };
+    let mut demands: Vec<(u64, Loc, Entry)> = Vec::new();
+    for (&function, list) in &index.sites {
+        let at: Vec<u64> = list.iter().map(|(a, _)| *a).collect();
+        let states = analyze(program, &index, function, &at);
+        for &(addr, entry) in list {
+            sites.instructions += 1;
+            match states
+                .as_ref()
+                .and_then(|s| s.get(&addr))
+                .map(|s| s.reg(RAX))
+            {
+                Some(Value::Consts(numbers)) => {
+                    sites.constant += 1;
+                    calls.extend(numbers.iter().map(|n| entry.id(*n)));
+                }
+                Some(Value::Arg(loc)) => {
+                    sites.from_argument += 1;
+                    demands.push((function, *loc, entry));
+                }
+                _ => miss(program.name(function), "number not a constant"),
+            }
+        }
+    }
+    sites.unresolved_instructions = sites.instructions - sites.constant - sites.from_argument;
+    let mut seen: HashSet<(u64, Loc, Entry)> = HashSet::new();
+    let mut wrappers = Vec::new();
+    while let Some(demand @ (function, loc, entry)) = demands.pop() {
+        if !seen.insert(demand) {
+            continue;
+        }
+        let callers = index.callers.get(&function).map_or(&[][..], Vec::as_slice);
+        let stored = program.stored_addresses.contains(&function);
+        let referenced = stored || index.referenced.contains(&function);
+        wrappers.push(Wrapper {
+            function: program.name(function),
+            address: function,
+            argument: loc.describe(),
+            call_sites: callers.len() as u64,
+            called_through_pointer: referenced,
+        });
+        if referenced {
+            miss(program.name(function), "called through a pointer");
+        }
+        let mut by_caller: BTreeMap<u64, Vec<Edge>> = BTreeMap::new();
+        for e in callers {
+            by_caller.entry(e.caller).or_default().push(*e);
+        }
+        for (caller, edges) in by_caller {
+            let at: Vec<u64> = edges.iter().map(|e| e.at).collect();
+            let states = analyze(program, &index, caller, &at);
+            for e in edges {
+                sites.call_sites += 1;
+                let value = states
+                    .as_ref()
+                    .and_then(|s| s.get(&e.at))
+                    .map(|s| s.passed(loc, e.tail));
+                match value {
+                    Some(Value::Consts(numbers)) => {
+                        sites.call_sites_constant += 1;
+                        calls.extend(numbers.iter().map(|n| entry.id(*n)));
+                    }
+                    Some(Value::Arg(next)) => {
+                        sites.call_sites_from_argument += 1;
+                        demands.push((caller, next, entry));
+                    }
+                    _ => miss(program.name(caller), "number passed is not a constant"),
+                }
+            }
+        }
+    }
+    sites.unresolved_call_sites =
+        sites.call_sites - sites.call_sites_constant - sites.call_sites_from_argument;
+    wrappers.sort_by(|a, b| (&a.function, a.address).cmp(&(&b.function, b.address)));
+    wrappers.dedup_by(|a, b| a.address == b.address && a.argument == b.argument);
+    let unresolved = unresolved
+        .into_iter()
+        .map(|(function, (sites, why))| Unresolved {
+            function,
+            sites,
+            why: why.into_iter().map(str::to_string).collect(),
+        })
+        .collect();
+    Resolution {
+        calls,
+        sites,
+        unresolved,
+        wrappers,
+    }
+}
+
+/// The states before `at` in the function starting at `start` (keyed by address; the
+/// function's end means after its last instruction), or `None` when it doesn't settle.
+fn analyze(
+    program: &Program<'_>,
+    index: &Index,
+    start: u64,
+    at: &[u64],
+) -> Option<HashMap<u64, super::flow::State>> {
+    let instructions = decode(program, start);
+    let foreign = index
+        .foreign_entries
+        .get(&start)
+        .map_or(&[][..], Vec::as_slice);
+    let unknown_area = if program.go.is_some() {
+        UNKNOWN_ARGS_AREA
+    } else {
+        0
+    };
+    let area = |target: u64| {
+        program
+            .args_area
+            .get(&target)
+            .copied()
+            .unwrap_or(unknown_area)
+    };
+    let f = Function {
+        instructions: &instructions,
+        foreign_entries: foreign,
+    };
+    let mut sorted = at.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    Some(f.states_at(&sorted, area)?.into_iter().collect())
+}
+
+fn decode(program: &Program<'_>, start: u64) -> Vec<Instruction> {
+    match program.function_code(start) {
+        Some((ip, bytes)) => Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE)
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// One pass over every function: its syscall sites, the direct transfers to other functions'
+/// starts (and into their middles), and function addresses its code takes.
+fn first_pass(program: &Program<'_>) -> Index {
+    let mut index = Index::default();
+    let starts: Vec<u64> = program.functions.keys().copied().collect();
+    for &start in &starts {
+        let instructions = decode(program, start);
+        let Some(last) = instructions.last() else {
+            continue;
+        };
+        let end = last.next_ip();
+        for i in &instructions {
+            let entry = match i.mnemonic() {
+                Mnemonic::Syscall => Some(Entry::Syscall),
+                Mnemonic::Int if i.immediate8() == 0x80 => Some(Entry::I386),
+                Mnemonic::Sysenter => Some(Entry::I386),
+                _ => None,
+            };
+            if let Some(entry) = entry {
+                index.sites.entry(start).or_default().push((i.ip(), entry));
+            }
+            let direct = matches!(
+                i.op0_kind(),
+                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
+            );
+            match i.flow_control() {
+                FlowControl::Call if direct => {
+                    push_edge(
+                        &mut index,
+                        program,
+                        i.near_branch_target(),
+                        start,
+                        i.ip(),
+                        false,
+                    );
+                }
+                FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch if direct => {
+                    let t = i.near_branch_target();
+                    if !(start..end).contains(&t) {
+                        push_edge(&mut index, program, t, start, i.ip(), true);
+                    }
+                }
+                _ => {}
+            }
+            for k in 0..i.op_count() {
+                let addr = match i.op_kind(k) {
+                    OpKind::Memory if i.is_ip_rel_memory_operand() => i.ip_rel_memory_address(),
+                    OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
+                        i.immediate(k)
+                    }
+                    _ => continue,
+                };
+                if program.functions.contains_key(&addr) {
+                    index.referenced.insert(addr);
+                }
+            }
+        }
+        // Code that runs on past its function's end enters the next one.
+        let last_real = instructions
+            .iter()
+            .rev()
+            .find(|i| !matches!(i.mnemonic(), Mnemonic::Nop | Mnemonic::Int3));
+        if let Some(i) = last_real
+            && runs_on(i)
+            && program.functions.contains_key(&end)
+        {
+            index.callers.entry(end).or_default().push(Edge {
+                caller: start,
+                at: end,
+                tail: true,
+            });
+        }
+    }
+    index
+}
+
+fn push_edge(
+    index: &mut Index,
+    program: &Program<'_>,
+    target: u64,
+    caller: u64,
+    at: u64,
+    tail: bool,
+) {
+    if program.functions.contains_key(&target) {
+        index
+            .callers
+            .entry(target)
+            .or_default()
+            .push(Edge { caller, at, tail });
+    } else if let Some(f) = program.function_of(target)
+        && f != caller
+    {
+        index.foreign_entries.entry(f).or_default().push(target);
+    }
+}
+
+fn runs_on(i: &Instruction) -> bool {
+    !matches!(
+        i.flow_control(),
+        FlowControl::Return
+            | FlowControl::UnconditionalBranch
+            | FlowControl::IndirectBranch
+            | FlowControl::Exception
+    ) && !matches!(i.mnemonic(), Mnemonic::Hlt | Mnemonic::Ud2)
+}
