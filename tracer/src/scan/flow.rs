@@ -268,18 +268,26 @@ impl FrameUse {
     }
 }
 
-/// Applies one instruction to `state`. `args_area` is what a direct callee may write of this
-/// frame above the call's stack pointer (its arguments and results).
+/// What the dataflow asks of the program around a function.
+pub struct Context<'a> {
+    /// What a direct callee at this address may write of its caller's frame above the call's
+    /// stack pointer (its arguments and results).
+    pub args_area: &'a dyn Fn(u64) -> i64,
+    /// The value of a global variable no code changes (address, bytes), if it is one.
+    pub global: &'a dyn Fn(u64, usize) -> Option<u64>,
+}
+
+/// Applies one instruction to `state`.
 pub fn step(
     state: &mut State,
     ins: &Instruction,
     info: &mut InstructionInfoFactory,
     frame: FrameUse,
-    args_area: impl Fn(u64) -> i64,
+    ctx: &Context<'_>,
 ) {
     match ins.mnemonic() {
         Mnemonic::Mov if ins.op_count() == 2 => {
-            if mov(state, ins) {
+            if mov(state, ins, ctx) {
                 return;
             }
         }
@@ -357,18 +365,30 @@ pub fn step(
         }
         _ => {}
     }
+    if is_kernel_entry(ins) {
+        // The kernel returns in rax and clobbers rcx and r11 (syscall); int 0x80 zeroes r8-r11.
+        let clobbered: &[u8] = match ins.mnemonic() {
+            Mnemonic::Syscall => &[RAX, 1, 11],
+            Mnemonic::Sysenter => &[RAX, 1, 2, 11],
+            _ => &[RAX, 8, 9, 10, 11],
+        };
+        for r in clobbered {
+            state.regs[*r as usize] = Value::Unknown;
+        }
+        return;
+    }
     if matches!(
         ins.flow_control(),
         FlowControl::Call | FlowControl::IndirectCall
     ) {
-        call(state, ins, frame, args_area);
+        call(state, ins, frame, ctx.args_area);
         return;
     }
     generic(state, ins, info, frame);
 }
 
 /// A `mov`; false when it is one the generic rule handles.
-fn mov(state: &mut State, ins: &Instruction) -> bool {
+fn mov(state: &mut State, ins: &Instruction, ctx: &Context<'_>) -> bool {
     let size = |r: Register| r.size() as i64;
     match (ins.op0_kind(), ins.op1_kind()) {
         (OpKind::Register, k) if is_immediate(k) => {
@@ -401,6 +421,12 @@ fn mov(state: &mut State, ins: &Instruction) -> bool {
             let width = size(ins.op0_register());
             state.regs[d as usize] = match (frame_address(state, ins), width) {
                 (Some(off), 4 | 8) => state.load(off, width),
+                (None, 4 | 8) if ins.is_ip_rel_memory_operand() => {
+                    match (ctx.global)(ins.ip_rel_memory_address(), width as usize) {
+                        Some(v) => Value::Consts(vec![v]),
+                        None => Value::Unknown,
+                    }
+                }
                 _ => Value::Unknown,
             };
             true
@@ -430,7 +456,7 @@ fn mov(state: &mut State, ins: &Instruction) -> bool {
 
 /// A call: the callee may change every register but the stack and frame pointers, its own
 /// argument area in this frame, and, when this frame's addresses escape, any slot.
-fn call(state: &mut State, ins: &Instruction, frame: FrameUse, args_area: impl Fn(u64) -> i64) {
+fn call(state: &mut State, ins: &Instruction, frame: FrameUse, args_area: &dyn Fn(u64) -> i64) {
     for r in 0..16u8 {
         if r != RSP && r != RBP {
             state.regs[r as usize] = Value::Unknown;
@@ -498,6 +524,15 @@ fn frame_address(state: &State, ins: &Instruction) -> Option<i64> {
     }
 }
 
+/// `syscall`, `sysenter` or `int 0x80`: enters the kernel and comes back.
+pub fn is_kernel_entry(ins: &Instruction) -> bool {
+    match ins.mnemonic() {
+        Mnemonic::Syscall | Mnemonic::Sysenter => true,
+        Mnemonic::Int => ins.immediate8() == 0x80,
+        _ => false,
+    }
+}
+
 fn is_immediate(kind: OpKind) -> bool {
     matches!(
         kind,
@@ -522,11 +557,7 @@ pub struct Function<'a> {
 impl Function<'_> {
     /// The state before each instruction at `at` (ascending addresses; those that are no
     /// instruction's are left out), or `None` when the function's blocks don't settle.
-    pub fn states_at(
-        &self,
-        at: &[u64],
-        args_area: impl Fn(u64) -> i64 + Copy,
-    ) -> Option<Vec<(u64, State)>> {
+    pub fn states_at(&self, at: &[u64], ctx: &Context<'_>) -> Option<Vec<(u64, State)>> {
         let ins = self.instructions;
         if ins.is_empty() {
             return Some(Vec::new());
@@ -576,7 +607,11 @@ impl Function<'_> {
         input[0] = Some(State::entry());
         for b in 1..starts.len() {
             let foreign = self.foreign_entries.contains(&ins[starts[b]].ip());
-            if !has_pred[b] || foreign {
+            // Alignment padding after a jump is never run: it reaches nothing.
+            let padding = ins[starts[b]..block_end(b)]
+                .iter()
+                .all(|i| matches!(i.mnemonic(), Mnemonic::Nop | Mnemonic::Int3));
+            if (!has_pred[b] && !padding) || foreign {
                 input[b] = Some(State::unknown());
             }
         }
@@ -596,7 +631,7 @@ impl Function<'_> {
                 continue;
             };
             for i in &ins[starts[b]..block_end(b)] {
-                step(&mut state, i, &mut factory, frame, args_area);
+                step(&mut state, i, &mut factory, frame, ctx);
             }
             for &s in &succs[b] {
                 let next = match &input[s] {
@@ -622,7 +657,7 @@ impl Function<'_> {
             let b = block_of(k.min(ins.len() - 1));
             let mut state = input[b].clone().unwrap_or_else(State::unknown);
             for i in &ins[starts[b]..k] {
-                step(&mut state, i, &mut factory, frame, args_area);
+                step(&mut state, i, &mut factory, frame, ctx);
             }
             out.push((addr, state));
         }
@@ -687,7 +722,11 @@ mod tests {
             instructions: &ins,
             foreign_entries: &[],
         };
-        let states = f.states_at(&at, |_| 0).expect("settles");
+        let ctx = Context {
+            args_area: &|_| 0,
+            global: &|_, _| None,
+        };
+        let states = f.states_at(&at, &ctx).expect("settles");
         states[0].1.reg(RAX).clone()
     }
 

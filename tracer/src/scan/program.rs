@@ -3,7 +3,7 @@
 //! which function addresses are stored as data (called through a pointer).
 use std::collections::{BTreeMap, HashSet};
 
-use iced_x86::{Decoder, DecoderOptions, FlowControl, OpKind};
+use iced_x86::{Decoder, DecoderOptions, FlowControl, Mnemonic, OpKind};
 use object::{
     Object as _, ObjectSection as _, ObjectSymbol as _, SectionKind,
     read::elf::{Dyn as _, ElfFile64, FileHeader as _, ProgramHeader as _},
@@ -38,6 +38,8 @@ pub struct Program<'a> {
     pub stored_addresses: HashSet<u64>,
     /// The whole file, to look for strings in.
     pub bytes: &'a [u8],
+    /// Sections with contents in the file: address and bytes.
+    pub data: Vec<(u64, &'a [u8])>,
 }
 
 pub fn is_elf(head: &[u8]) -> bool {
@@ -151,8 +153,8 @@ impl<'a> Program<'a> {
                 continue;
             }
             if let Ok(data) = s.data() {
-                for w in data.chunks_exact(8) {
-                    let v = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+                for w in data.as_chunks::<8>().0 {
+                    let v = u64::from_le_bytes(*w);
                     if functions.contains_key(&v) {
                         stored_addresses.insert(v);
                     }
@@ -167,7 +169,13 @@ impl<'a> Program<'a> {
                 }
             }
         }
+        let data = elf
+            .sections()
+            .filter(|s| s.address() != 0 && s.kind() != SectionKind::UninitializedData)
+            .filter_map(|s| Some((s.address(), s.data().ok()?)))
+            .collect();
         Ok(Program {
+            data,
             linking,
             go,
             code,
@@ -193,6 +201,19 @@ impl<'a> Program<'a> {
             .map_or(section_end, |(next, _)| (*next).min(section_end));
         let from = (start - base) as usize;
         Some((start, &data[from..(end - base) as usize]))
+    }
+
+    /// The little-endian value of `size` (4 or 8) bytes at `addr` as the file holds them.
+    pub fn constant(&self, addr: u64, size: usize) -> Option<u64> {
+        let (base, bytes) = self
+            .data
+            .iter()
+            .find(|(s, d)| (*s..*s + d.len() as u64).contains(&addr))?;
+        let from = (addr - base) as usize;
+        let b = bytes.get(from..from + size)?;
+        let mut word = [0u8; 8];
+        word[..size].copy_from_slice(b);
+        Some(u64::from_le_bytes(word))
     }
 
     /// A function's name, or its address for functions without one.
@@ -254,8 +275,13 @@ fn fde_starts(address: u64, data: &[u8], text: u64) -> Vec<u64> {
     starts
 }
 
-/// Targets of direct calls, found by decoding the code from start to end.
+/// Targets of direct calls and code addresses taken, found by decoding the code from start
+/// to end.
 fn call_targets(code: &[(u64, &[u8])]) -> HashSet<u64> {
+    let in_code = |a: u64| {
+        code.iter()
+            .any(|(s, d)| (*s..*s + d.len() as u64).contains(&a))
+    };
     let mut targets = HashSet::new();
     for (base, data) in code {
         let decoder = Decoder::with_ip(64, data, *base, DecoderOptions::NONE);
@@ -264,6 +290,13 @@ fn call_targets(code: &[(u64, &[u8])]) -> HashSet<u64> {
                 && matches!(i.op0_kind(), OpKind::NearBranch64 | OpKind::NearBranch32)
             {
                 targets.insert(i.near_branch_target());
+            }
+            // A code address taken (a signal restorer, a callback) is called through it.
+            if i.mnemonic() == Mnemonic::Lea && i.is_ip_rel_memory_operand() {
+                let target = i.ip_rel_memory_address();
+                if in_code(target) {
+                    targets.insert(target);
+                }
             }
         }
     }

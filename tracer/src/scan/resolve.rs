@@ -57,7 +57,13 @@ struct Index {
     callers: HashMap<u64, Vec<Edge>>,
     foreign_entries: HashMap<u64, Vec<u64>>,
     referenced: HashSet<u64>,
+    /// Data the code may change: addresses it writes, or takes (then as far as a small
+    /// struct reaches), with the length.
+    touched: BTreeMap<u64, u64>,
 }
+
+/// How far an address taken of a global may reach: a small struct.
+const TAKEN_REACH: u64 = 64;
 
 /// The numbers a program's code can pass to the kernel.
 pub struct Resolution {
@@ -192,6 +198,22 @@ fn analyze(
             .copied()
             .unwrap_or(unknown_area)
     };
+    let global = |addr: u64, size: usize| {
+        let end = addr + size as u64;
+        let touched = index
+            .touched
+            .range(..end)
+            .next_back()
+            .is_some_and(|(at, len)| at + len > addr);
+        if touched {
+            return None;
+        }
+        program.constant(addr, size)
+    };
+    let ctx = super::flow::Context {
+        args_area: &area,
+        global: &global,
+    };
     let f = Function {
         instructions: &instructions,
         foreign_entries: foreign,
@@ -199,7 +221,7 @@ fn analyze(
     let mut sorted = at.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    Some(f.states_at(&sorted, area)?.into_iter().collect())
+    Some(f.states_at(&sorted, &ctx)?.into_iter().collect())
 }
 
 fn decode(program: &Program<'_>, start: u64) -> Vec<Instruction> {
@@ -255,11 +277,37 @@ fn first_pass(program: &Program<'_>) -> Index {
                 }
                 _ => {}
             }
+            if i.is_ip_rel_memory_operand() {
+                let read_only = matches!(
+                    i.mnemonic(),
+                    Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd
+                ) && i.op0_kind() == OpKind::Register
+                    || matches!(i.mnemonic(), Mnemonic::Cmp | Mnemonic::Test);
+                if !read_only {
+                    let len = match i.mnemonic() {
+                        Mnemonic::Lea => TAKEN_REACH,
+                        _ => (i.memory_size().size() as u64).max(1),
+                    };
+                    touch(&mut index, i.ip_rel_memory_address(), len);
+                }
+            }
             for k in 0..i.op_count() {
                 let addr = match i.op_kind(k) {
                     OpKind::Memory if i.is_ip_rel_memory_operand() => i.ip_rel_memory_address(),
+                    // An absolute address: in data, it may be written through.
+                    OpKind::Memory
+                        if i.memory_base() == iced_x86::Register::None
+                            && i.memory_index() == iced_x86::Register::None =>
+                    {
+                        touch(&mut index, i.memory_displacement64(), TAKEN_REACH);
+                        continue;
+                    }
                     OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
-                        i.immediate(k)
+                        let addr = i.immediate(k);
+                        if program.constant(addr, 1).is_some() {
+                            touch(&mut index, addr, TAKEN_REACH);
+                        }
+                        addr
                     }
                     _ => continue,
                 };
@@ -285,6 +333,11 @@ fn first_pass(program: &Program<'_>) -> Index {
         }
     }
     index
+}
+
+fn touch(index: &mut Index, at: u64, len: u64) {
+    let slot = index.touched.entry(at).or_default();
+    *slot = (*slot).max(len);
 }
 
 fn push_edge(
