@@ -275,6 +275,11 @@ pub struct Context<'a> {
     pub args_area: &'a dyn Fn(u64) -> i64,
     /// The value of a global variable no code changes (address, bytes), if it is one.
     pub global: &'a dyn Fn(u64, usize) -> Option<u64>,
+    /// Whether a call to this address (`None`: through a pointer) keeps the registers the C
+    /// ABI saves (rbx, rbp, r12-r15); Go's functions keep none but the stack and frame.
+    pub keeps_callee_saved: &'a dyn Fn(Option<u64>) -> bool,
+    /// Whether the function at this address can return to its caller.
+    pub returns: &'a dyn Fn(u64) -> bool,
 }
 
 /// Applies one instruction to `state`.
@@ -288,6 +293,29 @@ pub fn step(
     match ins.mnemonic() {
         Mnemonic::Mov if ins.op_count() == 2 => {
             if mov(state, ins, ctx) {
+                return;
+            }
+        }
+        // A conditional move leaves either value.
+        m if is_cmov(m) && ins.op0_kind() == OpKind::Register => {
+            if let Some(d) = gpr(ins.op0_register())
+                && ins.op0_register().size() >= 4
+            {
+                let width = ins.op0_register().size() as i64;
+                let source = match ins.op1_kind() {
+                    OpKind::Register => gpr(ins.op1_register())
+                        .map_or(Value::Unknown, |r| state.regs[r as usize].clone()),
+                    OpKind::Memory => match frame_address(state, ins) {
+                        Some(off) => state.load(off, width),
+                        None => Value::Unknown,
+                    },
+                    _ => Value::Unknown,
+                };
+                let joined = state.regs[d as usize]
+                    .clone()
+                    .truncated(width as u32)
+                    .join(&source.truncated(width as u32));
+                state.regs[d as usize] = joined;
                 return;
             }
         }
@@ -381,7 +409,7 @@ pub fn step(
         ins.flow_control(),
         FlowControl::Call | FlowControl::IndirectCall
     ) {
-        call(state, ins, frame, ctx.args_area);
+        call(state, ins, frame, ctx);
         return;
     }
     generic(state, ins, info, frame);
@@ -456,9 +484,16 @@ fn mov(state: &mut State, ins: &Instruction, ctx: &Context<'_>) -> bool {
 
 /// A call: the callee may change every register but the stack and frame pointers, its own
 /// argument area in this frame, and, when this frame's addresses escape, any slot.
-fn call(state: &mut State, ins: &Instruction, frame: FrameUse, args_area: &dyn Fn(u64) -> i64) {
+fn call(state: &mut State, ins: &Instruction, frame: FrameUse, ctx: &Context<'_>) {
+    let direct = ins.flow_control() == FlowControl::Call;
+    let target = direct.then(|| ins.near_branch_target());
+    let kept: &[u8] = if (ctx.keeps_callee_saved)(target) {
+        &[3, RSP, RBP, 12, 13, 14, 15]
+    } else {
+        &[RSP, RBP]
+    };
     for r in 0..16u8 {
-        if r != RSP && r != RBP {
+        if !kept.contains(&r) {
             state.regs[r as usize] = Value::Unknown;
         }
     }
@@ -466,7 +501,7 @@ fn call(state: &mut State, ins: &Instruction, frame: FrameUse, args_area: &dyn F
         state.forget_stack();
         return;
     }
-    let area = args_area(ins.near_branch_target());
+    let area = (ctx.args_area)(ins.near_branch_target());
     match state.rsp() {
         Some(d) => state.forget(d, 8 + area),
         None => state.forget_stack(),
@@ -522,6 +557,28 @@ fn frame_address(state: &State, ins: &Instruction) -> Option<i64> {
         Value::Frame(f) => Some(f.wrapping_add(ins.memory_displacement64() as i64)),
         _ => None,
     }
+}
+
+fn is_cmov(m: Mnemonic) -> bool {
+    matches!(
+        m,
+        Mnemonic::Cmova
+            | Mnemonic::Cmovae
+            | Mnemonic::Cmovb
+            | Mnemonic::Cmovbe
+            | Mnemonic::Cmove
+            | Mnemonic::Cmovg
+            | Mnemonic::Cmovge
+            | Mnemonic::Cmovl
+            | Mnemonic::Cmovle
+            | Mnemonic::Cmovne
+            | Mnemonic::Cmovno
+            | Mnemonic::Cmovnp
+            | Mnemonic::Cmovns
+            | Mnemonic::Cmovo
+            | Mnemonic::Cmovp
+            | Mnemonic::Cmovs
+    )
 }
 
 /// `syscall`, `sysenter` or `int 0x80`: enters the kernel and comes back.
@@ -630,8 +687,17 @@ impl Function<'_> {
             let Some(mut state) = input[b].clone() else {
                 continue;
             };
+            let mut returns = true;
             for i in &ins[starts[b]..block_end(b)] {
                 step(&mut state, i, &mut factory, frame, ctx);
+                // Nothing after a call that never returns runs on from here.
+                if i.flow_control() == FlowControl::Call && !(ctx.returns)(i.near_branch_target()) {
+                    returns = false;
+                    break;
+                }
+            }
+            if !returns {
+                continue;
             }
             for &s in &succs[b] {
                 let next = match &input[s] {
@@ -725,6 +791,8 @@ mod tests {
         let ctx = Context {
             args_area: &|_| 0,
             global: &|_, _| None,
+            keeps_callee_saved: &|_| true,
+            returns: &|_| true,
         };
         let states = f.states_at(&at, &ctx).expect("settles");
         states[0].1.reg(RAX).clone()
@@ -775,6 +843,15 @@ mod tests {
             0x85, 0xff, 0x74, 0x07, 0xb8, 1, 0, 0, 0, 0xeb, 0x05, 0xb8, 2, 0, 0, 0, 0x0f, 0x05,
         ];
         assert_eq!(rax_at_syscall(&code), Value::Consts(vec![1, 2]));
+    }
+
+    #[test]
+    fn a_conditional_move_leaves_either() {
+        // mov eax,0x6e; mov ecx,0x27; test edi,edi; cmove eax,ecx; syscall
+        let code = [
+            0xb8, 0x6e, 0, 0, 0, 0xb9, 0x27, 0, 0, 0, 0x85, 0xff, 0x0f, 0x44, 0xc1, 0x0f, 0x05,
+        ];
+        assert_eq!(rax_at_syscall(&code), Value::Consts(vec![0x27, 0x6e]));
     }
 
     #[test]

@@ -122,7 +122,9 @@ impl Ceiling {
     /// The share of sites resolved, 0..=1 (1 for a binary without sites).
     pub fn resolution(&self) -> f64 {
         let s = &self.sites;
-        let total = s.instructions - s.from_argument + s.call_sites - s.call_sites_from_argument;
+        let total = s.instructions - s.from_argument + s.call_sites
+            - s.call_sites_from_argument
+            - s.replayed;
         let open = s.unresolved_instructions + s.unresolved_call_sites;
         if total == 0 {
             1.0
@@ -147,6 +149,8 @@ pub struct Sites {
     pub call_sites_constant: u64,
     /// … passing on their own argument (resolved at their callers).
     pub call_sites_from_argument: u64,
+    /// … in a function that replays a call made (and resolved) elsewhere.
+    pub replayed: u64,
     pub unresolved_call_sites: u64,
 }
 

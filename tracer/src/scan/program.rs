@@ -34,6 +34,8 @@ pub struct Program<'a> {
     pub functions: BTreeMap<u64, Option<String>>,
     /// Go functions' argument areas (ABI0 results are written there).
     pub args_area: std::collections::HashMap<u64, i64>,
+    /// The entries of Go's functions (they keep no register for their caller).
+    pub go_functions: HashSet<u64>,
     /// Code addresses stored in data (8-byte words, or relocations' addends).
     pub stored_addresses: HashSet<u64>,
     /// The whole file, to look for strings in.
@@ -126,8 +128,10 @@ impl<'a> Program<'a> {
             .or_else(|| elf.section_by_name(".data.rel.ro.gopclntab"))
             .and_then(|s| s.data().ok());
         let go_functions = pclntab.and_then(|t| gobin::functions(t, text));
+        let mut go_entries = HashSet::new();
         if let Some(funcs) = &go_functions {
             for f in funcs {
+                go_entries.insert(f.entry);
                 name_at(f.entry, Some(f.name.clone()));
                 if let Some(a) = f.args {
                     args_area.insert(f.entry, a);
@@ -175,6 +179,7 @@ impl<'a> Program<'a> {
             .filter_map(|s| Some((s.address(), s.data().ok()?)))
             .collect();
         Ok(Program {
+            go_functions: go_entries,
             data,
             linking,
             go,

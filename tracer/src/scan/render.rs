@@ -113,7 +113,7 @@ fn ceiling_text(out: &mut String, c: &Ceiling) {
     }
     let _ = writeln!(
         out,
-        "  sites: {} instruction(s): {} constant, {} from an argument, {} unresolved; {} call site(s) of wrappers: {} constant, {} passed on, {} unresolved ({:.1} % resolved)",
+        "  sites: {} instruction(s): {} constant, {} from an argument, {} unresolved; {} call site(s) of wrappers: {} constant, {} passed on, {} replaying a resolved call, {} unresolved ({:.1} % resolved)",
         s.instructions,
         s.constant,
         s.from_argument,
@@ -121,6 +121,7 @@ fn ceiling_text(out: &mut String, c: &Ceiling) {
         s.call_sites,
         s.call_sites_constant,
         s.call_sites_from_argument,
+        s.replayed,
         s.unresolved_call_sites,
         c.resolution() * 100.0
     );

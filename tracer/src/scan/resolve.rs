@@ -42,6 +42,13 @@ impl Entry {
     }
 }
 
+/// Functions that only repeat, on other threads, a call their program made with a number the
+/// scan resolves where it was made: Go's `runtime.runPerThreadSyscall` replays the call of
+/// `syscall.AllThreadsSyscall` (`runtime.syscall_runtime_doAllThreadsSyscall` makes it on its
+/// own thread through `syscall.RawSyscall6` first, then publishes it in `perThreadSyscall`,
+/// the only place the replay reads).
+const REPLAYS: [&str; 1] = ["runtime.runPerThreadSyscall"];
+
 /// A direct transfer to a function's start: a call, a jump (tail call) or falling into it.
 #[derive(Clone, Copy, Debug)]
 struct Edge {
@@ -60,6 +67,9 @@ struct Index {
     /// Data the code may change: addresses it writes, or takes (then as far as a small
     /// struct reaches), with the length.
     touched: BTreeMap<u64, u64>,
+    /// Functions that never return to their caller: no `ret`, no indirect jump, and every
+    /// way out a jump to another such function.
+    noreturn: HashSet<u64>,
 }
 
 /// How far an address taken of a global may reach: a small struct.
@@ -78,7 +88,12 @@ pub fn resolve(program: &Program<'_>) -> Resolution {
     let mut calls = BTreeSet::new();
     let mut sites = Sites::default();
     let mut unresolved: BTreeMap<String, (u64, BTreeSet<&'static str>)> = BTreeMap::new();
+    let mut replayed = 0;
     let mut miss = |name: String, why: &'static str| {
+        if REPLAYS.contains(&name.as_str()) {
+            replayed += 1;
+            return;
+        }
         let entry = unresolved.entry(name).or_default();
         entry.0 += 1;
         entry.1.insert(why);
@@ -153,8 +168,11 @@ pub fn resolve(program: &Program<'_>) -> Resolution {
             }
         }
     }
-    sites.unresolved_call_sites =
-        sites.call_sites - sites.call_sites_constant - sites.call_sites_from_argument;
+    sites.replayed = replayed;
+    sites.unresolved_call_sites = sites.call_sites
+        - sites.call_sites_constant
+        - sites.call_sites_from_argument
+        - sites.replayed;
     wrappers.sort_by(|a, b| (&a.function, a.address).cmp(&(&b.function, b.address)));
     wrappers.dedup_by(|a, b| a.address == b.address && a.argument == b.argument);
     let unresolved = unresolved
@@ -210,9 +228,16 @@ fn analyze(
         }
         program.constant(addr, size)
     };
+    let keeps = |target: Option<u64>| match target {
+        Some(t) => !program.go_functions.contains(&t),
+        None => program.go.is_none(),
+    };
+    let returns = |target: u64| !index.noreturn.contains(&target);
     let ctx = super::flow::Context {
         args_area: &area,
         global: &global,
+        keeps_callee_saved: &keeps,
+        returns: &returns,
     };
     let f = Function {
         instructions: &instructions,
@@ -238,12 +263,15 @@ fn decode(program: &Program<'_>, start: u64) -> Vec<Instruction> {
 fn first_pass(program: &Program<'_>) -> Index {
     let mut index = Index::default();
     let starts: Vec<u64> = program.functions.keys().copied().collect();
+    // For each function that may not return: the functions it leaves to by jumping.
+    let mut exits: HashMap<u64, Vec<u64>> = HashMap::new();
     for &start in &starts {
         let instructions = decode(program, start);
         let Some(last) = instructions.last() else {
             continue;
         };
         let end = last.next_ip();
+        let mut leaves = Some(Vec::new());
         for i in &instructions {
             let entry = match i.mnemonic() {
                 Mnemonic::Syscall => Some(Entry::Syscall),
@@ -273,8 +301,12 @@ fn first_pass(program: &Program<'_>) -> Index {
                     let t = i.near_branch_target();
                     if !(start..end).contains(&t) {
                         push_edge(&mut index, program, t, start, i.ip(), true);
+                        if let Some(l) = leaves.as_mut() {
+                            l.push(t);
+                        }
                     }
                 }
+                FlowControl::Return | FlowControl::IndirectBranch => leaves = None,
                 _ => {}
             }
             if i.is_ip_rel_memory_operand() {
@@ -323,15 +355,38 @@ fn first_pass(program: &Program<'_>) -> Index {
             .find(|i| !matches!(i.mnemonic(), Mnemonic::Nop | Mnemonic::Int3));
         if let Some(i) = last_real
             && runs_on(i)
-            && program.functions.contains_key(&end)
         {
-            index.callers.entry(end).or_default().push(Edge {
-                caller: start,
-                at: end,
-                tail: true,
-            });
+            if program.functions.contains_key(&end) {
+                index.callers.entry(end).or_default().push(Edge {
+                    caller: start,
+                    at: end,
+                    tail: true,
+                });
+            }
+            leaves = None;
+        }
+        if let Some(l) = leaves {
+            exits.insert(start, l);
         }
     }
+    // Those whose every exit leads to another that never returns, until nothing changes.
+    let mut noreturn: HashSet<u64> = exits
+        .iter()
+        .filter(|(_, l)| l.is_empty())
+        .map(|(f, _)| *f)
+        .collect();
+    loop {
+        let more: Vec<u64> = exits
+            .iter()
+            .filter(|(f, l)| !noreturn.contains(*f) && l.iter().all(|t| noreturn.contains(t)))
+            .map(|(f, _)| *f)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        noreturn.extend(more);
+    }
+    index.noreturn = noreturn;
     index
 }
 
@@ -361,10 +416,14 @@ fn push_edge(
     }
 }
 
+/// Whether code runs on past `i`, the last instruction of a function (a call there is one
+/// that doesn't return: `__stack_chk_fail`, `abort`).
 fn runs_on(i: &Instruction) -> bool {
     !matches!(
         i.flow_control(),
-        FlowControl::Return
+        FlowControl::Call
+            | FlowControl::IndirectCall
+            | FlowControl::Return
             | FlowControl::UnconditionalBranch
             | FlowControl::IndirectBranch
             | FlowControl::Exception
