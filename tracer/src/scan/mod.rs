@@ -5,6 +5,7 @@
 //! from its build info or pclntab, dynamic with a libc), then each `syscall`, `int 0x80` and
 //! `sysenter` site is resolved to its number ([`resolve`]); what can't be resolved is counted
 //! and named by function, and a ceiling with anything unresolved is not sound.
+pub mod coverage;
 mod flow;
 pub mod gobin;
 pub mod image;
