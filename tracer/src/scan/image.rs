@@ -156,12 +156,14 @@ fn visible(mut stack: Vec<Layer>) -> Vec<Binary> {
             if above.iter().any(|l| hides(l, &path)) {
                 continue;
             }
-            binary.aliases = layer
-                .links
-                .iter()
-                .filter(|(_, target)| *target == path)
-                .map(|(link, _)| format!("/{link}"))
-                .filter(|link| !above.iter().any(|l| hides(l, &link[1..])))
+            // Links to it, in its layer or later ones, that nothing above removes.
+            let layers = std::iter::once(&*layer).chain(above.iter());
+            binary.aliases = layers
+                .enumerate()
+                .flat_map(|(k, l)| l.links.iter().map(move |link| (k, link)))
+                .filter(|(_, (_, target))| *target == path)
+                .filter(|(k, (link, _))| !above[*k..].iter().any(|l| hides(l, link)))
+                .map(|(_, (link, _))| format!("/{link}"))
                 .collect();
             binary.aliases.sort();
             out.push(binary);
@@ -272,4 +274,113 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An executable's bytes: an ELF header is enough to be listed.
+    const ELF: &[u8] = b"\x7fELF not really";
+
+    /// A path, its contents (none: a directory) and the file it is a hard link to.
+    type Item<'a> = (&'a str, Option<&'a [u8]>, Option<&'a str>);
+
+    fn tar_of(entries: &[Item<'_>]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data, link) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o755);
+            match (data, link) {
+                (_, Some(target)) => {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    b.append_link(&mut h, path, target).expect("link");
+                }
+                (Some(data), None) => {
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, path, *data).expect("file");
+                }
+                (None, None) => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    b.append_data(&mut h, path, &[][..]).expect("dir");
+                }
+            }
+        }
+        b.into_inner().expect("tar")
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    #[test]
+    fn layers_apply_in_the_manifest_order() {
+        let base = tar_of(&[
+            ("bin/", None, None),
+            ("bin/a", Some(ELF), None),
+            ("bin/b", Some(ELF), None),
+            ("bin/script", Some(b"#!/bin/sh\n"), None),
+            ("opt/tool/", None, None),
+            ("opt/tool/c", Some(ELF), None),
+            ("usr/bin/d", Some(ELF), None),
+        ]);
+        let top = tar_of(&[
+            ("bin/.wh.b", Some(b""), None),
+            ("bin/a2", None, Some("bin/a")),
+            ("opt/tool/.wh..wh..opq", Some(b""), None),
+            ("usr/bin/d", Some(b"replaced by a script"), None),
+        ]);
+        let top_link = tar_of(&[("bin/a3", None, Some("bin/a")), ("bin/e", Some(ELF), None)]);
+        // The OCI layout: blobs first, then the manifest; one layer gzipped.
+        let manifest = r#"[{"Config":"blobs/sha256/c","Layers":["blobs/sha256/1","blobs/sha256/2","blobs/sha256/3"]}]"#;
+        let export = tar_of(&[
+            ("blobs/sha256/3", Some(&top_link), None),
+            ("blobs/sha256/1", Some(&gzip(&base)), None),
+            ("blobs/sha256/c", Some(b"{}"), None),
+            ("blobs/sha256/2", Some(&top), None),
+            ("manifest.json", Some(manifest.as_bytes()), None),
+        ]);
+        let binaries = read_export(&export[..]).expect("read");
+        let listed: Vec<(&str, Vec<&str>)> = binaries
+            .iter()
+            .map(|b| {
+                (
+                    b.path.as_str(),
+                    b.aliases.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [("/bin/a", vec!["/bin/a2", "/bin/a3"]), ("/bin/e", vec![])],
+            "b whited out, c under an opaque directory, d replaced"
+        );
+        let missing = tar_of(&[("manifest.json", Some(manifest.as_bytes()), None)]);
+        assert!(read_export(&missing[..]).is_err());
+    }
+
+    #[test]
+    fn hard_links_in_a_layer_are_aliases() {
+        let layer = tar_of(&[
+            ("bin/a", Some(ELF), None),
+            ("bin/a2", None, Some("bin/a")),
+            ("./bin/a3", None, Some("./bin/a")),
+        ]);
+        let export = tar_of(&[
+            ("abc/layer.tar", Some(&layer), None),
+            (
+                "manifest.json",
+                Some(br#"[{"Layers":["abc/layer.tar"]}]"#),
+                None,
+            ),
+        ]);
+        let binaries = read_export(&export[..]).expect("read");
+        assert_eq!(binaries.len(), 1);
+        assert_eq!(binaries[0].aliases, ["/bin/a2", "/bin/a3"]);
+    }
 }
