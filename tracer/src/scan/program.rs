@@ -42,6 +42,8 @@ pub struct Program<'a> {
     pub bytes: &'a [u8],
     /// Sections with contents in the file: address and bytes.
     pub data: Vec<(u64, &'a [u8])>,
+    /// Data objects the symbol table names: start and end.
+    pub objects: BTreeMap<u64, u64>,
 }
 
 pub fn is_elf(head: &[u8]) -> bool {
@@ -108,9 +110,13 @@ impl<'a> Program<'a> {
                 *slot = name;
             }
         };
+        let mut objects = BTreeMap::new();
         for sym in elf.symbols().chain(elf.dynamic_symbols()) {
             if sym.kind() == object::SymbolKind::Text && sym.address() != 0 {
                 name_at(sym.address(), sym.name().ok().map(str::to_string));
+            }
+            if sym.kind() == object::SymbolKind::Data && sym.size() > 0 {
+                objects.insert(sym.address(), sym.address() + sym.size());
             }
         }
         let mut args_area = std::collections::HashMap::new();
@@ -179,6 +185,7 @@ impl<'a> Program<'a> {
             .filter_map(|s| Some((s.address(), s.data().ok()?)))
             .collect();
         Ok(Program {
+            objects,
             go_functions: go_entries,
             data,
             linking,
@@ -219,6 +226,12 @@ impl<'a> Program<'a> {
         let mut word = [0u8; 8];
         word[..size].copy_from_slice(b);
         Some(u64::from_le_bytes(word))
+    }
+
+    /// The data object (start, end) the symbol table says `addr` is in.
+    pub fn object_of(&self, addr: u64) -> Option<(u64, u64)> {
+        let (start, end) = self.objects.range(..=addr).next_back()?;
+        (addr < *end).then_some((*start, *end))
     }
 
     /// A function's name, or its address for functions without one.

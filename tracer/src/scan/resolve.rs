@@ -64,16 +64,20 @@ struct Index {
     callers: HashMap<u64, Vec<Edge>>,
     foreign_entries: HashMap<u64, Vec<u64>>,
     referenced: HashSet<u64>,
-    /// Data the code may change: addresses it writes, or takes (then as far as a small
-    /// struct reaches), with the length.
-    touched: BTreeMap<u64, u64>,
+    /// Data the code writes directly: address and length.
+    written: BTreeMap<u64, u64>,
+    /// Data addresses the code takes (it may write through them).
+    taken: BTreeSet<u64>,
     /// Functions that never return to their caller: no `ret`, no indirect jump, and every
     /// way out a jump to another such function.
     noreturn: HashSet<u64>,
 }
 
-/// How far an address taken of a global may reach: a small struct.
-const TAKEN_REACH: u64 = 64;
+/// How far before a global an address taken may still reach it, when no symbol says where
+/// its object starts.
+const TAKEN_REACH: u64 = 4096;
+/// The longest direct write (an AVX-512 store is 64 bytes).
+const MAX_WRITE: u64 = 64;
 
 /// The numbers a program's code can pass to the kernel.
 pub struct Resolution {
@@ -216,14 +220,18 @@ fn analyze(
             .copied()
             .unwrap_or(unknown_area)
     };
+    // A global is a constant when nothing writes it, directly or through an address taken
+    // of its object (or, without symbols, of anything shortly before it).
     let global = |addr: u64, size: usize| {
         let end = addr + size as u64;
-        let touched = index
-            .touched
-            .range(..end)
-            .next_back()
-            .is_some_and(|(at, len)| at + len > addr);
-        if touched {
+        let written = index
+            .written
+            .range(addr.saturating_sub(MAX_WRITE)..end)
+            .any(|(at, len)| at + len > addr);
+        let (lo, hi) = program
+            .object_of(addr)
+            .unwrap_or((addr.saturating_sub(TAKEN_REACH), end));
+        if written || index.taken.range(lo..hi.max(end)).next().is_some() {
             return None;
         }
         program.constant(addr, size)
@@ -315,12 +323,17 @@ fn first_pass(program: &Program<'_>) -> Index {
                     Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd
                 ) && i.op0_kind() == OpKind::Register
                     || matches!(i.mnemonic(), Mnemonic::Cmp | Mnemonic::Test);
-                if !read_only {
-                    let len = match i.mnemonic() {
-                        Mnemonic::Lea => TAKEN_REACH,
-                        _ => (i.memory_size().size() as u64).max(1),
-                    };
-                    touch(&mut index, i.ip_rel_memory_address(), len);
+                let at = i.ip_rel_memory_address();
+                match i.mnemonic() {
+                    _ if read_only => {}
+                    Mnemonic::Lea => {
+                        index.taken.insert(at);
+                    }
+                    _ => {
+                        let len = (i.memory_size().size() as u64).clamp(1, MAX_WRITE);
+                        let slot = index.written.entry(at).or_default();
+                        *slot = (*slot).max(len);
+                    }
                 }
             }
             for k in 0..i.op_count() {
@@ -331,13 +344,13 @@ fn first_pass(program: &Program<'_>) -> Index {
                         if i.memory_base() == iced_x86::Register::None
                             && i.memory_index() == iced_x86::Register::None =>
                     {
-                        touch(&mut index, i.memory_displacement64(), TAKEN_REACH);
+                        index.taken.insert(i.memory_displacement64());
                         continue;
                     }
                     OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
                         let addr = i.immediate(k);
                         if program.constant(addr, 1).is_some() {
-                            touch(&mut index, addr, TAKEN_REACH);
+                            index.taken.insert(addr);
                         }
                         addr
                     }
@@ -388,11 +401,6 @@ fn first_pass(program: &Program<'_>) -> Index {
     }
     index.noreturn = noreturn;
     index
-}
-
-fn touch(index: &mut Index, at: u64, len: u64) {
-    let slot = index.touched.entry(at).or_default();
-    *slot = (*slot).max(len);
 }
 
 fn push_edge(

@@ -54,6 +54,11 @@ pub fn step(
     frame: FrameUse,
     ctx: &Context<'_>,
 ) {
+    // Bytes that decode to nothing: the code is not what this decoding says it is.
+    if ins.is_invalid() {
+        *state = State::unknown();
+        return;
+    }
     match ins.mnemonic() {
         Mnemonic::Mov if ins.op_count() == 2 => {
             if mov(state, ins, ctx) {
