@@ -9,6 +9,7 @@ pub mod coverage;
 mod flow;
 pub mod gobin;
 pub mod image;
+mod index;
 mod program;
 mod render;
 mod resolve;

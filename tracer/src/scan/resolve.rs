@@ -1,46 +1,18 @@
 //! From code to syscall numbers: every `syscall`, `int 0x80` and `sysenter` site, the number
-//! in `rax` there, and, for functions that take the number as an argument (libc's
-//! `syscall()`, Go's `syscall.Syscall6`, `internal/runtime/syscall.Syscall6`, x/sys/unix's
-//! wrappers and the ABI wrappers between them), the number at each of their call sites,
-//! followed through as many wrappers as there are.
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-
-use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
+//! in `rax` there, and where the number is something the function was given — an argument
+//! (libc's `syscall()`, Go's `syscall.Syscall6`, `internal/runtime/syscall.Syscall6`, x/sys/unix's
+//! wrappers and the ABI wrappers between them), a field of a struct an argument points to, or
+//! one a global points to (glibc's set*id broadcast) — the number at each place that gives
+//! it, followed through as many functions as there are.
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::{
     Sites, Unresolved, Wrapper,
-    flow::{Function, Loc, RAX, UNKNOWN_ARGS_AREA, Value},
+    flow::{Base, Loc, RAX, State, Value},
+    index::{Entry, Index, Source, analyze, first_pass},
     program::Program,
 };
-use crate::names::{Abi, SyscallId};
-
-/// The kernel entry a site uses: `syscall` (x86_64, or x32 with bit 30 set) or the i386 ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Entry {
-    Syscall,
-    I386,
-}
-
-impl Entry {
-    fn id(self, nr: u64) -> SyscallId {
-        const X32_BIT: u64 = 0x4000_0000;
-        let nr32 = nr as u32;
-        match self {
-            Entry::I386 => SyscallId {
-                abi: Abi::I386,
-                nr: nr32,
-            },
-            Entry::Syscall if u64::from(nr32) & X32_BIT != 0 => SyscallId {
-                abi: Abi::X32,
-                nr: nr32 & !(X32_BIT as u32),
-            },
-            Entry::Syscall => SyscallId {
-                abi: Abi::X86_64,
-                nr: nr32,
-            },
-        }
-    }
-}
+use crate::names::SyscallId;
 
 /// Functions that only repeat, on other threads, a call their program made with a number the
 /// scan resolves where it was made: Go's `runtime.runPerThreadSyscall` replays the call of
@@ -49,35 +21,33 @@ impl Entry {
 /// the only place the replay reads).
 const REPLAYS: [&str; 1] = ["runtime.runPerThreadSyscall"];
 
-/// A direct transfer to a function's start: a call, a jump (tail call) or falling into it.
-#[derive(Clone, Copy, Debug)]
-struct Edge {
-    caller: u64,
-    at: u64,
-    tail: bool,
+/// What a function takes the number from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Param {
+    /// An argument.
+    Value(Loc),
+    /// The 4 bytes at an offset of what an argument points to.
+    Field(Loc, i64),
 }
 
-/// What the first pass found in each function.
-#[derive(Default)]
-struct Index {
-    sites: BTreeMap<u64, Vec<(u64, Entry)>>,
-    callers: HashMap<u64, Vec<Edge>>,
-    foreign_entries: HashMap<u64, Vec<u64>>,
-    referenced: HashSet<u64>,
-    /// Data the code writes directly: address and length.
-    written: BTreeMap<u64, u64>,
-    /// Data addresses the code takes (it may write through them).
-    taken: BTreeSet<u64>,
-    /// Functions that never return to their caller: no `ret`, no indirect jump, and every
-    /// way out a jump to another such function.
-    noreturn: HashSet<u64>,
+impl Param {
+    fn describe(self) -> String {
+        match self {
+            Param::Value(loc) => loc.describe(),
+            Param::Field(loc, off) => format!("[{}+{off}]", loc.describe()),
+        }
+    }
 }
 
-/// How far before a global an address taken may still reach it, when no symbol says where
-/// its object starts.
-const TAKEN_REACH: u64 = 4096;
-/// The longest direct write (an AVX-512 store is 64 bytes).
-const MAX_WRITE: u64 = 64;
+/// Where a number still has to be found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Demand {
+    /// At every call of a function, as it passes the parameter.
+    Callers(u64, Param, Entry),
+    /// At every store of a pointer into a global, at an offset of what it points to; the
+    /// function that read it names the sites that can't be resolved.
+    Published(u64, i64, u64, Entry),
+}
 
 /// The numbers a program's code can pass to the kernel.
 pub struct Resolution {
@@ -87,99 +57,66 @@ pub struct Resolution {
     pub wrappers: Vec<Wrapper>,
 }
 
+struct Resolver<'p, 'a> {
+    program: &'p Program<'a>,
+    index: Index,
+    calls: BTreeSet<SyscallId>,
+    sites: Sites,
+    unresolved: BTreeMap<String, (u64, BTreeSet<&'static str>)>,
+    demands: Vec<Demand>,
+    wrappers: Vec<Wrapper>,
+}
+
 pub fn resolve(program: &Program<'_>) -> Resolution {
-    let index = first_pass(program);
-    let mut calls = BTreeSet::new();
-    let mut sites = Sites::default();
-    let mut unresolved: BTreeMap<String, (u64, BTreeSet<&'static str>)> = BTreeMap::new();
-    let mut replayed = 0;
-    let mut miss = |name: String, why: &'static str| {
-        if REPLAYS.contains(&name.as_str()) {
-            replayed += 1;
-            return;
-        }
-        let entry = unresolved.entry(name).or_default();
-        entry.0 += 1;
-        entry.1.insert(why);
+    let mut r = Resolver {
+        program,
+        index: first_pass(program),
+        calls: BTreeSet::new(),
+        sites: Sites::default(),
+        unresolved: BTreeMap::new(),
+        demands: Vec::new(),
+        wrappers: Vec::new(),
     };
-    let mut demands: Vec<(u64, Loc, Entry)> = Vec::new();
-    for (&function, list) in &index.sites {
+    let sites = std::mem::take(&mut r.index.sites);
+    for (&function, list) in &sites {
         let at: Vec<u64> = list.iter().map(|(a, _)| *a).collect();
-        let states = analyze(program, &index, function, &at);
+        let states = analyze(program, &r.index, function, &at);
         for &(addr, entry) in list {
-            sites.instructions += 1;
-            match states
+            r.sites.instructions += 1;
+            let value = states
                 .as_ref()
                 .and_then(|s| s.get(&addr))
-                .map(|s| s.reg(RAX))
-            {
-                Some(Value::Consts(numbers)) => {
-                    sites.constant += 1;
-                    calls.extend(numbers.iter().map(|n| entry.id(*n)));
-                }
-                Some(Value::Arg(loc)) => {
-                    sites.from_argument += 1;
-                    demands.push((function, *loc, entry));
-                }
-                _ => miss(program.name(function), "number not a constant"),
+                .map(|s| s.reg(RAX).clone());
+            match r.follow(value, function, entry) {
+                Some(true) => r.sites.constant += 1,
+                Some(false) => r.sites.from_argument += 1,
+                None => r.miss(function, "number not a constant"),
             }
         }
     }
-    sites.unresolved_instructions = sites.instructions - sites.constant - sites.from_argument;
-    let mut seen: HashSet<(u64, Loc, Entry)> = HashSet::new();
-    let mut wrappers = Vec::new();
-    while let Some(demand @ (function, loc, entry)) = demands.pop() {
-        if !seen.insert(demand) {
-            continue;
-        }
-        let callers = index.callers.get(&function).map_or(&[][..], Vec::as_slice);
-        let stored = program.stored_addresses.contains(&function);
-        let referenced = stored || index.referenced.contains(&function);
-        wrappers.push(Wrapper {
-            function: program.name(function),
-            address: function,
-            argument: loc.describe(),
-            call_sites: callers.len() as u64,
-            called_through_pointer: referenced,
-        });
-        if referenced {
-            miss(program.name(function), "called through a pointer");
-        }
-        let mut by_caller: BTreeMap<u64, Vec<Edge>> = BTreeMap::new();
-        for e in callers {
-            by_caller.entry(e.caller).or_default().push(*e);
-        }
-        for (caller, edges) in by_caller {
-            let at: Vec<u64> = edges.iter().map(|e| e.at).collect();
-            let states = analyze(program, &index, caller, &at);
-            for e in edges {
-                sites.call_sites += 1;
-                let value = states
-                    .as_ref()
-                    .and_then(|s| s.get(&e.at))
-                    .map(|s| s.passed(loc, e.tail));
-                match value {
-                    Some(Value::Consts(numbers)) => {
-                        sites.call_sites_constant += 1;
-                        calls.extend(numbers.iter().map(|n| entry.id(*n)));
-                    }
-                    Some(Value::Arg(next)) => {
-                        sites.call_sites_from_argument += 1;
-                        demands.push((caller, next, entry));
-                    }
-                    _ => miss(program.name(caller), "number passed is not a constant"),
+    r.sites.unresolved_instructions =
+        r.sites.instructions - r.sites.constant - r.sites.from_argument;
+    let mut seen = HashSet::new();
+    while let Some(demand) = r.demands.pop() {
+        if seen.insert(demand) {
+            match demand {
+                Demand::Callers(function, param, entry) => r.callers(function, param, entry),
+                Demand::Published(global, off, reader, entry) => {
+                    r.published(global, off, reader, entry)
                 }
             }
         }
     }
-    sites.replayed = replayed;
-    sites.unresolved_call_sites = sites.call_sites
-        - sites.call_sites_constant
-        - sites.call_sites_from_argument
-        - sites.replayed;
-    wrappers.sort_by(|a, b| (&a.function, a.address).cmp(&(&b.function, b.address)));
-    wrappers.dedup_by(|a, b| a.address == b.address && a.argument == b.argument);
-    let unresolved = unresolved
+    r.sites.unresolved_call_sites = r.sites.call_sites
+        - r.sites.call_sites_constant
+        - r.sites.call_sites_from_argument
+        - r.sites.replayed;
+    r.wrappers
+        .sort_by(|a, b| (&a.function, a.address).cmp(&(&b.function, b.address)));
+    r.wrappers
+        .dedup_by(|a, b| a.address == b.address && a.argument == b.argument);
+    let unresolved = r
+        .unresolved
         .into_iter()
         .map(|(function, (sites, why))| Unresolved {
             function,
@@ -188,252 +125,145 @@ pub fn resolve(program: &Program<'_>) -> Resolution {
         })
         .collect();
     Resolution {
-        calls,
-        sites,
+        calls: r.calls,
+        sites: r.sites,
         unresolved,
-        wrappers,
+        wrappers: r.wrappers,
     }
 }
 
-/// The states before `at` in the function starting at `start` (keyed by address; the
-/// function's end means after its last instruction), or `None` when it doesn't settle.
-fn analyze(
-    program: &Program<'_>,
-    index: &Index,
-    start: u64,
-    at: &[u64],
-) -> Option<HashMap<u64, super::flow::State>> {
-    let instructions = decode(program, start);
-    let foreign = index
-        .foreign_entries
-        .get(&start)
-        .map_or(&[][..], Vec::as_slice);
-    let unknown_area = if program.go.is_some() {
-        UNKNOWN_ARGS_AREA
-    } else {
-        0
-    };
-    let area = |target: u64| {
-        program
-            .args_area
-            .get(&target)
-            .copied()
-            .unwrap_or(unknown_area)
-    };
-    // A global is a constant when nothing writes it, directly or through an address taken
-    // of its object (or, without symbols, of anything shortly before it).
-    let global = |addr: u64, size: usize| {
-        let end = addr + size as u64;
-        let written = index
-            .written
-            .range(addr.saturating_sub(MAX_WRITE)..end)
-            .any(|(at, len)| at + len > addr);
-        let (lo, hi) = program
-            .object_of(addr)
-            .unwrap_or((addr.saturating_sub(TAKEN_REACH), end));
-        if written || index.taken.range(lo..hi.max(end)).next().is_some() {
-            return None;
-        }
-        program.constant(addr, size)
-    };
-    let keeps = |target: Option<u64>| match target {
-        Some(t) => !program.go_functions.contains(&t),
-        None => program.go.is_none(),
-    };
-    let returns = |target: u64| !index.noreturn.contains(&target);
-    let ctx = super::flow::Context {
-        args_area: &area,
-        global: &global,
-        keeps_callee_saved: &keeps,
-        returns: &returns,
-    };
-    let f = Function {
-        instructions: &instructions,
-        foreign_entries: foreign,
-    };
-    let mut sorted = at.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    Some(f.states_at(&sorted, &ctx)?.into_iter().collect())
-}
-
-fn decode(program: &Program<'_>, start: u64) -> Vec<Instruction> {
-    match program.function_code(start) {
-        Some((ip, bytes)) => Decoder::with_ip(64, bytes, ip, DecoderOptions::NONE)
-            .into_iter()
-            .collect(),
-        None => Vec::new(),
-    }
-}
-
-/// One pass over every function: its syscall sites, the direct transfers to other functions'
-/// starts (and into their middles), and function addresses its code takes.
-fn first_pass(program: &Program<'_>) -> Index {
-    let mut index = Index::default();
-    let starts: Vec<u64> = program.functions.keys().copied().collect();
-    // For each function that may not return: the functions it leaves to by jumping.
-    let mut exits: HashMap<u64, Vec<u64>> = HashMap::new();
-    for &start in &starts {
-        let instructions = decode(program, start);
-        let Some(last) = instructions.last() else {
-            continue;
+impl Resolver<'_, '_> {
+    /// Takes in a number found in `function`: `Some(true)` resolved there, `Some(false)` to be
+    /// found where it comes from, `None` not resolvable.
+    fn follow(&mut self, value: Option<Value>, function: u64, entry: Entry) -> Option<bool> {
+        let demand = match value? {
+            Value::Consts(numbers) => {
+                self.calls.extend(numbers.iter().map(|n| entry.id(*n)));
+                return Some(true);
+            }
+            Value::Arg(loc) => Demand::Callers(function, Param::Value(loc), entry),
+            Value::Field(Base::Arg(loc), off) => {
+                Demand::Callers(function, Param::Field(loc, off), entry)
+            }
+            Value::Field(Base::Global(g), off) => Demand::Published(g, off, function, entry),
+            _ => return None,
         };
-        let end = last.next_ip();
-        let mut leaves = Some(Vec::new());
-        for i in &instructions {
-            let entry = match i.mnemonic() {
-                Mnemonic::Syscall => Some(Entry::Syscall),
-                Mnemonic::Int if i.immediate8() == 0x80 => Some(Entry::I386),
-                Mnemonic::Sysenter => Some(Entry::I386),
-                _ => None,
-            };
-            if let Some(entry) = entry {
-                index.sites.entry(start).or_default().push((i.ip(), entry));
-            }
-            let direct = matches!(
-                i.op0_kind(),
-                OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64
-            );
-            match i.flow_control() {
-                FlowControl::Call if direct => {
-                    push_edge(
-                        &mut index,
-                        program,
-                        i.near_branch_target(),
-                        start,
-                        i.ip(),
-                        false,
-                    );
-                }
-                FlowControl::UnconditionalBranch | FlowControl::ConditionalBranch if direct => {
-                    let t = i.near_branch_target();
-                    if !(start..end).contains(&t) {
-                        push_edge(&mut index, program, t, start, i.ip(), true);
-                        if let Some(l) = leaves.as_mut() {
-                            l.push(t);
-                        }
-                    }
-                }
-                FlowControl::Return | FlowControl::IndirectBranch => leaves = None,
-                _ => {}
-            }
-            if i.is_ip_rel_memory_operand() {
-                let read_only = matches!(
-                    i.mnemonic(),
-                    Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd
-                ) && i.op0_kind() == OpKind::Register
-                    || matches!(i.mnemonic(), Mnemonic::Cmp | Mnemonic::Test);
-                let at = i.ip_rel_memory_address();
-                match i.mnemonic() {
-                    _ if read_only => {}
-                    Mnemonic::Lea => {
-                        index.taken.insert(at);
-                    }
-                    _ => {
-                        let len = (i.memory_size().size() as u64).clamp(1, MAX_WRITE);
-                        let slot = index.written.entry(at).or_default();
-                        *slot = (*slot).max(len);
-                    }
-                }
-            }
-            for k in 0..i.op_count() {
-                let addr = match i.op_kind(k) {
-                    OpKind::Memory if i.is_ip_rel_memory_operand() => i.ip_rel_memory_address(),
-                    // An absolute address: in data, it may be written through.
-                    OpKind::Memory
-                        if i.memory_base() == iced_x86::Register::None
-                            && i.memory_index() == iced_x86::Register::None =>
-                    {
-                        index.taken.insert(i.memory_displacement64());
-                        continue;
-                    }
-                    OpKind::Immediate32 | OpKind::Immediate32to64 | OpKind::Immediate64 => {
-                        let addr = i.immediate(k);
-                        if program.constant(addr, 1).is_some() {
-                            index.taken.insert(addr);
-                        }
-                        addr
-                    }
-                    _ => continue,
-                };
-                if program.functions.contains_key(&addr) {
-                    index.referenced.insert(addr);
-                }
-            }
-        }
-        // Code that runs on past its function's end enters the next one.
-        let last_real = instructions
-            .iter()
-            .rev()
-            .find(|i| !matches!(i.mnemonic(), Mnemonic::Nop | Mnemonic::Int3));
-        if let Some(i) = last_real
-            && runs_on(i)
-        {
-            if program.functions.contains_key(&end) {
-                index.callers.entry(end).or_default().push(Edge {
-                    caller: start,
-                    at: end,
-                    tail: true,
-                });
-            }
-            leaves = None;
-        }
-        if let Some(l) = leaves {
-            exits.insert(start, l);
-        }
+        self.demands.push(demand);
+        Some(false)
     }
-    // Those whose every exit leads to another that never returns, until nothing changes.
-    let mut noreturn: HashSet<u64> = exits
-        .iter()
-        .filter(|(_, l)| l.is_empty())
-        .map(|(f, _)| *f)
-        .collect();
-    loop {
-        let more: Vec<u64> = exits
-            .iter()
-            .filter(|(f, l)| !noreturn.contains(*f) && l.iter().all(|t| noreturn.contains(t)))
-            .map(|(f, _)| *f)
-            .collect();
-        if more.is_empty() {
-            break;
-        }
-        noreturn.extend(more);
-    }
-    index.noreturn = noreturn;
-    index
-}
 
-fn push_edge(
-    index: &mut Index,
-    program: &Program<'_>,
-    target: u64,
-    caller: u64,
-    at: u64,
-    tail: bool,
-) {
-    if program.functions.contains_key(&target) {
-        index
+    fn miss(&mut self, function: u64, why: &'static str) {
+        let name = self.program.name(function);
+        if REPLAYS.contains(&name.as_str()) {
+            self.sites.replayed += 1;
+            return;
+        }
+        let entry = self.unresolved.entry(name).or_default();
+        entry.0 += 1;
+        entry.1.insert(why);
+    }
+
+    /// One place that gives a number: counted, and followed.
+    fn give(&mut self, value: Option<Value>, function: u64, entry: Entry) {
+        self.sites.call_sites += 1;
+        match self.follow(value, function, entry) {
+            Some(true) => self.sites.call_sites_constant += 1,
+            Some(false) => self.sites.call_sites_from_argument += 1,
+            None => self.miss(function, "number passed is not a constant"),
+        }
+    }
+
+    /// The number at every call of `function`.
+    fn callers(&mut self, function: u64, param: Param, entry: Entry) {
+        let callers = self
+            .index
             .callers
-            .entry(target)
-            .or_default()
-            .push(Edge { caller, at, tail });
-    } else if let Some(f) = program.function_of(target)
-        && f != caller
-    {
-        index.foreign_entries.entry(f).or_default().push(target);
+            .get(&function)
+            .cloned()
+            .unwrap_or_default();
+        let referenced = self.program.stored_addresses.contains(&function)
+            || self.index.referenced.contains(&function);
+        self.wrappers.push(Wrapper {
+            function: self.program.name(function),
+            address: function,
+            argument: param.describe(),
+            call_sites: callers.len() as u64,
+            called_through_pointer: referenced,
+        });
+        if referenced {
+            self.miss(function, "called through a pointer");
+        }
+        let mut by_caller: BTreeMap<u64, Vec<_>> = BTreeMap::new();
+        for e in callers {
+            by_caller.entry(e.caller).or_default().push(e);
+        }
+        for (caller, edges) in by_caller {
+            let at: Vec<u64> = edges.iter().map(|e| e.at).collect();
+            let states = analyze(self.program, &self.index, caller, &at);
+            for e in edges {
+                let value = states.as_ref().and_then(|s| s.get(&e.at)).map(|s| {
+                    let tail = e.tail;
+                    match param {
+                        Param::Value(loc) => s.passed(loc, tail),
+                        Param::Field(loc, off) => self.field(s, s.passed(loc, tail), off),
+                    }
+                });
+                self.give(value, caller, entry);
+            }
+        }
     }
-}
 
-/// Whether code runs on past `i`, the last instruction of a function (a call there is one
-/// that doesn't return: `__stack_chk_fail`, `abort`).
-fn runs_on(i: &Instruction) -> bool {
-    !matches!(
-        i.flow_control(),
-        FlowControl::Call
-            | FlowControl::IndirectCall
-            | FlowControl::Return
-            | FlowControl::UnconditionalBranch
-            | FlowControl::IndirectBranch
-            | FlowControl::Exception
-    ) && !matches!(i.mnemonic(), Mnemonic::Hlt | Mnemonic::Ud2)
+    /// The number at `off` of what every pointer stored in `global` points to. Only when
+    /// nothing takes the global's address: then these stores are all that sets it.
+    fn published(&mut self, global: u64, off: i64, reader: u64, entry: Entry) {
+        if self.index.taken.contains(&global) || self.index.written_otherwise(global) {
+            self.miss(
+                reader,
+                "number read through a pointer whose global is written elsewhere",
+            );
+            return;
+        }
+        let stores = self.index.stores.get(&global).cloned().unwrap_or_default();
+        if let Some(initial) = self.program.constant(global, 8).filter(|p| *p != 0) {
+            let value = self.constant_at(initial, off);
+            self.give(value, reader, entry);
+        }
+        for store in stores {
+            let states = analyze(self.program, &self.index, store.function, &[store.at]);
+            let Some(state) = states.as_ref().and_then(|s| s.get(&store.at)) else {
+                self.give(None, store.function, entry);
+                continue;
+            };
+            let pointer = match store.source {
+                Source::Reg(r) => state.reg(r).clone(),
+                Source::Imm(v) => Value::Consts(vec![v]),
+            };
+            // Clearing the pointer publishes nothing to read.
+            if pointer == Value::Consts(vec![0]) {
+                continue;
+            }
+            let value = self.field(state, pointer, off);
+            self.give(Some(value), store.function, entry);
+        }
+    }
+
+    /// The 4 bytes at `off` of what `pointer` points to, as `state` knows them.
+    fn field(&self, state: &State, pointer: Value, off: i64) -> Value {
+        match pointer {
+            Value::Frame(f) => state.load(f + off, 4),
+            Value::Arg(loc) => Value::Field(Base::Arg(loc), off),
+            Value::Loaded(g) => Value::Field(Base::Global(g), off),
+            Value::Consts(p) if p.len() == 1 => {
+                self.constant_at(p[0], off).unwrap_or(Value::Unknown)
+            }
+            _ => Value::Unknown,
+        }
+    }
+
+    /// A constant field of a global object, when no code can change it.
+    fn constant_at(&self, object: u64, off: i64) -> Option<Value> {
+        let at = object.wrapping_add(off as u64);
+        super::index::global_constant(self.program, &self.index, at, 4)
+            .map(|v| Value::Consts(vec![v]))
+    }
 }

@@ -54,6 +54,19 @@ pub enum Value {
     Arg(Loc),
     /// The address `entry stack pointer + offset`.
     Frame(i64),
+    /// The pointer a global variable held when it was read (one that code writes).
+    Loaded(u64),
+    /// What was read at an offset of the memory a pointer points to.
+    Field(Base, i64),
+}
+
+/// Where the pointer a [`Value::Field`] was read through came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Base {
+    /// The function's argument.
+    Arg(Loc),
+    /// A global variable that holds a pointer.
+    Global(u64),
 }
 
 impl Value {
@@ -87,6 +100,7 @@ impl Value {
             }
             // A syscall number is read as 32 bits: an argument passed on as such is still it.
             (Value::Arg(loc), 4) => Value::Arg(loc),
+            (Value::Field(base, off), 4) => Value::Field(base, off),
             _ => Value::Unknown,
         }
     }
@@ -178,7 +192,8 @@ impl State {
         }
     }
 
-    fn load(&self, off: i64, size: i64) -> Value {
+    /// The value of the frame slot at `off` (entry-relative), `size` bytes of it.
+    pub fn load(&self, off: i64, size: i64) -> Value {
         if let Some(slot) = self.slots.get(&off)
             && slot.size >= size
         {
@@ -300,6 +315,20 @@ mod tests {
         assert_eq!(
             rax_at_syscall(&[0x48, 0x8b, 0x44, 0x24, 0x08, 0x0f, 0x05]),
             Value::Arg(Loc::Stack(8))
+        );
+    }
+
+    #[test]
+    fn number_in_a_struct_handed_over_or_published() {
+        // glibc's __nptl_setxid: mov rbx, rdi; mov eax, [rbx]; syscall
+        assert_eq!(
+            rax_at_syscall(&[0x48, 0x89, 0xfb, 0x8b, 0x03, 0x0f, 0x05]),
+            Value::Field(Base::Arg(Loc::Reg(7)), 0)
+        );
+        // its signal handler: mov rax, [rip+0x100]; mov eax, [rax+8]; syscall
+        assert_eq!(
+            rax_at_syscall(&[0x48, 0x8b, 0x05, 0, 1, 0, 0, 0x8b, 0x40, 0x08, 0x0f, 0x05]),
+            Value::Field(Base::Global(0x1107), 8)
         );
     }
 

@@ -3,7 +3,7 @@ use iced_x86::{
     FlowControl, Instruction, InstructionInfoFactory, Mnemonic, OpAccess, OpKind, Register,
 };
 
-use super::{RAX, RBP, RSP, State, Value, gpr};
+use super::{Base, RAX, RBP, RSP, State, Value, gpr};
 
 /// How a function treats its stack: whether addresses into its frame are handed elsewhere
 /// (then any call or store through a pointer may change any slot).
@@ -219,9 +219,23 @@ fn mov(state: &mut State, ins: &Instruction, ctx: &Context<'_>) -> bool {
             state.regs[d as usize] = match (frame_address(state, ins), width) {
                 (Some(off), 4 | 8) => state.load(off, width),
                 (None, 4 | 8) if ins.is_ip_rel_memory_operand() => {
-                    match (ctx.global)(ins.ip_rel_memory_address(), width as usize) {
-                        Some(v) => Value::Consts(vec![v]),
-                        None => Value::Unknown,
+                    let at = ins.ip_rel_memory_address();
+                    match ((ctx.global)(at, width as usize), width) {
+                        (Some(v), _) => Value::Consts(vec![v]),
+                        (None, 8) => Value::Loaded(at),
+                        _ => Value::Unknown,
+                    }
+                }
+                // Through a pointer the function was given, or read from a global.
+                (None, 4 | 8)
+                    if ins.memory_index() == Register::None
+                        && matches!(ins.memory_segment(), Register::DS | Register::SS) =>
+                {
+                    let disp = ins.memory_displacement64() as i64;
+                    match gpr(ins.memory_base()).map(|b| &state.regs[b as usize]) {
+                        Some(Value::Arg(loc)) => Value::Field(Base::Arg(*loc), disp),
+                        Some(Value::Loaded(g)) => Value::Field(Base::Global(*g), disp),
+                        _ => Value::Unknown,
                     }
                 }
                 _ => Value::Unknown,
