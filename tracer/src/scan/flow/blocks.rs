@@ -8,6 +8,8 @@ use super::{
 
 /// A function whose blocks don't settle within this many visits per block is given up on.
 const MAX_VISITS_PER_BLOCK: usize = 64;
+/// A value that changed this many times at a block's entry becomes unknown there.
+const WIDEN_AFTER: u8 = 8;
 
 /// A function's instructions cut into blocks, and the states at the instructions asked about.
 pub struct Function<'a> {
@@ -84,6 +86,7 @@ impl Function<'_> {
             .filter(|b| input[*b].is_some())
             .collect();
         let mut visits = vec![0usize; starts.len()];
+        let mut changes = vec![super::Changes::default(); starts.len()];
         while let Some(b) = work.pop() {
             visits[b] += 1;
             if visits[b] > MAX_VISITS_PER_BLOCK {
@@ -106,7 +109,8 @@ impl Function<'_> {
             }
             for &s in &succs[b] {
                 let next = match &input[s] {
-                    Some(old) => old.join(&state),
+                    // A loop that keeps changing a value (a counter) has it unknown.
+                    Some(old) => old.widen(&old.join(&state), &mut changes[s], WIDEN_AFTER),
                     None => state.clone(),
                 };
                 if input[s].as_ref() != Some(&next) {

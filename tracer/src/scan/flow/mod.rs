@@ -113,6 +113,13 @@ struct Slot {
     value: Value,
 }
 
+/// How often each register and slot changed at one block's entry.
+#[derive(Clone, Debug, Default)]
+pub struct Changes {
+    regs: [u8; 16],
+    slots: BTreeMap<i64, u8>,
+}
+
 /// Registers and stack slots before an instruction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
@@ -168,6 +175,29 @@ impl State {
             slots,
             args_intact: self.args_intact && other.args_intact,
         }
+    }
+
+    /// `next` (a join with this state), with what has changed `limit` times here unknown.
+    fn widen(&self, next: &State, changes: &mut Changes, limit: u8) -> State {
+        let mut out = next.clone();
+        for (r, value) in out.regs.iter_mut().enumerate() {
+            if *value != self.regs[r] {
+                changes.regs[r] = changes.regs[r].saturating_add(1);
+                if changes.regs[r] >= limit {
+                    *value = Value::Unknown;
+                }
+            }
+        }
+        for (off, slot) in out.slots.iter_mut() {
+            if self.slots.get(off) != Some(slot) {
+                let n = changes.slots.entry(*off).or_default();
+                *n = n.saturating_add(1);
+                if *n >= limit {
+                    slot.value = Value::Unknown;
+                }
+            }
+        }
+        out
     }
 
     pub fn reg(&self, r: u8) -> &Value {
@@ -356,6 +386,16 @@ mod tests {
         // mov eax,0x6e; mov ecx,0x27; test edi,edi; cmove eax,ecx; syscall
         let code = [
             0xb8, 0x6e, 0, 0, 0, 0xb9, 0x27, 0, 0, 0, 0x85, 0xff, 0x0f, 0x44, 0xc1, 0x0f, 0x05,
+        ];
+        assert_eq!(rax_at_syscall(&code), Value::Consts(vec![0x27, 0x6e]));
+    }
+
+    #[test]
+    fn a_branchless_select_is_both_numbers() {
+        // cmp eax,1; sbb r12,r12; and r12,-0x47; add r12,0x6e; mov rax,r12; syscall
+        let code = [
+            0x83, 0xf8, 0x01, 0x4d, 0x19, 0xe4, 0x49, 0x83, 0xe4, 0xb9, 0x49, 0x83, 0xc4, 0x6e,
+            0x4c, 0x89, 0xe0, 0x0f, 0x05,
         ];
         assert_eq!(rax_at_syscall(&code), Value::Consts(vec![0x27, 0x6e]));
     }

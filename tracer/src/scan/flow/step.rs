@@ -100,6 +100,20 @@ pub fn step(
                 return;
             }
         }
+        // `cmp; sbb r, r` makes a mask: 0 or all ones.
+        Mnemonic::Sbb
+            if ins.op0_kind() == OpKind::Register
+                && ins.op1_kind() == OpKind::Register
+                && ins.op0_register() == ins.op1_register() =>
+        {
+            if let Some(r) = gpr(ins.op0_register())
+                && let Some(mask) = width_mask(ins.op0_register())
+            {
+                state.regs[r as usize] = Value::Consts(vec![0, mask]);
+                return;
+            }
+        }
+        _ if arithmetic(state, ins) => return,
         Mnemonic::Lea if ins.op0_register().size() == 8 => {
             if let (Some(r), Some(addr)) = (gpr(ins.op0_register()), frame_address(state, ins)) {
                 state.regs[r as usize] = Value::Frame(addr);
@@ -182,6 +196,77 @@ pub fn step(
         return;
     }
     generic(state, ins, info, frame);
+}
+
+/// The bits a 32- or 64-bit register holds (a 32-bit write clears the upper half).
+fn width_mask(reg: Register) -> Option<u64> {
+    match reg.size() {
+        4 => Some(0xffff_ffff),
+        8 => Some(u64::MAX),
+        _ => None,
+    }
+}
+
+/// Arithmetic on constants, each constant of a set on its own (branchless selects compile to
+/// `sbb`/`and`/`add`); false when it is not arithmetic on known constants.
+fn arithmetic(state: &mut State, ins: &Instruction) -> bool {
+    let m = ins.mnemonic();
+    if ins.op0_kind() != OpKind::Register {
+        return false;
+    }
+    let (Some(d), Some(mask)) = (gpr(ins.op0_register()), width_mask(ins.op0_register())) else {
+        return false;
+    };
+    let Value::Consts(a) = state.regs[d as usize].clone() else {
+        return false;
+    };
+    let b: Vec<u64> = match (ins.op_count(), m) {
+        (1, Mnemonic::Neg | Mnemonic::Not | Mnemonic::Inc | Mnemonic::Dec) => vec![0],
+        (2, _) => match ins.op1_kind() {
+            OpKind::Register => match gpr(ins.op1_register()).map(|r| &state.regs[r as usize]) {
+                Some(Value::Consts(b)) => b.clone(),
+                _ => return false,
+            },
+            k if is_immediate(k) => vec![ins.immediate(1)],
+            _ => return false,
+        },
+        _ => return false,
+    };
+    // The CPU masks shift counts to 5 bits for 32-bit operands, 6 for 64-bit ones.
+    let count = |y: u64| (y as u32) & if mask == u64::MAX { 63 } else { 31 };
+    let op = |x: u64, y: u64| -> Option<u64> {
+        Some(match m {
+            Mnemonic::Add => x.wrapping_add(y),
+            Mnemonic::Sub => x.wrapping_sub(y),
+            Mnemonic::And => x & y,
+            Mnemonic::Or => x | y,
+            Mnemonic::Xor => x ^ y,
+            Mnemonic::Shl => x << count(y),
+            Mnemonic::Shr => (x & mask) >> count(y),
+            Mnemonic::Neg => x.wrapping_neg(),
+            Mnemonic::Not => !x,
+            Mnemonic::Inc => x.wrapping_add(1),
+            Mnemonic::Dec => x.wrapping_sub(1),
+            _ => return None,
+        })
+    };
+    let mut out = Vec::new();
+    for x in &a {
+        for y in &b {
+            match op(*x, *y) {
+                Some(v) => out.push(v & mask),
+                None => return false,
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    state.regs[d as usize] = if out.len() > super::MAX_CONSTS {
+        Value::Unknown
+    } else {
+        Value::Consts(out)
+    };
+    true
 }
 
 /// A `mov`; false when it is one the generic rule handles.
