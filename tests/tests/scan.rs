@@ -286,6 +286,7 @@ fn static_and_go_programs_stay_within_their_ceilings() {
         argv.extend(args);
         let rep = run(&dir, name, &argv, None);
         let ceiling = &binary(&s, program)["ceiling"];
+        assert_eq!(ceiling["sound"], true, "{program}: {ceiling:#}");
         let seen = observed(&rep);
         assert_within(name, &seen, ceiling);
         if name == "int80" {
@@ -374,6 +375,8 @@ fn training_a_scratch_image_stays_within_its_ceiling() {
         return;
     }
     let s = scan(&["--image", test_image()]);
+    // busybox, sysloop and attack: every executable of the image has a sound ceiling.
+    assert_eq!(s["union"]["sound"], true, "{:#}", s["union"]);
     let dir = Scratch::new("scan-train");
     let script = "ls -la /; cat /www/index.html; echo hi | wc -c; sysloop getppid 3; sysloop threads 2 5; attack benign; httpd -p 8080 -h /www; sleep 0.2; wget -q -O - http://127.0.0.1:8080/; kill $(pidof httpd)";
     let (_, rep, out) = train(&dir, "scratch", &[], &["sh", "-c", script]);
