@@ -44,7 +44,7 @@ impl Scan {
             let _ = writeln!(out, "  not sound: {path}");
         }
         for n in &u.no_ceiling {
-            let _ = writeln!(out, "  no ceiling: {} ({})", n.path, n.why);
+            let _ = writeln!(out, "  {}: {}", n.path, n.why);
         }
         out
     }
@@ -94,7 +94,7 @@ impl Scan {
             let _ = writeln!(out, "- not sound: `{path}`");
         }
         for n in &u.no_ceiling {
-            let _ = writeln!(out, "- no ceiling: `{}` ({})", n.path, n.why);
+            let _ = writeln!(out, "- `{}`: {}", n.path, n.why);
         }
         out
     }
@@ -174,7 +174,10 @@ fn kind(b: &Binary) -> String {
 }
 
 fn size(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+    match bytes {
+        0..1048576 => format!("{:.0} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1048576.0),
+    }
 }
 
 crate::report::render_with_inherent_methods!(Scan);
