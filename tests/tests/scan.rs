@@ -99,6 +99,16 @@ fn kinds_and_deterministic_output() {
         caddy["ceiling"]["not_sound"]
     );
     assert_eq!(s["union"]["sound"], false);
+    // Docker's CLI is a position-independent Go binary linked by the system linker: its
+    // function table is found in read-only data, so its functions have their Go names.
+    let docker_cli = scan(&["/usr/bin/docker"]);
+    let cli = binary(&docker_cli, "/usr/bin/docker");
+    assert_eq!(cli["kind"], "go");
+    let wrappers = cli["ceiling"]["wrappers"].as_array().expect("wrappers");
+    assert!(
+        wrappers.iter().any(|w| w["function"] == "syscall.Syscall6"),
+        "{wrappers:?}"
+    );
     for text_format in ["text", "md"] {
         let out = profile(&["scan", "--format", text_format, GOFILES]);
         assert!(out.status.success(), "{}", output_text(&out));

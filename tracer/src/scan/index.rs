@@ -146,7 +146,10 @@ pub fn analyze(
             .unwrap_or(unknown_area)
     };
     let global = |addr: u64, size: usize| global_constant(program, index, addr, size);
+    // Go's functions keep no register for their caller; without Go's function table every
+    // function of a Go binary is taken for one.
     let keeps = |target: Option<u64>| match target {
+        _ if program.go.is_some() && program.go_functions.is_empty() => false,
         Some(t) => !program.go_functions.contains(&t),
         None => program.go.is_none(),
     };

@@ -129,11 +129,13 @@ impl<'a> Program<'a> {
             .section_by_name(".text")
             .map(|s| s.address())
             .unwrap_or(0);
-        let pclntab = elf
-            .section_by_name(".gopclntab")
-            .or_else(|| elf.section_by_name(".data.rel.ro.gopclntab"))
-            .and_then(|s| s.data().ok());
-        let go_functions = pclntab.and_then(|t| gobin::functions(t, text));
+        let go_functions = find_pclntab(&elf).and_then(|(addr, table)| {
+            // A position-independent binary has the text start relocated, not written.
+            let relocated = elf.dynamic_relocations().and_then(|mut relocs| {
+                relocs.find_map(|(at, r)| (at == addr + 24).then(|| r.addend() as u64))
+            });
+            gobin::functions(table, relocated.unwrap_or(text))
+        });
         let mut go_entries = HashSet::new();
         if let Some(funcs) = &go_functions {
             for f in funcs {
@@ -272,6 +274,34 @@ fn read_at(elf: &ElfFile64<'_, object::Endianness>, addr: u64, len: usize) -> Op
         let from = (addr - start) as usize;
         data.get(from..from + len).map(<[u8]>::to_vec)
     })
+}
+
+/// Go's function table and its address: its own section, or, in binaries linked by the
+/// system linker (cgo, PIE), somewhere in read-only data, found by its header.
+fn find_pclntab<'a>(elf: &ElfFile64<'a, object::Endianness>) -> Option<(u64, &'a [u8])> {
+    if let Some(s) = elf.section_by_name(".gopclntab")
+        && let Ok(data) = s.data()
+    {
+        return Some((s.address(), data));
+    }
+    for name in [".data.rel.ro", ".rodata"] {
+        let Some(s) = elf.section_by_name(name) else {
+            continue;
+        };
+        let Ok(data) = s.data() else { continue };
+        for magic in [0xffff_fff1u32, 0xffff_fff0, 0xffff_fffa, 0xffff_fffb] {
+            let mut header = magic.to_le_bytes().to_vec();
+            // Two zero bytes, the instruction size quantum (1 on x86) and the pointer size.
+            header.extend([0, 0, 1, 8]);
+            for at in memchr::memmem::find_iter(data, &header) {
+                let table = &data[at..];
+                if gobin::functions(table, 0).is_some_and(|f| !f.is_empty()) {
+                    return Some((s.address() + at as u64, table));
+                }
+            }
+        }
+    }
+    None
 }
 
 /// Function starts from the unwind tables.
