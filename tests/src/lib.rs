@@ -13,6 +13,13 @@ pub const SYSLOOP: &str = env!("SYSLOOP");
 pub const ATTACK: &str = env!("ATTACK");
 /// The static program that makes i386 syscalls from 64-bit code (`workloads/int80.c`).
 pub const INT80: &str = env!("INT80");
+/// A static C program that only starts and exits (`workloads/empty.c`).
+pub const EMPTY: &str = env!("EMPTY");
+/// `empty` plus getppid, getsid and sync (`workloads/calls.c`).
+pub const CALLS: &str = env!("CALLS");
+/// A static Go program that reads and writes files and never touches the network
+/// (`workloads/gofiles`).
+pub const GOFILES: &str = env!("GOFILES");
 
 /// The `profile` binary of this build (`cargo build -p tracer` puts it beside `deps/`).
 pub fn profile_bin() -> PathBuf {
@@ -203,14 +210,17 @@ pub fn runtime_line(report: &serde_json::Value, name: &str) -> serde_json::Value
 pub fn allowed_names(profile: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(profile).expect("profile written");
     let json: serde_json::Value = serde_json::from_str(&text).expect("profile is JSON");
-    json["syscalls"][0]["names"]
+    strings(&json["syscalls"][0]["names"])
+}
+
+/// The strings of a JSON array (none when it is no array).
+pub fn strings<C: FromIterator<String>>(array: &serde_json::Value) -> C {
+    array
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| n.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect()
 }
 
 /// Runs `profile run [FLAGS] -o DIR/NAME.profile.json --report DIR/NAME.json -- sysloop ARGS`,

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod runtime;
+pub mod scan;
 pub mod seccomp;
 pub mod session;
 pub mod tracefs;

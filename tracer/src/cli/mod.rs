@@ -17,6 +17,7 @@ pub mod learning;
 pub mod merge;
 pub mod report_cmd;
 pub mod run;
+pub mod scan;
 pub mod train;
 pub mod verify;
 pub mod watch;
@@ -99,6 +100,11 @@ pub enum Command {
     /// Exit status: 0 written; 2 error (nothing written), among them a result that would allow
     /// what the base forbids.
     Absorb(Box<absorb::AbsorbArgs>),
+    /// The syscall ceiling of an image's executables (read through the engine, never run) or
+    /// of host files: every syscall a static or Go binary can make, resolved from its machine
+    /// code. A ceiling with a site whose number can't be resolved is reported NOT SOUND;
+    /// dynamic (libc) executables have none.
+    Scan(scan::ScanArgs),
 }
 
 /// What is recorded and where the report goes: shared by the recording commands.
@@ -202,6 +208,7 @@ pub fn main() -> ExitCode {
             Command::Watch(args) => watch::watch(*args).await,
             Command::Exec(args) => exec::exec(args).await,
             Command::Absorb(args) => absorb::absorb(*args).await,
+            Command::Scan(args) => scan::scan(args).await,
         }
     });
     match result {

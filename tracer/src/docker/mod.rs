@@ -2,6 +2,7 @@
 //! socket) with the API version negotiated down to the daemon's, make sure an image is there,
 //! and create, start, inspect, wait for, stop and remove one container, each request bounded
 //! in time; find the containers of `profile` processes that are gone.
+mod export;
 mod inspect;
 mod spec;
 
