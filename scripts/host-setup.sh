@@ -23,8 +23,13 @@ dpkg -s "llvm-$llvm-dev" >/dev/null 2>&1 || need_pkgs+=("llvm-$llvm-dev" "libpol
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 # libc6-dev: static libc for the test workload; busybox-static: the example images' userland;
 # docker-compose and podman: the tests of `profile watch` on a compose stack and of Podman's
-# Docker-compatible service; openssl: a TLS server for the HTTP probe's HTTPS test.
-for pkg in libc6-dev busybox-static docker-compose podman openssl; do
+# Docker-compatible service; openssl: a TLS server for the HTTP probe's HTTPS test;
+# python3-seccomp (libseccomp) and the kernel's x86_64 and arm64 uapi headers (with cpp): the
+# independent judge of profiles derived for arm64 and of the syscall tables;
+# golang-go: the Go workload `profile scan` is tested on; caddy: a real Go server it is
+# measured on.
+for pkg in libc6-dev busybox-static docker-compose podman openssl python3-seccomp cpp \
+  linux-libc-dev linux-libc-dev-arm64-cross golang-go caddy; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

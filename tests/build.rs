@@ -1,4 +1,4 @@
-//! Builds the static C workloads the end-to-end tests and benchmarks run.
+//! Builds the static C workloads and the Go workload the end-to-end tests and benchmarks run.
 use std::{env, path::PathBuf, process::Command};
 
 fn main() {
@@ -7,6 +7,8 @@ fn main() {
         ("sysloop", "SYSLOOP"),
         ("attack", "ATTACK"),
         ("int80", "INT80"),
+        ("empty", "EMPTY"),
+        ("calls", "CALLS"),
     ] {
         let bin = out.join(name);
         let src = format!("workloads/{name}.c");
@@ -23,4 +25,28 @@ fn main() {
         );
         println!("cargo:rustc-env={env_name}={}", bin.display());
     }
+    build_go(&out);
+}
+
+/// Builds `workloads/gofiles` with Debian's Go (static: CGO_ENABLED=0), with caches of its own
+/// under OUT_DIR so that nothing outside the build directory is needed or touched.
+fn build_go(out: &std::path::Path) {
+    let bin = out.join("gofiles");
+    for file in ["workloads/gofiles/main.go", "workloads/gofiles/go.mod"] {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let status = Command::new(env::var("GO").unwrap_or_else(|_| "go".into()))
+        .args(["build", "-trimpath", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir("workloads/gofiles")
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", out.join("go-cache"))
+        .env("GOPATH", out.join("go-path"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .status()
+        .expect("running go (apt-get install golang-go)");
+    assert!(status.success(), "building workloads/gofiles failed");
+    println!("cargo:rustc-env=GOFILES={}", bin.display());
 }

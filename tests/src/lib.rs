@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: the `profile` binary, the static workload, privileges,
 //! what a written profile allows (read by the library's own model), waiting on what a test can
 //! observe.
+pub mod judge;
+
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
@@ -15,6 +17,13 @@ pub const SYSLOOP: &str = env!("SYSLOOP");
 pub const ATTACK: &str = env!("ATTACK");
 /// The static program that makes i386 syscalls from 64-bit code (`workloads/int80.c`).
 pub const INT80: &str = env!("INT80");
+/// A static C program that only starts and exits (`workloads/empty.c`).
+pub const EMPTY: &str = env!("EMPTY");
+/// `empty` plus getppid, getsid and sync (`workloads/calls.c`).
+pub const CALLS: &str = env!("CALLS");
+/// A static Go program that reads and writes files and never touches the network
+/// (`workloads/gofiles`).
+pub const GOFILES: &str = env!("GOFILES");
 
 /// The `profile` binary of this build (`cargo build -p tracer` puts it beside `deps/`).
 pub fn profile_bin() -> PathBuf {
@@ -245,6 +254,18 @@ pub fn abi_line(report: &serde_json::Value, name: &str, abi: &str) -> serde_json
         .unwrap_or_default()
 }
 
+/// The line for `name` among the container runtime's calls before it handed over, in a JSON
+/// report (`Null` when absent).
+pub fn runtime_line(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["runtime_calls"]
+        .as_array()
+        .expect("runtime_calls array")
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The names a profile allows for some arguments at least, on any architecture it lists, as
 /// runc hands it to libseccomp for a container with Docker's default capabilities: every rule
 /// counts, read by the library's own model (in any format `profile` writes). Fails the test
@@ -266,6 +287,16 @@ pub fn allowed_by(p: &tracer::seccomp::Profile) -> BTreeSet<String> {
         .flat_map(|abi| p.decisions(abi, &ctx))
         .filter(|(_, d)| !d.denied())
         .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// The strings of a JSON array (none when it is no array).
+pub fn strings<C: FromIterator<String>>(array: &serde_json::Value) -> C {
+    array
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(String::from))
         .collect()
 }
 

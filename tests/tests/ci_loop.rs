@@ -3,7 +3,8 @@
 use std::{path::Path, process::Command};
 
 use profile_tests::{
-    Scratch, allowed_names, docker, privileged, profile, report, run_under, test_image, train,
+    Scratch, allowed_names, docker, output_text, privileged, profile, report, run_under,
+    test_image, train,
 };
 
 fn text(bytes: &[u8]) -> String {
@@ -160,8 +161,16 @@ fn a_denial_inside_the_runtime_is_named_too() {
     assert_code(&out, 1, "verify");
     let v = report(&r);
     assert_eq!(v["stopped_by"], "start_failed");
-    assert_eq!(v["denied"][0]["name"], "getdents64");
-    assert_eq!(v["denied"][0]["first_program"], "runc:[2:INIT]");
+    // The denial is the runtime's, before it handed over: not the workload's.
+    assert_eq!(v["denied"], serde_json::json!([]));
+    assert_eq!(v["runtime_denied"][0]["name"], "getdents64");
+    assert_eq!(v["runtime_denied"][0]["first_program"], "runc:[2:INIT]");
+    assert!(
+        output_text(&out)
+            .contains("FAIL: runc:[2:INIT] was denied getdents64: the container could not start"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 #[test]

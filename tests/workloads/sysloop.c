@@ -13,6 +13,12 @@
  *                                threads wait, then each thread makes N getppid calls; before
  *                                the install every thread and main make one getpid and main a
  *                                failing probe, seccomp(SET_MODE_FILTER, NULL)
+ *   sysloop clock N              N reads of the clock through libc (the vDSO answers them):
+ *                                clock_gettime, gettimeofday, time, clock_getres, getcpu
+ *   sysloop clock-raw N          the same N times as real syscalls, as on a host whose vDSO
+ *                                can't read the clock
+ *   sysloop uring                tries io_uring_setup; on any error falls back to a pipe and
+ *                                exits 0 (as MariaDB does when io_uring is denied)
  *   sysloop meet CALL N SELF PEER  runs beside a peer: creates SELF.ready, waits for
  *                                PEER.ready, makes N CALL (getppid|getpid) calls, creates
  *                                SELF.done and waits for PEER.done, so the two provably run
@@ -32,12 +38,51 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 static long count;
+
+/* Reads the clock n times each way; raw goes around the vDSO. Fails (1) if a read fails. */
+static int clocks(int raw, long n) {
+    struct timespec ts;
+    struct timeval tv;
+    unsigned cpu = 0, node = 0;
+    for (long i = 0; i < n; i++) {
+        long bad = raw ? syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts) |
+                             syscall(SYS_gettimeofday, &tv, NULL) |
+                             (syscall(SYS_time, NULL) == -1) |
+                             syscall(SYS_clock_getres, CLOCK_MONOTONIC, &ts) |
+                             syscall(SYS_getcpu, &cpu, &node, NULL)
+                       : clock_gettime(CLOCK_MONOTONIC, &ts) | gettimeofday(&tv, NULL) |
+                             (time(NULL) == -1) | clock_getres(CLOCK_MONOTONIC, &ts) |
+                             getcpu(&cpu, &node);
+        if (bad) {
+            perror("reading the clock");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* io_uring if the kernel and the filter allow it, a pipe otherwise. */
+static int uring(void) {
+    long params[15] = {0};
+    long fd = syscall(SYS_io_uring_setup, 4, params);
+    if (fd < 0) {
+        fprintf(stderr, "io_uring_setup: %s; using a pipe instead\n", strerror(errno));
+        int p[2];
+        char c = 'x';
+        if (pipe(p) || write(p[1], &c, 1) != 1 || read(p[0], &c, 1) != 1) return 1;
+        return 0;
+    }
+    close((int)fd);
+    return 0;
+}
 
 static void loop_nr(long nr, long n) {
     for (long i = 0; i < n; i++)
@@ -113,8 +158,8 @@ static int tsync(int t, long n) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: sysloop getppid|getpid|getsid|threads|fork|meet|mkdir|serve|sleep|bench|tsync ARGS\n");
+    if (argc < 3 && !(argc == 2 && !strcmp(argv[1], "uring"))) {
+        fprintf(stderr, "usage: sysloop getppid|getpid|getsid|threads|fork|meet|mkdir|serve|sleep|bench|tsync|clock|clock-raw|uring ARGS\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -123,6 +168,10 @@ int main(int argc, char **argv) {
                   : !strcmp(mode, "getpid") ? SYS_getpid
                                             : SYS_getsid;
         loop_nr(nr, atol(argv[2]));
+    } else if ((!strcmp(mode, "clock") || !strcmp(mode, "clock-raw")) && argc == 3) {
+        return clocks(!strcmp(mode, "clock-raw"), atol(argv[2]));
+    } else if (!strcmp(mode, "uring")) {
+        return uring();
     } else if (!strcmp(mode, "meet") && argc == 6) {
         return meet(!strcmp(argv[2], "getpid") ? SYS_getpid : SYS_getppid, atol(argv[3]), argv[4],
                     argv[5]);

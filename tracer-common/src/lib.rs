@@ -21,11 +21,21 @@ pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
 
 /// Capacity of the map of watched cgroups.
 pub const MAX_WATCHED_CGROUPS: u32 = 1_024;
+/// Buckets of the watched-cgroup filter: a cgroup id whose bucket is clear is not watched, so
+/// tasks of other cgroups are turned away by one inlined array load, before the hash lookup.
+pub const WATCH_BUCKETS: u32 = 16_384;
+const _: () = assert!(WATCH_BUCKETS.is_power_of_two());
+/// Tasks of the runtime (entered a watched cgroup, not yet exec'd) kept at once: a container
+/// start holds a handful (runc init's threads), so this covers hundreds of starts at once.
+pub const MAX_RUNTIME_TASKS: u32 = 8_192;
 /// Capacity of the map of cgroup names awaited by `cgroup_mkdir`.
 pub const MAX_PENDING_NAMES: u32 = 256;
-/// Capacity of the map that remembers which program made each syscall first: every table
-/// index, observed and denied, of every slot.
-pub const MAX_FIRST_SEEN: u32 = 2 * TABLE_LEN as u32 * MAX_SLOTS;
+/// First-program keys of a slot: every table index, then every native number the runtime made
+/// (from [`FIRST_RUNTIME_BASE`]); the denied ones again from [`FIRST_DENIED_BASE`].
+pub const FIRST_PER_SLOT: u32 = 2 * (TABLE_LEN + NR_PER_ABI) as u32;
+/// Capacity of the map that remembers which program made each syscall first: every index,
+/// observed and denied, of every slot.
+pub const MAX_FIRST_SEEN: u32 = FIRST_PER_SLOT * MAX_SLOTS;
 /// How many trailing bytes of a new cgroup's path identify it (a container id's length).
 pub const CGROUP_KEY_LEN: usize = 64;
 
@@ -34,8 +44,10 @@ pub const CGROUP_KEY_LEN: usize = 64;
 /// below 600), and it still fits the 12-bit range seccomp and userspace treat as an error.
 pub const DENY_ERRNO: u32 = 3_797;
 
-/// `FirstKey::index` of the first denial of table index `i` is `FIRST_DENIED_BASE + i`.
-pub const FIRST_DENIED_BASE: u32 = TABLE_LEN as u32;
+/// `FirstKey::index` of the runtime's first native call `nr` is `FIRST_RUNTIME_BASE + nr`.
+pub const FIRST_RUNTIME_BASE: u32 = TABLE_LEN as u32;
+/// `FirstKey::index` of the first denial of index `i` (as above) is `FIRST_DENIED_BASE + i`.
+pub const FIRST_DENIED_BASE: u32 = (TABLE_LEN + NR_PER_ABI) as u32;
 
 /// Watch flags.
 pub const WATCH_ALL_SYSCALLS: u32 = 1;
@@ -107,7 +119,13 @@ pub const CONFIG_PENDING_NAMES: u32 = 0;
 pub const CONFIG_ALL_SYSCALLS: u32 = 1;
 /// Non-zero while new container cgroups (named by a 64-hex-digit id) are adopted on creation.
 pub const CONFIG_ADOPT: u32 = 2;
-pub const CONFIG_LEN: u32 = 3;
+/// Runtime tasks marked now (see [`MAX_RUNTIME_TASKS`]): while there are none, no task's
+/// calls need the lookup that tells the runtime from the workload.
+pub const CONFIG_RUNTIME_TASKS: u32 = 3;
+/// Runtime tasks that could not be marked because the map was full (their calls then count as
+/// the workload's): userspace says so.
+pub const CONFIG_RUNTIME_LOST: u32 = 4;
+pub const CONFIG_LEN: u32 = 5;
 
 /// What a watched cgroup records into.
 #[repr(C)]
@@ -141,11 +159,23 @@ pub struct SyscallCounts {
     pub counts: [u64; TABLE_LEN],
 }
 
-/// What an adopted cgroup records: its counts and argument bookkeeping; one copy per CPU.
+/// The runtime's native calls under the filter before it hands over to the workload (the exec
+/// of the container's process), per slot, indexed by number: counted apart, so that what the
+/// runtime needs and what the workload did are never mixed up. Rare, so one copy shared by all
+/// CPUs (atomic adds), not one per CPU.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RuntimeCounts {
+    pub counts: [u64; NR_PER_ABI],
+}
+
+/// What an adopted cgroup records: its counts, the runtime's and its argument bookkeeping; one
+/// copy shared by all CPUs.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct AdoptedTable {
     pub counts: SyscallCounts,
+    pub runtime: RuntimeCounts,
     pub args: ArgCounts,
 }
 
@@ -162,6 +192,12 @@ pub struct SlotStats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CgroupKey {
     pub bytes: [u8; CGROUP_KEY_LEN],
+}
+
+/// The bucket of cgroup `id` in the watched-cgroup filter.
+#[inline(always)]
+pub fn watch_bucket(id: u64) -> u32 {
+    (id as u32) & (WATCH_BUCKETS - 1)
 }
 
 /// Index of a syscall number of an ABI in a [`SyscallCounts`] table.
@@ -193,4 +229,5 @@ shared!(SlotStats: u64);
 shared!(CgroupKey: [u8; CGROUP_KEY_LEN]);
 shared!(ArgKey: u32, u32, [u64; 2]);
 shared!(ArgCounts: [u32; 2 * ARG_KINDS], [u32; 2 * ARG_KINDS]);
-shared!(AdoptedTable: SyscallCounts, ArgCounts);
+shared!(RuntimeCounts: [u64; NR_PER_ABI]);
+shared!(AdoptedTable: SyscallCounts, RuntimeCounts, ArgCounts);

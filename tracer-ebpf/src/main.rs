@@ -4,9 +4,19 @@
 //! from that moment the filter governs its calls. The kernel's own record decides —
 //! `task->seccomp.mode` turns to SECCOMP_MODE_FILTER when an install succeeds (prctl or
 //! seccomp(2), with or without TSYNC) and is inherited by every child and thread — so failed
-//! installs and probes never count, and no task bookkeeping is needed. Cgroups watched with
-//! `WATCH_ALL_SYSCALLS` count every task in them instead. Everything is aggregated in maps;
-//! nothing streams to userspace, so nothing can be lost to a full buffer.
+//! installs and probes never count. Cgroups watched with `WATCH_ALL_SYSCALLS` count every task
+//! in them instead. Adopted container cgroups (`profile watch`) also count the workload of a
+//! container that runs without a filter (unconfined), from the exec that hands over to it.
+//! Everything is aggregated in maps; nothing streams to userspace, so nothing can be lost to a
+//! full buffer.
+//!
+//! The container runtime's own calls are told from the workload's by the kernel's events, not
+//! by names: a task another process moves into a watched cgroup (`cgroup_attach_task`: a
+//! runtime placing its init) is the runtime's, and so is every task it forks, until the exec
+//! that hands over to the container's process — an exec under a seccomp filter, or in another
+//! mount namespace than the runtime's (runc re-executing itself before it enters the container
+//! is neither). What the runtime does under the filter (runc installs it before its last steps)
+//! counts in a table of its own; what it does before is never counted.
 //!
 //! `sys_exit` is attached only while a profile is being verified: it counts the calls that
 //! return the verification errno.
@@ -20,8 +30,8 @@ use aya_ebpf::{
     EbpfContext, Global,
     bindings::{BPF_NOEXIST, pt_regs},
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
     },
     macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray},
@@ -31,11 +41,13 @@ use aya_log_ebpf::warn;
 use tracer_common::{
     ABI_IA32, ABI_NATIVE, ABI_X32, ADOPTED_SLOT_BIT, ARG_DENIED, ARG_IOCTL, ARG_PERSONALITY,
     ARG_PRCTL, ARG_SOCKET, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_ADOPT,
-    CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES, CgroupKey, DENY_ERRNO,
-    FIRST_DENIED_BASE, FirstKey, FirstSeen, MAX_ADOPTED, MAX_ARG_ENTRIES, MAX_ARG_VALUES,
-    MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_IOCTL, NR_PERSONALITY,
-    NR_PRCTL, NR_SOCKET, SOCK_TYPE_MASK, SlotStats, SyscallCounts, WATCH_ADOPTED,
-    WATCH_ALL_SYSCALLS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, adopted_slot, table_index,
+    CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST,
+    CONFIG_RUNTIME_TASKS, CgroupKey, DENY_ERRNO, FIRST_DENIED_BASE, FIRST_RUNTIME_BASE, FirstKey,
+    FirstSeen, MAX_ADOPTED, MAX_ARG_ENTRIES, MAX_ARG_VALUES, MAX_FIRST_SEEN, MAX_PENDING_NAMES,
+    MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_IOCTL, NR_PER_ABI, NR_PERSONALITY,
+    NR_PRCTL, NR_SOCKET, RuntimeCounts, SOCK_TYPE_MASK, SlotStats, SyscallCounts, WATCH_ADOPTED,
+    WATCH_ALL_SYSCALLS, WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, adopted_slot,
+    table_index, watch_bucket,
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -51,6 +63,41 @@ static SECCOMP_MODE_OFFSET: Global<u32> = Global::new(0);
 /// Offset of `thread_info.status` in `struct task_struct`, from the kernel's BTF.
 #[unsafe(no_mangle)]
 static THREAD_STATUS_OFFSET: Global<u32> = Global::new(0);
+/// Offset of `pid` (the thread id) in `struct task_struct`.
+#[unsafe(no_mangle)]
+static TASK_PID_OFFSET: Global<u32> = Global::new(0);
+/// Offset of `tgid` (the process id) in `struct task_struct`.
+#[unsafe(no_mangle)]
+static TASK_TGID_OFFSET: Global<u32> = Global::new(0);
+// The path from a task to its cgroup v2 id, as `bpf_get_current_cgroup_id()` walks it:
+// task->cgroups->dfl_cgrp->kn->id, read with plain loads instead of the helper call.
+#[unsafe(no_mangle)]
+static TASK_CGROUPS_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static CSS_SET_DFL_CGRP_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static CGROUP_KN_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static KERNFS_NODE_ID_OFFSET: Global<u32> = Global::new(0);
+// task->nsproxy->mnt_ns->ns.inum: the mount namespace a task lives in.
+#[unsafe(no_mangle)]
+static TASK_NSPROXY_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static NSPROXY_MNT_NS_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static MNT_NS_INUM_OFFSET: Global<u32> = Global::new(0);
+// Offsets into the classic cgroup_attach_task, sched_process_fork and sched_process_exec
+// records, read from tracefs by the loader.
+#[unsafe(no_mangle)]
+static ATTACH_ROOT_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static ATTACH_ID_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static ATTACH_PID_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static FORK_CHILD_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static EXEC_OLD_PID_OFFSET: Global<u32> = Global::new(0);
 // Offsets into the classic cgroup_mkdir record, read from tracefs by the loader.
 #[unsafe(no_mangle)]
 static MKDIR_ROOT_OFFSET: Global<u32> = Global::new(0);
@@ -62,6 +109,14 @@ static MKDIR_PATH_OFFSET: Global<u32> = Global::new(0);
 /// cgroup v2 id → where its syscalls go.
 #[map]
 static WATCHED: HashMap<u64, Watch> = HashMap::with_max_entries(MAX_WATCHED_CGROUPS, 0);
+/// Non-zero where some watched cgroup's id falls ([`watch_bucket`]): tasks of cgroups whose bucket
+/// is clear are turned away before the hash lookup.
+#[map]
+static WATCH_BUCKET: Array<u32> = Array::with_max_entries(WATCH_BUCKETS, 0);
+/// The runtime's tasks in watched cgroups, by thread id, with the runtime's mount namespace:
+/// from their entry into the cgroup (or their fork from such a task) until they hand over.
+#[map]
+static RUNTIME_TASKS: HashMap<u32, u64> = HashMap::with_max_entries(MAX_RUNTIME_TASKS, 0);
 /// Cgroups to watch the moment they are created (a container's, before it can run anything),
 /// keyed by the end of their name.
 #[map]
@@ -72,6 +127,12 @@ static COUNTS: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_entries(MAX_SL
 /// one shared copy with atomic increments instead of one per CPU.
 #[map]
 static DENIED: Array<SyscallCounts> = Array::with_max_entries(MAX_SLOTS, 0);
+/// The runtime's calls before it hands over, per slot (see [`RuntimeCounts`]).
+#[map]
+static RUNTIME: Array<RuntimeCounts> = Array::with_max_entries(MAX_SLOTS, 0);
+/// The runtime's calls denied while verifying, per slot.
+#[map]
+static RUNTIME_DENIED: Array<RuntimeCounts> = Array::with_max_entries(MAX_SLOTS, 0);
 #[map]
 static FIRST: HashMap<FirstKey, FirstSeen> = HashMap::with_max_entries(MAX_FIRST_SEEN, 0);
 #[map]
@@ -101,15 +162,84 @@ fn config(index: u32) -> u32 {
     CONFIG.get(index).copied().unwrap_or(0)
 }
 
-/// Where the current task's syscalls go, if its cgroup is watched, with the cgroup's id.
-/// Untraced tasks pay one helper call and one lookup.
+/// Where `task`'s syscalls go, if its cgroup is watched, with the cgroup's id. Tasks of other
+/// cgroups pay a few loads and one inlined array lookup; those whose bucket is shared with a
+/// watched cgroup also the hash lookup.
 #[inline(always)]
-fn current_watch() -> Option<(u64, Watch)> {
-    // SAFETY: the helper takes no arguments and only returns the current cgroup's id.
-    let id = unsafe { bpf_get_current_cgroup_id() };
+fn current_watch(task: *const u8) -> Option<(u64, Watch)> {
+    let id = cgroup_id(task);
+    if WATCH_BUCKET.get(watch_bucket(id)).copied().unwrap_or(0) == 0 {
+        return None;
+    }
     // SAFETY: the entry is copied at once; the map is preallocated, so a concurrent update can
     // make the copy stale but never points it at freed memory.
     unsafe { WATCHED.get(&id) }.copied().map(|w| (id, w))
+}
+
+/// The cgroup v2 id of `task`: what `bpf_get_current_cgroup_id()` returns for it.
+#[inline(always)]
+fn cgroup_id(task: *const u8) -> u64 {
+    let css_set: *const u8 = task_field(task, TASK_CGROUPS_OFFSET.load());
+    let cgroup: *const u8 = task_field(css_set, CSS_SET_DFL_CGRP_OFFSET.load());
+    let kn: *const u8 = task_field(cgroup, CGROUP_KN_OFFSET.load());
+    task_field(kn, KERNFS_NODE_ID_OFFSET.load())
+}
+
+/// The inode number of `task`'s mount namespace.
+#[inline(always)]
+fn mnt_ns(task: *const u8) -> u64 {
+    let nsproxy: *const u8 = task_field(task, TASK_NSPROXY_OFFSET.load());
+    let mnt_ns: *const u8 = task_field(nsproxy, NSPROXY_MNT_NS_OFFSET.load());
+    u64::from(task_field::<u32>(mnt_ns, MNT_NS_INUM_OFFSET.load()))
+}
+
+/// Marks a cgroup id as watched in the bucket filter (before it goes into `WATCHED`).
+#[inline(always)]
+fn mark_bucket(id: u64) {
+    if let Some(bucket) = WATCH_BUCKET.get_ptr_mut(watch_bucket(id)) {
+        // SAFETY: an array element, never freed; a plain store (the value is only ever set to
+        // 1 here and by userspace), so concurrent writers can't lose it.
+        unsafe { core::ptr::write_volatile(bucket, 1) };
+    }
+}
+
+/// Whether thread `tid` is the runtime's, not yet handed over to the workload.
+#[inline(always)]
+fn is_runtime(tid: u32) -> bool {
+    // SAFETY: only checks for presence; the value is never read.
+    config(CONFIG_RUNTIME_TASKS) != 0 && unsafe { RUNTIME_TASKS.get(&tid) }.is_some()
+}
+
+/// Marks thread `tid` as the runtime's (whose mount namespace is `ns`); counts it when the
+/// mark is new.
+#[cold]
+fn mark_runtime(tid: u32, ns: u64) {
+    match RUNTIME_TASKS.insert(&tid, &ns, BPF_NOEXIST.into()) {
+        Ok(()) => add_config(CONFIG_RUNTIME_TASKS, 1),
+        Err(err) if err == -EEXIST => {}
+        Err(_) => add_config(CONFIG_RUNTIME_LOST, 1),
+    }
+}
+
+/// Unmarks thread `tid` (it exec'd or exited).
+#[inline(always)]
+fn unmark_runtime(tid: u32) {
+    if RUNTIME_TASKS.remove(&tid).is_ok() {
+        add_config(CONFIG_RUNTIME_TASKS, u32::MAX);
+    }
+}
+
+/// Adds `delta` (wrapping: `u32::MAX` subtracts one) to a `CONFIG` counter, atomically.
+#[inline(always)]
+fn add_config(index: u32, delta: u32) {
+    if let Some(cell) = CONFIG.get_ptr_mut(index) {
+        // SAFETY: an array element, valid and aligned for the map's lifetime.
+        unsafe {
+            core::intrinsics::atomic_xadd::<u32, u32, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                cell, delta,
+            )
+        };
+    }
 }
 
 /// The counters of a watch: its slot's (this CPU's copy), or its adopted cgroup's (shared by
@@ -125,6 +255,47 @@ fn tables(id: u64, watch: &Watch) -> Option<(*mut SyscallCounts, Option<*mut Arg
     Some((COUNTS.get_ptr_mut(watch.slot)?, None))
 }
 
+/// The runtime's counters of a watch (shared by all CPUs): its slot's, or its adopted cgroup's.
+#[inline(always)]
+fn runtime_table(id: u64, watch: &Watch, denied: bool) -> Option<*mut RuntimeCounts> {
+    if watch.flags & WATCH_ADOPTED != 0 {
+        let t = ADOPTED.get_ptr_mut(&id)?;
+        // SAFETY: `t` points at the entry's value; only the field's address is taken.
+        return Some(unsafe { &raw mut (*t).runtime });
+    }
+    let map = if denied { &RUNTIME_DENIED } else { &RUNTIME };
+    map.get_ptr_mut(watch.slot)
+}
+
+/// Counts a native call of a runtime task (one not yet handed over to the workload); true when
+/// it was counted, whether it is its first is for the first-program map to decide.
+#[cold]
+fn count_runtime(
+    ctx: &RawTracePointContext,
+    id: u64,
+    watch: &Watch,
+    nr: u64,
+    denied: bool,
+) -> bool {
+    let Some(table) = runtime_table(id, watch, denied) else {
+        return false;
+    };
+    // SAFETY: reads a local through a reference to it (keeps the verifier's bounds check).
+    let nr = unsafe { core::ptr::read_volatile(&nr) } as usize;
+    // SAFETY: a map value, never freed while the program runs; the add below is atomic.
+    let Some(cell) = (unsafe { (*table).counts.get_mut(nr) }) else {
+        return false;
+    };
+    // SAFETY: `cell` is a valid, aligned u64 of the map value.
+    let first = unsafe { core::ptr::read_volatile(cell) } == 0;
+    add_atomic(cell);
+    if first {
+        let base = if denied { FIRST_DENIED_BASE } else { 0 };
+        remember_first(ctx, watch.slot, (base + FIRST_RUNTIME_BASE) as usize + nr);
+    }
+    true
+}
+
 /// The current task's `task_struct`, as a BTF-typed pointer: the verifier knows its type, so
 /// its fields are read with plain loads (guarded by the kernel's exception table) instead of
 /// a helper call each.
@@ -134,13 +305,14 @@ fn current_task() -> *const u8 {
     unsafe { bpf_get_current_task_btf() as *const u8 }
 }
 
-/// Reads the field at `offset` in `task` (the loader took the offset from the kernel's BTF,
-/// and the verifier checks it against the same BTF).
+/// Reads the field at `offset` in the kernel object `object`, a BTF-typed pointer (the current
+/// task, or a pointer read from one of its fields): the loader took the offset from the
+/// kernel's BTF, and the verifier checks it against the same BTF.
 #[inline(always)]
-fn task_field<T: Copy>(task: *const u8, offset: u32) -> T {
-    let field = task.wrapping_add(offset as usize) as *const T;
-    // SAFETY: `task` is the current task, alive while its syscall runs; the verifier turns
-    // this load into a checked one (a fault reads as zero).
+fn task_field<T: Copy>(object: *const u8, offset: u32) -> T {
+    let field = object.wrapping_add(offset as usize) as *const T;
+    // SAFETY: `object` is the current task or an object it points to, alive while its syscall
+    // runs (under RCU); the verifier turns this load into a checked one (a fault reads as zero).
     unsafe { core::ptr::read_volatile(field) }
 }
 
@@ -304,24 +476,38 @@ fn remember_args(slot: u32, counts: *mut ArgCounts, kind: u32, values: [u64; 2])
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     // Most tasks on a host run without a seccomp filter: their mode (one inlined lookup of the
-    // current task and one read) turns them away before the cgroup id helper and hash lookup.
+    // current task and one read) turns them away before anything else, unless a recording
+    // counts such tasks too (--all-syscalls; adopted containers, which may run unconfined).
     let task = current_task();
-    let all = config(CONFIG_ALL_SYSCALLS) != 0;
-    if !all && !under_filter(task) {
+    let filtered = under_filter(task);
+    if !filtered && config(CONFIG_ALL_SYSCALLS) == 0 && config(CONFIG_ADOPT) == 0 {
         return 0;
     }
-    let Some((id, watch)) = current_watch() else {
+    let Some((id, watch)) = current_watch(task) else {
         return 0;
     };
-    if all && watch.flags & WATCH_ALL_SYSCALLS == 0 && !under_filter(task) {
-        return 0;
+    let every_call = watch.flags & WATCH_ALL_SYSCALLS != 0;
+    let regs: *const pt_regs = ctx.arg(0);
+    let nr: u64 = ctx.arg(1);
+    let index = syscall_index(task, nr);
+    if !every_call {
+        let runtime = is_runtime(task_field(task, TASK_PID_OFFSET.load()));
+        // Without a filter, only an adopted container's workload counts: the runtime's setup
+        // (mount, pivot_root, …) is never checked by a filter and never granted.
+        if !filtered && (runtime || watch.flags & WATCH_ADOPTED == 0) {
+            return 0;
+        }
+        if runtime
+            && index == nr as usize
+            && nr < NR_PER_ABI as u64
+            && count_runtime(&ctx, id, &watch, nr, false)
+        {
+            return 0;
+        }
     }
     let Some((table, adopted_args)) = tables(id, &watch) else {
         return 0;
     };
-    let regs: *const pt_regs = ctx.arg(0);
-    let nr: u64 = ctx.arg(1);
-    let index = syscall_index(task, nr);
     if count(table, index, adopted_args.is_some()) {
         remember_first(&ctx, watch.slot, index);
     }
@@ -336,6 +522,15 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// Whether native call `nr` (at table index `index`) of `task` is the runtime's: made before the
+/// task handed over to the workload.
+#[inline(always)]
+fn by_runtime(task: *const u8, index: usize, nr: u64) -> bool {
+    index == nr as usize
+        && nr < NR_PER_ABI as u64
+        && is_runtime(task_field(task, TASK_PID_OFFSET.load()))
+}
+
 /// raw_syscalls:sys_exit(struct pt_regs *regs, long ret): attached while verifying only.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
@@ -344,7 +539,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     // Adopted cgroups are never verified.
-    let Some((_, watch)) = current_watch() else {
+    let task = current_task();
+    let Some((id, watch)) = current_watch(task) else {
         return 0;
     };
     if watch.slot & ADOPTED_SLOT_BIT != 0 {
@@ -355,7 +551,10 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let Ok(nr) = (unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax) }) else {
         return 0;
     };
-    let index = syscall_index(current_task(), nr);
+    let index = syscall_index(task, nr);
+    if by_runtime(task, index, nr) && count_runtime(&ctx, id, &watch, nr, true) {
+        return 0;
+    }
     if count_shared(&DENIED, watch.slot, index) {
         // The first-program map keeps the first insert; later ones fail cheaply.
         remember_first(&ctx, watch.slot, FIRST_DENIED_BASE as usize + index);
@@ -367,6 +566,99 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
             remember_args(watch.slot, counts, kind + ARG_DENIED, values);
         }
     }
+    0
+}
+
+/// cgroup:cgroup_attach_task: a task is moved into a cgroup. One that another process moves
+/// into a watched cgroup is the runtime's (runc's init, a `runc exec` process) until it hands
+/// over; one that joins by itself (a launcher before its exec) is the workload's.
+#[tracepoint(category = "cgroup", name = "cgroup_attach_task")]
+pub fn cgroup_attach_task(ctx: TracePointContext) -> u32 {
+    // SAFETY: read_at goes through bpf_probe_read_kernel, which fails instead of faulting;
+    // the offsets of this and the next two reads come from the tracepoint's format in tracefs.
+    match unsafe { ctx.read_at::<i32>(ATTACH_ROOT_OFFSET.load() as usize) } {
+        Ok(0) => {}
+        _ => return 0,
+    }
+    // SAFETY: as above.
+    let Ok(id) = (unsafe { ctx.read_at::<u64>(ATTACH_ID_OFFSET.load() as usize) }) else {
+        return 0;
+    };
+    // SAFETY: as above.
+    let Ok(pid) = (unsafe { ctx.read_at::<i32>(ATTACH_PID_OFFSET.load() as usize) }) else {
+        return 0;
+    };
+    let writer = current_task();
+    // SAFETY: only checks for presence; the value is never read.
+    if task_field::<i32>(writer, TASK_TGID_OFFSET.load()) != pid
+        && unsafe { WATCHED.get(&id) }.is_some()
+    {
+        // The runtime writes the task's id from where it runs itself: its mount namespace.
+        mark_runtime(pid as u32, mnt_ns(writer));
+    }
+    0
+}
+
+/// sched:sched_process_fork: what a runtime task forks (a process or a thread) is the runtime's.
+#[tracepoint(category = "sched", name = "sched_process_fork")]
+pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+    if config(CONFIG_RUNTIME_TASKS) == 0 {
+        return 0;
+    }
+    let parent: u32 = task_field(current_task(), TASK_PID_OFFSET.load());
+    // SAFETY: the value is copied at once (see `current_watch`).
+    let Some(ns) = (unsafe { RUNTIME_TASKS.get(&parent) }).copied() else {
+        return 0;
+    };
+    // SAFETY: read_at goes through bpf_probe_read_kernel; the offset comes from tracefs.
+    if let Ok(child) = unsafe { ctx.read_at::<i32>(FORK_CHILD_OFFSET.load() as usize) } {
+        mark_runtime(child as u32, ns);
+    }
+    0
+}
+
+/// sched:sched_process_exec: an exec under a seccomp filter, or in another mount namespace than
+/// the runtime's, hands the task over to the workload. The exec'ing thread may have taken its
+/// leader's id (`old_pid` is the one it had).
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+    if config(CONFIG_RUNTIME_TASKS) == 0 {
+        return 0;
+    }
+    let task = current_task();
+    let pid: u32 = task_field(task, TASK_PID_OFFSET.load());
+    // SAFETY: read_at goes through bpf_probe_read_kernel; the offset comes from tracefs.
+    let old = unsafe { ctx.read_at::<i32>(EXEC_OLD_PID_OFFSET.load() as usize) }
+        .map_or(pid, |old| old as u32);
+    // SAFETY: the value is copied at once (see `current_watch`).
+    let Some(ns) = (unsafe { RUNTIME_TASKS.get(&old) })
+        .or_else(|| unsafe { RUNTIME_TASKS.get(&pid) })
+        .copied()
+    else {
+        return 0;
+    };
+    if !under_filter(task) && mnt_ns(task) == ns {
+        // The runtime re-executing itself (runc's copy of its own binary), still outside.
+        if old != pid {
+            mark_runtime(pid, ns);
+            unmark_runtime(old);
+        }
+        return 0;
+    }
+    unmark_runtime(pid);
+    if old != pid {
+        unmark_runtime(old);
+    }
+    0
+}
+
+/// sched:sched_process_exit: a runtime task that ends without exec'ing is forgotten.
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    if config(CONFIG_RUNTIME_TASKS) == 0 {
+        return 0;
+    }
+    unmark_runtime(task_field(current_task(), TASK_PID_OFFSET.load()));
     0
 }
 
@@ -408,14 +700,34 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     // SAFETY: the entry is only passed on to the insert helper, which copies it (see
     // `current_watch` for why a concurrent update can't make it dangle).
     if let Some(watch) = unsafe { PENDING.get(&key) } {
+        mark_bucket(id);
         let _ = WATCHED.insert(&id, watch, 0);
-    } else if config(CONFIG_ADOPT) != 0 && is_container_id(&key.bytes) {
-        adopt(id, &key);
+    } else if config(CONFIG_ADOPT) != 0 {
+        if is_container_id(&key.bytes) {
+            adopt(id, &key);
+        } else if key.bytes.ends_with(SCOPE) && len > CGROUP_KEY_LEN + SCOPE.len() {
+            // The systemd driver's `<prefix>-<id>.scope` (docker-, cri-containerd-, crio-,
+            // libpod-): the id is the 64 bytes before the suffix.
+            let mut inner = CgroupKey {
+                bytes: [0; CGROUP_KEY_LEN],
+            };
+            // SAFETY: as above; the window ends where the suffix starts, inside the path.
+            let src = src.wrapping_sub(SCOPE.len());
+            if unsafe { bpf_probe_read_kernel_buf(src, &mut inner.bytes) }.is_ok()
+                && is_container_id(&inner.bytes)
+            {
+                adopt(id, &inner);
+            }
+        }
     }
     0
 }
 
-/// A container id: 64 lowercase hex digits (the end of `/docker/<id>`, `libpod-<id>`).
+/// The systemd cgroup driver's suffix of a container's unit.
+const SCOPE: &[u8] = b".scope";
+
+/// A container id: 64 lowercase hex digits (the end of `/docker/<id>`, `libpod-<id>`,
+/// `/kubepods/<qos>/pod<uid>/<id>`).
 #[inline(always)]
 fn is_container_id(bytes: &[u8; CGROUP_KEY_LEN]) -> bool {
     bytes
@@ -440,6 +752,7 @@ fn adopt(id: u64, name: &CgroupKey) {
             flags: WATCH_ADOPTED,
         };
         let _ = ADOPTED_NAMES.insert(&id, name, 0);
+        mark_bucket(id);
         let _ = WATCHED.insert(&id, &watch, 0);
     }
 }

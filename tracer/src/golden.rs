@@ -7,12 +7,13 @@ use crate::{
     absorb::{AbsorbReport, Absorption, Selection, Tally, Whereabouts},
     audit::LogLine,
     formats::OciSeccomp,
-    names::{Abi, SyscallId},
+    names::{Abi, Arch, SyscallId},
     recorder::{FirstProgram, Observed, Snapshot},
     report::{
         DiffReport, Index, IndexRow, PhaseLine, Render as _, Report, RunLine, Verification,
         VerificationStatus,
     },
+    runtime::{Runtime, tail},
     seccomp::{ArgValues, Base, Context, Diff, LearnArgs, Learned, Profile, learn},
     session::StoppedBy,
     session::{ProbeReport, ProbeRequest},
@@ -65,7 +66,8 @@ fn seen(count: u64, comm: &str, pid: u32) -> Observed {
 }
 
 /// A web server's recording: plain calls, learned socket arguments, an i386 call, calls
-/// Docker's default denies or answers with ENOSYS, and a few the kernel side could not name.
+/// Docker's default denies or answers with ENOSYS, a few the kernel side could not name, and
+/// the container runtime's calls before it handed over.
 fn snapshot() -> Snapshot {
     let mut snap = Snapshot::default();
     for (nr, count, comm) in [
@@ -104,18 +106,20 @@ fn snapshot() -> Snapshot {
             overflowed: false,
         },
     );
+    for (nr, count) in [(126, 1), (72, 3), (3, 4), (59, 1)] {
+        // capset, fcntl, close, execve
+        snap.runtime.insert(nr, seen(count, "runc:[2:INIT]", 1));
+    }
     snap.out_of_range = 2;
     snap.dropped_first = 1;
     snap
 }
 
+/// What a training learns from `snap`: with runc 1.1's tail, as under Docker Engine 20.10.
 fn learned(snap: &Snapshot) -> Learned {
-    learn(
-        &snap.observation(),
-        &Profile::docker_default(),
-        &ctx(),
-        LearnArgs::Default,
-    )
+    let mut obs = snap.observation();
+    obs.required = tail(&Runtime::new("runc", Some("1.1.5+ds1"))).calls;
+    learn(&obs, &Profile::docker_default(), &ctx(), LearnArgs::Default)
 }
 
 /// A training of three runs, probed over HTTP and verified afterwards.
@@ -213,6 +217,34 @@ fn the_training_report() {
     golden("training-summary.md", &r.summary_markdown());
 }
 
+/// The training's profile, with calls aarch64 names otherwise (open, poll) or lacks
+/// (arch_prctl), derived for arm64 too and written as one Docker profile.
+#[test]
+fn the_report_of_a_profile_for_two_platforms() {
+    let mut snap = snapshot();
+    for nr in [2, 7, 158] {
+        snap.syscalls
+            .insert(id(Abi::X86_64, nr), seen(1, "httpd", 7));
+    }
+    let mut learned = learned(&snap);
+    let bound = Base::DockerDefault.bound(false);
+    let arches = BTreeSet::from([Arch::Amd64, Arch::Arm64]);
+    let derived = bound
+        .derive(&mut learned.profile, &arches, &ctx())
+        .expect("within Docker's default on both");
+    let mut r = Report::new("web:1.0", false, &snap, &learned, "docker-default");
+    r.exit_code = Some(0);
+    let written = crate::formats::Rendering::default().written_as(None);
+    r.for_arches(&learned.profile, &derived, written);
+    golden("arches-report.json", &r.json().expect("JSON"));
+    golden("arches-report.txt", &r.text());
+    golden("arches-report.md", &r.markdown());
+    golden(
+        "arches-profile.json",
+        &learned.profile.to_json().expect("JSON"),
+    );
+}
+
 #[test]
 fn the_report_of_a_profile_file() {
     let mut wide = Profile::docker_default();
@@ -247,6 +279,19 @@ fn the_verification_report() {
     golden("verification.json", &v.json().expect("JSON"));
     golden("verification.txt", &v.text());
     golden("verification.md", &v.markdown());
+}
+
+/// A profile that denied the container runtime before it handed over: the container never
+/// started.
+#[test]
+fn the_verification_of_a_runtime_denial() {
+    let mut snap = Snapshot::default();
+    snap.runtime_denied.insert(217, seen(1, "runc:[2:INIT]", 1)); // getdents64
+    let mut v = Verification::new("web:1.0", "web.json", 3797, &snap);
+    v.stopped_by = Some(StoppedBy::StartFailed);
+    golden("verification-runtime.json", &v.json().expect("JSON"));
+    golden("verification-runtime.txt", &v.text());
+    golden("verification-runtime.md", &v.markdown());
 }
 
 /// A complain-mode log of `mkdir` (added), `unshare` (the bound denies it), `socket` (the
@@ -330,6 +375,11 @@ fn the_profile_layout() {
 #[test]
 fn the_watch_index() {
     let row = |profile: &str, file: Option<&str>, notes: &[&str]| IndexRow {
+        runtime_calls: ["capset", "close", "execve", "fcntl"]
+            .iter()
+            .filter(|_| file.is_some())
+            .map(|n| n.to_string())
+            .collect(),
         profile: profile.into(),
         file: file.map(String::from),
         images: vec!["web:1.0".into()],

@@ -1,11 +1,12 @@
 //! Host commands, without a container runtime: `run` records one in a fresh cgroup the way a
 //! container would be recorded (under an allow-all filter installed just before exec), `exec`
 //! runs one under a profile, enforced.
-use std::os::unix::process::ExitStatusExt as _;
+use std::{os::unix::process::ExitStatusExt as _, path::PathBuf};
 
 use crate::{
     cgroup::{CgroupError, OwnedCgroup},
     filter::{self, CompileError},
+    formats::Rendering,
     launch::{self, LaunchError},
     names::Abi,
     privileges::{self, MissingPrivileges},
@@ -28,6 +29,11 @@ pub struct RecordOptions {
     pub learn_args: LearnArgs,
     /// Let the profile allow what Docker's default forbids.
     pub allow_beyond_default: bool,
+    /// How the profile will be written: the platforms it must also hold on are derived, and
+    /// the report says how it is written.
+    pub rendering: Rendering,
+    /// Where the profile will be written (`None`: stdout), for the report's words.
+    pub output: Option<PathBuf>,
 }
 
 /// What `exec` runs.
@@ -110,7 +116,9 @@ pub async fn run(options: &RecordOptions) -> Result<Recorded, HostError> {
     let code = launch::exit_code(status);
     let bound = Base::AllowAll.bound(options.allow_beyond_default);
     let ctx = Context::docker_default();
-    let learned = bound.learn(&snap.observation(), &ctx, options.learn_args)?;
+    // No container runtime hands over here: no tail to allow.
+    let mut learned = bound.learn(&snap.observation(), &ctx, options.learn_args)?;
+    let derived = bound.derive(&mut learned.profile, &options.rendering.arches, &ctx)?;
     let mut report = Report::new(
         &options.command.join(" "),
         options.all_syscalls,
@@ -118,6 +126,8 @@ pub async fn run(options: &RecordOptions) -> Result<Recorded, HostError> {
         &learned,
         &bound.label,
     );
+    let written = options.rendering.written_as(options.output.as_deref());
+    report.for_arches(&learned.profile, &derived, written);
     report.exit_code = Some(code);
     report.duration_seconds = tenths(started.elapsed().as_secs_f64());
     Ok(Recorded {

@@ -1,14 +1,16 @@
-//! Just enough of the kernel's BTF to find two fields of `struct task_struct` the kernel side
-//! reads: `seccomp.mode`, which tells whether a task runs under a seccomp filter, and
-//! `thread_info.status`, whose TS_COMPAT bit tells an i386 syscall (`int 0x80` from 64-bit
-//! code included) from a native one. Scanning the type section once is far lighter than
-//! parsing all of it.
+//! Just enough of the kernel's BTF to find the fields the kernel side reads: in `struct
+//! task_struct`, `seccomp.mode` (whether a task runs under a seccomp filter),
+//! `thread_info.status` (its TS_COMPAT bit tells an i386 syscall, `int 0x80` from 64-bit code
+//! included, from a native one), `pid` and `tgid`; the path from a task to its cgroup v2 id
+//! (`cgroups->dfl_cgrp->kn->id`) and to its mount namespace (`nsproxy->mnt_ns->ns.inum`).
+//! Scanning the type section once is far lighter than parsing all of it.
 use std::path::PathBuf;
 
 const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 const MAGIC: u16 = 0xeb9f;
 
 const KIND_INT: u32 = 1;
+const KIND_PTR: u32 = 2;
 const KIND_STRUCT: u32 = 4;
 const KIND_UNION: u32 = 5;
 const KIND_TYPEDEF: u32 = 8;
@@ -34,8 +36,14 @@ pub enum BtfError {
     StructNotFound(String),
     #[error("{root}: member {path} not found")]
     MemberNotFound { root: String, path: String },
-    #[error("{root}.{path} is not a 4-byte integer")]
-    NotInt32 { root: String, path: String },
+    #[error("{root}.{path} is not a {size}-byte integer")]
+    NotInt {
+        root: String,
+        path: String,
+        size: u32,
+    },
+    #[error("{root}.{path} is not a pointer")]
+    NotPointer { root: String, path: String },
 }
 
 /// Why the kernel's BTF could not tell the offsets.
@@ -50,16 +58,35 @@ pub enum KernelBtfError {
     Btf { path: PathBuf, source: BtfError },
 }
 
-/// Byte offsets of the `task_struct` fields the kernel side reads, in the running kernel.
+/// Byte offsets of the kernel fields the kernel side reads, in the running kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TaskOffsets {
-    /// `seccomp.mode`, an `int`.
+    /// `task_struct.seccomp.mode`, an `int`.
     pub seccomp_mode: u32,
-    /// `thread_info.status`, a `u32` (x86_64 keeps thread_info inside task_struct).
+    /// `task_struct.thread_info.status`, a `u32` (x86_64 keeps thread_info inside task_struct).
     pub thread_status: u32,
+    /// `task_struct.pid`, the thread id.
+    pub pid: u32,
+    /// `task_struct.tgid`, the process id.
+    pub tgid: u32,
+    /// `task_struct.cgroups`, the task's `struct css_set *`.
+    pub cgroups: u32,
+    /// `css_set.dfl_cgrp`, the `struct cgroup *` in the unified hierarchy.
+    pub dfl_cgrp: u32,
+    /// `cgroup.kn`, its `struct kernfs_node *`.
+    pub kn: u32,
+    /// `kernfs_node.id`, the `u64` cgroup v2 id.
+    pub kn_id: u32,
+    /// `task_struct.nsproxy`, the task's `struct nsproxy *`.
+    pub nsproxy: u32,
+    /// `nsproxy.mnt_ns`, its `struct mnt_namespace *`.
+    pub mnt_ns: u32,
+    /// `mnt_namespace.ns.inum`, the mount namespace's inode number.
+    pub mnt_ns_inum: u32,
 }
 
-/// Reads [`TaskOffsets`] from the kernel's BTF (both fields 4-byte integers, read as such).
+/// Reads [`TaskOffsets`] from the kernel's BTF, each field checked to be of the size it is
+/// read as.
 pub fn task_offsets() -> Result<TaskOffsets, KernelBtfError> {
     let data = std::fs::read(VMLINUX).map_err(|source| KernelBtfError::Read {
         path: VMLINUX.into(),
@@ -70,14 +97,22 @@ pub fn task_offsets() -> Result<TaskOffsets, KernelBtfError> {
         source,
     };
     let btf = Btf::parse(&data).map_err(btf_error)?;
-    Ok(TaskOffsets {
-        seccomp_mode: btf
-            .int32_offset("task_struct", &["seccomp", "mode"])
-            .map_err(btf_error)?,
-        thread_status: btf
-            .int32_offset("task_struct", &["thread_info", "status"])
-            .map_err(btf_error)?,
-    })
+    let offsets = || -> std::result::Result<TaskOffsets, BtfError> {
+        Ok(TaskOffsets {
+            seccomp_mode: btf.int_offset("task_struct", &["seccomp", "mode"], 4)?,
+            thread_status: btf.int_offset("task_struct", &["thread_info", "status"], 4)?,
+            pid: btf.int_offset("task_struct", &["pid"], 4)?,
+            tgid: btf.int_offset("task_struct", &["tgid"], 4)?,
+            cgroups: btf.pointer_offset("task_struct", &["cgroups"])?,
+            dfl_cgrp: btf.pointer_offset("css_set", &["dfl_cgrp"])?,
+            kn: btf.pointer_offset("cgroup", &["kn"])?,
+            kn_id: btf.int_offset("kernfs_node", &["id"], 8)?,
+            nsproxy: btf.pointer_offset("task_struct", &["nsproxy"])?,
+            mnt_ns: btf.pointer_offset("nsproxy", &["mnt_ns"])?,
+            mnt_ns_inum: btf.int_offset("mnt_namespace", &["ns", "inum"], 4)?,
+        })
+    };
+    offsets().map_err(btf_error)
 }
 
 struct Btf<'a> {
@@ -189,12 +224,30 @@ impl<'a> Btf<'a> {
     }
 
     /// Byte offset of `path` (member names, outermost first) inside struct `root`, which must
-    /// name a 4-byte integer.
-    fn int32_offset(&self, root: &str, path: &[&str]) -> std::result::Result<u32, BtfError> {
+    /// name an integer of `size` bytes.
+    fn int_offset(
+        &self,
+        root: &str,
+        path: &[&str],
+        size: u32,
+    ) -> std::result::Result<u32, BtfError> {
         let (offset, ty) = self.member_path(root, path)?;
         match self.resolve(ty).and_then(|t| self.header(t)) {
-            Some((_, info, 4, _)) if (info >> 24) & 0x1f == KIND_INT => Ok(offset),
-            _ => Err(BtfError::NotInt32 {
+            Some((_, info, s, _)) if s == size && (info >> 24) & 0x1f == KIND_INT => Ok(offset),
+            _ => Err(BtfError::NotInt {
+                root: root.into(),
+                path: path.join("."),
+                size,
+            }),
+        }
+    }
+
+    /// Byte offset of `path` inside struct `root`, which must name a pointer.
+    fn pointer_offset(&self, root: &str, path: &[&str]) -> std::result::Result<u32, BtfError> {
+        let (offset, ty) = self.member_path(root, path)?;
+        match self.resolve(ty).and_then(|t| self.header(t)) {
+            Some((_, info, _, _)) if (info >> 24) & 0x1f == KIND_PTR => Ok(offset),
+            _ => Err(BtfError::NotPointer {
                 root: root.into(),
                 path: path.join("."),
             }),
@@ -286,25 +339,41 @@ mod tests {
         let btf = Btf::parse(&data).unwrap();
         // task_struct: anon at 8, seccomp at 4 in it, mode at 4 in seccomp.
         assert_eq!(
-            btf.int32_offset("task_struct", &["seccomp", "mode"]),
+            btf.int_offset("task_struct", &["seccomp", "mode"], 4),
             Ok(16)
         );
         assert_eq!(
-            btf.int32_offset("task_struct", &["seccomp"]),
-            Err(BtfError::NotInt32 {
+            btf.int_offset("task_struct", &["seccomp"], 4),
+            Err(BtfError::NotInt {
                 root: "task_struct".into(),
-                path: "seccomp".into()
+                path: "seccomp".into(),
+                size: 4
             })
         );
         assert_eq!(
-            btf.int32_offset("task_struct", &["nope"]),
+            btf.int_offset("task_struct", &["seccomp", "mode"], 8),
+            Err(BtfError::NotInt {
+                root: "task_struct".into(),
+                path: "seccomp.mode".into(),
+                size: 8
+            })
+        );
+        assert_eq!(
+            btf.pointer_offset("task_struct", &["a"]),
+            Err(BtfError::NotPointer {
+                root: "task_struct".into(),
+                path: "a".into()
+            })
+        );
+        assert_eq!(
+            btf.int_offset("task_struct", &["nope"], 4),
             Err(BtfError::MemberNotFound {
                 root: "task_struct".into(),
                 path: "nope".into()
             })
         );
         assert_eq!(
-            btf.int32_offset("inode", &["mode"]),
+            btf.int_offset("inode", &["mode"], 4),
             Err(BtfError::StructNotFound("inode".into()))
         );
         assert!(matches!(

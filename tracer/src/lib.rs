@@ -2,9 +2,9 @@
 //!
 //! The library does the work: each use case takes plain options and returns a typed outcome
 //! ([`train::train`], [`verify::verify`], [`watch::watch`], [`absorb::absorb`], [`host::run`],
-//! [`host::exec`], [`seccomp::merge::merge`]; profiles are read and written by [`formats`] and
-//! reported by [`report`]). [`cli`] is the `profile` command line over it: it parses, prints
-//! and maps outcomes to exit statuses.
+//! [`host::exec`], [`seccomp::merge::merge`], [`scan::scan_image`] and [`scan::scan_files`];
+//! profiles are read and written by [`formats`] and reported by [`report`]). [`cli`] is the
+//! `profile` command line over it: it parses, prints and maps outcomes to exit statuses.
 pub mod absorb;
 pub mod audit;
 pub mod cgroup;
@@ -25,6 +25,8 @@ pub mod privileges;
 pub mod progress;
 pub mod recorder;
 pub mod report;
+pub mod runtime;
+pub mod scan;
 pub mod seccomp;
 pub mod session;
 pub mod status;

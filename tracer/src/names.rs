@@ -1,4 +1,7 @@
-//! Syscall naming: the kernel's tables per ABI (x86_64, x32, i386) and seccomp arch names.
+//! Syscall naming: the kernel's tables per ABI (x86_64, x32, i386, aarch64), the platforms
+//! they belong to, and seccomp arch names.
+pub mod counterparts;
+
 use std::{fmt, sync::OnceLock};
 
 use serde::Serialize;
@@ -11,10 +14,86 @@ pub enum Abi {
     X86_64,
     X32,
     I386,
+    Aarch64,
+}
+
+/// A platform a container runs on, as Docker names it in `includes.arches` (Go's GOARCH):
+/// its native ABI and the compat ABIs its kernel also takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    Amd64,
+    Arm64,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::Amd64, Arch::Arm64];
+
+    /// Go's name, which Docker's `includes.arches` and `--arch` use.
+    pub fn go_name(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    pub fn from_go_name(name: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.go_name() == name)
+    }
+
+    /// The ABI libseccomp always adds to a filter built on this platform.
+    pub fn native(self) -> Abi {
+        match self {
+            Arch::Amd64 => Abi::X86_64,
+            Arch::Arm64 => Abi::Aarch64,
+        }
+    }
+
+    /// The ABIs modelled on this platform (32-bit ARM compat tasks are not: profiles that
+    /// don't list `SCMP_ARCH_ARM` deny them everything).
+    pub fn abis(self) -> &'static [Abi] {
+        match self {
+            Arch::Amd64 => &[Abi::X86_64, Abi::X32, Abi::I386],
+            Arch::Arm64 => &[Abi::Aarch64],
+        }
+    }
+
+    /// The platform `profile` itself runs on.
+    pub fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Arm64
+        } else {
+            Arch::Amd64
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.go_name())
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Arch::from_go_name(s).ok_or_else(|| {
+            format!("unknown architecture {s:?} (amd64, arm64: Go's names, as Docker's)")
+        })
+    }
 }
 
 impl Abi {
-    pub const ALL: [Abi; 3] = [Abi::X86_64, Abi::X32, Abi::I386];
+    pub const ALL: [Abi; 4] = [Abi::X86_64, Abi::X32, Abi::I386, Abi::Aarch64];
+
+    /// The platform whose kernel takes this ABI's calls.
+    pub fn arch(self) -> Arch {
+        match self {
+            Abi::X86_64 | Abi::X32 | Abi::I386 => Arch::Amd64,
+            Abi::Aarch64 => Arch::Arm64,
+        }
+    }
 
     pub(crate) fn from_index(index: usize) -> Option<(Abi, u32)> {
         if index >= OUT_OF_RANGE {
@@ -35,6 +114,7 @@ impl Abi {
             Abi::X86_64 => "SCMP_ARCH_X86_64",
             Abi::X32 => "SCMP_ARCH_X32",
             Abi::I386 => "SCMP_ARCH_X86",
+            Abi::Aarch64 => "SCMP_ARCH_AARCH64",
         }
     }
 
@@ -48,6 +128,7 @@ impl Abi {
             Abi::X86_64 => syscalls::x86_64::Sysno::new(nr as usize).map(|s| plain(s.name())),
             Abi::I386 => syscalls::x86::Sysno::new(nr as usize).map(|s| plain(s.name())),
             Abi::X32 => x32_name(nr),
+            Abi::Aarch64 => aarch64_name(nr),
         }
     }
 
@@ -58,8 +139,12 @@ impl Abi {
 
     /// This ABI's table, sorted, built once.
     fn table(self) -> &'static [&'static str] {
-        static TABLES: [OnceLock<Vec<&'static str>>; 3] =
-            [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static TABLES: [OnceLock<Vec<&'static str>>; 4] = [
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+        ];
         TABLES[self as usize].get_or_init(|| {
             // Walked by number up to and including the last entry: the `syscalls` crate's own
             // `Sysno::iter()` (0.8.1) stops one short of `Sysno::last()`, because `Sysno::next`
@@ -69,6 +154,7 @@ impl Abi {
                 Abi::X86_64 => syscalls::x86_64::Sysno::last().id() as u32,
                 Abi::I386 => syscalls::x86::Sysno::last().id() as u32,
                 Abi::X32 => NR_PER_ABI as u32 - 1,
+                Abi::Aarch64 => syscalls::aarch64::Sysno::last().id() as u32,
             };
             let mut names: Vec<&'static str> = (0..=last).filter_map(|nr| self.name(nr)).collect();
             names.sort_unstable();
@@ -164,7 +250,20 @@ impl fmt::Display for Abi {
             Abi::X86_64 => "x86_64",
             Abi::X32 => "x32",
             Abi::I386 => "i386",
+            Abi::Aarch64 => "aarch64",
         })
+    }
+}
+
+/// aarch64's table: the `syscalls` crate's (0.8.1), corrected where it departs from the
+/// kernel's own (`asm-generic/unistd.h` with arm64's `asm/unistd.h`, checked by a test):
+/// 79 is `newfstatat` on 64-bit kernels (the crate says `fstatat`), and 403..=423 are the
+/// 32-bit `*_time64` calls, which a 64-bit kernel doesn't have.
+fn aarch64_name(nr: u32) -> Option<&'static str> {
+    match nr {
+        79 => Some("newfstatat"),
+        403..=423 => None,
+        _ => syscalls::aarch64::Sysno::new(nr as usize).map(|s| plain(s.name())),
     }
 }
 
@@ -340,6 +439,31 @@ mod tests {
         assert_eq!(id(Abi::X32, 512), "rt_sigaction (x32)");
         assert_eq!(id(Abi::X86_64, 1000), "x86_64:1000");
         assert_eq!(AbiName(Abi::X32, "read").to_string(), "read (x32)");
+    }
+
+    #[test]
+    fn aarch64_as_the_kernel_names_it() {
+        assert_eq!(Abi::Aarch64.name(56), Some("openat"));
+        assert_eq!(Abi::Aarch64.name(79), Some("newfstatat"));
+        assert_eq!(Abi::Aarch64.name(61), Some("getdents64"));
+        assert_eq!(
+            Abi::Aarch64.name(403),
+            None,
+            "clock_gettime64 is 32-bit only"
+        );
+        assert_eq!(Abi::Aarch64.name(424), Some("pidfd_send_signal"));
+        assert!(!Abi::Aarch64.knows("open") && !Abi::Aarch64.knows("fstatat"));
+        assert!(!Abi::Aarch64.knows("arch_prctl"));
+        assert_eq!(Abi::Aarch64.names().len(), 325);
+        assert_eq!(Abi::Aarch64.seccomp_arch(), "SCMP_ARCH_AARCH64");
+        assert_eq!(
+            Abi::from_seccomp_arch("SCMP_ARCH_AARCH64"),
+            Some(Abi::Aarch64)
+        );
+        assert_eq!(Abi::Aarch64.arch(), Arch::Arm64);
+        assert_eq!(Arch::Arm64.native(), Abi::Aarch64);
+        assert_eq!("arm64".parse::<Arch>(), Ok(Arch::Arm64));
+        assert!("aarch64".parse::<Arch>().is_err());
     }
 
     #[test]

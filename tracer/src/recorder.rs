@@ -14,10 +14,11 @@ use aya::{
 };
 use tracer_common::{
     ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN,
-    CONFIG_ADOPT, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CgroupKey, FIRST_DENIED_BASE,
-    FIRST_PER_ADOPTED, FirstKey, FirstSeen, MAX_PENDING_NAMES, MAX_SLOTS, MAX_WATCHED_CGROUPS,
-    OUT_OF_RANGE, SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS,
-    WATCH_STRICT_ARGS, Watch, adopted_slot,
+    CONFIG_ADOPT, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST, CgroupKey,
+    FIRST_DENIED_BASE, FIRST_PER_ADOPTED, FIRST_PER_SLOT, FIRST_RUNTIME_BASE, FirstKey, FirstSeen,
+    MAX_PENDING_NAMES, MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_PER_ABI, OUT_OF_RANGE,
+    RuntimeCounts, SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS,
+    WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, adopted_slot, watch_bucket,
 };
 
 use crate::{
@@ -104,6 +105,14 @@ pub struct Snapshot {
     pub args: BTreeMap<SyscallId, ArgValues>,
     /// Argument values of the calls denied while verifying.
     pub denied_args: BTreeMap<SyscallId, ArgValues>,
+    /// Native calls the container runtime made under the filter before it handed over to the
+    /// workload (the exec of the container's process), by number: not the workload's.
+    pub runtime: BTreeMap<u32, Observed>,
+    /// The runtime's calls denied while verifying (they keep the container from starting).
+    pub runtime_denied: BTreeMap<u32, Observed>,
+    /// Runtime tasks the kernel could not mark (its table was full) while this recorded: their
+    /// calls may be counted as the workload's.
+    pub runtime_lost: u32,
 }
 
 impl Snapshot {
@@ -113,15 +122,15 @@ impl Snapshot {
             (&mut self.syscalls, &other.syscalls),
             (&mut self.denied, &other.denied),
         ] {
-            for (id, obs) in from {
-                map.entry(*id)
-                    .or_insert_with(|| Observed {
-                        count: 0,
-                        first: obs.first.clone(),
-                    })
-                    .count += obs.count;
-            }
+            merge_observed(map, from);
         }
+        for (map, from) in [
+            (&mut self.runtime, &other.runtime),
+            (&mut self.runtime_denied, &other.runtime_denied),
+        ] {
+            merge_observed(map, from);
+        }
+        self.runtime_lost = self.runtime_lost.max(other.runtime_lost);
         self.out_of_range += other.out_of_range;
         self.out_of_range_denied += other.out_of_range_denied;
         self.dropped_first += other.dropped_first;
@@ -138,22 +147,46 @@ impl Snapshot {
         }
     }
 
-    /// What the profile is learned from.
+    /// What the profile is learned from: the workload's calls and the runtime's (the container
+    /// can't start without the latter).
     pub fn observation(&self) -> Observation {
+        let mut calls: BTreeMap<SyscallId, u64> =
+            self.syscalls.iter().map(|(id, o)| (*id, o.count)).collect();
+        for (nr, o) in &self.runtime {
+            *calls
+                .entry(SyscallId {
+                    abi: Abi::X86_64,
+                    nr: *nr,
+                })
+                .or_default() += o.count;
+        }
         Observation {
-            calls: self.syscalls.iter().map(|(id, o)| (*id, o.count)).collect(),
+            calls,
             args: self.args.clone(),
+            required: Vec::new(),
         }
     }
 
     /// Nothing was recorded: no task of the watched cgroups ran under a seccomp filter (or at
     /// all, with `Mode::AllSyscalls`).
     pub fn is_empty(&self) -> bool {
-        self.syscalls.is_empty() && self.out_of_range == 0
+        self.syscalls.is_empty() && self.out_of_range == 0 && self.runtime.is_empty()
     }
 
     pub fn total_calls(&self) -> u64 {
         self.syscalls.values().map(|o| o.count).sum::<u64>() + self.out_of_range
+    }
+}
+
+/// Adds the counts of `from` to `into`; a first program already there stays.
+fn merge_observed<K: Ord + Copy>(into: &mut BTreeMap<K, Observed>, from: &BTreeMap<K, Observed>) {
+    for (key, obs) in from {
+        into.entry(*key)
+            .or_insert_with(|| Observed {
+                count: 0,
+                first: obs.first.clone(),
+            })
+            .count += obs.count;
     }
 }
 
@@ -175,6 +208,9 @@ struct Maps {
     pending: HashMap<MapData, CgroupKey, Watch>,
     counts: PerCpuArray<MapData, SyscallCounts>,
     denied: Array<MapData, SyscallCounts>,
+    runtime: Array<MapData, RuntimeCounts>,
+    runtime_denied: Array<MapData, RuntimeCounts>,
+    watch_bucket: Array<MapData, u32>,
     first: HashMap<MapData, FirstKey, FirstSeen>,
     stats: PerCpuArray<MapData, SlotStats>,
     args: HashMap<MapData, ArgKey, u32>,
@@ -222,7 +258,8 @@ pub fn kernel_map_bytes(slots: u32, cpus: u32) -> u64 {
     };
     let per_cpu =
         size_of::<SyscallCounts>() + size_of::<SlotStats>() + size_of::<tracer_common::ArgCounts>();
-    u64::from(slots) * (u64::from(cpus) * per_cpu as u64 + size_of::<SyscallCounts>() as u64)
+    let shared = size_of::<SyscallCounts>() + 2 * size_of::<RuntimeCounts>();
+    u64::from(slots) * (u64::from(cpus) * per_cpu as u64 + shared as u64)
         + hash(
             first_entries(slots),
             size_of::<FirstKey>(),
@@ -235,15 +272,17 @@ pub fn kernel_map_bytes(slots: u32, cpus: u32) -> u64 {
             size_of::<CgroupKey>(),
             size_of::<Watch>(),
         )
+        + hash(MAX_RUNTIME_TASKS, 4, 8)
+        + u64::from(WATCH_BUCKETS) * 8
         // Without adoption: one entry each of the adopted-cgroup maps, and the zeroed table.
         + hash(1, 8, size_of::<AdoptedTable>())
         + hash(1, 8, size_of::<CgroupKey>())
         + size_of::<AdoptedTable>() as u64
 }
 
-/// First-program entries: every table index of a slot, observed and denied.
+/// First-program entries: every index of a slot, observed and denied.
 fn first_entries(slots: u32) -> u32 {
-    2 * TABLE_LEN as u32 * slots
+    FIRST_PER_SLOT * slots
 }
 
 impl Recorder {
@@ -284,11 +323,18 @@ impl Recorder {
         let mkdir_id = tracefs::field_offset("cgroup", "cgroup_mkdir", "id")?;
         let mkdir_path = tracefs::field_offset("cgroup", "cgroup_mkdir", "path")?;
         let task = kbtf::task_offsets()?;
+        let attach_root = tracefs::field_offset("cgroup", "cgroup_attach_task", "dst_root")?;
+        let attach_id = tracefs::field_offset("cgroup", "cgroup_attach_task", "dst_id")?;
+        let attach_pid = tracefs::field_offset("cgroup", "cgroup_attach_task", "pid")?;
+        let fork_child = tracefs::field_offset("sched", "sched_process_fork", "child_pid")?;
+        let exec_old_pid = tracefs::field_offset("sched", "sched_process_exec", "old_pid")?;
         // The programs carry no CO-RE relocations (the kernel offsets they read come from the
         // small scan above), so the loader never reads the kernel's BTF.
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("COUNTS", slots)
             .map_max_entries("DENIED", slots)
+            .map_max_entries("RUNTIME", slots)
+            .map_max_entries("RUNTIME_DENIED", slots)
             .map_max_entries("STATS", slots)
             .map_max_entries("ARG_COUNTS", slots)
             .map_max_entries("FIRST", first_entries(slots) + adopted * FIRST_PER_ADOPTED)
@@ -297,15 +343,36 @@ impl Recorder {
             .map_max_entries("ADOPTED_NAMES", adopted.max(1))
             .override_global("SECCOMP_MODE_OFFSET", &task.seccomp_mode, true)
             .override_global("THREAD_STATUS_OFFSET", &task.thread_status, true)
+            .override_global("TASK_PID_OFFSET", &task.pid, true)
+            .override_global("TASK_TGID_OFFSET", &task.tgid, true)
+            .override_global("TASK_CGROUPS_OFFSET", &task.cgroups, true)
+            .override_global("CSS_SET_DFL_CGRP_OFFSET", &task.dfl_cgrp, true)
+            .override_global("CGROUP_KN_OFFSET", &task.kn, true)
+            .override_global("KERNFS_NODE_ID_OFFSET", &task.kn_id, true)
+            .override_global("TASK_NSPROXY_OFFSET", &task.nsproxy, true)
+            .override_global("NSPROXY_MNT_NS_OFFSET", &task.mnt_ns, true)
+            .override_global("MNT_NS_INUM_OFFSET", &task.mnt_ns_inum, true)
+            .override_global("ATTACH_ROOT_OFFSET", &attach_root, true)
+            .override_global("ATTACH_ID_OFFSET", &attach_id, true)
+            .override_global("ATTACH_PID_OFFSET", &attach_pid, true)
+            .override_global("FORK_CHILD_OFFSET", &fork_child, true)
+            .override_global("EXEC_OLD_PID_OFFSET", &exec_old_pid, true)
             .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
             .override_global("MKDIR_PATH_OFFSET", &mkdir_path, true)
             .load(OBJECT)?;
-        let mkdir: &mut TracePoint = program(&mut ebpf, "cgroup_mkdir")?;
-        mkdir.load().map_err(prog_err("cgroup_mkdir"))?;
-        mkdir
-            .attach("cgroup", "cgroup_mkdir")
-            .map_err(prog_err("cgroup_mkdir"))?;
+        // The runtime's tasks are marked before any of them can enter a watched cgroup.
+        for (category, name) in [
+            ("sched", "sched_process_exit"),
+            ("sched", "sched_process_exec"),
+            ("sched", "sched_process_fork"),
+            ("cgroup", "cgroup_attach_task"),
+            ("cgroup", "cgroup_mkdir"),
+        ] {
+            let prog: &mut TracePoint = program(&mut ebpf, name)?;
+            prog.load().map_err(prog_err(name))?;
+            prog.attach(category, name).map_err(prog_err(name))?;
+        }
         for name in ["sys_exit", "sys_enter"] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(prog_err(name))?;
@@ -321,6 +388,9 @@ impl Recorder {
             pending: take(&mut ebpf, "PENDING")?,
             counts: take(&mut ebpf, "COUNTS")?,
             denied: take(&mut ebpf, "DENIED")?,
+            runtime: take(&mut ebpf, "RUNTIME")?,
+            runtime_denied: take(&mut ebpf, "RUNTIME_DENIED")?,
+            watch_bucket: take(&mut ebpf, "WATCH_BUCKET")?,
             first: take(&mut ebpf, "FIRST")?,
             stats: take(&mut ebpf, "STATS")?,
             args: take(&mut ebpf, "ARGS")?,
@@ -348,9 +418,9 @@ impl Recorder {
         let mut maps = self.maps();
         let recording = maps.open(mode, strict_args)?;
         let watch = watch_value(&recording);
-        if let Err(err) = maps.watched.insert(&cgroup_id, &watch, 0) {
+        if let Err(err) = maps.watch(cgroup_id, &watch) {
             maps.close(&recording);
-            return Err(map_err("WATCHED")(err));
+            return Err(err);
         }
         Ok(recording)
     }
@@ -381,10 +451,7 @@ impl Recorder {
 
     /// Adds the cgroup with v2 id `cgroup_id` to a recording in progress.
     pub fn watch_more(&self, recording: &Recording, cgroup_id: u64) -> Result<()> {
-        self.maps()
-            .watched
-            .insert(&cgroup_id, &watch_value(recording), 0)
-            .map_err(map_err("WATCHED"))
+        self.maps().watch(cgroup_id, &watch_value(recording))
     }
 
     /// Has the kernel side adopt every container cgroup created from now on (one named by a
@@ -418,10 +485,15 @@ impl Recorder {
         let maps = self.maps();
         let table = maps.adopted.get(&id, 0).map_err(map_err("ADOPTED"))?;
         let none = [0u64; TABLE_LEN];
+        let no_runtime = [0u64; NR_PER_ABI];
         let mut snap = maps.assemble(
             adopted_slot(id),
-            &table.counts.counts,
-            &none,
+            Tables {
+                counts: &table.counts.counts,
+                denied: &none,
+                runtime: &table.runtime.counts,
+                runtime_denied: &no_runtime,
+            },
             std::iter::once(&table.args),
         )?;
         snap.cgroups = vec![id];
@@ -522,7 +594,25 @@ fn spawn_log_reader(logger: aya_log::EbpfLogger<&'static dyn log::Log>) {
     });
 }
 
+/// The counters a snapshot is assembled from.
+struct Tables<'a> {
+    counts: &'a [u64],
+    denied: &'a [u64],
+    runtime: &'a [u64],
+    runtime_denied: &'a [u64],
+}
+
 impl Maps {
+    /// Watches cgroup `id`: its filter bucket first, so the kernel side never skips it.
+    fn watch(&mut self, id: u64, watch: &Watch) -> Result<()> {
+        self.watch_bucket
+            .set(watch_bucket(id), &1, 0)
+            .map_err(map_err("WATCH_BUCKET"))?;
+        self.watched
+            .insert(&id, watch, 0)
+            .map_err(map_err("WATCHED"))
+    }
+
     fn open(&mut self, mode: Mode, strict_args: bool) -> Result<Recording> {
         let slot =
             self.slots
@@ -603,6 +693,15 @@ impl Maps {
             .set(slot, per_cpu(zero)?, 0)
             .map_err(map_err("COUNTS"))?;
         self.denied.set(slot, &zero, 0).map_err(map_err("DENIED"))?;
+        let none = RuntimeCounts {
+            counts: [0; NR_PER_ABI],
+        };
+        self.runtime
+            .set(slot, &none, 0)
+            .map_err(map_err("RUNTIME"))?;
+        self.runtime_denied
+            .set(slot, &none, 0)
+            .map_err(map_err("RUNTIME_DENIED"))?;
         let stats = per_cpu(SlotStats::default())?;
         self.stats.set(slot, stats, 0).map_err(map_err("STATS"))?;
         self.clear_tagged(slot);
@@ -632,7 +731,18 @@ impl Maps {
             .arg_counts
             .get(&slot, 0)
             .map_err(map_err("ARG_COUNTS"))?;
-        let mut snap = self.assemble(slot, &counts, &denied, arg_counts.iter())?;
+        let runtime = self.runtime.get(&slot, 0).map_err(map_err("RUNTIME"))?;
+        let runtime_denied = self
+            .runtime_denied
+            .get(&slot, 0)
+            .map_err(map_err("RUNTIME_DENIED"))?;
+        let tables = Tables {
+            counts: &counts,
+            denied: &denied,
+            runtime: &runtime.counts,
+            runtime_denied: &runtime_denied.counts,
+        };
+        let mut snap = self.assemble(slot, tables, arg_counts.iter())?;
         snap.dropped_first = dropped;
         snap.cgroups = self.cgroups_of(slot);
         Ok(snap)
@@ -643,11 +753,19 @@ impl Maps {
     fn assemble<'a>(
         &self,
         tag: u32,
-        counts: &[u64],
-        denied: &[u64],
+        tables: Tables<'_>,
         arg_counts: impl Iterator<Item = &'a ArgCounts>,
     ) -> Result<Snapshot> {
-        let mut snap = Snapshot::default();
+        let Tables {
+            counts,
+            denied,
+            runtime,
+            runtime_denied,
+        } = tables;
+        let mut snap = Snapshot {
+            runtime_lost: self.config.get(&CONFIG_RUNTIME_LOST, 0).unwrap_or(0),
+            ..Snapshot::default()
+        };
         let mut firsts = BTreeMap::new();
         for entry in self.first.iter() {
             let (key, seen) = entry.map_err(map_err("FIRST"))?;
@@ -685,6 +803,17 @@ impl Maps {
                 }
                 None if index == OUT_OF_RANGE => snap.out_of_range_denied += count,
                 None => {}
+            }
+        }
+        for (map, from, base) in [
+            (&mut snap.runtime, runtime, 0),
+            (&mut snap.runtime_denied, runtime_denied, FIRST_DENIED_BASE),
+        ] {
+            for (nr, &count) in from.iter().enumerate() {
+                if count > 0 {
+                    let first = first_at((base + FIRST_RUNTIME_BASE) as usize + nr);
+                    map.insert(nr as u32, Observed { count, first });
+                }
             }
         }
         let mut overflowed = [false; 2 * ARG_KINDS];

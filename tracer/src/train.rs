@@ -1,9 +1,14 @@
 //! Training: an image runs under its base, once or several times in fresh containers, every
 //! syscall its processes make under the filter is recorded, and the smallest profile within
-//! the bound is learned, proved and reported; asked to, it is verified right away.
+//! the bound is learned (with the container runtime's tail), derived for every platform asked
+//! for, proved and reported; asked to, it is verified right away.
+use std::path::PathBuf;
+
 use crate::{
+    formats::Rendering,
     recorder::{Mode, Snapshot},
     report::{PhaseLine, Report, RunLine, Verification, VerificationStatus, tenths},
+    runtime,
     seccomp::{Base, Context, LearnArgs, Learned, NotWithin},
     session::{
         Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
@@ -31,6 +36,11 @@ pub struct TrainOptions {
     pub runs: u32,
     /// Run once more under the learned profile, enforced.
     pub verify: bool,
+    /// How the profile will be written: the platforms it must also hold on are derived, and
+    /// the report says how it is written.
+    pub rendering: Rendering,
+    /// Where the profile will be written (`None`: stdout), for the report's words.
+    pub output: Option<PathBuf>,
 }
 
 /// Why a training could not be made.
@@ -58,6 +68,7 @@ impl From<VerifyError> for TrainError {
         match err {
             VerifyError::Session(err) => TrainError::Session(err),
             VerifyError::Json(err) => TrainError::Json(err),
+            VerifyError::NotWithin(err) => TrainError::NotWithin(err),
         }
     }
 }
@@ -120,8 +131,20 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
             kept: options.run.keep,
         }));
     }
-    let learned = bound.learn(&runs.total.observation(), &options.ctx, options.learn_args)?;
+    // The runtime's calls after its filter is in place: every start needs them.
+    let tail = runtime::tail(&prepared.engine.runtime(None));
+    let mut obs = runs.total.observation();
+    obs.required = tail.calls.clone();
+    let mut learned = bound.learn(&obs, &options.ctx, options.learn_args)?;
+    let derived = bound.derive(
+        &mut learned.profile,
+        &options.rendering.arches,
+        &options.ctx,
+    )?;
     let mut report = training_report(options, &runs, &learned, &bound.label);
+    report.warnings.extend(tail.note);
+    let written = options.rendering.written_as(options.output.as_deref());
+    report.for_arches(&learned.profile, &derived, written);
     let mut verification = None;
     if options.verify && matches!(runs.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
         report

@@ -1,11 +1,14 @@
 //! Verifying a profile: the workload runs under it, enforced, and every call it denied is
 //! named; asked to, the profile is fixed with what was denied, never beyond Docker's default.
+use std::collections::BTreeSet;
+
 use tracer_common::DENY_ERRNO;
 
 use crate::{
+    names::Arch,
     recorder::Mode,
     report::{Verification, tenths},
-    seccomp::{Context, Profile},
+    seccomp::{Base, Context, NotWithin, Profile},
     session::{
         Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
         Stop,
@@ -25,6 +28,8 @@ pub struct VerifyOptions {
     pub ctx: Context,
     /// Also make the fixed profile: this one plus what it denied.
     pub fix: bool,
+    /// Platforms the fixed profile must also hold on (empty: the host's alone).
+    pub arches: BTreeSet<Arch>,
 }
 
 /// Why a verification could not be made.
@@ -35,6 +40,8 @@ pub enum VerifyError {
     Session(#[from] SessionError),
     #[error("writing the profile to verify as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    NotWithin(#[from] NotWithin),
 }
 
 /// A profile plus what was denied under it.
@@ -84,21 +91,10 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
             status: Status::WorkloadFailed,
         });
     }
-    let fixed = options.fix.then(|| {
-        // Never wider than Docker's default for this container, whatever was denied.
-        let missing = verification.missing();
-        let (profile, refused) = options.profile.fixed_within(
-            &missing,
-            &verification.denied_values(),
-            &Profile::docker_default(),
-            &options.ctx,
-        );
-        Fixed {
-            profile,
-            denied: missing.values().map(|s| s.len()).sum(),
-            refused,
-        }
-    });
+    let fixed = match options.fix {
+        true => Some(fix(options, &verification)?),
+        false => None,
+    };
     let status = match run.stop {
         Stop::Interrupted(sig) => Status::Interrupted(sig),
         Stop::DaemonLost => Status::Incomplete,
@@ -112,6 +108,25 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
         not_ready: None,
         fixed,
         status,
+    })
+}
+
+/// `options.profile` plus what `verification` found denied, never wider than Docker's default
+/// for the container, on every platform asked for.
+fn fix(options: &VerifyOptions, verification: &Verification) -> Result<Fixed, NotWithin> {
+    let bound = Base::DockerDefault.bound(false);
+    let missing = verification.missing();
+    let (mut profile, refused) = options.profile.fixed_within(
+        &missing,
+        &verification.denied_values(),
+        &bound.profile,
+        &options.ctx,
+    );
+    bound.derive(&mut profile, &options.arches, &options.ctx)?;
+    Ok(Fixed {
+        profile,
+        denied: missing.values().map(|s| s.len()).sum(),
+        refused,
     })
 }
 

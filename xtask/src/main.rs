@@ -9,6 +9,7 @@ use anyhow::{Context as _, ensure};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod tail;
 
 #[derive(Parser)]
 #[command(name = "xtask")]
@@ -39,6 +40,16 @@ enum Task {
     Demo,
     /// Build the example images locally (profile-example/<name>:latest).
     Images,
+    /// Measure which calls the container runtime's init makes after installing the filter:
+    /// many starts at once under stress, on a private dockerd (needs root; a few minutes).
+    RuntimeTail {
+        /// Containers started per condition.
+        #[arg(long, default_value_t = 120)]
+        starts: usize,
+        /// How many start at once.
+        #[arg(long, default_value_t = 60)]
+        at_once: usize,
+    },
 }
 
 fn root() -> PathBuf {
@@ -69,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench { calls, runs } => bench::bench(calls, runs),
         Task::Demo => demo(),
         Task::Images => images().map(drop),
+        Task::RuntimeTail { starts, at_once } => tail::runtime_tail(starts, at_once),
     }
 }
 

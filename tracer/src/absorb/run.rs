@@ -1,7 +1,7 @@
 //! `profile absorb` from start to end: the records are picked, read from the kernel log, log
 //! files or, following, the audit netlink group, and the profile is updated with what the
 //! workload logged, within the bound.
-use std::path::PathBuf;
+use std::{collections::BTreeSet, path::PathBuf};
 
 use super::{
     containers::{Selected, Wanted, select},
@@ -14,6 +14,7 @@ use super::{
 };
 use crate::{
     docker::Engine,
+    names::Arch,
     seccomp::{Bound, Context, Profile},
 };
 
@@ -35,6 +36,8 @@ pub struct AbsorbOptions {
     /// Keep reading the kernel's audit records as they happen until the containers exit or
     /// a signal says stop.
     pub follow: bool,
+    /// Platforms the result must also hold on (empty: the host's alone).
+    pub arches: BTreeSet<Arch>,
 }
 
 /// The updated profile and the report of how it came to be.
@@ -63,13 +66,16 @@ pub async fn absorb(
     let finish = |tally: &Tally| -> Result<Absorbed, AbsorbError> {
         let mut tally = tally.clone();
         tally.finish();
-        let absorption = Absorption::new(
+        let mut absorption = Absorption::new(
             &options.profile,
             &options.label,
             &tally,
             &options.bound,
             &options.ctx,
         )?;
+        options
+            .bound
+            .derive(&mut absorption.profile, &options.arches, &options.ctx)?;
         let report = AbsorbReport::new(
             &options.label,
             &options.bound.label,

@@ -119,6 +119,7 @@ impl Absorption {
         let obs = Observation {
             calls: tally.calls.iter().map(|(id, t)| (*id, t.count)).collect(),
             args: BTreeMap::new(),
+            required: Vec::new(),
         };
         // The records carry no arguments: every call gets the bound's rule for it.
         let learned = seccomp::learn(&obs, &bound.profile, ctx, LearnArgs::None);
@@ -174,7 +175,7 @@ impl Absorption {
             (input_label.to_string(), before.clone()),
             ("the absorbed records".to_string(), absorbed),
         ];
-        let merged = merge(&parts, false, ctx)?.profile;
+        let merged = merge(&parts, false, &BTreeSet::new(), ctx)?.profile;
         // A name holds on every architecture of the profile, whichever ABI it was logged on.
         let let_in: BTreeSet<String> = beyond
             .values()

@@ -121,6 +121,7 @@ pub async fn run(args: AbsorbArgs) -> anyhow::Result<ExitCode> {
         bound,
         ctx,
         follow: args.follow,
+        arches: args.format.rendering().arches,
     };
     let checkpoint = |absorbed: &Absorbed| {
         if let Err(err) = write(&args, absorbed) {

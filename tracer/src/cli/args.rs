@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum, builder::PossibleValue};
 
 use crate::{
     formats::{self, DefaultAction, Format, Rendering},
+    names::Arch,
     output,
     report::{Render, Report},
     seccomp::{Base, LearnArgs, Profile},
@@ -106,6 +107,17 @@ pub struct ProfileFormatArgs {
     /// metadata.name of the k8s manifest [default: the output file's name]
     #[arg(long, value_name = "NAME")]
     pub k8s_name: Option<String>,
+    /// Platforms the profile must also hold on (amd64, arm64; comma-separated) [default: the
+    /// host's alone]. For arm64, the aarch64 calls that do the work of what was allowed on
+    /// x86_64 are derived (openat for open, ppoll for poll, …) in rules Docker keeps on arm64
+    /// only, within the base there: the x86_64 side is unchanged.
+    #[arg(long = "arch", value_delimiter = ',', value_name = "LIST")]
+    pub arch: Vec<Arch>,
+    /// With --format oci or k8s and several platforms: one file whose rules apply on all of
+    /// them (x86_64 then also allows what aarch64 needs), instead of one file per platform
+    /// (NAME.amd64.json, NAME.arm64.json).
+    #[arg(long)]
+    pub arch_union: bool,
 }
 
 impl ProfileFormatArgs {
@@ -114,6 +126,8 @@ impl ProfileFormatArgs {
             format: self.format,
             default_action: self.default_action,
             k8s_name: self.k8s_name.clone(),
+            arches: self.arch.iter().copied().collect(),
+            arch_union: self.arch_union,
         }
     }
 }

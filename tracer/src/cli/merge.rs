@@ -36,23 +36,25 @@ pub async fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         inputs.push((path.display().to_string(), load_profile(path)?));
     }
     let ctx = Context::docker_default();
-    let merged = merge(&inputs, args.force, &ctx)?;
+    let rendering = args.format.rendering();
+    let merged = merge(&inputs, args.force, &rendering.arches, &ctx)?;
     if !merged.beyond_inputs.is_empty() {
         eprintln!(
             "profile: warning: --force: the merged profile allows {} syscall(s) none of its inputs allowed as they were written (the first input's default action and architectures apply to all rules)",
             merged.beyond_inputs.len()
         );
     }
-    args.format
-        .rendering()
-        .write(args.output.as_deref(), &merged.profile, None)?;
+    rendering.write(args.output.as_deref(), &merged.profile, None)?;
+    // Several platforms: where each one's profile went.
+    let to = match rendering.arches.is_empty() {
+        true => output::file(args.output.as_deref()).map(|p| p.display().to_string()),
+        false => Some(rendering.written_as(args.output.as_deref())),
+    };
     eprintln!(
         "profile: merged {} profiles: {} syscalls allowed{}",
         inputs.len(),
         merged.profile.allowed(Abi::X86_64, &ctx).len(),
-        output::file(args.output.as_deref())
-            .map(|p| format!(" -> {}", p.display()))
-            .unwrap_or_default()
+        to.map(|to| format!(" -> {to}")).unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }

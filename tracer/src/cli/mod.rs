@@ -17,6 +17,7 @@ mod exit;
 mod merge;
 mod report;
 mod run;
+mod scan;
 mod train;
 mod verify;
 mod watch;
@@ -104,6 +105,11 @@ pub enum Command {
     /// Exit status: 0 written; 2 error (nothing written), among them a result that would allow
     /// what the base forbids.
     Absorb(Box<absorb::AbsorbArgs>),
+    /// The syscall ceiling of an image's executables (read through the engine, never run) or
+    /// of host files: every syscall a static or Go binary can make, resolved from its machine
+    /// code. A ceiling with a site whose number can't be resolved is reported NOT SOUND;
+    /// dynamic (libc) executables have none.
+    Scan(scan::ScanArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -159,6 +165,7 @@ pub fn main() -> ExitCode {
             Command::Exec(args) => exec::run(args).await,
             Command::Convert(args) => convert::run(args).await,
             Command::Absorb(args) => absorb::run(*args).await,
+            Command::Scan(args) => scan::run(args).await,
         }
     });
     match result {

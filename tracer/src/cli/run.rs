@@ -49,14 +49,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         all_syscalls: args.record.all_syscalls,
         learn_args: args.learn_args,
         allow_beyond_default: args.allow_beyond_default,
+        rendering: args.format.rendering(),
+        output: args.output.clone(),
     };
     let recorded = host::run(&options).await?;
     let report = &recorded.report;
     for warning in &report.warnings {
         log::warn!("{warning}");
     }
-    args.format
-        .rendering()
+    options
+        .rendering
         .write(args.output.as_deref(), &recorded.learned.profile, None)?;
     args.record.write(report)?;
     eprintln!(

@@ -66,6 +66,8 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         all_syscalls: args.record.all_syscalls,
         runs: args.runs,
         verify: args.verify,
+        rendering: args.format.rendering(),
+        output: (!to_stdout).then(|| profile.clone()),
     };
     let training = train(&options, &show).await?;
     let trained = match &training {
@@ -85,9 +87,9 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let name = docker::default_profile_path(&args.container.image)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned());
-    let written = (!to_stdout).then_some(profile.as_path());
-    args.format
-        .rendering()
+    let written = options.output.as_deref();
+    options
+        .rendering
         .write(written, &trained.learned.profile, name.as_deref())?;
     args.record.write(report)?;
     match &args.record.report {

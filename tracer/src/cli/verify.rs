@@ -44,6 +44,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         run: args.container.options(),
         label: args.profile.display().to_string(),
         fix: args.fix,
+        arches: args.format.rendering().arches,
     };
     for path in args.output.iter().chain(args.report.iter()) {
         output::check_writable(path)?;

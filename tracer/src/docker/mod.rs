@@ -2,7 +2,8 @@
 //! default socket) with the API version negotiated down to the daemon's, make sure an image is
 //! there; create, start, inspect, wait for, stop and remove a container, each request bounded
 //! in time; describe any container and follow the engine's container events; find the
-//! containers of `profile` processes that are gone.
+//! containers of `profile` processes that are gone; the engine's runtimes; export an image.
+mod export;
 mod inspect;
 mod spec;
 
@@ -197,6 +198,8 @@ pub struct ContainerInfo {
     pub security_opt: Vec<String>,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// The runtime it runs with, when it names one (`--runtime`).
+    pub runtime: Option<String>,
 }
 
 /// A profile written for Podman to read, removed when dropped.
@@ -234,6 +237,10 @@ pub struct Engine {
     /// Podman's Docker-compatible service: it takes `seccomp=` as a path on the server, not
     /// as the profile's text.
     podman: bool,
+    /// The runtime containers run with unless they name another, as the engine reports it.
+    default_runtime: crate::runtime::Runtime,
+    /// Versions of the engine's components by name (`runc` → `1.1.5+ds1`).
+    components: std::collections::BTreeMap<String, String>,
 }
 
 impl Engine {
@@ -295,7 +302,7 @@ impl Engine {
             "Docker Engine at {endpoint}, API {}",
             docker.client_version()
         );
-        let podman = bounded(
+        let version = bounded(
             "asking the engine's version",
             Duration::from_secs(30),
             async {
@@ -305,23 +312,69 @@ impl Engine {
                     .map_err(api("asking the engine's version"))
             },
         )
-        .await
-        .map(|v| {
-            v.components
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.name.contains("Podman"))
-                || v.platform.is_some_and(|p| p.name.contains("Podman"))
-        })
-        .unwrap_or(false);
+        .await;
+        let (podman, components) = match version {
+            Ok(v) => {
+                let platform = v.platform.is_some_and(|p| p.name.contains("Podman"));
+                let components: std::collections::BTreeMap<String, String> = v
+                    .components
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| (c.name.to_lowercase(), c.version))
+                    .collect();
+                let podman = platform || components.keys().any(|n| n.contains("podman"));
+                (podman, components)
+            }
+            Err(err) => {
+                log::info!("{err}");
+                (false, Default::default())
+            }
+        };
         if podman {
             log::info!("the engine is Podman: seccomp profiles are handed over as files");
         }
-        Ok(Engine {
+        let default_name = bounded(
+            "asking the engine's runtime",
+            Duration::from_secs(30),
+            async {
+                docker
+                    .info()
+                    .await
+                    .map_err(api("asking the engine's runtime"))
+            },
+        )
+        .await
+        .ok()
+        .and_then(|info| info.default_runtime)
+        .unwrap_or_else(|| "runc".to_string());
+        let mut engine = Engine {
             docker,
             limits: Limits::default(),
             podman,
-        })
+            default_runtime: crate::runtime::Runtime::default(),
+            components,
+        };
+        engine.default_runtime = engine.runtime_named(&default_name);
+        log::info!("default runtime: {}", engine.default_runtime);
+        Ok(engine)
+    }
+
+    /// The runtime a container runs with: `name` from its configuration (HostConfig.Runtime),
+    /// or the engine's default; with its version when the engine reports one.
+    pub fn runtime(&self, name: Option<&str>) -> crate::runtime::Runtime {
+        match name.filter(|n| !n.is_empty()) {
+            Some(name) if name != self.default_runtime.name => self.runtime_named(name),
+            _ => self.default_runtime.clone(),
+        }
+    }
+
+    fn runtime_named(&self, name: &str) -> crate::runtime::Runtime {
+        // Docker reports the version of the runc it runs by default as a component; a runtime
+        // configured under another name is another program, whose version it doesn't know.
+        let version = (name == "runc" || name.starts_with("io.containerd.runc."))
+            .then(|| self.components.get("runc"))
+            .flatten();
+        crate::runtime::Runtime::new(name, version.map(String::as_str))
     }
 
     /// Whether the daemon answers at all.
@@ -557,6 +610,7 @@ impl Engine {
             security_opt: host.security_opt.unwrap_or_default(),
             cap_add: host.cap_add.unwrap_or_default(),
             cap_drop: host.cap_drop.unwrap_or_default(),
+            runtime: host.runtime,
             id: inspect.id.unwrap_or_else(|| name_or_id.to_string()),
             name: inspect
                 .name
@@ -694,6 +748,8 @@ mod tests {
                 docker,
                 limits,
                 podman: false,
+                default_runtime: crate::runtime::Runtime::default(),
+                components: Default::default(),
             },
             listener,
         )

@@ -1,8 +1,12 @@
-//! Writing a profile: the format and default action asked for, rendered stably.
-use std::path::Path;
+//! Writing a profile: the format, default action and platforms asked for, rendered stably.
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+};
 
 use super::oci::OciSeccomp;
 use crate::{
+    names::Arch,
     output::{self, OutputError},
     seccomp::{Context, Profile},
 };
@@ -36,6 +40,11 @@ pub struct Rendering {
     pub default_action: DefaultAction,
     /// `metadata.name` of a k8s manifest, when not the one the writer names.
     pub k8s_name: Option<String>,
+    /// Platforms the profile must also hold on (empty: the host's alone). Formats without
+    /// per-platform rules get one file per platform, unless `arch_union`.
+    pub arches: BTreeSet<Arch>,
+    /// One file whose rules apply on every platform instead (their union).
+    pub arch_union: bool,
 }
 
 /// Why a profile could not be rendered.
@@ -82,11 +91,15 @@ pub enum WriteError {
     // Not transparent: the command line looks for a closed stdout in the chain.
     #[error("{0}")]
     Output(#[from] OutputError),
+    #[error("one file per architecture: name an output file (-o), or pass --arch-union")]
+    OnePerPlatform,
 }
 
 impl Rendering {
     /// Renders `profile` and writes it to `path` (atomically), or to stdout without one (or
     /// with `-`). A k8s manifest is named `name`, else after the file [default: `profile`].
+    /// A profile for several platforms goes, in formats without per-platform rules, to one
+    /// file per platform (`NAME.arm64.json`) unless [`Rendering::arch_union`].
     pub fn write(
         &self,
         path: Option<&Path>,
@@ -97,11 +110,69 @@ impl Rendering {
         let stem = path
             .and_then(|p| p.file_stem())
             .map(|s| s.to_string_lossy().into_owned());
-        let text = self.render(profile, name.or(stem.as_deref()).unwrap_or("profile"))?;
+        let name = name.or(stem.as_deref()).unwrap_or("profile");
+        let ctx = Context::docker_default();
+        let profile = match (self.format, self.arches.len(), self.arch_union) {
+            (Format::Docker, _, _) | (_, 0, _) => profile.clone(),
+            (_, 1, _) => profile.for_arch(*self.arches.first().unwrap_or(&Arch::host()), &ctx),
+            (_, _, true) => profile.arch_union(&ctx),
+            (_, _, false) => {
+                let path = path.ok_or(WriteError::OnePerPlatform)?;
+                for (arch, file) in arch_files(path, &self.arches) {
+                    let text =
+                        self.render(&profile.for_arch(arch, &ctx), &format!("{name}-{arch}"))?;
+                    output::write_atomic(&file, text.as_bytes())?;
+                }
+                return Ok(());
+            }
+        };
+        let text = self.render(&profile, name)?;
         match path {
             Some(path) => output::write_atomic(path, text.as_bytes())?,
             None => output::stdout(&text)?,
         }
         Ok(())
     }
+
+    /// How a profile is written to `path` in this rendering, in words.
+    pub fn written_as(&self, path: Option<&Path>) -> String {
+        match (self.format, self.arches.len(), self.arch_union, output::file(path)) {
+            (Format::Docker, _, _, _) | (_, 0, _, _) => {
+                "one Docker profile; rules Docker keeps on one platform only carry includes.arches"
+                    .into()
+            }
+            (_, 1, _, _) => format!(
+                "one file for {}",
+                self.arches.first().unwrap_or(&Arch::host())
+            ),
+            (_, _, true, _) => "one file whose rules apply on every platform (their union: each allows the others' calls too)".into(),
+            (_, _, false, Some(path)) => {
+                let files: Vec<String> = arch_files(path, &self.arches)
+                    .into_iter()
+                    .map(|(_, f)| f.display().to_string())
+                    .collect();
+                format!("one file per platform: {}", files.join(", "))
+            }
+            (_, _, false, None) => "one file per platform (none: stdout can't hold them)".into(),
+        }
+    }
+}
+
+/// `app.json` → `app.amd64.json`, `app.arm64.json`: one file per platform.
+fn arch_files(path: &Path, arches: &BTreeSet<Arch>) -> Vec<(Arch, PathBuf)> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path.extension().map(|s| s.to_string_lossy().into_owned());
+    arches
+        .iter()
+        .map(|arch| {
+            let name = match &ext {
+                Some(ext) => format!("{stem}.{arch}.{ext}"),
+                None => format!("{stem}.{arch}"),
+            };
+            (*arch, path.with_file_name(name))
+        })
+        .collect()
 }

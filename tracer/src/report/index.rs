@@ -20,6 +20,9 @@ pub struct IndexRow {
     pub docker_default_allowed: usize,
     pub reduction_vs_docker_default_percent: f64,
     pub complete: bool,
+    /// Calls the container runtime made under the filter before it handed over to the
+    /// workload (all containers of the profile together).
+    pub runtime_calls: Vec<String>,
     pub notes: Vec<String>,
 }
 

@@ -1,6 +1,8 @@
 //! What `profile` tells people and machines: the profile report (what was observed, what the
-//! profile allows against Docker's default), the verification report, watch's index and the
-//! diff of two profiles, each rendered as text, Markdown and JSON.
+//! profile allows against Docker's default, on each platform it is meant for), the
+//! verification report, watch's index and the diff of two profiles, each rendered as text,
+//! Markdown and JSON (a scan renders through the same [`Render`]).
+mod arches;
 mod dangerous;
 mod diff;
 mod index;
@@ -10,6 +12,7 @@ mod render;
 mod sections;
 mod verification;
 
+pub use arches::{ArchLine, ArchSection};
 pub use dangerous::{ArgumentLine, Blocked, DANGEROUS};
 pub use diff::DiffReport;
 pub use index::{Index, IndexRow};

@@ -19,6 +19,21 @@ pub struct SyscallLine {
 }
 
 impl SyscallLine {
+    /// One line per native call the container runtime made before it handed over.
+    pub fn runtime(map: &BTreeMap<u32, Observed>) -> Vec<SyscallLine> {
+        let native: BTreeMap<SyscallId, Observed> = map
+            .iter()
+            .map(|(nr, obs)| {
+                let id = SyscallId {
+                    abi: Abi::X86_64,
+                    nr: *nr,
+                };
+                (id, obs.clone())
+            })
+            .collect();
+        SyscallLine::all(&native)
+    }
+
     /// One line per syscall, sorted by ABI and name.
     pub fn all(map: &BTreeMap<SyscallId, Observed>) -> Vec<SyscallLine> {
         let mut lines: Vec<SyscallLine> = map

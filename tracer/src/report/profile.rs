@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::{
+    arches::ArchSection,
     dangerous::{ArgumentLine, Blocked, argument_lines, dangerous},
     observed::SyscallLine,
     render::percent_less,
@@ -52,6 +53,10 @@ pub struct Report {
     pub stopped_by: Option<StoppedBy>,
     pub duration_seconds: f64,
     pub syscalls: Vec<SyscallLine>,
+    /// What the container runtime did under the filter before it handed over to the
+    /// workload (its init's last steps): allowed so that the container starts, never the
+    /// workload's.
+    pub runtime_calls: Vec<SyscallLine>,
     pub total_calls: u64,
     /// Syscalls the profile allows.
     pub allowed: usize,
@@ -66,8 +71,9 @@ pub struct Report {
     pub allowed_dangerous: Vec<Blocked>,
     /// Syscalls the profile allows though they were not observed, with why.
     pub always_allowed: Vec<Blocked>,
-    /// The calls allowed at any time (signal returns, yields) that the profile allows, whether
-    /// or not a run happened to make them: the summary lists these, which don't vary by run.
+    /// The calls allowed at any time (signal returns, yields, the vDSO's clock, the runtime's
+    /// tail) that the profile allows, whether or not a run happened to make them: the summary
+    /// lists these, which don't vary by run.
     #[serde(skip)]
     pub allowed_at_any_time: Vec<Blocked>,
     /// Observed syscalls Docker's default would deny.
@@ -96,6 +102,9 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationStatus>,
     pub out_of_range_calls: u64,
+    /// For a profile meant for several platforms: each one's side, and what was derived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arches: Option<ArchSection>,
     pub warnings: Vec<String>,
 }
 
@@ -126,6 +135,12 @@ impl Report {
             r.warnings.push(format!(
                 "{} first-program record(s) did not fit; counts are unaffected",
                 snap.dropped_first
+            ));
+        }
+        if snap.runtime_lost > 0 {
+            r.warnings.push(format!(
+                "{} task(s) of container runtimes could not be told from their workloads (the kernel's table of them was full): their calls may be counted as the workload's",
+                snap.runtime_lost
             ));
         }
         if snap.out_of_range > 0 {
@@ -170,16 +185,26 @@ impl Report {
         let blocked_dangerous =
             dangerous(|name| default_allowed.contains_key(name) && !allowed.contains_key(name));
         let allowed_dangerous = dangerous(|name| allowed.contains_key(name));
-        let allowed_at_any_time: Vec<Blocked> = ALWAYS_ALLOWED
-            .iter()
-            .filter(|(name, _)| allowed.contains_key(name))
-            .map(|&(name, reason)| Blocked { name, reason })
-            .collect();
-        let always_allowed = allowed_at_any_time
-            .iter()
-            .filter(|b| !observed.contains(b.name))
-            .cloned()
-            .collect();
+        let blocked = |list: &[(&'static str, &'static str)]| -> Vec<Blocked> {
+            list.iter()
+                .filter(|(name, _)| allowed.contains_key(name))
+                .map(|&(name, reason)| Blocked { name, reason })
+                .collect()
+        };
+        // What the learning allowed unobserved, when there was one; a profile file's are the
+        // calls every learned profile allows.
+        let (allowed_at_any_time, always_allowed) = match learned {
+            Some(l) => (blocked(&l.required), blocked(&l.always_allowed)),
+            None => {
+                let any_time = blocked(ALWAYS_ALLOWED);
+                let always = any_time
+                    .iter()
+                    .filter(|b| !observed.contains(b.name))
+                    .cloned()
+                    .collect();
+                (any_time, always)
+            }
+        };
         let default_decisions = default.decisions(Abi::X86_64, &ctx);
         let mut warnings = Vec::new();
         let denied_by_docker_default = observed
@@ -232,8 +257,10 @@ impl Report {
             phases: Vec::new(),
             verification: None,
             out_of_range_calls: snap.out_of_range,
+            arches: ArchSection::of(profile, &[], &ctx),
             warnings,
             syscalls,
+            runtime_calls: SyscallLine::runtime(&snap.runtime),
         }
     }
 
@@ -285,6 +312,7 @@ mod tests {
             denied_by_bound: Vec::new(),
             args: Vec::new(),
             always_allowed: Vec::new(),
+            required: Vec::new(),
         };
         let r = Report::new("img:tag", false, &snap, &learned, "allow-all");
         assert_eq!(r.allowed, 4);

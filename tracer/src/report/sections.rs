@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{
+    arches::ArchSection,
     dangerous::{ArgumentLine, Blocked},
     observed::{SyscallLine, markdown_table, text_table},
     profile::{PhaseLine, Report, RunLine},
@@ -28,7 +29,8 @@ enum Section<'a> {
     },
     /// What the profile allows against Docker's default and the kernel's table.
     Size,
-    /// How much was observed (the text says it; Markdown's table of syscalls does).
+    /// How much was observed, the container runtime's calls before it handed over included
+    /// (the text says it; Markdown's tables of syscalls do).
     Observed,
     /// The training runs, each (in full) or counted (in the summary).
     Runs {
@@ -59,9 +61,14 @@ enum Section<'a> {
     },
     /// Observed calls Docker's default denies.
     BeyondDefault(&'a [String]),
+    /// Each platform's side of a profile meant for several.
+    Arches(&'a ArchSection),
     Warnings(&'a [String]),
     /// Calls per syscall and first programs (in full).
     Syscalls(&'a [SyscallLine]),
+    /// The container runtime's calls before it handed over, per syscall (in full Markdown;
+    /// the text names them with what was observed).
+    RuntimeCalls(&'a [SyscallLine]),
     /// Where calls per syscall went (in the summary).
     PerRunLeftOut,
 }
@@ -120,6 +127,7 @@ impl Report {
         if !self.denied_by_docker_default.is_empty() {
             out.push(Section::BeyondDefault(&self.denied_by_docker_default));
         }
+        out.extend(self.arches.as_ref().map(Section::Arches));
         if !self.warnings.is_empty() {
             out.push(Section::Warnings(&self.warnings));
         }
@@ -128,6 +136,9 @@ impl Report {
                 Detail::Full => Section::Syscalls(&self.syscalls),
                 Detail::Summary => Section::PerRunLeftOut,
             });
+        }
+        if observed && detail == Detail::Full && !self.runtime_calls.is_empty() {
+            out.push(Section::RuntimeCalls(&self.runtime_calls));
         }
         out
     }
@@ -194,6 +205,16 @@ impl Report {
                     self.syscalls.len(),
                     self.duration_seconds
                 );
+                if !self.runtime_calls.is_empty() {
+                    let names: Vec<&str> =
+                        self.runtime_calls.iter().map(|s| s.name.as_str()).collect();
+                    let _ = writeln!(
+                        out,
+                        "  the container runtime's calls before it handed over ({}, allowed so that the container starts): {}",
+                        names.len(),
+                        names.join(" ")
+                    );
+                }
             }
             Section::Runs { runs, .. } => {
                 let _ = writeln!(out, "  runs (distinct syscalls, new ones):");
@@ -269,13 +290,14 @@ impl Report {
                     names.join(", ")
                 );
             }
+            Section::Arches(arches) => arches.text(out),
             Section::Warnings(warnings) => {
                 for w in warnings {
                     let _ = writeln!(out, "  warning: {w}");
                 }
             }
             Section::Syscalls(lines) => text_table(out, "syscall", lines),
-            Section::PerRunLeftOut => {}
+            Section::RuntimeCalls(_) | Section::PerRunLeftOut => {}
         }
     }
 
@@ -383,6 +405,7 @@ impl Report {
             Section::BeyondDefault(names) => {
                 markdown_names(out, "Needed, but denied by Docker's default", names)
             }
+            Section::Arches(arches) => arches.markdown(out),
             Section::Warnings(warnings) => {
                 let _ = writeln!(out, "## Warnings\n");
                 for w in warnings {
@@ -392,6 +415,13 @@ impl Report {
             }
             Section::Syscalls(lines) => {
                 let _ = writeln!(out, "## Observed syscalls\n");
+                markdown_table(out, "syscall", lines);
+            }
+            Section::RuntimeCalls(lines) => {
+                let _ = writeln!(
+                    out,
+                    "\n## The container runtime's calls before it handed over\n\nMade under the filter by the runtime's init before the exec of the container's process; allowed so that the container starts, never counted as the workload's.\n"
+                );
                 markdown_table(out, "syscall", lines);
             }
             Section::PerRunLeftOut => {

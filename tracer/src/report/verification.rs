@@ -41,6 +41,9 @@ pub struct Verification {
     pub passed: bool,
     /// The syscalls the profile denied, with counts and the first program denied.
     pub denied: Vec<SyscallLine>,
+    /// What the profile denied the container runtime before it handed over to the workload:
+    /// the container could not start.
+    pub runtime_denied: Vec<SyscallLine>,
     pub denied_calls: u64,
     /// For syscalls whose arguments are learned: the argument values that were denied.
     pub denied_arguments: Vec<DeniedArguments>,
@@ -92,14 +95,28 @@ impl Verification {
                 })
             })
             .collect();
+        let runtime_denied = SyscallLine::runtime(&snap.runtime_denied);
+        for d in &runtime_denied {
+            notes.push(format!(
+                "{} was denied {} before it handed over to the workload: the container could not start",
+                d.first_program.as_deref().unwrap_or("the container runtime"),
+                d.name
+            ));
+        }
         Verification {
             target: target.to_string(),
             profile: profile.to_string(),
             errno,
             denied_arguments,
-            passed: denied.is_empty() && snap.out_of_range_denied == 0,
-            denied_calls: denied.iter().map(|d| d.count).sum::<u64>() + snap.out_of_range_denied,
+            passed: denied.is_empty() && runtime_denied.is_empty() && snap.out_of_range_denied == 0,
+            denied_calls: denied
+                .iter()
+                .chain(&runtime_denied)
+                .map(|d| d.count)
+                .sum::<u64>()
+                + snap.out_of_range_denied,
             denied,
+            runtime_denied,
             exit_code: None,
             killed_by_sigsys: false,
             stopped_by: None,
@@ -122,10 +139,17 @@ impl Verification {
         }
     }
 
-    /// What failed, in one line: the denied syscalls with counts and first programs, and a
-    /// death by SIGSYS.
+    /// What failed, in one line: what the container runtime was denied, the denied syscalls
+    /// with counts and first programs, and a death by SIGSYS.
     pub fn failures(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
+        for d in &self.runtime_denied {
+            parts.push(format!(
+                "denied {} to {} (the container runtime, before it handed over): the container could not start",
+                d.name,
+                d.first_program.as_deref().unwrap_or("?")
+            ));
+        }
         if !self.denied.is_empty() {
             parts.push(format!(
                 "denied {}",
@@ -160,7 +184,7 @@ impl Verification {
     /// The names the profile would need (native ABI first) to let this run through.
     pub fn missing(&self) -> BTreeMap<Abi, BTreeSet<String>> {
         let mut out: BTreeMap<Abi, BTreeSet<String>> = BTreeMap::new();
-        for d in &self.denied {
+        for d in self.denied.iter().chain(&self.runtime_denied) {
             if d.abi.knows(&d.name) {
                 out.entry(d.abi).or_default().insert(d.name.clone());
             }
@@ -172,6 +196,19 @@ impl Verification {
     fn verdict(&self) -> String {
         let mut s = if self.passed {
             "PASS: the profile denied nothing".to_string()
+        } else if let Some(d) = self.runtime_denied.first() {
+            let names: Vec<&str> = self
+                .runtime_denied
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
+            format!(
+                "FAIL: {} was denied {}: the container could not start",
+                d.first_program
+                    .as_deref()
+                    .unwrap_or("the container runtime"),
+                names.join(", ")
+            )
         } else if self.denied.is_empty() && self.killed_by_sigsys {
             "FAIL: the profile's filter killed the workload".to_string()
         } else {
@@ -183,7 +220,10 @@ impl Verification {
         };
         match (self.stopped_by, self.exit_code) {
             (Some(StoppedBy::Interrupted), _) => s.push_str("; interrupted, PARTIAL"),
-            (Some(StoppedBy::StartFailed), _) => s.push_str("; the container could not start"),
+            // A denial of the runtime's says so already.
+            (Some(StoppedBy::StartFailed), _) if self.runtime_denied.is_empty() => {
+                s.push_str("; the container could not start")
+            }
             (Some(StoppedBy::DaemonLost), _) => {
                 s.push_str("; the Docker daemon went away, PARTIAL")
             }

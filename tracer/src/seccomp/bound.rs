@@ -1,14 +1,17 @@
 //! The bound policy: the profile a workload is trained under (its base), and the one every
 //! profile learned from it must stay within (its bound), with the error that says it doesn't.
 //! Every profile `profile` writes is checked against its bound before it is written.
+use std::collections::BTreeSet;
+
 use super::{
+    arches::Derivation,
     compare::Widening,
     learn::{LearnArgs, Learned, Observation, learn},
     model::ACT_ALLOW,
     model::Profile,
     resolve::Context,
 };
-use crate::names::Abi;
+use crate::names::Arch;
 
 /// The profile that allows everything but still installs a filter, so the runtime puts it
 /// exactly where a real profile goes (all three x86 ABIs listed).
@@ -17,7 +20,8 @@ fn allow_all() -> Profile {
         default_action: ACT_ALLOW.into(),
         default_errno_ret: None,
         arch_map: Vec::new(),
-        architectures: Abi::ALL
+        architectures: Arch::Amd64
+            .abis()
             .iter()
             .map(|a| a.seccomp_arch().to_string())
             .collect(),
@@ -118,6 +122,24 @@ impl Bound {
         let learned = learn(obs, &self.profile, ctx, learn_args);
         self.check("the learned profile", &learned.profile, ctx)?;
         Ok(learned)
+    }
+
+    /// Makes `profile` hold on every platform of `arches` too, within this bound there for a
+    /// container with `ctx`, and proves it: an error naming what it would allow beyond the
+    /// bound on any platform, and `profile` left as it was. Returns what was derived.
+    pub fn derive(
+        &self,
+        profile: &mut Profile,
+        arches: &BTreeSet<Arch>,
+        ctx: &Context,
+    ) -> Result<Vec<Derivation>, NotWithin> {
+        if arches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (multi, derived) = profile.for_arches(arches, &self.profile, ctx);
+        self.check("the profile for every --arch platform", &multi, ctx)?;
+        *profile = multi;
+        Ok(derived)
     }
 
     /// Proves that `profile` (named `what`) allows nothing this bound forbids.

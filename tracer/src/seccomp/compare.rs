@@ -31,6 +31,12 @@ fn label(abi: Abi, name: &str) -> String {
     AbiName(abi, name).to_string()
 }
 
+/// Every ABI whose calls `p`'s rules decide on some platform (on any other, all are denied):
+/// what "never weaker, on any architecture" has to check.
+fn decided_abis(p: &Profile) -> impl Iterator<Item = Abi> + '_ {
+    Abi::ALL.into_iter().filter(|abi| p.covers(*abi))
+}
+
 /// The argument values of `region` in words: `any arguments`, or the conditions of each case.
 pub fn describe(region: &Region) -> String {
     if region.is_all() {
@@ -77,7 +83,7 @@ impl Profile {
                 ),
             });
         }
-        for abi in self.abis() {
+        for abi in decided_abis(self) {
             let mine = self.decisions(abi, ctx);
             let theirs = base.decisions(abi, ctx);
             for (name, d) in &mine {
@@ -107,7 +113,7 @@ impl Profile {
     /// than their union).
     pub fn widenings_beyond_union(&self, inputs: &[&Profile], ctx: &Context) -> Vec<Widening> {
         let mut out = Vec::new();
-        for abi in self.abis() {
+        for abi in decided_abis(self) {
             let theirs: Vec<_> = inputs.iter().map(|p| p.decisions(abi, ctx)).collect();
             for (name, d) in self.decisions(abi, ctx) {
                 if d.denied() {
@@ -129,7 +135,8 @@ impl Profile {
     }
 }
 
-/// What changed between two profiles, name by name (non-native ABIs as `name (abi)`).
+/// What changed between two profiles, name by name, on every platform either is meant for
+/// (x86_64 names bare, every other ABI's as `name (abi)`: `ppoll (aarch64)`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Diff {
     /// Allowed by NEW, not by OLD.
@@ -151,6 +158,10 @@ impl Diff {
     pub fn between(old: &Profile, new: &Profile, ctx: &Context) -> Diff {
         let mut diff = Diff::default();
         let abis: BTreeSet<Abi> = old.abis().union(&new.abis()).copied().collect();
+        let change = |abi: Abi, name: &str, more: &Decision, less: &Decision| Widening {
+            syscall: label(abi, name),
+            beyond: beyond(more, less),
+        };
         for abi in abis {
             let a = old.decisions(abi, ctx);
             let b = new.decisions(abi, ctx);
@@ -177,16 +188,13 @@ impl Diff {
     }
 }
 
-/// What `more` allows of `name` that `less` doesn't.
-fn change(abi: Abi, name: &str, more: &Decision, less: &Decision) -> Widening {
+/// What `more` allows that `less` doesn't, in words.
+fn beyond(more: &Decision, less: &Decision) -> String {
     let beyond = more
         .upper
         .minus(&less.lower)
         .unwrap_or_else(|| more.upper.clone());
-    Widening {
-        syscall: label(abi, name),
-        beyond: describe(&beyond),
-    }
+    describe(&beyond)
 }
 
 /// Why profiles can't be merged without `--force`.
@@ -228,9 +236,12 @@ impl Profile {
                     };
                     return Err(conflict("default action", show(first), show(p)));
                 }
-                if p.abis() != first.abis() {
+                // What the filters check on any host, not how they name it (an arm64 host
+                // covers aarch64 whether a profile lists it or not).
+                let covered = |p: &Profile| decided_abis(p).collect::<Vec<_>>();
+                if covered(p) != covered(first) {
                     let show = |p: &Profile| {
-                        p.abis()
+                        covered(p)
                             .iter()
                             .map(|a| a.seccomp_arch())
                             .collect::<Vec<_>>()
@@ -384,8 +395,10 @@ mod tests {
         assert!(default.widenings(&default, &ctx()).is_empty());
         let wide = fixture("socket-all-but-vsock.json");
         let w = wide.widenings(&default, &ctx());
-        assert_eq!(w.len(), 1, "{w:?}");
+        // On an arm64 host too: the native ABI is always covered, and named as x86_64's is.
+        assert_eq!(w.len(), 2, "{w:?}");
         assert_eq!(w[0].syscall, "socket");
+        assert_eq!(w[1].syscall, "socket (aarch64)");
         assert!(w[0].beyond.contains("0x26"), "{}", w[0].beyond); // AF_ALG
         // Learned rules inside the default's are within it.
         let mut learned = simple(&["read"]);
@@ -417,8 +430,9 @@ mod tests {
         let wide = fixture("socket-all-but-vsock.json");
         let d = Diff::between(&default, &wide, &ctx());
         assert!(d.allows_more());
-        assert_eq!(d.widened.len(), 1);
-        assert_eq!(d.widened[0].syscall, "socket");
+        // Docker's default is meant for arm64 too: both sides compared there, each named.
+        let widened: Vec<&str> = d.widened.iter().map(|w| w.syscall.as_str()).collect();
+        assert_eq!(widened, ["socket", "socket (aarch64)"]);
         // The old clone mask lets CLONE_NEWCGROUP through.
         let mut old_clone = default.clone();
         for r in &mut old_clone.syscalls {
@@ -429,13 +443,16 @@ mod tests {
             }
         }
         let d = Diff::between(&default, &old_clone, &ctx());
-        // On each of the three ABIs the default covers.
-        assert_eq!(d.widened.len(), 3, "{d:?}");
+        // On each of the four ABIs the default covers.
+        assert_eq!(d.widened.len(), 4, "{d:?}");
         assert_eq!(d.widened[0].syscall, "clone");
         assert!(d.widened[0].beyond.contains("0x2000000"), "{d:?}");
         let back = Diff::between(&old_clone, &default, &ctx());
         assert!(!back.allows_more());
         assert_eq!(back.narrowed[0].syscall, "clone");
+        // Two x86_64 profiles: compared on amd64 alone.
+        let d = Diff::between(&simple(&["read"]), &simple(&["read", "mkdir"]), &ctx());
+        assert_eq!(d.added, ["mkdir"]);
     }
 
     #[test]

@@ -51,11 +51,14 @@ pub enum Verdict {
 }
 
 impl Profile {
-    /// What the profile does with every name of `abi`'s table, for a container with `ctx`.
-    /// An ABI the profile doesn't cover denies everything (libseccomp's bad-arch action).
+    /// What the profile does with every name of `abi`'s table, for a container with `ctx` on
+    /// `abi`'s platform (a call of an ABI enters only its own platform's kernel, so rules are
+    /// kept or dropped for that platform's `includes.arches`). An ABI the profile doesn't
+    /// cover denies everything (libseccomp's bad-arch action).
     pub fn decisions(&self, abi: Abi, ctx: &Context) -> BTreeMap<&'static str, Decision> {
+        let ctx = &ctx.on(abi.arch());
         let table = abi.names();
-        let covered = self.abis().contains(&abi);
+        let covered = self.covers(abi);
         let default = self.default_act();
         let mut rules: BTreeMap<&'static str, Vec<(Action, bool, Region)>> = BTreeMap::new();
         if covered {

@@ -23,7 +23,23 @@ pub const ALWAYS_ALLOWED: &[(&str, &str)] = &[
         "sched_yield",
         "gives up the CPU: the runtime's Go scheduler (runc init runs under the filter) and spinning locks call it only when threads happen to contend",
     ),
+    (VDSO_CLOCK[0], VDSO_WHY),
+    (VDSO_CLOCK[1], VDSO_WHY),
+    (VDSO_CLOCK[2], VDSO_WHY),
+    (VDSO_CLOCK[3], VDSO_WHY),
+    (VDSO_CLOCK[4], VDSO_WHY),
 ];
+
+/// The calls the vDSO answers in user space, so that training rarely sees them.
+pub const VDSO_CLOCK: [&str; 5] = [
+    "clock_getres",
+    "clock_gettime",
+    "getcpu",
+    "gettimeofday",
+    "time",
+];
+
+const VDSO_WHY: &str = "answered by the vDSO without entering the kernel, so training rarely sees it; where the vDSO can't read the clock (some hypervisors' clock sources, vdso=0, a clock source changed at run time) every such read becomes this syscall";
 
 /// How many rules one syscall's learned argument values may become before the bound's rule
 /// is used instead.
@@ -131,6 +147,9 @@ pub struct ArgValues {
 pub struct Observation {
     pub calls: BTreeMap<SyscallId, u64>,
     pub args: BTreeMap<SyscallId, ArgValues>,
+    /// x86_64 calls the profile must allow whether or not they were observed, with why: the
+    /// container runtime's tail (see [`crate::runtime`]).
+    pub required: Vec<(&'static str, &'static str)>,
 }
 
 /// One syscall whose arguments were learned, for the report.
@@ -152,6 +171,9 @@ pub struct Learned {
     pub args: Vec<LearnedArgs>,
     /// Allowed though not observed, with why.
     pub always_allowed: Vec<(&'static str, &'static str)>,
+    /// Every call allowed whether observed or not ([`ALWAYS_ALLOWED`] and the runtime's
+    /// tail) that the profile allows, with why, sorted by name.
+    pub required: Vec<(&'static str, &'static str)>,
 }
 
 impl Profile {
@@ -195,13 +217,25 @@ pub fn learn(obs: &Observation, bound: &Profile, ctx: &Context, learn_args: Lear
             names.entry(name).or_default().insert(id.abi);
         }
     }
-    let mut always_allowed = Vec::new();
+    let mut always_allowed: Vec<(&'static str, &'static str)> = Vec::new();
+    let mut required: Vec<(&'static str, &'static str)> = Vec::new();
     if !names.is_empty() {
         for (name, why) in ALWAYS_ALLOWED {
             if !names.contains_key(name) {
                 always_allowed.push((*name, *why));
             }
+            required.push((*name, *why));
             names.entry(name).or_default().extend(abis.iter().copied());
+        }
+        for (name, why) in obs.required.iter().filter(|_| abis.contains(&Abi::X86_64)) {
+            if required.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            if !names.contains_key(name) {
+                always_allowed.push((*name, *why));
+            }
+            required.push((*name, *why));
+            names.entry(name).or_default().insert(Abi::X86_64);
         }
     }
     let decisions: BTreeMap<Abi, BTreeMap<&'static str, Decision>> = abis
@@ -281,11 +315,15 @@ pub fn learn(obs: &Observation, bound: &Profile, ctx: &Context, learn_args: Lear
             profile.syscalls.push(Rule::with_action(names, action));
         }
     }
+    required.retain(|(n, _)| !denied_by_bound.iter().any(|d| d == n));
+    required.sort();
+    always_allowed.sort();
     Learned {
         profile,
         denied_by_bound,
         args: learned_args,
         always_allowed,
+        required,
     }
 }
 

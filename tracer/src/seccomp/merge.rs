@@ -1,11 +1,15 @@
 //! Merging profiles, proved: the result allows exactly the union of its inputs under runc —
-//! nothing none of them allows and, unless forced, nothing less than any of them allows.
+//! nothing none of them allows and, unless forced, nothing less than any of them allows —
+//! and holds on every platform asked for.
+use std::collections::BTreeSet;
+
 use super::{
-    bound::NotWithin,
+    bound::{Base, NotWithin},
     compare::{MergeConflict, Widening},
     model::Profile,
     resolve::Context,
 };
+use crate::names::Arch;
 
 /// Why profiles were not merged.
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +39,23 @@ pub struct Merged {
 /// The union of `inputs` (named for messages) as [`Profile::merge`] makes it, for a
 /// container with `ctx`, proved to allow exactly what they allow together. With `force`,
 /// inputs that differ in default action or architectures are merged anyway under the first
-/// one's, and what that lets through beyond them is returned instead of refused.
+/// one's, and what that lets through beyond them is returned instead of refused. The union
+/// then also holds on every platform of `arches`, derived within Docker's default there.
 pub fn merge(
     inputs: &[(String, Profile)],
     force: bool,
+    arches: &BTreeSet<Arch>,
     ctx: &Context,
 ) -> Result<Merged, MergeError> {
+    let mut merged = union(inputs, force, ctx)?;
+    Base::DockerDefault
+        .bound(false)
+        .derive(&mut merged.profile, arches, ctx)?;
+    Ok(merged)
+}
+
+/// The union of `inputs`, proved (see [`merge`]).
+fn union(inputs: &[(String, Profile)], force: bool, ctx: &Context) -> Result<Merged, MergeError> {
     let profile = Profile::merge(inputs, force)?;
     let parts: Vec<&Profile> = inputs.iter().map(|(_, p)| p).collect();
     let beyond = profile.widenings_beyond_union(&parts, ctx);
@@ -81,6 +96,11 @@ mod tests {
     use super::*;
     use crate::{names::Abi, seccomp::resolve::test_context as ctx};
 
+    /// No platform beyond the host's.
+    fn none() -> BTreeSet<Arch> {
+        BTreeSet::new()
+    }
+
     fn simple(names: &[&str]) -> Profile {
         Profile::allowing(names.iter().copied(), &BTreeSet::from([Abi::X86_64]))
     }
@@ -91,18 +111,18 @@ mod tests {
             ("a.json".to_string(), simple(&["read"])),
             ("b.json".to_string(), simple(&["write"])),
         ];
-        let merged = merge(&inputs, false, &ctx()).expect("merged");
+        let merged = merge(&inputs, false, &none(), &ctx()).expect("merged");
         assert_eq!(merged.profile, simple(&["read", "write"]));
         assert!(merged.beyond_inputs.is_empty());
         let logging = [
             ("a.json".to_string(), simple(&["read"])),
             ("b.json".to_string(), simple(&["write"]).logging()),
         ];
-        let err = merge(&logging, false, &ctx()).expect_err("default actions differ");
+        let err = merge(&logging, false, &none(), &ctx()).expect_err("default actions differ");
         assert!(matches!(err, MergeError::Conflict(_)), "{err}");
         // Forced, the first input's default action applies: b's unlisted calls are no
         // longer logged, which is narrower, never wider.
-        let forced = merge(&logging, true, &ctx()).expect("forced");
+        let forced = merge(&logging, true, &none(), &ctx()).expect("forced");
         assert!(forced.beyond_inputs.is_empty());
         // Forced, the first input's architectures apply to the second's rules too.
         let arches = [
@@ -113,10 +133,10 @@ mod tests {
             ("b.json".to_string(), simple(&["read"])),
         ];
         assert!(
-            merge(&arches, false, &ctx()).is_err(),
+            merge(&arches, false, &none(), &ctx()).is_err(),
             "architectures differ"
         );
-        let forced = merge(&arches, true, &ctx()).expect("forced");
+        let forced = merge(&arches, true, &none(), &ctx()).expect("forced");
         let beyond: Vec<&str> = forced
             .beyond_inputs
             .iter()

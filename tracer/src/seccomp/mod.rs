@@ -1,5 +1,6 @@
 //! The seccomp profile: Docker's format, resolved per container, evaluated as runc does,
 //! compared, merged, and learned from a recording within a bound.
+pub mod arches;
 pub mod bound;
 pub mod compare;
 pub mod conditions;
@@ -11,6 +12,7 @@ pub mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use arches::{Derivation, Derived, VERIFY_ADVICE};
 pub use bound::{Base, Bound, NotWithin};
 pub use compare::{Diff, MergeConflict, Widening};
 pub use eval::{Decision, Verdict};

@@ -7,7 +7,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::Abi;
+use crate::names::{Abi, Arch};
 
 /// A profile that can't be read, placed at the offending text.
 #[derive(Debug, thiserror::Error)]
@@ -477,27 +477,48 @@ impl Profile {
         crate::output::json(self)
     }
 
-    /// The ABIs this profile covers (`architectures`, or the arch map's, or x86_64 only).
-    pub fn abis(&self) -> BTreeSet<Abi> {
-        let mut abis: BTreeSet<Abi> = self
+    /// The platforms this profile is meant for: those whose ABIs it names (in
+    /// `architectures`, or as an arch map's entry, as Docker's default names nine), or,
+    /// naming none, the host's.
+    pub fn arches(&self) -> BTreeSet<Arch> {
+        let named = self
             .architectures
             .iter()
+            .chain(self.arch_map.iter().map(|e| &e.architecture));
+        let arches: BTreeSet<Arch> = named
             .filter_map(|a| Abi::from_seccomp_arch(a))
+            .map(Abi::arch)
             .collect();
-        for entry in &self.arch_map {
-            if entry.architecture == Abi::X86_64.seccomp_arch() {
-                abis.insert(Abi::X86_64);
-                abis.extend(
-                    entry
-                        .sub_architectures
-                        .iter()
-                        .filter_map(|a| Abi::from_seccomp_arch(a)),
-                );
-            }
+        if arches.is_empty() {
+            BTreeSet::from([Arch::host()])
+        } else {
+            arches
         }
-        // libseccomp always includes the native architecture.
-        abis.insert(Abi::X86_64);
-        abis
+    }
+
+    /// Whether the filter built from this profile on `abi`'s platform checks `abi`'s calls
+    /// against its rules: the native ABI always (libseccomp adds it), others when listed in
+    /// `architectures` or in the arch map's entry for the native one (what Docker expands
+    /// there). Calls of an ABI it doesn't cover are all denied.
+    pub fn covers(&self, abi: Abi) -> bool {
+        let native = abi.arch().native();
+        let arch = abi.seccomp_arch();
+        abi == native
+            || self.architectures.iter().any(|a| a == arch)
+            || self
+                .arch_map
+                .iter()
+                .filter(|e| e.architecture == native.seccomp_arch())
+                .any(|e| e.sub_architectures.iter().any(|a| a == arch))
+    }
+
+    /// The ABIs this profile covers on the platforms it is meant for ([`Profile::arches`]).
+    pub fn abis(&self) -> BTreeSet<Abi> {
+        self.arches()
+            .into_iter()
+            .flat_map(|arch| arch.abis().iter().copied())
+            .filter(|abi| self.covers(*abi))
+            .collect()
     }
 
     /// The default action, parsed (validated on load).

@@ -13,7 +13,8 @@ use futures_util::Stream;
 use crate::{
     docker::{ContainerInfo, DockerError, Engine},
     recorder::{Recorder, Snapshot},
-    seccomp::{Base, Context, Profile},
+    runtime::Runtime,
+    seccomp::{Base, Bound, Context, Profile},
 };
 
 /// How long a cgroup the kernel adopted may stay unclaimed by a container event before it is
@@ -97,7 +98,8 @@ impl Per {
 }
 
 /// The profile a container was created with, the base its learned profile stays within:
-/// `None` for `seccomp=unconfined` (no filter, so nothing of it can be recorded).
+/// `None` for `seccomp=unconfined` (no filter: its workload is recorded from the exec that
+/// hands over to it, and its profile stays within Docker's default).
 fn base_of(c: &ContainerInfo) -> Option<Base> {
     let value = c
         .security_opt
@@ -124,6 +126,8 @@ pub struct Tracked {
     pub info: ContainerInfo,
     /// The profile it was created with (`None`: unconfined).
     pub base: Option<Base>,
+    /// The container runtime it runs with: its tail goes into the profile.
+    pub runtime: Runtime,
     /// What its finished runs recorded (a restart is another run of the same container).
     pub snapshot: Snapshot,
     /// Cgroups of its runs still going.
@@ -134,14 +138,27 @@ pub struct Tracked {
 }
 
 impl Tracked {
-    fn new(info: ContainerInfo) -> Self {
+    fn new(info: ContainerInfo, engine: &Engine) -> Self {
         Tracked {
             base: base_of(&info),
+            runtime: engine.runtime(info.runtime.as_deref()),
             info,
             snapshot: Snapshot::default(),
             live: BTreeSet::new(),
             runs: 0,
             incomplete: Vec::new(),
+        }
+    }
+
+    /// What its learned profile stays within: the profile it was created with, Docker's
+    /// default when it ran unconfined.
+    pub fn bound(&self) -> Bound {
+        match &self.base {
+            Some(base) => base.bound(false),
+            None => Bound {
+                label: "docker-default (the container ran unconfined)".into(),
+                ..Base::DockerDefault.bound(false)
+            },
         }
     }
 
@@ -220,7 +237,7 @@ impl Watcher {
                         Ok(info) => info,
                         Err(_) => info_from_event(&id, event),
                     };
-                    self.created.insert(id, Tracked::new(info));
+                    self.created.insert(id, Tracked::new(info, &self.engine));
                 }
                 Ok(())
             }
@@ -230,7 +247,8 @@ impl Watcher {
                         Ok(info) => info,
                         Err(_) => info_from_event(&id, event),
                     };
-                    self.created.insert(id.clone(), Tracked::new(info));
+                    self.created
+                        .insert(id.clone(), Tracked::new(info, &self.engine));
                 }
                 self.on_start(&id).await
             }
@@ -285,7 +303,7 @@ impl Watcher {
         let tracked = self
             .tracked
             .entry(id.to_string())
-            .or_insert_with(|| fresh.unwrap_or_else(|| Tracked::new(info)));
+            .or_insert_with(|| fresh.unwrap_or_else(|| Tracked::new(info, &self.engine)));
         tracked.runs += 1;
         if runs.is_empty() {
             tracked.incomplete.push(
@@ -295,11 +313,6 @@ impl Watcher {
         for cg in runs {
             tracked.live.insert(cg);
             self.first_seen.remove(&cg);
-        }
-        if tracked.base.is_none() {
-            tracked
-                .incomplete
-                .push("runs with seccomp=unconfined: no filter, nothing to record".into());
         }
         Ok(())
     }
@@ -383,6 +396,7 @@ fn info_from_event(id: &str, event: &EventMessage) -> ContainerInfo {
         security_opt: Vec::new(),
         cap_add: Vec::new(),
         cap_drop: Vec::new(),
+        runtime: None,
     }
 }
 

@@ -15,8 +15,10 @@ use crate::{
     docker::{DockerError, Engine},
     formats::{Rendering, WriteError},
     launch::exit_code,
+    names::Abi,
     recorder::{Recorder, RecorderError, Snapshot},
     report::{self, Index, IndexRow, Report},
+    runtime,
     seccomp::{LearnArgs, NotWithin},
     status::Status,
 };
@@ -256,13 +258,17 @@ fn write_group(
         docker_default_allowed: 0,
         reduction_vs_docker_default_percent: 0.0,
         complete: notes.is_empty(),
+        runtime_calls: snap
+            .runtime
+            .keys()
+            .filter_map(|nr| Abi::X86_64.name(*nr))
+            .map(String::from)
+            .collect(),
         notes,
     };
     let first = members[0];
-    let Some(bound) = first.base.as_ref().map(|base| base.bound(false)) else {
-        return Ok(row);
-    };
-    if snap.syscalls.is_empty() {
+    let bound = first.bound();
+    if snap.is_empty() {
         row.notes.push("nothing was recorded".into());
         row.complete = false;
         return Ok(row);
@@ -271,10 +277,17 @@ fn write_group(
         container: first.info.name.clone(),
         reason,
     })?;
-    let learned = bound.learn(&snap.observation(), &ctx, options.learn_args)?;
-    let report = Report::new(group, false, &snap, &learned, &bound.label);
+    // The tail of the group's first container's runtime: every start of it needs those calls.
+    let tail = runtime::tail(&first.runtime);
+    let mut obs = snap.observation();
+    obs.required = tail.calls.clone();
+    let mut learned = bound.learn(&obs, &ctx, options.learn_args)?;
+    let derived = bound.derive(&mut learned.profile, &options.rendering.arches, &ctx)?;
+    let mut report = Report::new(group, false, &snap, &learned, &bound.label);
     let file = file_name(group, options.per, options.rendering.extension());
     let path = options.output.join(&file);
+    let written = options.rendering.written_as(Some(&path));
+    report.for_arches(&learned.profile, &derived, written);
     options
         .rendering
         .write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
@@ -283,6 +296,7 @@ fn write_group(
     row.docker_default_allowed = report.docker_default_allowed;
     row.reduction_vs_docker_default_percent = report.reduction_vs_docker_default_percent;
     row.notes.extend(report.warnings);
+    row.notes.extend(tail.note);
     Ok(row)
 }
 

@@ -1,0 +1,3 @@
+module profile.test/gofiles
+
+go 1.19

@@ -1,0 +1,53 @@
+//! `profile scan`: the syscall ceiling of an image's executables, or of host files.
+use std::{path::PathBuf, process::ExitCode, time::Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::report::ReportFormat;
+use crate::{report::Render as _, scan};
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["image", "files"])))]
+pub struct ScanArgs {
+    /// Scan this image's filesystem, exported by the Docker Engine (DOCKER_HOST); nothing runs.
+    #[arg(long, value_name = "IMAGE", conflicts_with = "files")]
+    pub image: Option<String>,
+    /// Host files to scan; directories are searched for executables.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ReportFormat,
+}
+
+pub async fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let result = match &args.image {
+        Some(image) => {
+            let engine = crate::docker::Engine::connect().await?;
+            scan::scan_image(&engine, image).await?
+        }
+        None => {
+            let files = args.files.clone();
+            tokio::task::spawn_blocking(move || scan::scan_files(&files))
+                .await
+                .context("scanning")??
+        }
+    };
+    let bytes: u64 = result.binaries.iter().map(|b| b.size).sum();
+    let secs = started.elapsed().as_secs_f64();
+    log::info!(
+        "scanned {} executable(s), {:.1} MiB, in {secs:.2} s ({:.2} s/MiB)",
+        result.binaries.len(),
+        bytes as f64 / 1048576.0,
+        secs / (bytes as f64 / 1048576.0).max(1e-9)
+    );
+    let text = match args.format {
+        ReportFormat::Text => result.text(),
+        ReportFormat::Md => result.markdown(),
+        ReportFormat::Json => result.json()?,
+    };
+    crate::output::stdout(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
