@@ -480,11 +480,13 @@ fn follow_absorbs_one_container_not_its_neighbour() {
     let pid = child.id() as libc::pid_t;
     // SAFETY: kill(2) on the pid of the child this test spawned and has not waited for.
     unsafe { libc::kill(pid, libc::SIGUSR1) };
+    // The report is written after the profile: once it is there, both are.
     wait_until(
-        "SIGUSR1 writing the profile",
+        "SIGUSR1 writing the profile and its report",
         Duration::from_secs(30),
-        || out.exists().then_some(()),
+        || rep.exists().then_some(()),
     );
+    assert!(out.exists(), "the report came without the profile");
     assert!(report(&rep)["absorbed"].as_array().unwrap().is_empty());
     // The neighbour first, then ours; absorb stops when ours exits.
     assert_code(
