@@ -324,3 +324,42 @@ fn two_watches_with_disjoint_filters_do_not_mix() {
     assert!(allowed_names(&a.0.join(ia[0]["file"].as_str().unwrap())).contains("mkdir"));
     assert!(!allowed_names(&b.0.join(ib[0]["file"].as_str().unwrap())).contains("mkdir"));
 }
+
+/// A container that runs unconfined is recorded from the exec that hands over to its
+/// workload, and its profile stays within Docker's default; every profile allows its
+/// runtime's tail, and the index names the calls the runtime made under the filter.
+#[test]
+fn an_unconfined_container_is_recorded_within_docker_default() {
+    if !privileged("an_unconfined_container_is_recorded_within_docker_default") {
+        return;
+    }
+    let dir = Scratch::new("watch-unconfined");
+    let image = test_image();
+    let tag = tag("unconfined");
+    let script = format!(
+        "docker run --rm --network none --security-opt seccomp=unconfined --label {tag} --name {tag}-free {image} sysloop mkdir /tmp/d 3 && \
+         docker run --rm --network none --label {tag} --name {tag}-kept {image} true"
+    );
+    let out = watch(
+        &dir.0,
+        &["--per", "container", "--filter", &format!("label={tag}")],
+        &script,
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    let rows = rows(&dir.0);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (free, kept) = (&rows[0], &rows[1]);
+    assert_eq!(free["profile"], format!("{tag}-free"), "{rows:?}");
+    assert_eq!(free["complete"], true, "{free}");
+    let file = |r: &serde_json::Value| dir.0.join(r["file"].as_str().expect("a profile file"));
+    let names = allowed_names(&file(free));
+    assert!(names.contains("mkdir"), "{names:?}");
+    // runc 1.1's tail: made before the exec, never recorded here, allowed all the same.
+    assert!(names.contains("capset") && names.contains("setgroups"));
+    let diff = profile(&["diff", "docker-default", file(free).to_str().unwrap()]);
+    assert_eq!(diff.status.code(), Some(0), "{}", output_text(&diff));
+    // Under Docker's default the runtime's init checks its parent under the filter.
+    let runtime: Vec<String> = strings(&kept["runtime_calls"]);
+    assert!(runtime.contains(&"getppid".to_string()), "{kept}");
+    assert!(allowed_names(&file(kept)).contains("capset"));
+}
