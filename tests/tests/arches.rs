@@ -401,7 +401,7 @@ fn a_busybox_training_holds_on_arm64() {
     );
 }
 
-/// The command line: merge derives for arm64, diff names the architecture of each line,
+/// The command line: merge and convert derive for arm64, diff names the architecture of each line,
 /// report separates the derived names, and the OCI format is written per platform.
 #[test]
 fn merge_diff_and_report_read_and_write_both_architectures() {
@@ -413,6 +413,11 @@ fn merge_diff_and_report_read_and_write_both_architectures() {
     profile_ok(&["merge", &hello, &web, "-o", s]);
     profile_ok(&["merge", &hello, &web, "--arch", "amd64,arm64", "-o", m]);
     judge_derived("merged", &single, &multi);
+    // convert derives as merge does.
+    let converted = dir.path("c.json");
+    let c = converted.to_str().unwrap();
+    profile_ok(&["convert", &hello, "--arch", "amd64,arm64", "-o", c]);
+    judge_derived("converted", Path::new(&hello), &converted);
     let out = profile(&["diff", s, m]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let plus: Vec<String> = String::from_utf8_lossy(&out.stdout)

@@ -4,7 +4,10 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::Args;
 
 use super::args::{ProfileFormatArgs, load_profile};
-use crate::output;
+use crate::{
+    output,
+    seccomp::{Base, Context},
+};
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
@@ -23,9 +26,14 @@ pub async fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.output {
         output::check_writable(out)?;
     }
-    let profile = load_profile(&args.profile)?;
-    args.format
-        .rendering()
-        .write(args.output.as_deref(), &profile, None)?;
+    let mut profile = load_profile(&args.profile)?;
+    let rendering = args.format.rendering();
+    // The platforms asked for are derived as merge derives them: within Docker's default.
+    Base::DockerDefault.bound(false).derive(
+        &mut profile,
+        &rendering.arches,
+        &Context::docker_default(),
+    )?;
+    rendering.write(args.output.as_deref(), &profile, None)?;
     Ok(ExitCode::SUCCESS)
 }
