@@ -53,6 +53,27 @@ value_enum!(Per {
     Container => "container": "One per container",
 });
 
+/// How a report is printed: shared by the commands that print one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    #[default]
+    Text,
+    /// Markdown, fit for a CI job summary.
+    Md,
+    Json,
+}
+
+impl ReportFormat {
+    /// `report` in this format.
+    pub fn render(self, report: &impl Render) -> serde_json::Result<String> {
+        Ok(match self {
+            ReportFormat::Text => report.text(),
+            ReportFormat::Md => report.markdown(),
+            ReportFormat::Json => report.json()?,
+        })
+    }
+}
+
 /// What is recorded and where the report goes: shared by the recording commands.
 #[derive(Clone, Debug, Args)]
 pub struct RecordArgs {

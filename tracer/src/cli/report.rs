@@ -1,21 +1,11 @@
 //! `profile report`: the reduction report of any profile file.
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use crate::{
-    formats, output,
-    report::{Render as _, Report},
-};
+use super::args::ReportFormat;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    #[default]
-    Text,
-    /// Markdown, fit for a CI job summary.
-    Md,
-    Json,
-}
+use crate::{formats, output, report::Report};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -33,10 +23,6 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let profile = formats::read_profile(&args.profile)?;
     let target = formats::origin(&args.profile).display().to_string();
     let report = Report::for_profile(&target, &profile);
-    output::stdout(&match args.format {
-        ReportFormat::Text => report.text(),
-        ReportFormat::Md => report.markdown(),
-        ReportFormat::Json => report.json()?,
-    })?;
+    output::stdout(&args.format.render(&report)?)?;
     Ok(ExitCode::SUCCESS)
 }

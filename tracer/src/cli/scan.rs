@@ -4,8 +4,8 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 use anyhow::Context as _;
 use clap::Args;
 
-use super::report::ReportFormat;
-use crate::{report::Render as _, scan};
+use super::args::ReportFormat;
+use crate::scan;
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["image", "files"])))]
@@ -43,11 +43,6 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         bytes as f64 / 1048576.0,
         secs / (bytes as f64 / 1048576.0).max(1e-9)
     );
-    let text = match args.format {
-        ReportFormat::Text => result.text(),
-        ReportFormat::Md => result.markdown(),
-        ReportFormat::Json => result.json()?,
-    };
-    crate::output::stdout(&text)?;
+    crate::output::stdout(&args.format.render(&result)?)?;
     Ok(ExitCode::SUCCESS)
 }
