@@ -111,11 +111,11 @@ const RUNC_1_1: Measured = Measured {
 };
 
 // Why each call is in runc 1.1's set; the counts are of the measurement above.
-const EVERY: &str = "runc 1.1's init makes it after installing the container's filter (the exec fifo, the final execve): seen in 899 of 899 containers measured";
-const EARLY: &str = "runc 1.1's init makes it after installing the container's filter (capabilities, user, working directory, the executable's lookup): seen in 780 of 780 containers measured (not under no-new-privileges, where runc installs the filter later)";
-const FUTEX: &str = "runc 1.1's init makes it after installing the container's filter only when its thread meets another of runc's Go threads: seen in 897 of 899 containers measured; a profile without it fails every start (runc's runtime dies in futexwakeup)";
-const SIGRETURN: &str = "runc 1.1's init makes it after installing the container's filter when a signal (Go's preemption) lands on its thread: seen in 119 of 899 containers measured";
-const FCHOWN: &str = "runc 1.1's init makes it after installing the container's filter when the container runs as another user (it hands the standard streams over): seen in 120 of the 120 containers measured with a user";
+const EVERY: &str = "made by runc 1.1's init after it installs the container's filter (the exec fifo, the final execve): seen in 899 of 899 containers measured";
+const EARLY: &str = "made by runc 1.1's init after it installs the container's filter (capabilities, user, working directory, the executable's lookup): seen in 780 of 780 containers measured (not under no-new-privileges, where runc installs the filter later)";
+const FUTEX: &str = "made by runc 1.1's init after it installs the container's filter, only when its thread meets another of runc's Go threads: seen in 897 of 899 containers measured; a profile without it fails every start (runc's runtime dies in futexwakeup)";
+const SIGRETURN: &str = "made by runc 1.1's init after it installs the container's filter, when a signal (Go's preemption) lands on its thread: seen in 119 of 899 containers measured";
+const FCHOWN: &str = "made by runc 1.1's init after it installs the container's filter, when the container runs as another user (it hands the standard streams over): seen in 120 of the 120 containers measured with a user";
 
 /// The runtime's tail for a container: the calls to allow, with why, and a note when the
 /// runtime was not measured as such.
@@ -124,6 +124,30 @@ pub struct Tail {
     pub calls: Vec<(&'static str, &'static str)>,
     /// Set when the set is not the runtime version's own measurement.
     pub note: Option<String>,
+}
+
+/// Every measured runtime's tail together, for when no engine says which runtime runs.
+pub fn union() -> Tail {
+    Tail {
+        calls: union_of(MEASURED.iter()),
+        note: Some(
+            "no container engine answered: the profile allows what every measured container runtime does after installing the filter".into(),
+        ),
+    }
+}
+
+/// The calls of `measured`, each once (its first reason), sorted.
+fn union_of<'a>(measured: impl Iterator<Item = &'a Measured>) -> Vec<(&'static str, &'static str)> {
+    let mut calls: Vec<(&'static str, &'static str)> = Vec::new();
+    for m in measured {
+        for call in m.calls {
+            if !calls.iter().any(|(n, _)| n == &call.0) {
+                calls.push(*call);
+            }
+        }
+    }
+    calls.sort();
+    calls
 }
 
 /// The tail of `runtime`: its version's measurement; for a version or runtime never measured,
@@ -148,17 +172,8 @@ pub fn tail(runtime: &Runtime) -> Tail {
         .iter()
         .map(|m| format!("{} {}", m.family, m.minor))
         .collect();
-    let mut calls: Vec<(&'static str, &'static str)> = Vec::new();
-    for m in &pool {
-        for call in m.calls {
-            if !calls.iter().any(|(n, _)| n == &call.0) {
-                calls.push(*call);
-            }
-        }
-    }
-    calls.sort();
     Tail {
-        calls,
+        calls: union_of(pool.into_iter()),
         note: Some(format!(
             "the container runtime {runtime} was not measured: the profile allows what {} do{} after installing the filter (`cargo xtask runtime-tail` measures a runtime); verify it with `profile verify`",
             measured.join(", "),

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use tracer_common::DENY_ERRNO;
 
 use crate::{
-    names::Arch,
+    names::{AbiName, Arch},
     recorder::Mode,
     report::{Verification, tenths},
     seccomp::{Base, Context, NotWithin, Profile},
@@ -26,6 +26,9 @@ pub struct VerifyOptions {
     pub label: String,
     /// The capabilities the container runs with.
     pub ctx: Context,
+    /// The profile the verified one replaces (Docker's default unless told otherwise): its own
+    /// denials don't fail a profile within it, and the fixed profile stays within its bound.
+    pub base: Base,
     /// Also make the fixed profile: this one plus what it denied.
     pub fix: bool,
     /// Platforms the fixed profile must also hold on (empty: the host's alone).
@@ -48,10 +51,19 @@ pub enum VerifyError {
 #[derive(Clone, Debug)]
 pub struct Fixed {
     pub profile: Profile,
-    /// How many denied syscalls it needs.
-    pub denied: usize,
-    /// What was denied that Docker's default forbids for the container: not added.
+    /// What it allows that the verified profile did not (names, or names with arguments).
+    pub added: Vec<String>,
+    /// What was denied that the bound forbids for the container: not added.
     pub refused: Vec<String>,
+    /// The bound, in words.
+    pub bound: String,
+}
+
+impl Fixed {
+    /// Whether there is anything to write: a fixed profile equal to the verified one isn't.
+    pub fn changed(&self) -> bool {
+        !self.added.is_empty()
+    }
 }
 
 /// What a verification came to.
@@ -70,7 +82,7 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
     let mut interrupt = Interrupt::install()?;
     let prepared = Prepared::new(&options.run.container.image, observer, &mut interrupt).await?;
     let session = prepared.session(&options.run, Mode::Verify, "verifying");
-    let (verification, run) = verify_once(
+    let (mut verification, run) = verify_once(
         &session,
         &options.run.target(),
         &options.profile,
@@ -80,6 +92,9 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
         &mut interrupt,
     )
     .await?;
+    let base = options.base.profile();
+    let within = options.profile.widenings(&base, &options.ctx).is_empty();
+    verification.weigh_against(&base, options.base.label(), &options.ctx, within);
     if let Some(reason) = run.not_ready {
         return Ok(Verified {
             verification,
@@ -98,6 +113,7 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
     let status = match run.stop {
         Stop::Interrupted(sig) => Status::Interrupted(sig),
         Stop::DaemonLost => Status::Incomplete,
+        _ if verification.exercise_failed.is_some() => Status::WorkloadFailed,
         _ if !verification.passed => Status::Denied,
         Stop::StartFailed => Status::Incomplete,
         _ if !verification.complete => Status::Incomplete,
@@ -111,10 +127,11 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
     })
 }
 
-/// `options.profile` plus what `verification` found denied, never wider than Docker's default
-/// for the container, on every platform asked for.
+/// `options.profile` plus what `verification` found denied, never wider than the base's bound
+/// (Docker's default unless the base says otherwise) for the container, on every platform
+/// asked for.
 fn fix(options: &VerifyOptions, verification: &Verification) -> Result<Fixed, NotWithin> {
-    let bound = Base::DockerDefault.bound(false);
+    let bound = options.base.bound(false);
     let missing = verification.missing();
     let (mut profile, refused) = options.profile.fixed_within(
         &missing,
@@ -122,11 +139,21 @@ fn fix(options: &VerifyOptions, verification: &Verification) -> Result<Fixed, No
         &bound.profile,
         &options.ctx,
     );
+    let added = if profile == options.profile {
+        Vec::new()
+    } else {
+        missing
+            .iter()
+            .flat_map(|(abi, names)| names.iter().map(move |n| AbiName(*abi, n).to_string()))
+            .filter(|n| !refused.iter().any(|r| r == n))
+            .collect()
+    };
     bound.derive(&mut profile, &options.arches, &options.ctx)?;
     Ok(Fixed {
         profile,
-        denied: missing.values().map(|s| s.len()).sum(),
+        added,
         refused,
+        bound: bound.label,
     })
 }
 
@@ -152,6 +179,11 @@ pub(crate) async fn verify_once(
     let run = session.run(&enforced.to_json()?, suffix, interrupt).await?;
     let mut v = Verification::new(target, label, DENY_ERRNO, &run.snapshot);
     v.set_exit_code(run.exit_code.map(|c| c as i32));
+    if run.stop == Stop::Exercise
+        && let Some(code) = run.exercise_code.filter(|c| *c != 0)
+    {
+        v.set_exercise_failed(code);
+    }
     v.stopped_by = run.stop.stopped_by();
     v.duration_seconds = tenths(run.elapsed.as_secs_f64());
     v.notes.extend(notes);

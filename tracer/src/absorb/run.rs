@@ -15,6 +15,7 @@ use super::{
 use crate::{
     docker::Engine,
     names::Arch,
+    runtime,
     seccomp::{Bound, Context, Profile},
 };
 
@@ -63,6 +64,15 @@ pub async fn absorb(
         cgroups,
         words,
     } = select(&options.wanted, engine.as_ref()).await?;
+    // What the container runtime calls after its filter is in place: the engine's, when one
+    // answers; every measured runtime's otherwise.
+    let tail = match &engine {
+        Some(engine) => runtime::tail(&engine.runtime(None)),
+        None => match Engine::connect().await {
+            Ok(engine) => runtime::tail(&engine.runtime(None)),
+            Err(_) => runtime::union(),
+        },
+    };
     let finish = |tally: &Tally| -> Result<Absorbed, AbsorbError> {
         let mut tally = tally.clone();
         tally.finish();
@@ -73,6 +83,8 @@ pub async fn absorb(
             &options.bound,
             &options.ctx,
         )?;
+        absorption.require(&tail.calls, &options.bound, &options.ctx)?;
+        absorption.notes.extend(tail.note.iter().cloned());
         options
             .bound
             .derive(&mut absorption.profile, &options.arches, &options.ctx)?;

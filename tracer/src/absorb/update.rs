@@ -76,6 +76,43 @@ pub struct Absorption {
 }
 
 impl Absorption {
+    /// Also allows what every profile must allow whether observed or not — the calls
+    /// [`seccomp::ALWAYS_ALLOWED`] names and `required` (the container runtime's tail) — where
+    /// the profile lacks them and the bound allows them for every argument; says which.
+    pub fn require(
+        &mut self,
+        required: &[(&'static str, &'static str)],
+        bound: &Bound,
+        ctx: &Context,
+    ) -> Result<(), AbsorbError> {
+        let allowed = self.profile.decisions(Abi::X86_64, ctx);
+        let bounds = bound.profile.decisions(Abi::X86_64, ctx);
+        let missing: BTreeSet<String> = seccomp::ALWAYS_ALLOWED
+            .iter()
+            .chain(required)
+            .map(|(name, _)| *name)
+            .filter(|name| allowed.get(name).is_some_and(|d| d.upper.is_empty()))
+            .filter(|name| bounds.get(name).is_some_and(|d| d.lower.is_all()))
+            .map(String::from)
+            .collect();
+        if missing.is_empty() || !self.profile.covers(Abi::X86_64) {
+            return Ok(());
+        }
+        let names: Vec<String> = missing.iter().cloned().collect();
+        let more = BTreeMap::from([(Abi::X86_64, missing)]);
+        self.profile = self.profile.allowing_more(&more, &BTreeMap::new());
+        if !bound.allow_beyond {
+            bound.check("the updated profile", &self.profile, ctx)?;
+        }
+        self.notes.push(format!(
+            "also allowed, as in every profile whether observed or not (the container runtime's calls after its filter is in place, the vDSO's): {}",
+            names.join(", ")
+        ));
+        self.added.extend(names);
+        self.added.sort();
+        Ok(())
+    }
+
     /// Adds the calls of `tally` to `input` (the profile the workload ran under, complain mode
     /// or not) within `bound`, for a container with `ctx`. The result is enforcing: calls
     /// nobody lists fail as under `input` (or the bound, when `input` was in complain mode).

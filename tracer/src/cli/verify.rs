@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{
-    args::{ProfileFormatArgs, load_profile, write_report},
+    args::{ProfileFormatArgs, load_base, load_profile, write_report},
     container::{ContainerArgs, show},
     exit::exit_code,
 };
@@ -23,6 +23,12 @@ pub struct VerifyArgs {
     /// default).
     #[arg(long, value_name = "P")]
     pub profile: PathBuf,
+    /// The profile P replaces: `docker-default` (Docker's default, resolved for the
+    /// container's capabilities), a profile file, or `allow-all`. Calls it denies too don't
+    /// fail a P that is within it (the workload ran under it in training and coped); they are
+    /// listed. --fix stays within it (Docker's default for allow-all).
+    #[arg(long, value_name = "BASE", default_value = "docker-default")]
+    pub base: String,
     /// Write P plus every call it denied to --output (needs -o).
     #[arg(long, requires = "output")]
     pub fix: bool,
@@ -43,6 +49,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         ctx: args.container.context()?,
         run: args.container.options(),
         label: args.profile.display().to_string(),
+        base: load_base(&args.base)?,
         fix: args.fix,
         arches: args.format.rendering().arches,
     };
@@ -64,19 +71,29 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         None => print!("{}", v.text()),
     }
     if let (Some(out), Some(fixed)) = (args.output.as_deref(), &verified.fixed) {
-        args.format
-            .rendering()
-            .write(Some(out), &fixed.profile, None)
-            .with_context(|| format!("writing the fixed profile to {}", out.display()))?;
-        eprintln!(
-            "profile: wrote {} with what the {} denied syscall(s) need",
-            out.display(),
-            fixed.denied
-        );
         if !fixed.refused.is_empty() {
             eprintln!(
-                "profile: not added, Docker's default forbids them: {}",
+                "profile: not added, {} forbids them: {}",
+                fixed.bound,
                 fixed.refused.join(", ")
+            );
+        }
+        if fixed.changed() {
+            args.format
+                .rendering()
+                .write(Some(out), &fixed.profile, None)
+                .with_context(|| format!("writing the fixed profile to {}", out.display()))?;
+            eprintln!(
+                "profile: wrote {}: {} plus {}",
+                out.display(),
+                args.profile.display(),
+                fixed.added.join(", ")
+            );
+        } else {
+            eprintln!(
+                "profile: nothing to add to {}, so {} was not written",
+                args.profile.display(),
+                out.display()
             );
         }
     }

@@ -237,8 +237,12 @@ impl Report {
                 text_reasons(out, calls);
             }
             Section::AlsoAllowed { calls, .. } => {
-                for b in calls {
-                    let _ = writeln!(out, "  also allows {}, not observed: {}", b.name, b.reason);
+                for (names, reason) in by_reason(calls) {
+                    let _ = writeln!(
+                        out,
+                        "  also allows {}, not observed: {reason}",
+                        names.join(", ")
+                    );
                 }
             }
             Section::Probe { probe, phases } => {
@@ -475,10 +479,24 @@ fn text_reasons(out: &mut String, calls: &[Blocked]) {
 /// A Markdown section of named calls with their reasons.
 fn markdown_reasons(out: &mut String, heading: &str, calls: &[Blocked]) {
     let _ = writeln!(out, "## {heading}\n");
-    for b in calls {
-        let _ = writeln!(out, "- `{}`: {}", b.name, b.reason);
+    for (names, reason) in by_reason(calls) {
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        let _ = writeln!(out, "- {}: {reason}", names.join(", "));
     }
     out.push('\n');
+}
+
+/// The calls grouped by their reason (several share one: the vDSO's), in the order each
+/// reason first appears.
+fn by_reason(calls: &[Blocked]) -> Vec<(Vec<&'static str>, &'static str)> {
+    let mut groups: Vec<(Vec<&str>, &str)> = Vec::new();
+    for b in calls {
+        match groups.iter_mut().find(|(_, reason)| *reason == b.reason) {
+            Some((names, _)) => names.push(b.name),
+            None => groups.push((vec![b.name], b.reason)),
+        }
+    }
+    groups
 }
 
 /// A Markdown section of syscall names.

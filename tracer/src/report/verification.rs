@@ -14,7 +14,7 @@ use super::{
 use crate::{
     names::Abi,
     recorder::Snapshot,
-    seccomp::{ArgSpec, learn::spec_words},
+    seccomp::{ArgSpec, Context, Profile, conditions::Region, learn::spec_words},
     session::StoppedBy,
 };
 
@@ -55,7 +55,22 @@ pub struct Verification {
     /// False when interrupted, or nothing could be checked.
     pub complete: bool,
     pub duration_seconds: f64,
+    /// The profile the verified one replaces (`docker-default`, a file), when it was weighed
+    /// against one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Denied syscalls the base denies too: the workload met them under the base in training
+    /// and coped, so they don't fail the verification of a profile within that base.
+    pub denied_by_base_too: Vec<String>,
+    /// The exercise's exit status when it failed: the workload was not shown to work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exercise_failed: Option<i32>,
     pub notes: Vec<String>,
+    /// Denied calls no table names; whether the verified profile is within its base.
+    #[serde(skip)]
+    out_of_range_denied: u64,
+    #[serde(skip)]
+    within_base: bool,
 }
 
 /// How the verification that follows a training went (the training report's
@@ -103,12 +118,12 @@ impl Verification {
                 d.name
             ));
         }
-        Verification {
+        let mut v = Verification {
             target: target.to_string(),
             profile: profile.to_string(),
             errno,
             denied_arguments,
-            passed: denied.is_empty() && runtime_denied.is_empty() && snap.out_of_range_denied == 0,
+            passed: false,
             denied_calls: denied
                 .iter()
                 .chain(&runtime_denied)
@@ -122,8 +137,84 @@ impl Verification {
             stopped_by: None,
             complete: true,
             duration_seconds: 0.0,
+            base: None,
+            denied_by_base_too: Vec::new(),
+            exercise_failed: None,
             notes,
+            out_of_range_denied: snap.out_of_range_denied,
+            within_base: false,
+        };
+        v.judge();
+        v
+    }
+
+    /// Decides `passed` from what was found: a denial (but one the base makes too, when the
+    /// verified profile is within it), a denial of the runtime's, a death by SIGSYS, or an
+    /// exercise that failed.
+    fn judge(&mut self) {
+        let forgive = self.within_base && self.coped();
+        let failing = self
+            .denied
+            .iter()
+            .filter(|d| !(forgive && self.denied_by_base_too.contains(&table_name(d))))
+            .count();
+        self.passed = failing == 0
+            && self.runtime_denied.is_empty()
+            && self.out_of_range_denied == 0
+            && !self.killed_by_sigsys
+            && self.exercise_failed.is_none();
+    }
+
+    /// Names the denials `base` (named `label`) makes too, for the container's capabilities;
+    /// when the verified profile allows nothing `base` forbids (`within`), they no longer fail
+    /// the verification: the workload ran under the base in training and coped with them.
+    pub fn weigh_against(&mut self, base: &Profile, label: &str, ctx: &Context, within: bool) {
+        let values = self.denied_values();
+        let mut too = Vec::new();
+        for d in &self.denied {
+            let decisions = base.decisions(d.abi, ctx);
+            let Some(decision) = decisions.get(d.name.as_str()) else {
+                continue;
+            };
+            let denied_too = match (ArgSpec::of(&d.name), values.get(&d.name)) {
+                // Denied for some values: the base denies the call too if it denies each one.
+                (Some(spec), Some(tuples)) if d.abi == Abi::X86_64 && !tuples.is_empty() => {
+                    tuples.iter().all(|t| {
+                        Region::of([spec.region(*t)])
+                            .intersect(&decision.upper)
+                            .is_empty()
+                    })
+                }
+                _ => decision.upper.is_empty(),
+            };
+            if denied_too {
+                too.push(table_name(d));
+            }
         }
+        self.base = Some(label.to_string());
+        self.within_base = within;
+        self.denied_by_base_too = too;
+        self.judge();
+        if !self.denied_by_base_too.is_empty() {
+            self.notes.push(format!(
+                "{label} denies {} too: {}",
+                self.denied_by_base_too.join(", "),
+                if !within {
+                    "but the profile allows what it forbids, so that doesn't excuse the denial"
+                } else if self.coped() {
+                    "the workload copes with that under it, as it did in training, so it doesn't fail the verification"
+                } else {
+                    "but the workload did not get through its run, so that doesn't excuse the denial"
+                }
+            ));
+        }
+    }
+
+    /// Records that the exercise exited `code`: whatever was denied, the workload was not shown
+    /// to work.
+    pub fn set_exercise_failed(&mut self, code: i32) {
+        self.exercise_failed = Some(code);
+        self.judge();
     }
 
     /// Records how the workload ended. Death by SIGSYS is how seccomp kills, so it fails the
@@ -131,8 +222,8 @@ impl Verification {
     pub fn set_exit_code(&mut self, code: Option<i32>) {
         self.exit_code = code;
         self.killed_by_sigsys = code == Some(EXIT_SIGSYS);
+        self.judge();
         if self.killed_by_sigsys {
-            self.passed = false;
             self.notes.push(format!(
                 "the workload was killed by SIGSYS (status {EXIT_SIGSYS}), as seccomp kills: the filter stopped a call no counter sees, one from an architecture the profile doesn't list (an i386 `int 0x80` call needs SCMP_ARCH_X86) or one under a kill or trap rule"
             ));
@@ -181,6 +272,28 @@ impl Verification {
             .collect()
     }
 
+    /// Whether the workload got through its run: it ended by itself with status 0, or it was
+    /// stopped as planned (duration, probe, an exercise that succeeded). Only then do the
+    /// base's own denials not count: the workload coped with them.
+    fn coped(&self) -> bool {
+        match self.stopped_by {
+            None => self.exit_code == Some(0),
+            Some(StoppedBy::Duration | StoppedBy::Probe | StoppedBy::Exercise) => {
+                self.exercise_failed.is_none()
+            }
+            Some(_) => false,
+        }
+    }
+
+    /// How many denied syscalls the base's own denials excuse.
+    fn forgiven(&self) -> usize {
+        if self.within_base && self.coped() {
+            self.denied_by_base_too.len()
+        } else {
+            0
+        }
+    }
+
     /// The names the profile would need (native ABI first) to let this run through.
     pub fn missing(&self) -> BTreeMap<Abi, BTreeSet<String>> {
         let mut out: BTreeMap<Abi, BTreeSet<String>> = BTreeMap::new();
@@ -194,8 +307,24 @@ impl Verification {
 
     /// The verdict in one line, with how the run ended when that matters.
     fn verdict(&self) -> String {
-        let mut s = if self.passed {
+        let mut s = if self.passed && !self.denied_by_base_too.is_empty() {
+            format!(
+                "PASS: the profile denied nothing {} allows (it denied {}, as {} does too)",
+                self.base.as_deref().unwrap_or("the base"),
+                self.denied_by_base_too.join(", "),
+                self.base.as_deref().unwrap_or("the base")
+            )
+        } else if self.passed {
             "PASS: the profile denied nothing".to_string()
+        } else if let Some(code) = self.exercise_failed {
+            let denied = self.denied.len() - self.forgiven();
+            format!(
+                "FAIL: the exercise exited {code}: the workload was not shown to work under the profile{}",
+                match denied {
+                    0 => " (it denied nothing else)".to_string(),
+                    n => format!(", which denied {n} syscall(s)"),
+                }
+            )
         } else if let Some(d) = self.runtime_denied.first() {
             let names: Vec<&str> = self
                 .runtime_denied

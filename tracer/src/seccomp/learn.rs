@@ -39,7 +39,7 @@ pub const VDSO_CLOCK: [&str; 5] = [
     "time",
 ];
 
-const VDSO_WHY: &str = "answered by the vDSO without entering the kernel, so training rarely sees it; where the vDSO can't read the clock (some hypervisors' clock sources, vdso=0, a clock source changed at run time) every such read becomes this syscall";
+const VDSO_WHY: &str = "answered by the vDSO without entering the kernel, so training rarely sees such a call; where the vDSO can't read the clock (some hypervisors' clock sources, vdso=0, a clock source changed at run time) every clock read becomes a real syscall";
 
 /// How many rules one syscall's learned argument values may become before the bound's rule
 /// is used instead.
