@@ -294,6 +294,17 @@ impl Recorder {
         missing
     }
 
+    /// Checks, before anything is loaded or created, that this process has what loading the
+    /// recorder needs and `more` (the Docker socket, say): everything missing is named at once.
+    pub fn require_privileges(more: Option<privileges::Missing>) -> Result<()> {
+        if let Some(creds) = privileges::Creds::current() {
+            let mut missing = Self::missing_privileges(&creds);
+            missing.extend(more);
+            privileges::require(Some(creds), missing)?;
+        }
+        Ok(())
+    }
+
     /// Checks privileges and tracefs, loads the programs and attaches them, with room for one
     /// recording at a time (what every command needs).
     pub fn load() -> Result<Self> {

@@ -5,12 +5,11 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::{
-    args::{ProfileFormatArgs, load_base, load_profile, write_report},
+    args::{MkdirArgs, ProfileFormatArgs, load_base, load_profile, write_report},
     container::{ContainerArgs, show},
-    exit::exit_code,
+    exit::{ending, exit_code},
 };
 use crate::{
-    output,
     report::Render as _,
     verify::{VerifyOptions, verify},
 };
@@ -37,6 +36,8 @@ pub struct VerifyArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub format: ProfileFormatArgs,
+    #[command(flatten)]
+    pub mkdir: MkdirArgs,
     /// Write the verification report here: .json, .md, or text. Without it the result is
     /// printed on the terminal.
     #[arg(long, value_name = "FILE")]
@@ -44,6 +45,7 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    args.container.check()?;
     let options = VerifyOptions {
         profile: load_profile(&args.profile)?,
         ctx: args.container.context()?,
@@ -54,7 +56,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         arches: args.format.rendering().arches,
     };
     for path in args.output.iter().chain(args.report.iter()) {
-        output::check_writable(path)?;
+        args.mkdir.check(path)?;
     }
     let verified = verify(&options, &show).await?;
     let v = &verified.verification;
@@ -97,5 +99,5 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(exit_code(verified.status))
+    Ok(ending(verified.status, verified.why.as_deref()))
 }

@@ -159,6 +159,29 @@ fn permission_denied(err: &BollardError) -> bool {
     false
 }
 
+/// Using the daemon's Unix socket, when this process may not (it is not root and not in the
+/// socket's group): named with everything else that is missing, before anything is tried.
+pub fn missing_privileges() -> Option<crate::privileges::Missing> {
+    let socket = unix_socket()?;
+    let path = std::path::Path::new(&socket);
+    let denied = crate::privileges::may_access(path, libc::R_OK | libc::W_OK)
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+    if !denied {
+        return None;
+    }
+    let access = crate::privileges::FileAccess::of(path);
+    Some(crate::privileges::Missing::group(
+        format!(
+            "using the Docker daemon's socket {socket}{}",
+            access
+                .as_ref()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default()
+        ),
+        access.map_or_else(|| "the socket's group".to_string(), |a| a.group),
+    ))
+}
+
 /// The path of the Unix socket the client connects to (DOCKER_HOST or the default).
 fn unix_socket() -> Option<String> {
     let host = std::env::var("DOCKER_HOST")

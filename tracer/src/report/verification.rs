@@ -305,6 +305,15 @@ impl Verification {
         out
     }
 
+    /// Why it failed, in one line naming what was denied (the verdict, when nothing was).
+    pub fn why_failed(&self) -> String {
+        let failures = self.failures();
+        match self.exercise_failed.is_none() && !failures.is_empty() {
+            true => format!("FAIL: the profile {failures}"),
+            false => self.verdict(),
+        }
+    }
+
     /// The verdict in one line, with how the run ended when that matters.
     fn verdict(&self) -> String {
         let mut s = if self.passed && !self.denied_by_base_too.is_empty() {

@@ -26,6 +26,8 @@ use ready::Target;
 enum End {
     Signal(i32),
     Exited(docker::Result<i64>),
+    /// It exited while the exercise (or probe) waited for it to be ready.
+    ExitedBeforeReady(docker::Result<i64>),
     Deadline,
     ExerciseDone(std::io::Result<i32>),
     ProbeDone(ProbeReport),
@@ -127,7 +129,12 @@ impl Session<'_> {
         let env = exercise::environment(id, name, &run.running.ports);
         let exercising = options.exercise.is_some() || options.probe.is_some();
         let target = if exercising && options.ready.wait {
-            Target::of(&run.running)
+            let published = options
+                .container
+                .ports
+                .iter()
+                .any(|p| p.container.ends_with("/tcp"));
+            Target::of(&run.running, published)
         } else {
             None
         };
@@ -165,7 +172,12 @@ impl Session<'_> {
             tokio::select! {
                 biased;
                 sig = interrupt.recv() => return Ok(End::Signal(sig)),
-                code = run.wait.as_mut() => return Ok(End::Exited(code)),
+                code = run.wait.as_mut() => {
+                    return Ok(match waiting {
+                        true => End::ExitedBeforeReady(code),
+                        false => End::Exited(code),
+                    });
+                }
                 status = async { run.exercise.as_mut().expect("guarded").wait().await }, if run.exercise.is_some() => {
                     return Ok(End::ExerciseDone(status));
                 }
@@ -275,6 +287,27 @@ impl Session<'_> {
                     _ => {}
                 }
                 (stop, code.filter(|_| stop == Stop::Exited))
+            }
+            End::ExitedBeforeReady(code) => {
+                let daemon_answers = self.daemon_answers().await;
+                let (stop, code) = classify(code, daemon_answers)?;
+                outcome.exit_code = code;
+                if stop == Stop::DaemonLost {
+                    outcome.warnings.push(daemon_lost_warning(code));
+                } else {
+                    outcome.not_ready = Some(format!(
+                        "the container exited ({}) before it was ready for {}",
+                        code.unwrap_or(-1),
+                        self.options.exercise_words()
+                    ));
+                    outcome.exited_before_ready = true;
+                }
+                // It has stopped already: nothing to stop.
+                outcome.stop = match stop {
+                    Stop::DaemonLost => stop,
+                    _ => Stop::NotReady,
+                };
+                return Ok(());
             }
             End::ExerciseDone(status) => {
                 let code = status.map_err(SessionError::Exercise)?;

@@ -38,6 +38,14 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// What exercises the container once it is ready, in words.
+    pub fn exercise_words(&self) -> &'static str {
+        match self.exercise {
+            Some(_) => "the exercise",
+            None => "the HTTP probe",
+        }
+    }
+
     /// How reports name the workload: the image and, if given, the command.
     pub fn target(&self) -> String {
         let c = &self.container;
@@ -211,8 +219,11 @@ pub struct RecordedRun {
     pub elapsed: Duration,
     pub warnings: Vec<String>,
     pub container_name: String,
-    /// What was still not ready when `--ready-timeout` elapsed.
+    /// What was still not ready when `--ready-timeout` elapsed, or the container's exit
+    /// while it was waited for.
     pub not_ready: Option<String>,
+    /// The container exited while it was waited for.
+    pub exited_before_ready: bool,
     /// A second signal ended the wait for the daemon: the container may still exist.
     pub abandoned: bool,
     /// What the HTTP probe did, when it ran.
@@ -232,6 +243,7 @@ impl RecordedRun {
             warnings: Vec::new(),
             container_name: name.to_string(),
             not_ready: None,
+            exited_before_ready: false,
             abandoned: false,
             probe: None,
             phases: Vec::new(),
@@ -241,14 +253,34 @@ impl RecordedRun {
     /// Whether the workload failed: it exited nonzero by itself, or the exercise failed or
     /// could not finish.
     pub fn failed(&self, exercised: bool) -> bool {
-        match self.stop {
-            Stop::Exited => self.exit_code != Some(0) || exercised,
-            Stop::Exercise => self.exercise_code != Some(0),
-            Stop::Probe => false,
+        self.failure(exercised).is_some()
+    }
+
+    /// Why the workload failed, in words, if it did (see [`RecordedRun::failed`]).
+    pub fn failure(&self, exercised: bool) -> Option<String> {
+        let code = self.exit_code.unwrap_or(-1);
+        Some(match self.stop {
+            Stop::Exited if self.exit_code != Some(0) => format!("the workload exited {code}"),
+            Stop::Exited if exercised => {
+                format!("the container exited ({code}) before the exercise finished")
+            }
+            Stop::Exited | Stop::Probe => return None,
+            Stop::Exercise => match self.exercise_code {
+                Some(0) => return None,
+                Some(code) => format!("the exercise failed (exit {code})"),
+                None => "the exercise did not finish".into(),
+            },
             // With an exercise, --duration cut it off (or it never started).
-            Stop::Duration => exercised,
-            Stop::Interrupted(_) | Stop::StartFailed | Stop::NotReady | Stop::DaemonLost => true,
-        }
+            Stop::Duration if exercised => "--duration elapsed before the exercise finished".into(),
+            Stop::Duration => return None,
+            Stop::Interrupted(sig) => format!("interrupted by signal {sig}"),
+            Stop::StartFailed => "the container could not start".into(),
+            Stop::NotReady => self
+                .not_ready
+                .clone()
+                .unwrap_or_else(|| "the container was not ready".into()),
+            Stop::DaemonLost => "the Docker daemon went away during the run".into(),
+        })
     }
 }
 
@@ -271,6 +303,7 @@ impl<'o> Prepared<'o> {
         observer: &'o Observer,
         interrupt: &mut Interrupt,
     ) -> Result<Self, SessionError> {
+        Recorder::require_privileges(crate::docker::missing_privileges())?;
         cgroup::unified_root()?;
         let engine = Engine::connect().await?;
         match interrupt.guard(engine.remove_leftovers()).await? {

@@ -115,12 +115,17 @@ pub async fn watch(
     options: &WatchOptions,
     observer: &(dyn Fn(WatchNotice<'_>) + Sync),
 ) -> Result<Watched, WatchError> {
-    std::fs::create_dir_all(&options.output).map_err(|source| WatchError::Directory {
-        path: options.output.clone(),
-        source,
-    })?;
+    // Nothing is created before everything missing is named.
+    Recorder::require_privileges(crate::docker::missing_privileges())?;
     let engine = Engine::connect().await?;
     let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
+    // The directory itself, as `mkdir` makes it: a typo above it is not made into a tree.
+    if !options.output.is_dir() {
+        std::fs::create_dir(&options.output).map_err(|source| WatchError::Directory {
+            path: options.output.clone(),
+            source,
+        })?;
+    }
     let mut w = Watcher::new(recorder, engine, options.filters.clone());
     // Subscribed before anything runs: no container start is missed.
     let mut events = Box::pin(w.events());
