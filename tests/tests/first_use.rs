@@ -283,3 +283,43 @@ fn a_container_port_alone_is_published_on_a_port_docker_picks() {
     let requests = report["probe"]["requests"].as_array().expect("requests");
     assert!(requests.iter().any(|r| r["status"] == 200), "{requests:?}");
 }
+
+#[test]
+fn an_output_in_a_missing_directory_is_refused_unless_mkdir() {
+    let dir = Scratch::new("mkdir");
+    let typo = dir.path("typo/deeper/x.json");
+    let last = dir.path("new/x.json");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let (typo, last) = (path(&typo), path(&last));
+    // Every output option, checked before anything runs (no privileges needed for that).
+    for args in [
+        vec!["convert", "docker-default", "-o", &last],
+        vec!["merge", "docker-default", "docker-default", "-o", &last],
+        vec!["run", "-o", &last, "--", "true"],
+        vec!["run", "-o", "-", "--report", &last, "--", "true"],
+        vec!["run", "-o", "-", "--summary", &last, "--", "true"],
+        vec!["train", "--image", "x", "-o", &last],
+        vec!["train", "--image", "x", "-o", "-", "--report", &last],
+        vec![
+            "verify",
+            "--image",
+            "x",
+            "--profile",
+            "docker-default",
+            "--report",
+            &last,
+        ],
+        vec!["absorb", "docker-default", "--log", "-", "-o", &last],
+    ] {
+        refused(&args, "new does not exist (--mkdir creates it)");
+        assert!(!dir.path("new").exists(), "{args:?} created it");
+    }
+    refused(
+        &["convert", "docker-default", "--mkdir", "-o", &typo],
+        "--mkdir creates only the last directory",
+    );
+    assert!(!dir.path("typo").exists());
+    let out = profile(&["convert", "docker-default", "--mkdir", "-o", &last]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(std::path::Path::new(&last).is_file());
+}
