@@ -55,6 +55,9 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         command: args.command,
     };
     let watched = watch(&options, &show).await?;
+    for filter in &watched.unmatched_filters {
+        eprintln!("profile: warning: --filter {filter} matched no container");
+    }
     eprintln!(
         "profile: {} profile(s) from {} container(s) -> {}",
         watched

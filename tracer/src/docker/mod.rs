@@ -412,6 +412,23 @@ impl Engine {
         .await
     }
 
+    /// The id of the image `reference` names (a name with or without its tag, an id or a
+    /// prefix of one, a digest), as the engine resolves it; `None` when it has no such image.
+    pub async fn image_id(&self, reference: &str) -> Option<String> {
+        let action = format!("inspecting image {reference}");
+        bounded(&action, self.limits.request, async {
+            Ok(self
+                .docker
+                .inspect_image(reference)
+                .await
+                .ok()
+                .and_then(|i| i.id))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     /// Makes sure the image is present locally, pulling it if it is not.
     pub async fn ensure_image(&self, image: &str) -> Result<()> {
         let action = format!("inspecting image {image}");

@@ -107,6 +107,8 @@ pub struct Watched {
     /// The command's exit status, the signal that ended the watch, or success at the
     /// duration's end.
     pub status: Status,
+    /// The `--filter`s that matched no container (`image=app`).
+    pub unmatched_filters: Vec<String>,
 }
 
 /// Watches until the command exits, the duration elapses or SIGINT/SIGTERM; then writes one
@@ -214,6 +216,7 @@ pub async fn watch(
         index_path: options.output.join("index.md"),
         containers: w.tracked.len(),
         status,
+        unmatched_filters: w.unmatched_filters(),
     })
 }
 
