@@ -323,3 +323,55 @@ fn an_output_in_a_missing_directory_is_refused_unless_mkdir() {
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(std::path::Path::new(&last).is_file());
 }
+
+#[test]
+fn verify_ends_a_denial_flood_at_its_time_limit_and_says_so_as_it_happens() {
+    if !privileged("verify_ends_a_denial_flood_at_its_time_limit_and_says_so_as_it_happens") {
+        return;
+    }
+    let dir = Scratch::new("flood");
+    // Docker's default without getsid: a loop on it is denied over and over.
+    let out = profile(&["convert", "docker-default"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let mut default: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for rule in default["syscalls"].as_array_mut().expect("rules") {
+        if let Some(names) = rule["names"].as_array_mut() {
+            names.retain(|n| n != "getsid");
+        }
+    }
+    let strict = dir.path("no-getsid.json");
+    std::fs::write(&strict, default.to_string()).expect("written");
+    // stderr is a pipe here, not a terminal: the notice must come anyway.
+    let out = profile(&[
+        "verify",
+        "--image",
+        test_image(),
+        "--profile",
+        strict.to_str().expect("utf-8"),
+        "-q",
+        "--timeout",
+        "4s",
+        "--stop-timeout",
+        "1",
+        "--",
+        "sysloop",
+        "getsid",
+        "100000000000",
+    ]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(
+            |l| l.starts_with("profile: getsid is being denied over and over (")
+                && l.contains("first to sysloop")
+        ),
+        "{stderr}"
+    );
+    let why = why_lines(&out);
+    assert_eq!(why.len(), 1, "{stderr}");
+    assert!(
+        why[0].contains("denied getsid") && why[0].contains("--timeout"),
+        "{why:?}"
+    );
+}

@@ -115,6 +115,8 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
         Stop::DaemonLost => Status::Incomplete,
         _ if verification.exercise_failed.is_some() => Status::WorkloadFailed,
         _ if !verification.passed => Status::Denied,
+        // Nothing denied, yet the workload never got to its end.
+        Stop::TimedOut => Status::WorkloadFailed,
         Stop::StartFailed => Status::Incomplete,
         _ if !verification.complete => Status::Incomplete,
         _ => Status::Success,
@@ -127,6 +129,9 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
                 .or_else(|| verification.notes.last().cloned())
                 .unwrap_or_else(|| "not everything could be checked".into())
         )),
+        Status::WorkloadFailed if run.stop == Stop::TimedOut && verification.passed => {
+            run.failure(false)
+        }
         _ => Some(verification.why_failed()),
     };
     Ok(Verified {

@@ -121,6 +121,7 @@ impl ContainerArgs {
             },
             name: self.name.clone(),
             duration: self.duration,
+            timeout: None,
             exercise: self.exercise.clone(),
             probe: self.probe_options(),
             ready: ReadyOptions {

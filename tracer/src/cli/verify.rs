@@ -1,16 +1,17 @@
 //! `profile verify`: run a workload under a profile, enforced, and name every call it denied.
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::Args;
 
 use super::{
-    args::{MkdirArgs, ProfileFormatArgs, load_base, load_profile, write_report},
+    args::{MkdirArgs, ProfileFormatArgs, load_base, load_profile, parse_duration, write_report},
     container::{ContainerArgs, show},
     exit::{ending, exit_code},
 };
 use crate::{
     report::Render as _,
+    session::RunOptions,
     verify::{VerifyOptions, verify},
 };
 
@@ -38,6 +39,10 @@ pub struct VerifyArgs {
     pub format: ProfileFormatArgs,
     #[command(flatten)]
     pub mkdir: MkdirArgs,
+    /// End the run after this long, as failed, with what was denied by then: a workload that
+    /// never ends (one looping on a denied call) does not run forever.
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
     /// Write the verification report here: .json, .md, or text. Without it the result is
     /// printed on the terminal.
     #[arg(long, value_name = "FILE")]
@@ -49,7 +54,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let options = VerifyOptions {
         profile: load_profile(&args.profile)?,
         ctx: args.container.context()?,
-        run: args.container.options(),
+        run: RunOptions {
+            timeout: Some(args.timeout),
+            ..args.container.options()
+        },
         label: args.profile.display().to_string(),
         base: load_base(&args.base)?,
         fix: args.fix,

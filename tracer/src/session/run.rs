@@ -21,6 +21,9 @@ pub struct RunOptions {
     pub name: Option<String>,
     /// Stop the container after this long.
     pub duration: Option<Duration>,
+    /// End the run as failed after this long (`verify`'s time limit): a workload that never
+    /// ends, looping on a denied call, does not hang its caller.
+    pub timeout: Option<Duration>,
     /// A host command (`sh -c`) whose end ends the recording.
     pub exercise: Option<String>,
     /// The built-in HTTP probe, run once the container is ready, when there is no exercise;
@@ -94,6 +97,12 @@ pub enum Notice<'a> {
         wait: Duration,
     },
     LeftoverRemoved(&'a Leftover),
+    /// While verifying: a call denied over and over (the workload may loop on it).
+    DenialFlood {
+        syscall: String,
+        program: String,
+        count: u64,
+    },
 }
 
 /// A notice in words, as the terminal shows it (a progress line's message, or a line).
@@ -132,6 +141,14 @@ impl std::fmt::Display for Notice<'_> {
                 "the Docker daemon went away; waiting up to {}s for it to come back to remove container {name} (interrupt to stop waiting)",
                 wait.as_secs()
             ),
+            Notice::DenialFlood {
+                syscall,
+                program,
+                count,
+            } => write!(
+                f,
+                "{syscall} is being denied over and over ({count} times so far, first to {program}): the workload may be looping on it"
+            ),
             Notice::LeftoverRemoved(leftover) => write!(
                 f,
                 "removed container {}, left behind by profile process {} which is gone",
@@ -161,6 +178,8 @@ pub enum Stop {
     NotReady,
     /// The Docker daemon went away (stopped, restarted, crashed) during the run.
     DaemonLost,
+    /// The time limit elapsed before the run ended (the container was then stopped).
+    TimedOut,
 }
 
 impl Stop {
@@ -175,6 +194,7 @@ impl Stop {
             Stop::StartFailed => StoppedBy::StartFailed,
             Stop::NotReady => StoppedBy::NotReady,
             Stop::DaemonLost => StoppedBy::DaemonLost,
+            Stop::TimedOut => StoppedBy::Timeout,
         })
     }
 }
@@ -190,6 +210,7 @@ pub enum StoppedBy {
     StartFailed,
     NotReady,
     DaemonLost,
+    Timeout,
 }
 
 impl StoppedBy {
@@ -203,6 +224,7 @@ impl StoppedBy {
             StoppedBy::StartFailed => "start_failed",
             StoppedBy::NotReady => "not_ready",
             StoppedBy::DaemonLost => "daemon_lost",
+            StoppedBy::Timeout => "timeout",
         }
     }
 }
@@ -280,6 +302,7 @@ impl RecordedRun {
                 .clone()
                 .unwrap_or_else(|| "the container was not ready".into()),
             Stop::DaemonLost => "the Docker daemon went away during the run".into(),
+            Stop::TimedOut => "the run did not end within its time limit (--timeout)".into(),
         })
     }
 }
