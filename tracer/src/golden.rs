@@ -343,6 +343,7 @@ fn the_absorb_report() {
         vec!["comm mkdir".into(), "comm sh".into()],
         &tally,
         &absorption,
+        false,
     );
     golden("absorb-report.json", &r.json().expect("JSON"));
     golden("absorb-report.txt", &r.text());

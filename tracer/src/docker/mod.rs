@@ -543,8 +543,15 @@ impl Engine {
     /// Waits until the container stops; returns its exit code. Unbounded: it lasts as long as
     /// the workload (callers race it against their deadlines and signals).
     pub async fn wait(&self, id: &str) -> Result<i64> {
+        self.wait_for_exit(id, false).await
+    }
+
+    /// As [`Engine::wait`]; with `next`, for the container's next exit (one that is created
+    /// but not started yet is not running, and would end the wait at once).
+    pub async fn wait_for_exit(&self, id: &str, next: bool) -> Result<i64> {
+        let condition = if next { "next-exit" } else { "not-running" };
         let options = WaitContainerOptionsBuilder::default()
-            .condition("not-running")
+            .condition(condition)
             .build();
         let mut stream = self.docker.wait_container(id, Some(options));
         match stream.next().await {
