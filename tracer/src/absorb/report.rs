@@ -448,7 +448,10 @@ mod tests {
         assert!(burst_warnings(9, false).is_empty());
         // Following, the advice is to start it earlier, not to use it.
         let followed = burst_warnings(10, true).join("\n");
-        assert!(!followed.contains("`--follow` reads them all"), "{followed}");
+        assert!(
+            !followed.contains("`--follow` reads them all"),
+            "{followed}"
+        );
         assert!(followed.contains("before the workload"), "{followed}");
     }
 }
