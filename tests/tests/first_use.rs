@@ -215,6 +215,17 @@ fn contradictory_options_are_refused_not_ignored() {
 }
 
 #[test]
+fn verify_help_says_what_verify_does_with_a_failed_exercise() {
+    let out = profile(&["verify", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+    assert!(!help.contains("the profile is still written"), "{help}");
+    assert!(help.contains("verify fails"), "{help}");
+    let out = profile(&["run", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("goes to stderr"), "{help}");
+}
+
+#[test]
 fn input_errors_name_the_option_and_the_empty_file() {
     let dir = Scratch::new("inputs");
     let missing = dir.path("nope.json");

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{
     args::{ProfileFormatArgs, parse_duration},
-    exit::exit_code,
+    exit::ending,
 };
 use crate::{
     seccomp::LearnArgs,
@@ -69,7 +69,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         watched.containers,
         watched.index_path.display()
     );
-    Ok(exit_code(watched.status))
+    Ok(ending(watched.status, None))
 }
 
 fn show(notice: WatchNotice<'_>) {
