@@ -8,7 +8,7 @@ use std::{
 
 use super::{
     error::SessionError,
-    exercise,
+    exercise, flood,
     probe::{ProbeReport, probe},
     ready,
     run::{Notice, RecordedRun, Session, Stop},
@@ -157,8 +157,8 @@ impl Session<'_> {
         tokio::pin!(ready_by, deadline, limit);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut floods = Floods::default();
-        let mut flood_tick = tokio::time::interval(FLOOD_WINDOW);
+        let mut floods = flood::Floods::default();
+        let mut flood_tick = tokio::time::interval(flood::WINDOW);
         flood_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let verifying = self.mode == crate::recorder::Mode::Verify;
         loop {
@@ -475,40 +475,6 @@ impl Session<'_> {
     }
 }
 
-/// How often denials are looked at for a flood, and how many of one call within that time make
-/// one: far beyond what a workload that copes with a denial does (a retry or two), well within
-/// what one looping on it does (busybox sh's `dup2`: over 100,000 a second).
-const FLOOD_WINDOW: Duration = Duration::from_secs(2);
-const FLOOD_CALLS: u64 = 10_000;
-
-/// The denial counts seen at the last look, and the calls already said to flood.
-#[derive(Default)]
-struct Floods {
-    last: std::collections::BTreeMap<crate::names::SyscallId, u64>,
-    said: std::collections::BTreeSet<crate::names::SyscallId>,
-}
-
-impl Floods {
-    /// A notice for each call denied [`FLOOD_CALLS`] times or more since the last look, once.
-    fn check(&mut self, snap: &crate::recorder::Snapshot) -> Vec<Notice<'static>> {
-        let mut out = Vec::new();
-        for (id, denied) in &snap.denied {
-            let before = self.last.insert(*id, denied.count).unwrap_or(0);
-            if denied.count.saturating_sub(before) >= FLOOD_CALLS && self.said.insert(*id) {
-                out.push(Notice::DenialFlood {
-                    syscall: id.name(),
-                    program: denied
-                        .first
-                        .as_ref()
-                        .map_or_else(|| "?".into(), |f| f.comm.clone()),
-                    count: denied.count,
-                });
-            }
-        }
-        out
-    }
-}
-
 /// Why the container's wait ended, given whether the daemon still answers: a daemon that shuts
 /// down stops its containers (137 then says nothing about the workload), and one that dies
 /// drops the wait. Returns the stop and the exit code the wait reported.
@@ -535,44 +501,6 @@ fn daemon_lost_warning(code: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_flood_is_said_once_when_a_call_is_denied_fast() {
-        use crate::{
-            names::{Abi, SyscallId},
-            recorder::{FirstProgram, Observed, Snapshot},
-        };
-        let getsid = SyscallId {
-            abi: Abi::X86_64,
-            nr: 124,
-        };
-        let denied = |count| {
-            let mut snap = Snapshot::default();
-            snap.denied.insert(
-                getsid,
-                Observed {
-                    count,
-                    first: Some(FirstProgram {
-                        comm: "sh".into(),
-                        pid: 1,
-                    }),
-                },
-            );
-            snap
-        };
-        let mut floods = Floods::default();
-        assert!(floods.check(&denied(3)).is_empty(), "a retry is no flood");
-        let said = floods.check(&denied(3 + FLOOD_CALLS));
-        assert_eq!(said.len(), 1);
-        assert_eq!(
-            said[0].to_string(),
-            "getsid is being denied over and over (10003 times so far, first to sh): the workload may be looping on it"
-        );
-        assert!(
-            floods.check(&denied(3 + 3 * FLOOD_CALLS)).is_empty(),
-            "said once"
-        );
-    }
 
     fn lost() -> DockerError {
         DockerError::Transport {
