@@ -386,3 +386,31 @@ fn verify_ends_a_denial_flood_at_its_time_limit_and_says_so_as_it_happens() {
         "{why:?}"
     );
 }
+
+#[test]
+fn watch_makes_its_directory_never_the_ones_above() {
+    if !privileged("watch_makes_its_directory_never_the_ones_above") {
+        return;
+    }
+    let dir = Scratch::new("watch-dir");
+    let typo = dir.path("typo/profiles");
+    let out = profile(&[
+        "watch",
+        "-o",
+        typo.to_str().expect("utf-8"),
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(!dir.path("typo").exists(), "{}", output_text(&out));
+    let made = dir.path("profiles");
+    let out = profile(&[
+        "watch",
+        "-o",
+        made.to_str().expect("utf-8"),
+        "--duration",
+        "1s",
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(made.join("index.json").is_file());
+}
