@@ -51,6 +51,8 @@ value_enum!(Per {
     Image => "image": "One profile per image: replicas and restarts merged",
     Service => "service": "One per compose service (`com.docker.compose.project` / `service` labels); containers without them by image",
     Container => "container": "One per container",
+    Workload => "workload": "One per Kubernetes workload's container (`<namespace>-<workload>-<container>`): replicas and restarts merged (the default with --engine cri)",
+    Pod => "pod": "One per pod's container (`<namespace>-<pod>-<container>`): restarts merged",
 });
 
 /// How a report is printed: shared by the commands that print one.

@@ -10,8 +10,13 @@ use std::{
 use futures_util::StreamExt as _;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::containers::{ContainerFilter, Per, Tracked, Watcher};
+use super::{
+    containers::{ContainerFilter, Per, Tracked, Watcher},
+    cri::CriWatcher,
+    engine::ContainerEngine,
+};
 use crate::{
+    cri::CriError,
     docker::{DockerError, Engine},
     formats::{Rendering, WriteError},
     launch::exit_code,
@@ -39,6 +44,22 @@ pub struct WatchOptions {
     pub rendering: Rendering,
     /// A host command run while watching: watching stops when it exits.
     pub command: Vec<String>,
+    /// Whose containers are watched.
+    pub engine: WatchEngine,
+    /// Also record containers already running when watching begins, from then on.
+    pub existing: bool,
+    /// The node named in the index (`--engine cri`).
+    pub node_name: Option<String>,
+}
+
+/// The engine whose containers a watch records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WatchEngine {
+    /// The Docker Engine (or Podman's service) at DOCKER_HOST.
+    #[default]
+    Docker,
+    /// A CRI runtime (containerd, CRI-O) at this socket: a Kubernetes node's pods.
+    Cri(PathBuf),
 }
 
 /// What a watch has to say while it goes on; the command line decides how to show it.
@@ -47,7 +68,7 @@ pub enum WatchNotice<'a> {
     /// The kernel side adopts new containers and the engine's events are subscribed to.
     Watching,
     /// An engine event could not be followed up (the container could not be inspected).
-    EventFailed(&'a DockerError),
+    EventFailed(&'a (dyn std::error::Error + 'static)),
 }
 
 /// A notice in words, as the terminal shows it.
@@ -72,6 +93,8 @@ pub enum WatchError {
     },
     #[error(transparent)]
     Docker(#[from] DockerError),
+    #[error(transparent)]
+    Cri(#[from] CriError),
     #[error(transparent)]
     Recorder(#[from] RecorderError),
     #[error("installing a signal handler: {0}")]
@@ -119,11 +142,33 @@ pub async fn watch(
         path: options.output.clone(),
         source,
     })?;
-    let engine = Engine::connect().await?;
-    let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
-    let mut w = Watcher::new(recorder, engine, options.filters.clone());
+    match &options.engine {
+        WatchEngine::Docker => {
+            let engine = Engine::connect().await?;
+            let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
+            let w = Watcher::new(recorder, engine, options.filters.clone());
+            watch_with(w, options, observer).await
+        }
+        WatchEngine::Cri(socket) => {
+            let options = &WatchOptions {
+                node_name: Some(options.node_name.clone().unwrap_or_else(super::hostname)),
+                ..options.clone()
+            };
+            let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
+            let w = CriWatcher::new(recorder, socket, options).await?;
+            watch_with(w, options, observer).await
+        }
+    }
+}
+
+/// Watches `w`'s engine (see [`watch`]).
+async fn watch_with<E: ContainerEngine>(
+    mut w: E,
+    options: &WatchOptions,
+    observer: &(dyn Fn(WatchNotice<'_>) + Sync),
+) -> Result<Watched, WatchError> {
     // Subscribed before anything runs: no container start is missed.
-    let mut events = Box::pin(w.events());
+    let mut events = w.events();
     let handler = |kind| signal(kind).map_err(WatchError::Signals);
     let mut int = handler(SignalKind::interrupt())?;
     let mut term = handler(SignalKind::terminate())?;
@@ -207,25 +252,28 @@ pub async fn watch(
     Ok(Watched {
         index,
         index_path: options.output.join("index.md"),
-        containers: w.tracked.len(),
+        containers: w.tracked().len(),
         status,
     })
 }
 
 /// Writes one profile per group and the index.
-fn write_all(w: &Watcher, options: &WatchOptions) -> Result<Index, WatchError> {
+fn write_all(w: &impl ContainerEngine, options: &WatchOptions) -> Result<Index, WatchError> {
     let mut groups: BTreeMap<String, Vec<&Tracked>> = BTreeMap::new();
-    for t in w.tracked.values() {
+    for t in w.tracked().values() {
         groups
             .entry(options.per.group(&t.info))
             .or_default()
             .push(t);
     }
-    let mut index = Index::default();
+    let mut index = Index {
+        node: options.node_name.clone(),
+        ..Index::default()
+    };
     for (group, members) in groups {
         index
             .profiles
-            .push(write_group(&w.recorder, &group, &members, options)?);
+            .push(write_group(w.recorder(), &group, &members, options)?);
     }
     report::write(&options.output.join("index.json"), &index)?;
     report::write(&options.output.join("index.md"), &index)?;
@@ -258,6 +306,7 @@ fn write_group(
         docker_default_allowed: 0,
         reduction_vs_docker_default_percent: 0.0,
         complete: notes.is_empty(),
+        security_context: None,
         runtime_calls: snap
             .runtime
             .keys()
@@ -291,6 +340,12 @@ fn write_group(
     options
         .rendering
         .write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
+    if options.node_name.is_some() && options.engine != WatchEngine::Docker {
+        row.security_context = Some(format!(
+            "securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: profile/{}}}}}",
+            file
+        ));
+    }
     row.file = Some(file);
     row.allowed = report.allowed;
     row.docker_default_allowed = report.docker_default_allowed;
