@@ -130,6 +130,11 @@ impl Cri {
         ))
     }
 
+    /// The generated client on this connection, for every other call of the runtime service.
+    pub fn client(&self) -> RuntimeServiceClient<Channel> {
+        self.client.clone()
+    }
+
     /// The socket this client talks to.
     pub fn socket(&self) -> &Path {
         &self.socket
