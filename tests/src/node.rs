@@ -114,7 +114,8 @@ pub struct Node {
 fn image_archives() -> &'static (PathBuf, PathBuf) {
     static TARS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     TARS.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("profile-test-node-images-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("profile-test-node-images-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("image dir");
         std::fs::copy("/bin/busybox", dir.join("busybox")).expect("/bin/busybox");
@@ -191,7 +192,10 @@ impl Node {
             .build()
             .expect("runtime");
         let cri = wait_until(
-            &format!("containerd answering (see {}/containerd.log)", dir.display()),
+            &format!(
+                "containerd answering (see {}/containerd.log)",
+                dir.display()
+            ),
             Duration::from_secs(60),
             || rt.block_on(Cri::connect(&socket)).ok().map(|(c, _)| c),
         );
@@ -347,9 +351,13 @@ impl Node {
     /// Starts a created container.
     pub fn start_container(&self, id: &str) {
         self.rt
-            .block_on(self.cri.client().start_container(api::StartContainerRequest {
-                container_id: id.into(),
-            }))
+            .block_on(
+                self.cri
+                    .client()
+                    .start_container(api::StartContainerRequest {
+                        container_id: id.into(),
+                    }),
+            )
             .unwrap_or_else(|e| panic!("StartContainer {id}: {e}"));
     }
 
@@ -358,10 +366,14 @@ impl Node {
         wait_until(&format!("container {id} exiting"), limit, || {
             let status = self
                 .rt
-                .block_on(self.cri.client().container_status(api::ContainerStatusRequest {
-                    container_id: id.into(),
-                    verbose: false,
-                }))
+                .block_on(
+                    self.cri
+                        .client()
+                        .container_status(api::ContainerStatusRequest {
+                            container_id: id.into(),
+                            verbose: false,
+                        }),
+                )
                 .ok()?
                 .into_inner()
                 .status?;
@@ -389,10 +401,12 @@ impl Node {
     pub fn remove_pod(&self, pod: &Pod) {
         let mut client = self.cri.client();
         for id in &pod.containers {
-            let _ = self.rt.block_on(client.stop_container(api::StopContainerRequest {
-                container_id: id.clone(),
-                timeout: 5,
-            }));
+            let _ = self
+                .rt
+                .block_on(client.stop_container(api::StopContainerRequest {
+                    container_id: id.clone(),
+                    timeout: 5,
+                }));
             let _ = self
                 .rt
                 .block_on(client.remove_container(api::RemoveContainerRequest {

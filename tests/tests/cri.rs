@@ -83,7 +83,10 @@ fn a_deployments_replicas_make_one_profile_per_container_that_runs_them() {
             port,
             [Seccomp::RuntimeDefault, Seccomp::RuntimeDefault],
         ));
-        assert_eq!(node.wait_exited(&pod.containers[1], Duration::from_secs(30)), 0);
+        assert_eq!(
+            node.wait_exited(&pod.containers[1], Duration::from_secs(30)),
+            0
+        );
         assert!(http_request(port, "GET / HTTP/1.0").contains("hello from the test image"));
         pods.push(pod);
     }
@@ -99,14 +102,23 @@ fn a_deployments_replicas_make_one_profile_per_container_that_runs_them() {
         assert_eq!(row["runs"], 2, "{row}");
         assert_eq!(row["complete"], true, "{row}");
         let line = row["security_context"].as_str().unwrap_or_default();
-        assert!(line.contains(&format!("localhostProfile: profile/{name}.json")), "{line}");
+        assert!(
+            line.contains(&format!("localhostProfile: profile/{name}.json")),
+            "{line}"
+        );
     }
     let httpd = allowed_names(&dir.path("default-web-httpd.json"));
     let sidecar = allowed_names(&dir.path("default-web-sidecar.json"));
     for call in ["bind", "listen", "accept"] {
-        assert!(httpd.iter().any(|n| n.starts_with(call)), "{call}: {httpd:?}");
+        assert!(
+            httpd.iter().any(|n| n.starts_with(call)),
+            "{call}: {httpd:?}"
+        );
     }
-    assert!(!sidecar.contains("bind") && !sidecar.contains("listen"), "{sidecar:?}");
+    assert!(
+        !sidecar.contains("bind") && !sidecar.contains("listen"),
+        "{sidecar:?}"
+    );
     assert!(sidecar.contains("connect"), "{sidecar:?}");
     for name in ["mount", "pivot_root", "sethostname"] {
         assert!(!httpd.contains(name) && !sidecar.contains(name), "{name}");
@@ -128,7 +140,201 @@ fn a_deployments_replicas_make_one_profile_per_container_that_runs_them() {
         "{}",
         node.log(&pod, "sidecar")
     );
-    assert!(node.log(&pod, "sidecar").contains("hello from the test image"));
+    assert!(
+        node.log(&pod, "sidecar")
+            .contains("hello from the test image")
+    );
     assert!(http_request(port, "GET / HTTP/1.0").contains("hello from the test image"));
     node.remove_pod(&pod);
+}
+
+/// A pod of one container running `script` under `seccomp`, in `namespace`.
+fn single(namespace: &str, name: &str, script: &str, seccomp: Seccomp) -> PodSpec {
+    PodSpec::new(
+        namespace,
+        name,
+        vec![ContainerSpec::new("main", script, seccomp)],
+    )
+}
+
+#[test]
+fn a_container_that_exits_at_once_is_recorded_completely() {
+    if !privileged("a_container_that_exits_at_once_is_recorded_completely") {
+        return;
+    }
+    let node = Node::start("true");
+    let dir = Scratch::new("cri-true");
+    let (watch, said) = start_watch(&node, &dir.0, &[]);
+    let pod = node.run_pod(&single("default", "once", "true", Seccomp::RuntimeDefault));
+    assert_eq!(
+        node.wait_exited(&pod.containers[0], Duration::from_secs(30)),
+        0
+    );
+    node.remove_pod(&pod);
+    let text = stop(watch, said);
+    let rows = rows(&dir.0);
+    let row = row(&rows, "default-once-main");
+    assert_eq!(row["complete"], true, "{row}\n{text}");
+    let watched = allowed_names(&dir.path("default-once-main.json"));
+    let (trained, _, out) = train(&dir, "true", &[], &["sh", "-c", "true"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    for name in allowed_names(&trained) {
+        assert!(watched.contains(&name), "{name} missing: {watched:?}");
+    }
+}
+
+#[test]
+fn unconfined_and_runtime_default_containers_learn_the_same_and_never_the_runtimes_setup() {
+    if !privileged(
+        "unconfined_and_runtime_default_containers_learn_the_same_and_never_the_runtimes_setup",
+    ) {
+        return;
+    }
+    let node = Node::start("unconfined");
+    let dir = Scratch::new("cri-unconfined");
+    let (watch, said) = start_watch(&node, &dir.0, &[]);
+    let script = "ls / >/dev/null; echo hi; cat /www/index.html";
+    let mut pods = Vec::new();
+    for (ns, seccomp) in [
+        ("confined", Seccomp::RuntimeDefault),
+        ("unconfined", Seccomp::Unconfined),
+        ("unset", Seccomp::Unset),
+    ] {
+        let pod = node.run_pod(&single(ns, "box", script, seccomp));
+        assert_eq!(
+            node.wait_exited(&pod.containers[0], Duration::from_secs(30)),
+            0
+        );
+        pods.push(pod);
+    }
+    for pod in &pods {
+        node.remove_pod(pod);
+    }
+    let text = stop(watch, said);
+    let rows = rows(&dir.0);
+    let confined = allowed_names(&dir.path("confined-box-main.json"));
+    for ns in ["unconfined", "unset"] {
+        let row = row(&rows, &format!("{ns}-box-main"));
+        assert_eq!(row["complete"], true, "{row}\n{text}");
+        // runc's version was found: its own measured tail, no note about an unmeasured one.
+        let notes = row["notes"].to_string();
+        assert!(!notes.contains("not measured"), "{notes}");
+        let names = allowed_names(&dir.path(&format!("{ns}-box-main.json")));
+        assert_eq!(names, confined, "{ns}");
+    }
+    for name in ["mount", "pivot_root", "sethostname", "umount2", "unshare"] {
+        assert!(!confined.contains(name), "{name}: {confined:?}");
+    }
+    // runc's tail under the filter is allowed: the container starts under its profile.
+    for name in ["capset", "setgroups", "execve", "futex"] {
+        assert!(confined.contains(name), "{name}: {confined:?}");
+    }
+    let pod = node.run_pod(&single(
+        "default",
+        "again",
+        script,
+        Seccomp::Localhost(dir.path("unconfined-box-main.json")),
+    ));
+    assert_eq!(
+        node.wait_exited(&pod.containers[0], Duration::from_secs(30)),
+        0,
+        "{}",
+        node.log(&pod, "main")
+    );
+    assert!(node.log(&pod, "main").contains("hello from the test image"));
+}
+
+#[test]
+fn pods_that_ran_before_watching_are_recorded_only_with_existing() {
+    if !privileged("pods_that_ran_before_watching_are_recorded_only_with_existing") {
+        return;
+    }
+    let node = Node::start("existing");
+    let before = node.run_pod(&single(
+        "default",
+        "early",
+        "while true; do ls / >/dev/null; sleep 0.1; done",
+        Seccomp::RuntimeDefault,
+    ));
+    let dir = Scratch::new("cri-existing");
+    let (watch, said) = start_watch(&node, &dir.0, &[]);
+    let late = node.run_pod(&single("default", "late", "true", Seccomp::RuntimeDefault));
+    node.wait_exited(&late.containers[0], Duration::from_secs(30));
+    node.remove_pod(&late);
+    let text = stop(watch, said);
+    let names: Vec<String> = rows(&dir.0)
+        .iter()
+        .map(|r| r["profile"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["default-late-main"], "{text}");
+
+    let dir = Scratch::new("cri-existing-2");
+    let (watch, said) = start_watch(&node, &dir.0, &["--existing"]);
+    let profile = dir.path("default-early-main.json");
+    // SIGUSR1 writes what was recorded so far: the running loop's calls, from now on.
+    let (child, said) = (watch, said);
+    wait_until("the running pod's calls", Duration::from_secs(30), || {
+        // SAFETY: kill has no memory preconditions; the pid is our own child's.
+        unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
+        std::thread::sleep(Duration::from_millis(300));
+        (profile.exists() && allowed_names(&profile).contains("getdents64")).then_some(())
+    });
+    node.remove_pod(&before);
+    let text = stop(child, said);
+    let rows = rows(&dir.0);
+    let row = row(&rows, "default-early-main");
+    assert_eq!(row["complete"], false, "{row}\n{text}");
+    assert!(
+        row["notes"]
+            .to_string()
+            .contains("running before watching began"),
+        "{row}"
+    );
+}
+
+#[test]
+fn sixty_short_pods_back_to_back_are_all_recorded_apart() {
+    if !privileged("sixty_short_pods_back_to_back_are_all_recorded_apart") {
+        return;
+    }
+    let node = Node::start("churn");
+    let dir = Scratch::new("cri-churn");
+    let (watch, said) = start_watch(&node, &dir.0, &["--per", "pod"]);
+    // Even pods ask the kernel's name, odd ones only exit: a mix-up shows as uname where it
+    // does not belong, or missing where it does (runc's own calls have no uname).
+    let pods: Vec<_> = (0..60)
+        .map(|i| {
+            let script = if i % 2 == 0 {
+                "uname >/dev/null"
+            } else {
+                "true"
+            };
+            node.run_pod(&single(
+                "churn",
+                &format!("p{i:02}"),
+                script,
+                Seccomp::RuntimeDefault,
+            ))
+        })
+        .collect();
+    for pod in &pods {
+        assert_eq!(
+            node.wait_exited(&pod.containers[0], Duration::from_secs(60)),
+            0
+        );
+    }
+    for pod in &pods {
+        node.remove_pod(pod);
+    }
+    let text = stop(watch, said);
+    let rows = rows(&dir.0);
+    assert_eq!(rows.len(), 60, "{text}");
+    for i in 0..60 {
+        let name = format!("churn-p{i:02}-main");
+        let row = row(&rows, &name);
+        assert_eq!(row["runs"], 1, "{row}");
+        assert_eq!(row["complete"], true, "{row}");
+        let names = allowed_names(&dir.path(&format!("{name}.json")));
+        assert_eq!(names.contains("uname"), i % 2 == 0, "{name}: {names:?}");
+    }
 }

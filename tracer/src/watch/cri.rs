@@ -100,7 +100,10 @@ impl CriWatcher {
             return;
         };
         self.known.insert(id.to_string(), Known::Ignored);
-        let Some(cg) = t.info.pid.and_then(|pid| self.recorder.adopt_running(pid, id).ok())
+        let Some(cg) = t
+            .info
+            .pid
+            .and_then(|pid| self.recorder.adopt_running(pid, id).ok())
         else {
             return;
         };
@@ -201,8 +204,7 @@ impl CriWatcher {
     /// runs of containers that exited (or are gone) ended.
     async fn poll(&mut self) -> Result<(), CriError> {
         let listed = self.cri.containers().await?;
-        let states: BTreeMap<&str, i32> =
-            listed.iter().map(|c| (c.id.as_str(), c.state)).collect();
+        let states: BTreeMap<&str, i32> = listed.iter().map(|c| (c.id.as_str(), c.state)).collect();
         for c in &listed {
             if !self.known.contains_key(&c.id)
                 && let Some(known) = self.identify(&c.id).await

@@ -5,10 +5,7 @@ use std::collections::BTreeMap;
 use futures_util::Stream;
 
 use super::containers::{Tracked, Watcher};
-use crate::{
-    docker::DockerError,
-    recorder::Recorder,
-};
+use crate::{docker::DockerError, recorder::Recorder};
 
 /// A source of containers for a watch: the kernel side adopts their cgroups on creation, the
 /// engine says whose each one is.
