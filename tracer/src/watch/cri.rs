@@ -56,17 +56,15 @@ pub struct CriWatcher {
 }
 
 impl CriWatcher {
-    /// Connects to the runtime at `socket` and starts adopting new container cgroups;
+    /// Starts adopting new container cgroups of the runtime `cri` serves;
     /// containers that exist already are not recorded (with `existing`, running ones are
     /// recorded from now on).
     pub async fn new(
         recorder: Recorder,
-        socket: &Path,
+        cri: Cri,
         options: &WatchOptions,
     ) -> Result<Self, CriError> {
-        let (cri, version) = Cri::connect(socket).await?;
-        log::info!("CRI runtime {version} at {}", socket.display());
-        let runc = crate::cri::runc_version(socket);
+        let runc = crate::cri::runc_version(cri.socket());
         log::info!("runc: {}", runc.as_deref().unwrap_or("unknown version"));
         recorder.adopt_containers(true);
         let mut w = CriWatcher {

@@ -154,8 +154,10 @@ pub async fn watch(
                 node_name: Some(options.node_name.clone().unwrap_or_else(super::hostname)),
                 ..options.clone()
             };
+            let (cri, version) = crate::cri::Cri::connect(socket).await?;
+            log::info!("CRI runtime {version} at {}", socket.display());
             let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
-            let w = CriWatcher::new(recorder, socket, options).await?;
+            let w = CriWatcher::new(recorder, cri, options).await?;
             watch_with(w, options, observer).await
         }
     }
