@@ -338,3 +338,70 @@ fn sixty_short_pods_back_to_back_are_all_recorded_apart() {
         assert_eq!(names.contains("uname"), i % 2 == 0, "{name}: {names:?}");
     }
 }
+
+#[test]
+fn the_profiles_of_two_nodes_merge_into_the_clusters() {
+    if !privileged("the_profiles_of_two_nodes_merge_into_the_clusters") {
+        return;
+    }
+    let nodes = [Node::start("node-a"), Node::start("node-b")];
+    let dirs = [Scratch::new("cri-node-a"), Scratch::new("cri-node-b")];
+    // Node b writes SPO manifests: merge reads them as it reads Docker's JSON.
+    let flags: [&[&str]; 2] = [&[], &["--format", "k8s", "--node-name", "node-b"]];
+    for (i, suffix) in ["abcde", "fghij"].iter().enumerate() {
+        let (watch, said) = start_watch(&nodes[i], &dirs[i].0, flags[i]);
+        let port = free_port();
+        let mut spec = web_replica(suffix, port, [Seccomp::Unset, Seccomp::Unset]);
+        if i == 1 {
+            // Only node b's sidecar asks the kernel's name.
+            spec.containers[1].script.push_str("; uname");
+        }
+        let pod = nodes[i].run_pod(&spec);
+        assert_eq!(
+            nodes[i].wait_exited(&pod.containers[1], Duration::from_secs(30)),
+            0
+        );
+        nodes[i].remove_pod(&pod);
+        stop(watch, said);
+    }
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dirs[1].path("index.json")).expect("index"))
+            .expect("index parses");
+    assert_eq!(index["node"], "node-b");
+    let line = row(&rows(&dirs[1].0), "default-web-sidecar")["security_context"].clone();
+    assert!(
+        line.as_str()
+            .unwrap_or_default()
+            .contains("localhostProfile: operator/default/default-web-sidecar.json"),
+        "{line}"
+    );
+    let manifest = std::fs::read_to_string(dirs[1].path("default-web-sidecar.yaml")).expect("yaml");
+    assert!(manifest.contains("name: default-web-sidecar"), "{manifest}");
+
+    let merged = dirs[0].path("merged-sidecar.json");
+    let out = profile(&[
+        "merge",
+        dirs[0].path("default-web-sidecar.json").to_str().unwrap(),
+        dirs[1].path("default-web-sidecar.yaml").to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(!allowed_names(&dirs[0].path("default-web-sidecar.json")).contains("uname"));
+    assert!(allowed_names(&merged).contains("uname"));
+    // The cluster's profile runs node b's replica on node a.
+    let port = free_port();
+    let mut spec = web_replica(
+        "merged",
+        port,
+        [Seccomp::Unset, Seccomp::Localhost(merged.clone())],
+    );
+    spec.containers[1].script.push_str("; uname");
+    let pod = nodes[0].run_pod(&spec);
+    assert_eq!(
+        nodes[0].wait_exited(&pod.containers[1], Duration::from_secs(30)),
+        0,
+        "{}",
+        nodes[0].log(&pod, "sidecar")
+    );
+}

@@ -4,6 +4,8 @@
 //! merge into one profile.
 use std::collections::BTreeMap;
 
+use crate::formats::{Format, k8s_name};
+
 pub const NAMESPACE: &str = "io.kubernetes.pod.namespace";
 pub const POD: &str = "io.kubernetes.pod.name";
 pub const POD_UID: &str = "io.kubernetes.pod.uid";
@@ -76,9 +78,36 @@ pub fn workload(labels: &Labels) -> Option<String> {
     Some(pod.clone())
 }
 
+/// The `securityContext` that runs a container under the profile written to `file`: kubelet
+/// reads a `Localhost` profile under its seccomp root, where one copies a Docker-format file
+/// (`profile/<file>`) and where the Security Profiles Operator installs a `SeccompProfile`
+/// applied in the pod's namespace (`operator/<namespace>/<name>.json`).
+pub fn security_context(file: &str, format: Format, namespace: Option<&str>) -> String {
+    let path = match (format, namespace) {
+        (Format::K8s, Some(ns)) => {
+            let stem = file.rsplit_once('.').map_or(file, |(stem, _)| stem);
+            format!("operator/{ns}/{}.json", k8s_name(stem))
+        }
+        _ => format!("profile/{file}"),
+    };
+    format!("securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: {path}}}}}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn security_contexts() {
+        assert_eq!(
+            security_context("default-web-httpd.json", Format::Docker, Some("default")),
+            "securityContext: {seccompProfile: {type: Localhost, localhostProfile: profile/default-web-httpd.json}}"
+        );
+        assert_eq!(
+            security_context("shop-web-app.yaml", Format::K8s, Some("shop")),
+            "securityContext: {seccompProfile: {type: Localhost, localhostProfile: operator/shop/shop-web-app.json}}"
+        );
+    }
 
     fn labels(pod: &str, extra: &[(&str, &str)]) -> Labels {
         let mut l: Labels = [(NAMESPACE, "shop"), (POD, pod), (CONTAINER, "app")]

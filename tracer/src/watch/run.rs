@@ -343,9 +343,14 @@ fn write_group(
         .rendering
         .write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
     if options.node_name.is_some() && options.engine != WatchEngine::Docker {
-        row.security_context = Some(format!(
-            "securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: profile/{}}}}}",
-            file
+        row.security_context = Some(super::pods::security_context(
+            &file,
+            options.rendering.format,
+            first
+                .info
+                .labels
+                .get(super::pods::NAMESPACE)
+                .map(String::as_str),
         ));
     }
     row.file = Some(file);
