@@ -35,6 +35,11 @@ pub struct WatchArgs {
     /// profiles are marked incomplete).
     #[arg(long)]
     pub existing: bool,
+    /// What the profiles of containers that ran without a seccomp filter stay within (their
+    /// runtime's setup is never recorded): docker-default (the default), allow-all, or a
+    /// profile file.
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
     /// The node named in the index (--engine cri; default: the hostname).
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,
@@ -69,6 +74,11 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         rendering: args.format.rendering(),
         command: args.command,
         node_name: args.node_name,
+        unconfined_base: args
+            .base
+            .as_deref()
+            .map(super::args::load_base)
+            .transpose()?,
         engine: args.engine,
         existing: args.existing,
     };

@@ -24,7 +24,7 @@ use crate::{
     recorder::{Recorder, RecorderError, Snapshot},
     report::{self, Index, IndexRow, Report},
     runtime,
-    seccomp::{LearnArgs, NotWithin},
+    seccomp::{Base, Bound, LearnArgs, NotWithin},
     status::Status,
 };
 
@@ -50,6 +50,9 @@ pub struct WatchOptions {
     pub existing: bool,
     /// The node named in the index (`--engine cri`).
     pub node_name: Option<String>,
+    /// What the profiles of containers that ran without a filter stay within (default:
+    /// Docker's default).
+    pub unconfined_base: Option<Base>,
 }
 
 /// The engine whose containers a watch records.
@@ -318,7 +321,13 @@ fn write_group(
         notes,
     };
     let first = members[0];
-    let bound = first.bound();
+    let bound = match (&first.base, &options.unconfined_base) {
+        (None, Some(base)) => Bound {
+            label: format!("{} (the container ran unconfined)", base.label()),
+            ..base.bound(false)
+        },
+        _ => first.bound(),
+    };
     if snap.is_empty() {
         row.notes.push("nothing was recorded".into());
         row.complete = false;
