@@ -376,7 +376,19 @@ fn the_profiles_of_two_nodes_merge_into_the_clusters() {
         "{line}"
     );
     let manifest = std::fs::read_to_string(dirs[1].path("default-web-sidecar.yaml")).expect("yaml");
-    assert!(manifest.contains("name: default-web-sidecar"), "{manifest}");
+    // Named after the workload's container, in its namespace, labelled after it.
+    let manifest: serde_json::Value = serde_saphyr::from_str(&manifest).expect("YAML");
+    assert_eq!(
+        manifest["metadata"]["name"], "default-web-sidecar",
+        "{manifest}"
+    );
+    assert_eq!(manifest["metadata"]["namespace"], "default", "{manifest}");
+    let labels = &manifest["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/name"], "web", "{manifest}");
+    assert_eq!(
+        labels["app.kubernetes.io/component"], "sidecar",
+        "{manifest}"
+    );
 
     let merged = dirs[0].path("merged-sidecar.json");
     let out = profile(&[

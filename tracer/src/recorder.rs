@@ -482,10 +482,10 @@ impl Recorder {
             .collect()
     }
 
-    /// Adopts the cgroup of running process `pid` as the kernel side adopts a new container's
-    /// (its calls count from now on, all as the workload's), named `name`; returns its id.
-    pub fn adopt_running(&self, pid: u32, name: &str) -> Result<u64> {
-        let id = crate::cgroup::id_of(&crate::cgroup::of_pid(pid)?)?;
+    /// Adopts the cgroup of running container `name` (its id) as the kernel side adopts a new
+    /// container's (its calls count from now on, all as the workload's); returns its id.
+    pub fn adopt_running(&self, name: &str) -> Result<u64> {
+        let id = crate::cgroup::id_of(&crate::cgroup::of_container(name)?)?;
         let mut key = CgroupKey {
             bytes: [0; CGROUP_KEY_LEN],
         };

@@ -149,6 +149,8 @@ impl ProfileFormatArgs {
             format: self.format,
             default_action: self.default_action,
             k8s_name: self.k8s_name.clone(),
+            k8s_namespace: None,
+            k8s_labels: Default::default(),
             arches: self.arch.iter().copied().collect(),
             arch_union: self.arch_union,
         }

@@ -203,14 +203,34 @@ impl Cri {
             .unwrap_or_default();
         let spec = info.get("runtimeSpec");
         let metadata = status.metadata.unwrap_or_default();
+        let mut sandbox_id = info
+            .get("sandboxID")
+            .and_then(|v| v.as_str())
+            .map(String::from)
+            .unwrap_or_default();
+        if sandbox_id.is_empty() {
+            // Runtimes whose verbose info does not name it (CRI-O's may not): the listing does.
+            let filter = api::ContainerFilter {
+                id: id.to_string(),
+                ..Default::default()
+            };
+            sandbox_id = self
+                .call(&action, |mut c| async move {
+                    c.list_containers(api::ListContainersRequest {
+                        filter: Some(filter),
+                    })
+                    .await
+                })
+                .await?
+                .containers
+                .into_iter()
+                .next()
+                .map(|c| c.pod_sandbox_id)
+                .unwrap_or_default();
+        }
         Ok(CriContainer {
             id: status.id,
-            sandbox_id: info
-                .get("sandboxID")
-                .and_then(|v| v.as_str())
-                .map(String::from)
-                .or_else(|| status.labels.get("io.kubernetes.sandbox.id").cloned())
-                .unwrap_or_default(),
+            sandbox_id,
             name: metadata.name,
             attempt: metadata.attempt,
             image: status

@@ -98,12 +98,12 @@ impl CriWatcher {
             return;
         };
         self.known.insert(id.to_string(), Known::Ignored);
-        let Some(cg) = t
-            .info
-            .pid
-            .and_then(|pid| self.recorder.adopt_running(pid, id).ok())
-        else {
-            return;
+        let cg = match self.recorder.adopt_running(id) {
+            Ok(cg) => cg,
+            Err(err) => {
+                log::warn!("{}: not recorded: {err}", t.info.name);
+                return;
+            }
         };
         t.incomplete
             .push("running before watching began: recorded from then on".into());

@@ -78,6 +78,24 @@ pub fn workload(labels: &Labels) -> Option<String> {
     Some(pod.clone())
 }
 
+/// The namespace and labels of a pod container's SeccompProfile: the workload and container
+/// it was learned from (`None` for containers of no pod).
+pub fn manifest_labels(labels: &Labels) -> Option<(String, Labels)> {
+    let namespace = labels.get(NAMESPACE)?.clone();
+    let manifest = Labels::from([
+        ("app.kubernetes.io/name".to_string(), workload(labels)?),
+        (
+            "app.kubernetes.io/component".to_string(),
+            labels.get(CONTAINER)?.clone(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "profile".to_string(),
+        ),
+    ]);
+    Some((namespace, manifest))
+}
+
 /// The `securityContext` that runs a container under the profile written to `file`: kubelet
 /// reads a `Localhost` profile under its seccomp root, where one copies a Docker-format file
 /// (`profile/<file>`) and where the Security Profiles Operator installs a `SeccompProfile`

@@ -348,9 +348,16 @@ fn write_group(
     let path = options.output.join(&file);
     let written = options.rendering.written_as(Some(&path));
     report.for_arches(&learned.profile, &derived, written);
-    options
-        .rendering
-        .write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
+    // A Kubernetes workload's SeccompProfile goes into its namespace, labelled after it.
+    let rendering = match super::pods::manifest_labels(&first.info.labels) {
+        Some((namespace, labels)) => &Rendering {
+            k8s_namespace: Some(namespace),
+            k8s_labels: labels,
+            ..options.rendering.clone()
+        },
+        None => &options.rendering,
+    };
+    rendering.write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
     if options.node_name.is_some() && options.engine != WatchEngine::Docker {
         row.security_context = Some(super::pods::security_context(
             &file,
