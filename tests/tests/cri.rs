@@ -94,6 +94,9 @@ fn a_deployments_replicas_make_one_profile_per_container_that_runs_them() {
         node.remove_pod(pod);
     }
     let text = stop(watch, said);
+    // The runtime and the runc it runs, whose measured tail every profile allows.
+    assert!(text.contains("pods of containerd "), "{text}");
+    assert!(text.contains("; runc 1."), "{text}");
     let rows = rows(&dir.0);
     assert_eq!(rows.len(), 2, "{rows:#?}\n{text}");
     for name in ["default-web-httpd", "default-web-sidecar"] {

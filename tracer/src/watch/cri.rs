@@ -92,6 +92,11 @@ impl CriWatcher {
         Ok(w)
     }
 
+    /// The version of the runc the runtime runs, when it could be asked.
+    pub fn runc(&self) -> Option<&str> {
+        self.runc.as_deref()
+    }
+
     /// Records a container that runs already, from now on (marked partial).
     async fn adopt_running(&mut self, id: &str) {
         let Some(Known::Container(mut t)) = self.identify(id).await else {

@@ -70,6 +70,12 @@ pub enum WatchEngine {
 pub enum WatchNotice<'a> {
     /// The kernel side adopts new containers and the engine's events are subscribed to.
     Watching,
+    /// The CRI runtime whose pods are watched, and the runc it runs (`None`: unknown).
+    Runtime {
+        runtime: &'a str,
+        socket: &'a Path,
+        runc: Option<&'a str>,
+    },
     /// An engine event could not be followed up (the container could not be inspected).
     EventFailed(&'a (dyn std::error::Error + 'static)),
 }
@@ -80,6 +86,20 @@ impl std::fmt::Display for WatchNotice<'_> {
         match self {
             WatchNotice::Watching => f.write_str(
                 "watching containers (Ctrl-C to stop, SIGUSR1 to write the profiles so far)",
+            ),
+            WatchNotice::Runtime {
+                runtime,
+                socket,
+                runc,
+            } => write!(
+                f,
+                "pods of {runtime} at {}; {}",
+                socket.display(),
+                match runc {
+                    Some(v) => format!("runc {v}"),
+                    None => "runc's version unknown: profiles allow every measured runtime's tail"
+                        .into(),
+                }
             ),
             WatchNotice::EventFailed(err) => write!(f, "warning: {err}"),
         }
@@ -158,9 +178,13 @@ pub async fn watch(
                 ..options.clone()
             };
             let (cri, version) = crate::cri::Cri::connect(socket).await?;
-            log::info!("CRI runtime {version} at {}", socket.display());
             let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
             let w = CriWatcher::new(recorder, cri, options).await?;
+            observer(WatchNotice::Runtime {
+                runtime: &version,
+                socket,
+                runc: w.runc(),
+            });
             watch_with(w, options, observer).await
         }
     }
