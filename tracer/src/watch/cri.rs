@@ -292,12 +292,27 @@ impl ContainerEngine for CriWatcher {
     type StreamError = std::convert::Infallible;
     type EventError = CriError;
 
+    /// A look every [`POLL`], and at once on each of the runtime's container events where it
+    /// has them (`GetContainerEvents`; containerd 1.6 answers UNIMPLEMENTED).
     fn events(&self) -> impl Stream<Item = Result<(), Self::StreamError>> + Unpin + 'static {
+        use futures_util::StreamExt as _;
         let tick = tokio::time::interval(POLL);
-        Box::pin(futures_util::stream::unfold(tick, |mut tick| async move {
+        let ticks = futures_util::stream::unfold(tick, |mut tick| async move {
             tick.tick().await;
             Some((Ok(()), tick))
-        }))
+        });
+        let mut client = self.cri.client();
+        let pushed = futures_util::stream::once(async move {
+            match client.get_container_events(api::GetEventsRequest {}).await {
+                Ok(events) => events.into_inner().map(|_| Ok(())).left_stream(),
+                Err(status) => {
+                    log::info!("no container events from the runtime ({status}): polling");
+                    futures_util::stream::pending().right_stream()
+                }
+            }
+        })
+        .flatten();
+        Box::pin(futures_util::stream::select(ticks, pushed))
     }
 
     async fn on_event(&mut self, _: &()) -> Result<(), CriError> {
