@@ -157,7 +157,7 @@ impl CriWatcher {
         let mut labels = sandbox.map(|sb| sb.labels.clone()).unwrap_or_default();
         labels.extend(c.labels.clone());
         let name = match pods::pod_group(&labels) {
-            Some(pod) => format!("{pod}-{}", &c.id[..12.min(c.id.len())]),
+            Some(pod) => format!("{pod}-{}", c.id.get(..12).unwrap_or(&c.id)),
             None => c.name.clone(),
         };
         let base = match (&c.seccomp, c.spec_known) {
