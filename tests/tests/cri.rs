@@ -424,3 +424,43 @@ fn the_profiles_of_two_nodes_merge_into_the_clusters() {
         nodes[0].log(&pod, "sidecar")
     );
 }
+
+#[test]
+fn base_bounds_the_profiles_of_unconfined_containers_only() {
+    if !privileged("base_bounds_the_profiles_of_unconfined_containers_only") {
+        return;
+    }
+    let node = Node::start("base");
+    let dir = Scratch::new("cri-base");
+    let base = dir.path("no-uname.json");
+    std::fs::write(
+        &base,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["uname"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .expect("base");
+    let out = dir.path("out");
+    std::fs::create_dir_all(&out).expect("out");
+    let (watch, said) = start_watch(&node, &out, &["--base", base.to_str().unwrap()]);
+    let mut pods = Vec::new();
+    for (ns, seccomp) in [
+        ("free", Seccomp::Unconfined),
+        ("held", Seccomp::RuntimeDefault),
+    ] {
+        let pod = node.run_pod(&single(ns, "box", "uname", seccomp));
+        assert_eq!(
+            node.wait_exited(&pod.containers[0], Duration::from_secs(30)),
+            0
+        );
+        pods.push(pod);
+    }
+    for pod in &pods {
+        node.remove_pod(pod);
+    }
+    let text = stop(watch, said);
+    // The unconfined container's profile stays within --base; the confined one's within the
+    // profile it ran under, which allows uname.
+    let free = allowed_names(&out.join("free-box-main.json"));
+    let held = allowed_names(&out.join("held-box-main.json"));
+    assert!(!free.contains("uname"), "{free:?}\n{text}");
+    assert!(held.contains("uname"), "{held:?}\n{text}");
+}
