@@ -110,17 +110,19 @@ pub struct Node {
     pods: std::sync::Mutex<Vec<Pod>>,
 }
 
-/// `docker save` of the pause and test images, made once per test process.
+/// `docker save` of the pause and test images, made once per test process into a directory
+/// named after the test image's tag (so later runs reuse it instead of leaving copies behind).
 fn image_archives() -> &'static (PathBuf, PathBuf) {
     static TARS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     TARS.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("profile-test-node-images-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("image dir");
-        std::fs::copy("/bin/busybox", dir.join("busybox")).expect("/bin/busybox");
+        let tag = test_image().rsplit(':').next().unwrap_or("latest");
+        let dir = std::env::temp_dir().join(format!("profile-test-node-images-{tag}"));
+        let pid = std::process::id();
+        let ctx = dir.join(format!("pause-{pid}"));
+        std::fs::create_dir_all(&ctx).expect("image dir");
+        std::fs::copy("/bin/busybox", ctx.join("busybox")).expect("/bin/busybox");
         std::fs::write(
-            dir.join("Dockerfile"),
+            ctx.join("Dockerfile"),
             "FROM scratch\nCOPY busybox /busybox\nCMD [\"/busybox\", \"sleep\", \"2147483647\"]\n",
         )
         .expect("Dockerfile");
@@ -136,12 +138,17 @@ fn image_archives() -> &'static (PathBuf, PathBuf) {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        run(&["build", "-q", "-t", PAUSE, dir.to_str().unwrap()]);
-        let pause = dir.join("pause.tar");
-        let box_ = dir.join("box.tar");
-        run(&["save", "-o", pause.to_str().unwrap(), PAUSE]);
-        run(&["save", "-o", box_.to_str().unwrap(), test_image()]);
-        (pause, box_)
+        run(&["build", "-q", "-t", PAUSE, ctx.to_str().unwrap()]);
+        let _ = std::fs::remove_dir_all(&ctx);
+        // Saved under a name of this process's, then renamed: a run beside it reads whole files.
+        let save = |image: &str, name: &str| {
+            let path = dir.join(name);
+            let part = dir.join(format!("{name}.{pid}"));
+            run(&["save", "-o", part.to_str().unwrap(), image]);
+            std::fs::rename(&part, &path).expect("rename");
+            path
+        };
+        (save(PAUSE, "pause.tar"), save(test_image(), "box.tar"))
     })
 }
 

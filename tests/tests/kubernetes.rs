@@ -3,7 +3,7 @@
 //! arguments are ones `profile` takes.
 use std::{path::PathBuf, process::Command};
 
-use profile_tests::{output_text, profile_bin};
+use profile_tests::{Scratch, output_text, profile_bin};
 
 /// `kubernetes-validate`, installed by scripts/host-setup.sh with its bundled schemas.
 const VALIDATE: &str = "/opt/kubernetes-validate/bin/kubernetes-validate";
@@ -62,6 +62,7 @@ fn the_manifests_are_valid_kubernetes_objects() {
 
 #[test]
 fn the_daemonsets_arguments_are_profiles() {
+    let dir = Scratch::new("k8s-args");
     let text = std::fs::read_to_string(&manifests()[0]).expect("daemonset");
     let ds: serde_json::Value = serde_saphyr::from_str(&text).expect("YAML");
     let container = &ds["spec"]["template"]["spec"]["containers"][0];
@@ -78,10 +79,7 @@ fn the_daemonsets_arguments_are_profiles() {
                 .expect("a string")
                 .replace("$(NODE_NAME)", "node-1")
                 .replace("/run/containerd/containerd.sock", "/nonexistent/cri.sock")
-                .replace(
-                    "/var/lib/profile",
-                    &std::env::temp_dir().display().to_string(),
-                )
+                .replace("/var/lib/profile", &dir.0.display().to_string())
         })
         .collect();
     // Taken as given: it fails only where the runtime is (not here).
