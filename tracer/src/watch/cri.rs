@@ -247,9 +247,9 @@ impl CriWatcher {
                 self.done.extend(t.end_runs(&self.recorder));
             }
         }
-        // The runtime forgets removed containers: so does the watch (ids are never reused).
-        self.known
-            .retain(|id, k| states.contains_key(id.as_str()) || matches!(k, Known::Container(_)));
+        // A container the runtime no longer lists had its cgroup (if it ever started) adopted
+        // and claimed above: the watch forgets it too, so a node's churn does not pile up here.
+        self.known.retain(|id, _| states.contains_key(id.as_str()));
         Ok(())
     }
 }
