@@ -1,9 +1,15 @@
-//! Builds the kernel side (tracer-ebpf) for the bpf target and leaves the object in OUT_DIR.
+//! Builds the kernel side (tracer-ebpf) for the bpf target and leaves the object in OUT_DIR,
+//! and generates the CRI client from the vendored proto (protoc: Debian's protobuf-compiler).
 use anyhow::{Context as _, anyhow};
 use aya_build::Toolchain;
 use cargo_metadata::camino::Utf8Path;
 
 fn main() -> anyhow::Result<()> {
+    println!("cargo::rerun-if-changed=proto/cri-api.proto");
+    tonic_prost_build::configure()
+        .build_server(false)
+        .compile_protos(&["proto/cri-api.proto"], &["proto"])
+        .context("generating the CRI client (protoc missing? apt-get install protobuf-compiler)")?;
     let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()

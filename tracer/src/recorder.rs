@@ -54,6 +54,8 @@ pub enum RecorderError {
     },
     #[error("cgroup name {name:?} must be at least {min} bytes, without '/'")]
     CgroupName { name: String, min: usize },
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
     #[error("all {0} recording slots are in use")]
     SlotsExhausted(u32),
     #[error("{what}: {source}")]
@@ -489,6 +491,34 @@ impl Recorder {
                 (id, name)
             })
             .collect()
+    }
+
+    /// Adopts the cgroup of running container `name` (its id) as the kernel side adopts a new
+    /// container's (its calls count from now on, all as the workload's); returns its id.
+    pub fn adopt_running(&self, name: &str) -> Result<u64> {
+        let id = crate::cgroup::id_of(&crate::cgroup::of_container(name)?)?;
+        let mut key = CgroupKey {
+            bytes: [0; CGROUP_KEY_LEN],
+        };
+        let tail = &name.as_bytes()[name.len().saturating_sub(CGROUP_KEY_LEN)..];
+        key.bytes[..tail.len()].copy_from_slice(tail);
+        // SAFETY: AdoptedTable is plain counters (integers only), for which all zeroes is valid.
+        let zero: Box<AdoptedTable> = unsafe { Box::new(std::mem::zeroed()) };
+        let mut maps = self.maps();
+        maps.adopted
+            .insert(&id, &*zero, 0)
+            .map_err(map_err("ADOPTED"))?;
+        maps.adopted_names
+            .insert(&id, &key, 0)
+            .map_err(map_err("ADOPTED_NAMES"))?;
+        maps.watch(
+            id,
+            &Watch {
+                slot: adopted_slot(id),
+                flags: WATCH_ADOPTED,
+            },
+        )?;
+        Ok(id)
     }
 
     /// What the adopted cgroup `id` has recorded so far.

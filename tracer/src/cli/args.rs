@@ -52,6 +52,8 @@ value_enum!(Per {
     Image => "image": "One profile per image: replicas and restarts merged",
     Service => "service": "One per compose service (`com.docker.compose.project` / `service` labels); containers without them by image",
     Container => "container": "One per container",
+    Workload => "workload": "One per Kubernetes workload's container (`<namespace>-<workload>-<container>`): replicas and restarts merged (the default with --engine cri)",
+    Pod => "pod": "One per pod's container (`<namespace>-<pod>-<container>`): restarts merged",
 });
 
 /// How a report is printed: shared by the commands that print one.
@@ -166,6 +168,8 @@ impl ProfileFormatArgs {
             format: self.format,
             default_action: self.default_action,
             k8s_name: self.k8s_name.clone(),
+            k8s_namespace: None,
+            k8s_labels: Default::default(),
             arches: self.arch.iter().copied().collect(),
             arch_union: self.arch_union,
         }

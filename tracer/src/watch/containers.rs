@@ -31,6 +31,8 @@ pub enum ContainerFilter {
     /// `image=IMAGE`: the container's image, as `docker ps --filter ancestor=` takes it: by
     /// name with or without its tag (`:latest` when none), by id or by digest.
     Image(String),
+    /// `namespace=NS`: a Kubernetes pod's namespace.
+    Namespace(String),
 }
 
 impl std::fmt::Display for ContainerFilter {
@@ -40,6 +42,7 @@ impl std::fmt::Display for ContainerFilter {
             ContainerFilter::Label(k, Some(v)) => write!(f, "label={k}={v}"),
             ContainerFilter::Name(n) => write!(f, "name={n}"),
             ContainerFilter::Image(i) => write!(f, "image={i}"),
+            ContainerFilter::Namespace(ns) => write!(f, "namespace={ns}"),
         }
     }
 }
@@ -66,9 +69,9 @@ impl FromStr for ContainerFilter {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (key, value) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?}: expected KEY=VALUE (label=, name= or image=)"))?;
+        let (key, value) = s.split_once('=').ok_or_else(|| {
+            format!("{s:?}: expected KEY=VALUE (label=, name=, image= or namespace=)")
+        })?;
         match key {
             "label" => Ok(match value.split_once('=') {
                 Some((k, v)) => ContainerFilter::Label(k.to_string(), Some(v.to_string())),
@@ -76,8 +79,9 @@ impl FromStr for ContainerFilter {
             }),
             "name" => Ok(ContainerFilter::Name(value.to_string())),
             "image" => Ok(ContainerFilter::Image(value.to_string())),
+            "namespace" => Ok(ContainerFilter::Namespace(value.to_string())),
             other => Err(format!(
-                "{other:?}: unknown filter (label=K[=V], name=N or image=I)"
+                "{other:?}: unknown filter (label=K[=V], name=N, image=I or namespace=NS)"
             )),
         }
     }
@@ -94,6 +98,11 @@ pub enum Per {
     Service,
     /// One per container.
     Container,
+    /// One per Kubernetes workload's container (`<namespace>-<workload>-<container>`): replicas
+    /// and restarts merged; containers of no pod by image.
+    Workload,
+    /// One per pod's container (`<namespace>-<pod>-<container>`): restarts merged.
+    Pod,
 }
 
 impl ContainerFilter {
@@ -106,6 +115,7 @@ impl ContainerFilter {
                 .get(k)
                 .is_some_and(|have| v.as_ref().is_none_or(|want| want == have)),
             ContainerFilter::Name(n) => c.name.contains(n.as_str()),
+            ContainerFilter::Namespace(ns) => c.labels.get(super::pods::NAMESPACE) == Some(ns),
             ContainerFilter::Image(i) => {
                 let same_id = matches!(
                     (image_ids.get(i), image_ids.get(&c.image)),
@@ -124,6 +134,14 @@ impl Per {
             c.labels.get("com.docker.compose.project"),
             c.labels.get("com.docker.compose.service"),
         );
+        let pod = match self {
+            Per::Workload => super::pods::workload_group(&c.labels),
+            Per::Pod => super::pods::pod_group(&c.labels),
+            _ => None,
+        };
+        if let Some(pod) = pod {
+            return pod;
+        }
         match (self, labels) {
             (Per::Container, _) => c.name.clone(),
             (Per::Service, (Some(project), Some(service))) => format!("{project}-{service}"),
@@ -200,6 +218,22 @@ impl Tracked {
     /// The capabilities the engine evaluates profiles under for this container.
     pub fn context(&self) -> Result<Context, String> {
         Context::with_caps(&self.info.cap_add, &self.info.cap_drop)
+    }
+
+    /// Keeps what its runs recorded and has the kernel side forget their cgroups, which it
+    /// returns: the runs ended.
+    pub fn end_runs(&mut self, recorder: &Recorder) -> BTreeSet<u64> {
+        let ended = std::mem::take(&mut self.live);
+        for cg in &ended {
+            match recorder.snapshot_adopted(*cg) {
+                Ok(snap) => self.snapshot.merge(&snap),
+                Err(err) => self
+                    .incomplete
+                    .push(format!("a run could not be read: {err}")),
+            }
+            recorder.forget_adopted(*cg);
+        }
+        ended
     }
 
     /// Everything recorded so far, runs still going included.
@@ -405,16 +439,7 @@ impl Watcher {
         let Some(tracked) = self.tracked.get_mut(id) else {
             return;
         };
-        for cg in std::mem::take(&mut tracked.live) {
-            match self.recorder.snapshot_adopted(cg) {
-                Ok(snap) => tracked.snapshot.merge(&snap),
-                Err(err) => tracked
-                    .incomplete
-                    .push(format!("a run could not be read: {err}")),
-            }
-            self.recorder.forget_adopted(cg);
-            self.done.insert(cg);
-        }
+        self.done.extend(tracked.end_runs(&self.recorder));
     }
 
     /// Forgets adopted cgroups no container event has claimed within the grace period.
