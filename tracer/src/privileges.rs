@@ -29,6 +29,12 @@ impl fmt::Display for Cap {
     }
 }
 
+/// Whether this process runs in a container (Docker's `/.dockerenv`, Podman's
+/// `/run/.containerenv`): it then sees the host only through what `docker run` gave it.
+pub fn in_container() -> bool {
+    Path::new("/.dockerenv").exists() || Path::new("/run/.containerenv").exists()
+}
+
 /// This process's effective user id and capabilities: what the kernel checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Creds {
