@@ -475,3 +475,48 @@ fn the_image_names_what_it_is_missing() {
     assert!(text.contains("--network=host"), "{text}");
     assert!(!written.exists());
 }
+
+#[test]
+fn the_example_ci_gate_runs_through_the_image() {
+    if !privileged("the_example_ci_gate_runs_through_the_image") {
+        return;
+    }
+    let Some(dir) = dist("the_example_ci_gate_runs_through_the_image") else {
+        return;
+    };
+    let image = image(&dir);
+    let scratch = Scratch::new("dist-gate");
+    let folder = scratch.0.display().to_string();
+    let command = format!(
+        "docker run --rm {} -v {folder}:{folder} -w {folder} {image}",
+        all_options().join(" ")
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ci/profile-gate.sh");
+    let gate = |baseline: &Path, cmd: &[&str]| {
+        Command::new("sh")
+            .arg(&script)
+            .arg(profile_tests::test_image())
+            .arg(baseline)
+            .arg("--")
+            .args(cmd)
+            .current_dir(&scratch.0)
+            .env("PROFILE_CMD", &command)
+            .env("PROFILE_RUNS", "2")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap()
+    };
+    // No baseline yet: the fresh profile, trained and verified in the image, is adopted.
+    let baseline = scratch.path("base.json");
+    let out = gate(&baseline, &["sh", "-c", "ls /"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(baseline.exists());
+    // The image now needs mkdir: the gate fails and names it.
+    let out = gate(&baseline, &["sh", "-c", "ls /; mkdir /tmp/x"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("+ mkdir"),
+        "{}",
+        output_text(&out)
+    );
+}
