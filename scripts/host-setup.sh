@@ -27,10 +27,14 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 # python3-seccomp (libseccomp) and the kernel's x86_64 and arm64 uapi headers (with cpp): the
 # independent judge of profiles derived for arm64 and of the syscall tables;
 # golang-go: the Go workload `profile scan` is tested on; caddy: a real Go server it is
-# measured on; musl-tools: the C compiler (musl-gcc) for the static release executable's C
-# parts; man-db: the man pages' render check.
+# measured on; protobuf-compiler: the CRI client is generated from its proto at build time;
+# containerd (with its CRI plugin): the private Kubernetes node the tests drive as kubelet
+# does; python3-venv: the Kubernetes schema check of deploy/kubernetes/; musl-tools: the C
+# compiler (musl-gcc) for the static release executable's C parts; man-db: the man pages'
+# render check.
 for pkg in libc6-dev busybox-static docker-compose podman openssl python3-seccomp cpp \
-  linux-libc-dev linux-libc-dev-arm64-cross golang-go caddy musl-tools man-db; do
+  linux-libc-dev linux-libc-dev-arm64-cross golang-go caddy protobuf-compiler containerd \
+  python3-venv musl-tools man-db; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -76,6 +80,14 @@ if [ "$(bpf-linker --version 2>/dev/null)" != "bpf-linker $bpf_linker_version" ]
   # llvm-sys names its variable after its own version: LLVM_SYS_221_PREFIX for LLVM 22.1.
   (cd "$root" && env LLVM_PREFIX="/usr/lib/llvm-$llvm" "LLVM_SYS_${llvm}1_PREFIX=/usr/lib/llvm-$llvm" \
     cargo install --locked --force bpf-linker --version "$bpf_linker_version" --no-default-features --features "llvm-$llvm")
+fi
+
+# kubernetes-validate, with the Kubernetes schemas bundled (checks the manifests offline).
+kv=/opt/kubernetes-validate
+if [ ! -x "$kv/bin/kubernetes-validate" ]; then
+  log "installing kubernetes-validate into $kv"
+  python3 -m venv "$kv" && "$kv/bin/pip" install -q kubernetes-validate \
+    || die "could not install kubernetes-validate (pip) into $kv"
 fi
 
 if [ ! -e /sys/kernel/tracing/events ]; then

@@ -1,4 +1,5 @@
-//! Builds the kernel side (tracer-ebpf) for the bpf target and leaves the object in OUT_DIR;
+//! Builds the kernel side (tracer-ebpf) for the bpf target and leaves the object in OUT_DIR,
+//! generates the CRI client from the vendored proto (protoc: Debian's protobuf-compiler), and
 //! names the build for `profile --version`: the git commit and the embedded object's SHA-256.
 use std::{path::Path, process::Command};
 
@@ -8,6 +9,11 @@ use cargo_metadata::camino::Utf8Path;
 use sha2::Digest as _;
 
 fn main() -> anyhow::Result<()> {
+    println!("cargo::rerun-if-changed=proto/cri-api.proto");
+    tonic_prost_build::configure()
+        .build_server(false)
+        .compile_protos(&["proto/cri-api.proto"], &["proto"])
+        .context("generating the CRI client (protoc missing? apt-get install protobuf-compiler)")?;
     let cargo_metadata::Metadata { packages, .. } = cargo_metadata::MetadataCommand::new()
         .no_deps()
         .exec()

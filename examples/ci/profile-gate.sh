@@ -4,8 +4,10 @@
 #
 #   profile-gate.sh IMAGE BASELINE [profile train options...] [-- CMD ARGS...]
 #
-# Writes BASELINE's sibling files: <name>.new.json (the fresh profile) and <name>.md (a
-# Markdown summary, appended to $GITHUB_STEP_SUMMARY when set).
+# Writes BASELINE's siblings <name>.new.json (the fresh profile) and <name>.md (its summary,
+# which changes only when the profile does: commit it beside BASELINE), and the full report
+# with the comparison to $PROFILE_GATE_REPORTS/<name>.md (default: a profile-gate directory in
+# $RUNNER_TEMP or $TMPDIR), appended to $GITHUB_STEP_SUMMARY when set.
 # Exit status: 0 the image needs nothing BASELINE doesn't allow (or there was no baseline yet:
 # the fresh profile is adopted as BASELINE, to be committed); 1 it needs more (the diff names
 # it), the workload failed, or the fresh profile did not verify; 2 error.
@@ -23,9 +25,12 @@ baseline=$2
 shift 2
 new="${baseline%.json}.new.json"
 summary="${baseline%.json}.md"
+reports="${PROFILE_GATE_REPORTS:-${RUNNER_TEMP:-${TMPDIR:-/tmp}}/profile-gate}"
+mkdir -p "$reports" || exit 2
+report="$reports/$(basename "${baseline%.json}").md"
 
-profile train --image "$image" --runs "${PROFILE_RUNS:-3}" --verify -q \
-    -o "$new" --report "$summary" "$@"
+profile train --image "$image" --runs "${PROFILE_RUNS:-3}" --verify -q --mkdir \
+    -o "$new" --summary "$summary" --report "$report" "$@"
 status=$?
 if [ "$status" -ne 0 ]; then
     echo "profile-gate: training or verification of $image failed (exit $status)" >&2
@@ -47,7 +52,7 @@ else
         echo '```'
         echo "$diff_out"
         echo '```'
-    } >>"$summary"
+    } >>"$report"
     echo "$diff_out"
     if [ "$gate" -eq 1 ]; then
         echo "profile-gate: $image needs syscalls $baseline does not allow (see above); review, then update the baseline" >&2
@@ -55,7 +60,8 @@ else
         gate=2
     fi
 fi
+echo "profile-gate: the full report is in $report" >&2
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
-    cat "$summary" >>"$GITHUB_STEP_SUMMARY"
+    cat "$report" >>"$GITHUB_STEP_SUMMARY"
 fi
 exit "$gate"

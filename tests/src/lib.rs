@@ -2,6 +2,7 @@
 //! what a written profile allows (read by the library's own model), waiting on what a test can
 //! observe.
 pub mod judge;
+pub mod node;
 
 use std::{
     collections::BTreeSet,

@@ -535,7 +535,7 @@ fn the_example_complain_soak() {
     }
     let _turn = KERNEL_LOG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = Scratch::new("absorb-soak");
-    let (baseline, _) = lacking(&dir, "base", &["mkdir"]);
+    let (baseline, _) = lacking(&dir, "base", &["mkdir", "uname"]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ci/complain-soak.sh");
     let bin_dir = profile_bin().parent().expect("bin dir").to_path_buf();
     let path = format!(
@@ -543,19 +543,16 @@ fn the_example_complain_soak() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // At once, before anything else: a burst of 30 logged mkdir calls, then uname. The kernel
+    // log keeps 10 of them; only records read as they happen hold uname.
+    let dirs: Vec<String> = (1..=30).map(|i| format!("/tmp/d{i}")).collect();
+    let burst = format!("mkdir {} && uname && sleep 1", dirs.join(" "));
     let soak = |baseline: &Path| {
         Command::new("sh")
             .arg(&script)
             .arg(test_image())
             .arg(baseline)
-            .args([
-                "--",
-                "sh",
-                "-c",
-                // Everything runs as a copy of busybox no other container has: records of
-                // exited processes made before --follow starts are attributed by program.
-                "cp /bin/busybox /tmp/busybox-soak && ln -s /tmp/busybox-soak /tmp/mkdir && exec /tmp/busybox-soak sh -c '/tmp/busybox-soak sleep 2; /tmp/mkdir /tmp/a && /tmp/busybox-soak ls /tmp; /tmp/busybox-soak sleep 1'",
-            ])
+            .args(["--", "sh", "-c", &burst])
             .env("PATH", &path)
             .output()
             .expect("complain-soak.sh")
@@ -563,11 +560,22 @@ fn the_example_complain_soak() {
     // The workload needs mkdir, which the baseline lacks: the soak names it.
     let out = soak(&baseline);
     assert_code(&out, 1, "soak with a call the baseline lacks");
-    assert!(text(&out.stdout).lines().any(|l| l == "+ mkdir"));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.contains(&"+ mkdir") && lines.contains(&"+ uname"),
+        "{}",
+        output_text(&out)
+    );
     let absorbed = dir.path("base.absorbed.json");
     assert!(allowed_names(&absorbed).contains("mkdir"));
     let summary = std::fs::read_to_string(dir.path("base.absorb.md")).expect("report");
-    assert!(summary.contains("| `mkdir` | 1 | mkdir |"), "{summary}");
+    assert!(summary.contains("| `mkdir` | 30 | mkdir |"), "{summary}");
+    assert!(
+        !text(&out.stderr).contains("`--follow`"),
+        "{}",
+        text(&out.stderr)
+    );
     // Adopted, the next soak needs nothing more.
     let out = soak(&absorbed);
     assert_code(&out, 0, "soak within the absorbed profile");

@@ -599,6 +599,7 @@ fn the_example_ci_gate() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    let reports = dir.path("reports");
     let gate = |baseline: &Path, cmd: &[&str]| {
         Command::new("sh")
             .arg(&script)
@@ -608,16 +609,34 @@ fn the_example_ci_gate() {
             .args(cmd)
             .env("PATH", &path)
             .env("PROFILE_RUNS", "2")
+            .env("PROFILE_GATE_REPORTS", &reports)
             .env_remove("GITHUB_STEP_SUMMARY")
             .output()
             .unwrap()
     };
-    // No baseline yet: the fresh profile is adopted.
-    let baseline = dir.path("base.json");
+    // No baseline yet (nor its directory): the fresh profile is adopted, with its summary.
+    let baseline = dir.path("profiles/base.json");
+    let summary = dir.path("profiles/base.md");
     let out = gate(&baseline, &["sh", "-c", "ls /"]);
     assert_code(&out, 0, "first gate run");
     assert!(baseline.exists());
     assert!(text(&out.stderr).contains("adopted"));
+    let committed = std::fs::read_to_string(&summary).expect("the summary beside the baseline");
+    assert!(
+        committed.starts_with("# Seccomp profile for"),
+        "{committed}"
+    );
+    // The same workload again: the committed summary is left as it was, the full report
+    // (with the comparison) goes elsewhere.
+    let out = gate(&baseline, &["sh", "-c", "ls /"]);
+    assert_code(&out, 0, "gate within the baseline");
+    assert_eq!(
+        std::fs::read_to_string(&summary).expect("summary"),
+        committed,
+        "a passing gate rewrote the committed summary"
+    );
+    let full = std::fs::read_to_string(reports.join("base.md")).expect("the full report");
+    assert!(full.contains("## Compared with"), "{full}");
     // The image now needs mkdir: the gate fails and names it.
     let out = gate(&baseline, &["sh", "-c", "ls /; mkdir /tmp/x"]);
     assert_code(&out, 1, "gate with a new syscall");
@@ -626,8 +645,11 @@ fn the_example_ci_gate() {
         "{}",
         text(&out.stdout)
     );
-    let summary = std::fs::read_to_string(dir.path("base.md")).unwrap();
-    assert!(summary.contains("# Seccomp profile for") && summary.contains("+ mkdir"));
+    let full = std::fs::read_to_string(reports.join("base.md")).expect("the full report");
+    assert!(full.contains("# Seccomp profile for") && full.contains("+ mkdir"));
+    let now = std::fs::read_to_string(&summary).expect("summary");
+    // The profile changed, and so does its summary; the comparison is not in it.
+    assert!(now != committed && !now.contains("Compared with"), "{now}");
     // A baseline that allows everything on x86_64: nothing new, the gate passes.
     let wide = dir.path("wide.json");
     let names: Vec<&str> = tracer::names::Abi::X86_64.names();

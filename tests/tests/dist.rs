@@ -501,6 +501,8 @@ fn the_example_ci_gate_runs_through_the_image() {
             .args(cmd)
             .current_dir(&scratch.0)
             .env("PROFILE_CMD", &command)
+            // The reports go where the image sees them too.
+            .env("PROFILE_GATE_REPORTS", scratch.path("reports"))
             .env("PROFILE_RUNS", "2")
             .env_remove("GITHUB_STEP_SUMMARY")
             .output()

@@ -147,8 +147,8 @@ fn run_needs_only_bpf_perfmon_and_dac_override() {
 }
 
 #[test]
-fn train_names_the_docker_socket_then_the_capabilities_and_needs_no_more() {
-    if !privileged("train_names_the_docker_socket_then_the_capabilities_and_needs_no_more") {
+fn train_names_everything_missing_at_once_and_needs_no_more() {
+    if !privileged("train_names_everything_missing_at_once_and_needs_no_more") {
         return;
     }
     let image = test_image();
@@ -159,13 +159,15 @@ fn train_names_the_docker_socket_then_the_capabilities_and_needs_no_more() {
     let out = setpriv(&dir.0, &NOBODY, "", &bin, &args);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(
-        err.contains(
-            "uid 65534 may not use the Docker daemon's socket /var/run/docker.sock (owner root, group docker, mode 0660): run as root, or as a member of group docker"
-        ),
-        "{err}"
+    // The socket and the capabilities in one message: nothing is left for a second round.
+    assert_eq!(
+        err,
+        "profile: error: missing privileges (uid 65534): loading the eBPF recorder needs CAP_BPF \
+         and CAP_PERFMON; reading tracefs at /sys/kernel/tracing (owner root, group root, mode \
+         0700) needs CAP_DAC_READ_SEARCH; using the Docker daemon's socket /var/run/docker.sock \
+         (owner root, group docker, mode 0660) needs membership of group docker; run as root, \
+         or grant CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH and join group docker\n"
     );
-    assert!(!err.contains("is dockerd running"), "{err}");
 
     let docker_gid = std::fs::metadata("/var/run/docker.sock")
         .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
@@ -194,4 +196,22 @@ fn train_names_the_docker_socket_then_the_capabilities_and_needs_no_more() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.path("p.json").exists());
+}
+
+#[test]
+fn unprivileged_watch_creates_nothing_before_it_fails() {
+    if !privileged("unprivileged_watch_creates_nothing_before_it_fails") {
+        return;
+    }
+    let (dir, bin, _) = world_scratch("priv-watch");
+    let args = ["watch", "-o", "out", "--duration", "1s"];
+    let out = setpriv(&dir.0, &NOBODY, "", &bin, &args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("loading the eBPF recorder needs CAP_BPF")
+            && err.contains("needs membership of group docker"),
+        "{err}"
+    );
+    assert!(!dir.path("out").exists(), "watch created its directory");
 }

@@ -107,7 +107,7 @@ fn counting_starts_at_the_tasks_own_install() {
         let cg =
             OwnedCgroup::create(&format!("profile-test-tsync-{}", std::process::id())).unwrap();
         let recording = recorder.watch_cgroup(cg.id(), mode, false).unwrap();
-        let mut child = launch::spawn(&argv, Some(&cg.procs_path()), None).unwrap();
+        let mut child = launch::spawn(&argv, Some(&cg.procs_path()), None, false).unwrap();
         assert!(child.wait().unwrap().success());
         let snap = recorder.finish(recording).unwrap();
         let count = |name: &str| {
@@ -184,8 +184,13 @@ fn one_recorder_keeps_slots_apart() {
             .watch_cgroup(cg.id(), Mode::UnderFilter, false)
             .unwrap();
         let argv = [SYSLOOP.to_string(), call.to_string(), n.to_string()];
-        let child =
-            launch::spawn(&argv, Some(&cg.procs_path()), Some(launch::allow_all())).unwrap();
+        let child = launch::spawn(
+            &argv,
+            Some(&cg.procs_path()),
+            Some(launch::allow_all()),
+            false,
+        )
+        .unwrap();
         live.push((cg, rec, child));
     }
     for ((_, n, nr), (cg, rec, mut child)) in runs.iter().zip(live) {
@@ -354,6 +359,7 @@ fn cgroups_are_watched_by_name_from_creation() {
             &argv,
             Some(&dir.join("cgroup.procs")),
             Some(launch::allow_all()),
+            false,
         )
         .unwrap();
         assert!(child.wait().unwrap().success());

@@ -406,9 +406,10 @@ fn bad_input_is_refused_before_anything_runs() {
     );
     assert!(!container_exists(&name), "a container was created");
 
-    let out = profile_tests::profile(&["train", "--image", test_image(), "-o", p, "-p", "80"]);
+    // A port alone is Docker's random host port; one beyond 65535 is no port.
+    let out = profile_tests::profile(&["train", "--image", test_image(), "-o", p, "-p", "8:99999"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("HOST_PORT:CONTAINER_PORT"));
+    assert!(stderr(&out).contains("[[IP:]HOST_PORT:]CONTAINER_PORT"));
 
     // A command the image doesn't have: the start fails, nothing is written.
     let out =

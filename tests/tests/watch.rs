@@ -363,3 +363,58 @@ fn an_unconfined_container_is_recorded_within_docker_default() {
     assert!(runtime.contains(&"getppid".to_string()), "{kept}");
     assert!(allowed_names(&file(kept)).contains("capset"));
 }
+
+#[test]
+fn image_filters_match_as_docker_ps_ancestor_does() {
+    if !privileged("image_filters_match_as_docker_ps_ancestor_does") {
+        return;
+    }
+    let dir = Scratch::new("watch-image");
+    let tag = tag("image");
+    // A name without a tag is `:latest`'s.
+    let name = format!("profile-test/filter-{}", std::process::id());
+    let tagged = docker(&["tag", test_image(), &format!("{name}:latest")]);
+    assert!(tagged.status.success(), "{}", output_text(&tagged));
+    let id = String::from_utf8_lossy(
+        &docker(&["image", "inspect", "-f", "{{.Id}}", test_image()]).stdout,
+    )
+    .trim()
+    .to_string();
+    let short = id.trim_start_matches("sha256:")[..12].to_string();
+    let run = |image: &str| format!("docker run --rm --network none --label {tag} {image} true");
+    for (filter, started) in [
+        (format!("image={name}:latest"), name.clone()),
+        (format!("image={name}"), test_image().to_string()),
+        (format!("image={short}"), name.clone()),
+        (format!("image={id}"), test_image().to_string()),
+    ] {
+        let out = watch(
+            &dir.0,
+            &["--filter", &format!("label={tag}"), "--filter", &filter],
+            &run(&started),
+        );
+        let text = output_text(&out);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("from 1 container(s)"),
+            "{filter} of {started}: {text}"
+        );
+        assert!(!text.contains("matched no container"), "{text}");
+    }
+    let missing = format!("image={name}-nope");
+    let out = watch(
+        &dir.0,
+        &["--filter", &format!("label={tag}"), "--filter", &missing],
+        &run(&name),
+    );
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("from 0 container(s)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "profile: warning: --filter {missing} matched no container"
+        )),
+        "{text}"
+    );
+    docker(&["rmi", &format!("{name}:latest")]);
+}

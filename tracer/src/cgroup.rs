@@ -71,6 +71,35 @@ pub fn of_pid(pid: u32) -> Result<PathBuf> {
     Ok(unified_root()?.join(rel.trim_start_matches('/')))
 }
 
+/// The cgroup of container `id` in the unified hierarchy, found by its name as the kernel side
+/// adopts it (`<id>`, `…-<id>.scope`) within a few levels of the root: a process's own
+/// /proc/PID/cgroup is relative to the reader's cgroup namespace, a container's own one.
+pub fn of_container(id: &str) -> Result<PathBuf> {
+    fn search(dir: &Path, id: &str, depth: u32) -> Option<PathBuf> {
+        let entries = fs::read_dir(dir).ok()?;
+        let mut subdirs = Vec::new();
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name == id || name.ends_with(&format!("-{id}.scope")) {
+                return Some(e.path());
+            }
+            subdirs.push(e.path());
+        }
+        (depth > 0)
+            .then(|| subdirs.iter().find_map(|d| search(d, id, depth - 1)))
+            .flatten()
+    }
+    let root = unified_root()?;
+    search(&root, id, 6).ok_or_else(|| CgroupError::Cgroup {
+        path: root.join(id),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })
+}
+
 /// A cgroup this process created; killed and removed on drop.
 #[derive(Debug)]
 pub struct OwnedCgroup {

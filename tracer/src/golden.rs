@@ -343,6 +343,7 @@ fn the_absorb_report() {
         vec!["comm mkdir".into(), "comm sh".into()],
         &tally,
         &absorption,
+        false,
     );
     golden("absorb-report.json", &r.json().expect("JSON"));
     golden("absorb-report.txt", &r.text());
@@ -390,8 +391,10 @@ fn the_watch_index() {
         reduction_vs_docker_default_percent: 86.4,
         complete: notes.is_empty(),
         notes: notes.iter().map(|n| n.to_string()).collect(),
+        security_context: None,
     };
     let index = Index {
+        node: None,
         profiles: vec![
             row("shop-web", Some("shop-web.json"), &[]),
             row(
@@ -404,6 +407,37 @@ fn the_watch_index() {
     golden("index.json", &index.json().expect("JSON"));
     golden("index.md", &index.markdown());
     golden("index.txt", &index.text());
+}
+
+/// Watch's index of a Kubernetes node: the node's name, and the line that runs each workload's
+/// container under its profile.
+#[test]
+fn the_watch_index_of_a_node() {
+    let file = "default-web-httpd.json";
+    let index = Index {
+        node: Some("node-1".into()),
+        profiles: vec![IndexRow {
+            profile: "default-web-httpd".into(),
+            file: Some(file.into()),
+            images: vec!["localhost/web:1".into()],
+            containers: vec![
+                "default-web-7d9f8b6c5-abcde-httpd-0123456789ab".into(),
+                "default-web-7d9f8b6c5-fghij-httpd-ba9876543210".into(),
+            ],
+            runs: 2,
+            allowed: 52,
+            docker_default_allowed: 309,
+            reduction_vs_docker_default_percent: 83.2,
+            complete: true,
+            runtime_calls: vec!["capset".into(), "execve".into()],
+            notes: Vec::new(),
+            security_context: Some(format!(
+                "securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: profile/{file}}}}}"
+            )),
+        }],
+    };
+    golden("index-node.json", &index.json().expect("JSON"));
+    golden("index-node.md", &index.markdown());
 }
 
 /// What a profile allows beyond another, and what it dropped.

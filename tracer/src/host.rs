@@ -32,7 +32,8 @@ pub struct RecordOptions {
     /// How the profile will be written: the platforms it must also hold on are derived, and
     /// the report says how it is written.
     pub rendering: Rendering,
-    /// Where the profile will be written (`None`: stdout), for the report's words.
+    /// Where the profile will be written (`None`: stdout), for the report's words. When it
+    /// goes to stdout, the command's standard output goes to stderr instead.
     pub output: Option<PathBuf>,
 }
 
@@ -107,7 +108,13 @@ pub async fn run(options: &RecordOptions) -> Result<Recorded, HostError> {
     let recording = recorder.watch_cgroup(cgroup.id(), mode, strict)?;
     let started = std::time::Instant::now();
     let procs = cgroup.procs_path();
-    let child = launch::spawn(&options.command, Some(&procs), Some(launch::allow_all()))?;
+    let to_stdout = crate::output::file(options.output.as_deref()).is_none();
+    let child = launch::spawn(
+        &options.command,
+        Some(&procs),
+        Some(launch::allow_all()),
+        to_stdout,
+    )?;
     let status = launch::wait_forwarding_signals(child)
         .await
         .map_err(HostError::Wait)?;
@@ -147,7 +154,7 @@ pub async fn exec(options: &ExecOptions) -> Result<Executed, HostError> {
             note: arch_note(&options.profile),
         });
     }
-    let child = launch::spawn(&options.command, None, Some(program))?;
+    let child = launch::spawn(&options.command, None, Some(program), false)?;
     let status = launch::wait_forwarding_signals(child)
         .await
         .map_err(HostError::Wait)?;

@@ -76,7 +76,8 @@ pub fn allow_all() -> Vec<libc::sock_filter> {
 }
 
 /// Spawns `argv` under `filter` (when one is given), first moving it into the cgroup whose
-/// `cgroup.procs` is `procs` (when one is given).
+/// `cgroup.procs` is `procs` (when one is given). With `stdout_to_stderr` its standard output
+/// goes to this process's standard error (stdout carries a profile then).
 ///
 /// Between the filter's install and the program's start only `execve` runs: the child execs
 /// by itself and, should that fail, leaves the error in memory shared with this process rather
@@ -87,6 +88,7 @@ pub fn spawn(
     argv: &[String],
     procs: Option<&Path>,
     mut filter: Option<Vec<libc::sock_filter>>,
+    stdout_to_stderr: bool,
 ) -> Result<Child, LaunchError> {
     let (program, args) = argv.split_first().ok_or(LaunchError::NoCommand)?;
     let other = |source| LaunchError::Other {
@@ -117,6 +119,9 @@ pub fn spawn(
     let procs_fd = procs_file.as_ref().map(|f| f.as_raw_fd());
     let mut command = Command::new(program);
     command.args(args);
+    if stdout_to_stderr {
+        command.stdout(io::stderr());
+    }
     // SAFETY: the closure only makes async-signal-safe calls on memory prepared before the
     // fork; it returns only with an error from before the filter's install.
     unsafe {

@@ -9,6 +9,7 @@ pub mod absorb;
 pub mod audit;
 pub mod cgroup;
 pub mod cli;
+pub mod cri;
 pub mod docker;
 pub mod filter;
 pub mod formats;

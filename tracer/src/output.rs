@@ -23,6 +23,12 @@ pub enum OutputError {
     },
     #[error("{target}: {dir} is not a directory")]
     NotADirectory { target: PathBuf, dir: PathBuf },
+    #[error("{path}: directory {dir} does not exist ({hint})")]
+    NoDirectory {
+        path: PathBuf,
+        dir: PathBuf,
+        hint: &'static str,
+    },
     #[error("{path}: can't be written: {dir} accepts no new files")]
     NoNewFiles { path: PathBuf, dir: PathBuf },
     #[error("{first} and {second} name the same file ({path}): one would replace the other")]
@@ -167,9 +173,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Fails now if `path` can't be written later: where its directory exists, a temporary file
-/// is made and removed there; where it doesn't, in the nearest directory above it (nothing is
-/// created for good until the output is written).
-pub fn check_writable(path: &Path) -> Result<()> {
+/// is made and removed there. A directory that doesn't exist is refused, as `cp` refuses it,
+/// unless `mkdir` and only it is missing: then it is checked in the directory above, and
+/// created when the output is written (nothing is created for good before).
+pub fn check_writable(path: &Path, mkdir: bool) -> Result<()> {
     if is_stdout(path) {
         return Ok(());
     }
@@ -183,6 +190,23 @@ pub fn check_writable(path: &Path) -> Result<()> {
         return writable_in_place(path);
     }
     let parent = parent_dir(path);
+    if fs::symlink_metadata(&parent).is_err() {
+        let above = parent_dir(&parent);
+        let hint = match (mkdir, fs::symlink_metadata(&above).is_ok()) {
+            (false, true) => "--mkdir creates it",
+            (_, false) => {
+                "--mkdir creates only the last directory, and the one above is missing too"
+            }
+            (true, true) => "",
+        };
+        if !hint.is_empty() {
+            return Err(OutputError::NoDirectory {
+                path: path.to_path_buf(),
+                dir: parent,
+                hint,
+            });
+        }
+    }
     let Some(dir) = parent
         .ancestors()
         .map(|d| match d.as_os_str().is_empty() {
@@ -256,8 +280,11 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
             .and_then(|mut f| f.write_all(contents))
             .map_err(|e| io(path, e));
     }
+    // Only the last directory, which the check allowed (`--mkdir`, or a default path).
     let dir = parent_dir(path);
-    fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    if !dir.is_dir() {
+        fs::create_dir(&dir).map_err(|e| io(&dir, e))?;
+    }
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
@@ -281,25 +308,54 @@ mod tests {
     fn atomic_write_replaces_and_leaves_no_temp() {
         let dir = std::env::temp_dir().join(format!("profile-output-{}", std::process::id()));
         let path = dir.join("sub/p.json");
-        check_writable(&path).unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        check_writable(&path, true).unwrap();
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let entries: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(entries.len(), 1);
-        assert!(check_writable(&dir).is_err());
+        assert!(check_writable(&dir, false).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn checking_creates_no_directory() {
         let dir = std::env::temp_dir().join(format!("profile-output-new-{}", std::process::id()));
-        let path = dir.join("a/b/p.json");
-        check_writable(&path).unwrap();
+        let path = dir.join("p.json");
+        check_writable(&path, true).unwrap();
         assert!(!dir.exists(), "the check must not create {}", dir.display());
         let relative = PathBuf::from(format!("profile-output-rel-{}/p.json", std::process::id()));
-        check_writable(&relative).unwrap();
+        check_writable(&relative, true).unwrap();
         assert!(!relative.parent().unwrap().exists());
+    }
+
+    #[test]
+    fn a_missing_directory_is_refused_unless_asked_and_only_the_last() {
+        let dir = std::env::temp_dir().join(format!("profile-output-mkdir-{}", std::process::id()));
+        let path = dir.join("p.json");
+        assert_eq!(
+            check_writable(&path, false).unwrap_err().to_string(),
+            format!(
+                "{}: directory {} does not exist (--mkdir creates it)",
+                path.display(),
+                dir.display()
+            )
+        );
+        let deeper = dir.join("a/p.json");
+        assert!(
+            check_writable(&deeper, true)
+                .unwrap_err()
+                .to_string()
+                .contains("--mkdir creates only the last directory")
+        );
+        check_writable(&path, true).unwrap();
+        write_atomic(&path, b"{}").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{}");
+        // Nothing above the last directory is ever made.
+        assert!(write_atomic(&dir.join("b/c/p.json"), b"{}").is_err());
+        assert!(!dir.join("b").exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -308,7 +364,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let ro = dir.join("ro");
         fs::write(&ro, "").unwrap();
-        let err = check_writable(&ro.join("x.json")).unwrap_err();
+        let err = check_writable(&ro.join("x.json"), false).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -322,7 +378,7 @@ mod tests {
 
     #[test]
     fn proc_accepts_no_new_files() {
-        let err = check_writable(Path::new("/proc/version")).unwrap_err();
+        let err = check_writable(Path::new("/proc/version"), false).unwrap_err();
         assert_eq!(
             err.to_string(),
             "/proc/version: can't be written: /proc accepts no new files"
@@ -333,7 +389,7 @@ mod tests {
     fn dash_is_stdout_and_outputs_must_differ() {
         assert_eq!(file(Some(Path::new("-"))), None);
         assert_eq!(file(Some(Path::new("p.json"))), Some(Path::new("p.json")));
-        check_writable(Path::new("-")).unwrap();
+        check_writable(Path::new("-"), false).unwrap();
         let p = Path::new("p.json");
         let err = check_distinct(&[("-o", Some(p)), ("--report", Some(Path::new("./p.json")))])
             .unwrap_err();
@@ -358,7 +414,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let checked = fifo.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(check_writable(&checked).is_ok());
+            let _ = tx.send(check_writable(&checked, false).is_ok());
         });
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
         let (tx, rx) = mpsc::channel();

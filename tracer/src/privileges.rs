@@ -132,12 +132,14 @@ fn name_of(db: &str, id: u32) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
-/// One thing this process may not do, and the capabilities that would let it.
+/// One thing this process may not do, and the capabilities (or the group) that would let it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Missing {
     /// What can't be done, in words: `creating the command's cgroup in /sys/fs/cgroup`.
     pub needed_for: String,
     pub caps: Vec<Cap>,
+    /// A group whose members may do it (the Docker socket's), where no capability is asked.
+    pub group: Option<String>,
 }
 
 impl Missing {
@@ -145,13 +147,26 @@ impl Missing {
         Missing {
             needed_for: needed_for.into(),
             caps,
+            group: None,
+        }
+    }
+
+    /// What only membership of `group` (or root) allows.
+    pub fn group(needed_for: impl Into<String>, group: impl Into<String>) -> Self {
+        Missing {
+            needed_for: needed_for.into(),
+            caps: Vec::new(),
+            group: Some(group.into()),
         }
     }
 }
 
 impl fmt::Display for Missing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} needs {}", self.needed_for, and_list(&self.caps))
+        match &self.group {
+            Some(group) => write!(f, "{} needs membership of group {group}", self.needed_for),
+            None => write!(f, "{} needs {}", self.needed_for, and_list(&self.caps)),
+        }
     }
 }
 
@@ -188,17 +203,31 @@ impl MissingPrivileges {
 impl fmt::Display for MissingPrivileges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let items: Vec<String> = self.missing.iter().map(Missing::to_string).collect();
-        let grant = and_list(&self.to_grant());
+        let caps = self.to_grant();
+        let mut grants: Vec<String> = Vec::new();
+        if !caps.is_empty() {
+            grants.push(format!("grant {}", and_list(&caps)));
+        }
+        let mut groups: Vec<&str> = self
+            .missing
+            .iter()
+            .filter_map(|m| m.group.as_deref())
+            .collect();
+        groups.dedup();
+        if !groups.is_empty() {
+            grants.push(format!("join group {}", groups.join(" and ")));
+        }
+        let grant = grants.join(" and ");
         if self.euid == 0 {
             write!(
                 f,
-                "missing privileges (uid 0 without all capabilities): {}; grant {grant}, or run as root with all capabilities",
+                "missing privileges (uid 0 without all capabilities): {}; {grant}, or run as root with all capabilities",
                 items.join("; ")
             )
         } else {
             write!(
                 f,
-                "missing privileges (uid {}): {}; run as root, or grant {grant}",
+                "missing privileges (uid {}): {}; run as root, or {grant}",
                 self.euid,
                 items.join("; ")
             )
@@ -269,6 +298,18 @@ mod tests {
              CAP_PERFMON and CAP_DAC_OVERRIDE"
         );
         assert!(require(None, err.missing.clone()).is_ok());
+        let err = MissingPrivileges {
+            euid: 1000,
+            missing: vec![
+                Missing::group("using the Docker daemon's socket /s", "docker"),
+                Missing::new("a", vec![Cap::Bpf]),
+            ],
+        };
+        assert_eq!(
+            err.to_string(),
+            "missing privileges (uid 1000): using the Docker daemon's socket /s needs membership \
+             of group docker; a needs CAP_BPF; run as root, or grant CAP_BPF and join group docker"
+        );
         assert!(require(Some(creds(0, &[])), Vec::new()).is_ok());
     }
 

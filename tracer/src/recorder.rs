@@ -54,6 +54,8 @@ pub enum RecorderError {
     },
     #[error("cgroup name {name:?} must be at least {min} bytes, without '/'")]
     CgroupName { name: String, min: usize },
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
     #[error("all {0} recording slots are in use")]
     SlotsExhausted(u32),
     #[error("{what}: {source}")]
@@ -294,6 +296,17 @@ impl Recorder {
         missing
     }
 
+    /// Checks, before anything is loaded or created, that this process has what loading the
+    /// recorder needs and `more` (the Docker socket, say): everything missing is named at once.
+    pub fn require_privileges(more: Option<privileges::Missing>) -> Result<()> {
+        if let Some(creds) = privileges::Creds::current() {
+            let mut missing = Self::missing_privileges(&creds);
+            missing.extend(more);
+            privileges::require(Some(creds), missing)?;
+        }
+        Ok(())
+    }
+
     /// Checks privileges and tracefs, loads the programs and attaches them, with room for one
     /// recording at a time (what every command needs).
     pub fn load() -> Result<Self> {
@@ -478,6 +491,34 @@ impl Recorder {
                 (id, name)
             })
             .collect()
+    }
+
+    /// Adopts the cgroup of running container `name` (its id) as the kernel side adopts a new
+    /// container's (its calls count from now on, all as the workload's); returns its id.
+    pub fn adopt_running(&self, name: &str) -> Result<u64> {
+        let id = crate::cgroup::id_of(&crate::cgroup::of_container(name)?)?;
+        let mut key = CgroupKey {
+            bytes: [0; CGROUP_KEY_LEN],
+        };
+        let tail = &name.as_bytes()[name.len().saturating_sub(CGROUP_KEY_LEN)..];
+        key.bytes[..tail.len()].copy_from_slice(tail);
+        // SAFETY: AdoptedTable is plain counters (integers only), for which all zeroes is valid.
+        let zero: Box<AdoptedTable> = unsafe { Box::new(std::mem::zeroed()) };
+        let mut maps = self.maps();
+        maps.adopted
+            .insert(&id, &*zero, 0)
+            .map_err(map_err("ADOPTED"))?;
+        maps.adopted_names
+            .insert(&id, &key, 0)
+            .map_err(map_err("ADOPTED_NAMES"))?;
+        maps.watch(
+            id,
+            &Watch {
+                slot: adopted_slot(id),
+                flags: WATCH_ADOPTED,
+            },
+        )?;
+        Ok(id)
     }
 
     /// What the adopted cgroup `id` has recorded so far.

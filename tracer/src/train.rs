@@ -53,10 +53,15 @@ pub enum TrainError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     NotWithin(#[from] NotWithin),
+    /// The runtime's init ran under the base's filter and failed: the base may deny it a call.
     #[error(
         "the container could not start under the base profile {base}: {reason} (if the base denies something the runtime needs, `profile verify --profile {base}` names it)"
     )]
-    StartFailed { base: String, reason: String },
+    StartDenied { base: String, reason: String },
+    /// The engine or runtime refused the container for a reason of its own (a port in use, a
+    /// command that doesn't exist), not the filter.
+    #[error("the container could not start: {reason}")]
+    StartFailed { reason: String },
     #[error(
         "nothing ran under a seccomp filter in container {container}: nothing was recorded and no profile was written (does the daemon run containers with seccomp enforced? see `docker info`)"
     )]
@@ -89,6 +94,8 @@ pub struct Trained {
     pub report: Report,
     pub verification: Option<Verification>,
     pub status: Status,
+    /// Why `status` is not success, in one line.
+    pub why: Option<String>,
 }
 
 impl Training {
@@ -107,8 +114,8 @@ struct Runs {
     warnings: Vec<String>,
     /// The last run: it decides how the training ended.
     last: RecordedRun,
-    /// Some run's workload or exercise failed.
-    failed: bool,
+    /// Why the first run whose workload or exercise failed did.
+    failure: Option<String>,
     elapsed: f64,
 }
 
@@ -125,11 +132,8 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     let mut session = prepared.session(&options.run, mode, "training");
     session.strict_args = options.learn_args == LearnArgs::Strict;
     let runs = record_runs(&session, options, &mut interrupt).await?;
-    if let Some(reason) = &runs.last.not_ready {
-        return Ok(Training::NotReady(NotReady {
-            reason: reason.clone(),
-            kept: options.run.keep,
-        }));
+    if let Some(not_ready) = NotReady::of(&runs.last, &options.run) {
+        return Ok(Training::NotReady(not_ready));
     }
     // The runtime's calls after its filter is in place: every start needs them.
     let tail = runtime::tail(&prepared.engine.runtime(None));
@@ -167,12 +171,13 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
         mark_verification(&mut report, &v, &run);
         verification = Some((v, run));
     }
-    let status = status(&runs, verification.as_ref());
+    let (status, why) = status(&runs, verification.as_ref());
     Ok(Training::Learned(Box::new(Trained {
         learned,
         report,
         verification: verification.map(|(v, _)| v),
         status,
+        why,
     })))
 }
 
@@ -187,7 +192,7 @@ async fn record_runs(
     let exercised = options.run.exercise.is_some();
     let mut total = Snapshot::default();
     let (mut lines, mut warnings) = (Vec::new(), Vec::new());
-    let (mut failed, mut elapsed) = (false, 0.0);
+    let (mut failure, mut elapsed) = (None, 0.0);
     let mut last = None;
     for run in 1..=options.runs {
         let suffix = match options.runs {
@@ -196,9 +201,13 @@ async fn record_runs(
         };
         let recorded = session.run(&base_json, &suffix, interrupt).await?;
         if recorded.stop == Stop::StartFailed {
-            return Err(TrainError::StartFailed {
-                base: options.base.label().to_string(),
-                reason: recorded.warnings.join("; "),
+            let reason = recorded.warnings.join("; ");
+            return Err(match filter_may_be_why(&recorded.snapshot, &reason) {
+                true => TrainError::StartDenied {
+                    base: options.base.label().to_string(),
+                    reason,
+                },
+                false => TrainError::StartFailed { reason },
             });
         }
         let snap = &recorded.snapshot;
@@ -214,8 +223,8 @@ async fn record_runs(
             .map(|id| id.name())
             .collect();
         total.merge(snap);
-        let run_failed = recorded.failed(exercised);
-        if run_failed && recorded.stop == Stop::Exited {
+        let run_failure = recorded.failure(exercised);
+        if run_failure.is_some() && recorded.stop == Stop::Exited {
             let which = match options.runs {
                 1 => String::new(),
                 _ => format!("run {run}: "),
@@ -225,7 +234,14 @@ async fn record_runs(
                 recorded.exit_code.unwrap_or(-1)
             ));
         }
-        failed |= run_failed;
+        if failure.is_none()
+            && let Some(why) = run_failure
+        {
+            failure = Some(match options.runs {
+                1 => why,
+                _ => format!("run {run}: {why}"),
+            });
+        }
         elapsed += recorded.elapsed.as_secs_f64();
         warnings.extend(recorded.warnings.iter().cloned());
         lines.push(RunLine {
@@ -253,9 +269,24 @@ async fn record_runs(
         lines,
         warnings,
         last,
-        failed,
+        failure,
         elapsed,
     })
+}
+
+/// Whether a start that failed with `reason` can be the filter's doing: the runtime's init ran
+/// under it (a call it was denied fails with the base's errno), and the engine's message is not
+/// one of those that name a cause of their own.
+fn filter_may_be_why(snapshot: &Snapshot, reason: &str) -> bool {
+    const ENGINE_CAUSES: [&str; 5] = [
+        "port is already allocated",
+        "address already in use",
+        "no such file or directory",
+        "executable file not found",
+        "permission denied",
+    ];
+    let reason = reason.to_ascii_lowercase();
+    !snapshot.runtime.is_empty() && !ENGINE_CAUSES.iter().any(|c| reason.contains(c))
 }
 
 /// The report of the training: what was learned and how the runs ended.
@@ -340,19 +371,98 @@ fn mark_verification(report: &mut Report, v: &Verification, run: &RecordedRun) {
     report.verification = Some(verification);
 }
 
-/// How the training ended first, then how its verification did.
-fn status(runs: &Runs, verification: Option<&(Verification, RecordedRun)>) -> Status {
+/// How the training ended first, then how its verification did; and why, when not well.
+fn status(
+    runs: &Runs,
+    verification: Option<&(Verification, RecordedRun)>,
+) -> (Status, Option<String>) {
+    let training = |why: &str| {
+        Some(format!(
+            "training: {why}; what was recorded is written, marked partial"
+        ))
+    };
     match runs.last.stop {
-        Stop::Interrupted(sig) => Status::Interrupted(sig),
-        Stop::DaemonLost => Status::Incomplete,
-        _ => match verification.map(|(v, run)| (v, run.stop)) {
-            Some((_, Stop::Interrupted(sig))) => Status::Interrupted(sig),
-            Some((_, Stop::DaemonLost)) => Status::Incomplete,
-            Some((_, Stop::NotReady)) => Status::WorkloadFailed,
-            Some((v, _)) if !v.passed => Status::Denied,
-            Some((v, _)) if !v.complete => Status::Incomplete,
-            _ if runs.failed => Status::WorkloadFailed,
-            _ => Status::Success,
+        Stop::Interrupted(sig) => (
+            Status::Interrupted(sig),
+            training(&format!("interrupted by signal {sig}")),
+        ),
+        Stop::DaemonLost => (
+            Status::Incomplete,
+            training("the Docker daemon went away during the run"),
+        ),
+        _ => match verification {
+            Some((_, run))
+                if matches!(
+                    run.stop,
+                    Stop::Interrupted(_) | Stop::DaemonLost | Stop::NotReady
+                ) =>
+            {
+                let status = match run.stop {
+                    Stop::Interrupted(sig) => Status::Interrupted(sig),
+                    Stop::DaemonLost => Status::Incomplete,
+                    _ => Status::WorkloadFailed,
+                };
+                let why = run.failure(true).unwrap_or_default();
+                (
+                    status,
+                    Some(format!(
+                        "verification: {why}; the trained profile was not verified"
+                    )),
+                )
+            }
+            Some((v, _)) if !v.passed => (
+                Status::Denied,
+                Some(format!(
+                    "verification of the trained profile: {}",
+                    v.why_failed()
+                )),
+            ),
+            Some((v, _)) if !v.complete => (
+                Status::Incomplete,
+                Some(format!(
+                    "verification incomplete: {}",
+                    v.notes
+                        .last()
+                        .map_or("not everything could be checked", String::as_str)
+                )),
+            ),
+            _ if runs.failure.is_some() => (
+                Status::WorkloadFailed,
+                runs.failure
+                    .as_ref()
+                    .map(|why| format!("{why} (the profile and report are written)")),
+            ),
+            _ => (Status::Success, None),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_start_the_filter_can_have_failed_blames_the_base() {
+        let mut ran = Snapshot::default();
+        ran.runtime.insert(
+            0,
+            crate::recorder::Observed {
+                count: 1,
+                first: None,
+            },
+        );
+        let denied = "OCI runtime start failed: cannot start a stopped process: unknown";
+        assert!(filter_may_be_why(&ran, denied));
+        assert!(
+            !filter_may_be_why(&Snapshot::default(), denied),
+            "runc never ran under it"
+        );
+        for engine in [
+            "driver failed programming external connectivity on endpoint x: Bind for 127.0.0.1:8080 failed: port is already allocated",
+            r#"OCI runtime create failed: runc create failed: unable to start container process: exec: "/nosuch": stat /nosuch: no such file or directory: unknown"#,
+            r#"exec: "nosuch": executable file not found in $PATH: unknown"#,
+        ] {
+            assert!(!filter_may_be_why(&ran, engine), "{engine}");
+        }
     }
 }

@@ -75,6 +75,8 @@ pub struct Verified {
     /// With [`VerifyOptions::fix`], when the container was ready.
     pub fixed: Option<Fixed>,
     pub status: Status,
+    /// Why `status` is not success, in one line.
+    pub why: Option<String>,
 }
 
 /// Runs the workload once under `options.profile`, enforced, and names what it denied.
@@ -95,15 +97,13 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
     let base = options.base.profile();
     let within = options.profile.widenings(&base, &options.ctx).is_empty();
     verification.weigh_against(&base, options.base.label(), &options.ctx, within);
-    if let Some(reason) = run.not_ready {
+    if let Some(not_ready) = NotReady::of(&run, &options.run) {
         return Ok(Verified {
             verification,
-            not_ready: Some(NotReady {
-                reason,
-                kept: options.run.keep,
-            }),
+            not_ready: Some(not_ready),
             fixed: None,
             status: Status::WorkloadFailed,
+            why: None,
         });
     }
     let fixed = match options.fix {
@@ -115,15 +115,31 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
         Stop::DaemonLost => Status::Incomplete,
         _ if verification.exercise_failed.is_some() => Status::WorkloadFailed,
         _ if !verification.passed => Status::Denied,
+        // Nothing denied, yet the workload never got to its end.
+        Stop::TimedOut => Status::WorkloadFailed,
         Stop::StartFailed => Status::Incomplete,
         _ if !verification.complete => Status::Incomplete,
         _ => Status::Success,
+    };
+    let why = match status {
+        Status::Success => None,
+        Status::Interrupted(_) | Status::Incomplete if verification.passed => Some(format!(
+            "{}: the verification is PARTIAL",
+            run.failure(false)
+                .or_else(|| verification.notes.last().cloned())
+                .unwrap_or_else(|| "not everything could be checked".into())
+        )),
+        Status::WorkloadFailed if run.stop == Stop::TimedOut && verification.passed => {
+            run.failure(false)
+        }
+        _ => Some(verification.why_failed()),
     };
     Ok(Verified {
         verification,
         not_ready: None,
         fixed,
         status,
+        why,
     })
 }
 

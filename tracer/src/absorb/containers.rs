@@ -30,8 +30,14 @@ pub struct Selected {
     pub words: Vec<String>,
 }
 
-/// The selection `wanted` describes; `engine` is asked about the containers it names.
-pub async fn select(wanted: &Wanted, engine: Option<&Engine>) -> Result<Selected, AbsorbError> {
+/// The selection `wanted` describes; `engine` is asked about the containers it names. While
+/// following (`follow`), a container created but not started yet is followed from its start:
+/// its first records go nowhere else.
+pub async fn select(
+    wanted: &Wanted,
+    engine: Option<&Engine>,
+    follow: bool,
+) -> Result<Selected, AbsorbError> {
     let mut words = Vec::new();
     let mut selection = Selection {
         since: wanted.since.and_then(Stamp::from_system_time),
@@ -80,6 +86,16 @@ pub async fn select(wanted: &Wanted, engine: Option<&Engine>) -> Result<Selected
                 ));
                 scope.programs = Some(programs);
                 cgroups.push(rel);
+            }
+            None if follow && info.started_at.is_none() => {
+                words.push(format!(
+                    "container {} ({short}), created: followed from its start",
+                    info.name
+                ));
+                // Its processes are found by its cgroup's name once it starts; none of its
+                // programs ran before, so nothing is attributed by program.
+                scope.programs = Some(BTreeSet::new());
+                cgroups.push(sources::cgroup_of_id(&info.id));
             }
             None => {
                 if wanted.exes.is_empty() && wanted.comms.is_empty() {

@@ -83,11 +83,20 @@ pub(super) async fn follow(
     let mut usr1 = handler(SignalKind::user_defined1())?;
     let mut int = handler(SignalKind::interrupt())?;
     let mut term = handler(SignalKind::terminate())?;
-    let ids: Vec<String> = selection.containers.iter().map(|c| c.id.clone()).collect();
+    // A container not started yet is waited for through its next exit: it isn't running now.
+    let ids: Vec<(String, bool)> = selection
+        .containers
+        .iter()
+        .map(|c| (c.id.clone(), c.started.is_none()))
+        .collect();
     let stopped = async {
         match engine {
             Some(engine) if !ids.is_empty() => {
-                join_all(ids.iter().map(|id| engine.wait(id))).await;
+                join_all(
+                    ids.iter()
+                        .map(|(id, created)| engine.wait_for_exit(id, *created)),
+                )
+                .await;
             }
             _ => std::future::pending::<()>().await,
         }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{
-    tally::{GarbledLine, SourceStats, Tally},
+    tally::{GarbledLine, PRINTK_BURST, PRINTK_INTERVAL_MS, SourceStats, Tally},
     update::{Absorption, CallLine, Outcome},
 };
 use crate::{names::AbiName, report::Render, seccomp::Widening};
@@ -74,6 +74,7 @@ impl AbsorbReport {
         selection: Vec<String>,
         tally: &Tally,
         absorption: &Absorption,
+        followed: bool,
     ) -> Self {
         let (absorbed, not_absorbed): (Vec<CallLine>, Vec<CallLine>) = absorption
             .calls
@@ -125,17 +126,30 @@ impl AbsorbReport {
             notes: absorption.notes.clone(),
             warnings: Vec::new(),
         };
-        report.warnings = report.warn(tally);
+        report.warnings = report.warn(tally, followed);
         report
     }
 
-    fn warn(&self, tally: &Tally) -> Vec<String> {
+    fn warn(&self, tally: &Tally, followed: bool) -> Vec<String> {
         let mut w = Vec::new();
+        // What gets every record: following from before the workload starts, or auditd.
+        let remedy = match followed {
+            true => {
+                "start `profile absorb --follow` before the workload (its records as they happen are all there), or run auditd"
+            }
+            false => "`--follow` reads them all as they happen",
+        };
         for s in &self.sources {
             if s.missing_records > 0 {
                 w.push(format!(
-                    "{}: {} audit record(s) are missing between the first and the last one read (holes in the kernel's serial numbers); they may have been the workload's. Without an audit daemon the kernel prints at most 10 audit records per 5 s (printk_ratelimit) and drops the rest: `--follow` reads them all as they happen",
+                    "{}: {} audit record(s) are missing between the first and the last one read (holes in the kernel's serial numbers); they may have been the workload's. Without an audit daemon the kernel prints at most 10 audit records per 5 s (printk_ratelimit) and drops the rest: {remedy}",
                     s.name, s.missing_records
+                ));
+            } else if s.rate_limited {
+                w.push(format!(
+                    "{}: a burst of {PRINTK_BURST} audit records within {} s reached the kernel log's rate limit (printk_ratelimit): records after them may have been dropped without a trace; {remedy}",
+                    s.name,
+                    PRINTK_INTERVAL_MS / 1000
                 ));
             }
             if s.overflowed > 0 {
@@ -153,8 +167,14 @@ impl AbsorbReport {
         }
         let by_program = tally.by_program();
         if by_program > 0 {
+            let better = match followed {
+                true => {
+                    "(from the kernel log, before following began): start `--follow` before the workload and every record is attributed by process"
+                }
+                false => "`--follow` attributes by process",
+            };
             w.push(format!(
-                "{by_program} record(s) were attributed by program only (their processes had exited): records of another container running the same program at the same time would be counted too; `--follow` attributes by process"
+                "{by_program} record(s) were attributed by program only (their processes had exited): records of another container running the same program at the same time would be counted too; {better}"
             ));
         }
         if self.records == 0 {
@@ -371,7 +391,7 @@ mod tests {
         }
         let bound = Base::DockerDefault.bound(false);
         let a = Absorption::new(&input, "p.json", &t, &bound, &ctx()).unwrap();
-        let r = AbsorbReport::new("p.json", "docker-default", vec![], &t, &a);
+        let r = AbsorbReport::new("p.json", "docker-default", vec![], &t, &a, false);
         assert_eq!((r.records, r.absorbed_records, r.garbled), (4, 2, 1));
         assert_eq!(r.absorbed[0].name, "mkdir");
         assert_eq!(r.absorbed[0].first_program, "mkdir");
@@ -394,5 +414,44 @@ mod tests {
             "{text}"
         );
         assert!(r.markdown().contains("| `mkdir` | 2 | mkdir |"));
+    }
+
+    /// The warnings of a report on `n` kernel log records of mkdir, serials 1..=n, all within
+    /// one millisecond.
+    fn burst_warnings(n: u64, followed: bool) -> Vec<String> {
+        let mut t = Tally::default();
+        let src = t.source("kernel log");
+        let sel = Selection::default();
+        for i in 1..=n {
+            let line = LogLine {
+                text: mkdir_line(i, 5, "mkdir", "/bin/busybox"),
+                cut: false,
+            };
+            t.line(src, i, &line, &sel, &mut |_| Whereabouts::Gone);
+        }
+        t.finish();
+        let bound = Base::DockerDefault.bound(false);
+        let input = Profile::docker_default().logging();
+        let a = Absorption::new(&input, "p.json", &t, &bound, &ctx()).unwrap();
+        AbsorbReport::new("p.json", "docker-default", vec![], &t, &a, followed).warnings
+    }
+
+    #[test]
+    fn a_burst_at_the_kernel_logs_rate_limit_is_warned_of_without_a_hole() {
+        let warnings = burst_warnings(10, false);
+        assert!(
+            warnings.iter().any(|w| w.starts_with(
+                "kernel log: a burst of 10 audit records within 5 s reached the kernel log's rate limit"
+            )),
+            "{warnings:?}"
+        );
+        assert!(burst_warnings(9, false).is_empty());
+        // Following, the advice is to start it earlier, not to use it.
+        let followed = burst_warnings(10, true).join("\n");
+        assert!(
+            !followed.contains("`--follow` reads them all"),
+            "{followed}"
+        );
+        assert!(followed.contains("before the workload"), "{followed}");
     }
 }

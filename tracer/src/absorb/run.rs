@@ -63,7 +63,7 @@ pub async fn absorb(
         selection,
         cgroups,
         words,
-    } = select(&options.wanted, engine.as_ref()).await?;
+    } = select(&options.wanted, engine.as_ref(), options.follow).await?;
     // What the container runtime calls after its filter is in place: the engine's, when one
     // answers; every measured runtime's otherwise.
     let tail = match &engine {
@@ -94,6 +94,7 @@ pub async fn absorb(
             words.clone(),
             &tally,
             &absorption,
+            options.follow,
         );
         Ok(Absorbed { absorption, report })
     };

@@ -68,10 +68,23 @@ pub fn cgroup_of(pid: u32) -> Option<String> {
 
 /// Whether cgroup `rel` is `scope` or below it.
 pub fn within(rel: &str, scope: &str) -> bool {
+    if let Some(id) = scope.strip_prefix(BY_ID) {
+        // A container's cgroup is named by its id (`/docker/<id>`, `docker-<id>.scope`,
+        // `libpod-<id>`), whatever the driver.
+        return !id.is_empty() && rel.split('/').any(|part| part.contains(id));
+    }
     !scope.is_empty()
         && rel
             .strip_prefix(scope)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// How a cgroup not made yet is named: by the id of the container it will hold.
+const BY_ID: &str = "id:";
+
+/// The cgroup of container `id` before it starts (see [`within`]).
+pub fn cgroup_of_id(id: &str) -> String {
+    format!("{BY_ID}{id}")
 }
 
 /// Reads a log file (or stdin) line by line into `tally`.
@@ -228,6 +241,11 @@ mod tests {
         assert!(within("/docker/abc/sub", "/docker/abc"));
         assert!(!within("/docker/abcd", "/docker/abc"));
         assert!(!within("/docker/abc", ""));
+        let created = cgroup_of_id("abc123");
+        assert!(within("/docker/abc123", &created));
+        assert!(within("/system.slice/docker-abc123.scope/sub", &created));
+        assert!(!within("/docker/def456", &created));
+        assert!(!within("/docker/abc123", &cgroup_of_id("")));
     }
 
     #[test]

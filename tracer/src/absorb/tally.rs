@@ -41,8 +41,27 @@ pub struct SourceStats {
     pub overwritten: u64,
     /// Times the kernel dropped records because the reader's buffer was full.
     pub overflowed: u64,
+    /// The kernel log's rate limit was reached: a burst of [`PRINTK_BURST`] records within
+    /// [`PRINTK_INTERVAL_MS`]; what came after it in that interval was dropped without a trace.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rate_limited: bool,
     #[serde(skip)]
     serials: Serials,
+    /// Stamps of the records the kernel printed to its log (rate-limited), in milliseconds.
+    #[serde(skip)]
+    printed: Vec<u64>,
+}
+
+/// The kernel prints at most this many audit records per interval to its log without an audit
+/// daemon (`printk_ratelimit`: 10 per 5 s), and drops the rest silently.
+pub const PRINTK_BURST: usize = 10;
+pub const PRINTK_INTERVAL_MS: u64 = 5_000;
+
+/// Whether `stamps` (sorted) hold a burst that reached the rate limit.
+fn reached_limit(stamps: &[u64]) -> bool {
+    stamps
+        .windows(PRINTK_BURST)
+        .any(|w| w[PRINTK_BURST - 1] - w[0] < PRINTK_INTERVAL_MS)
 }
 
 /// A line that looked like a seccomp record but couldn't be read.
@@ -128,7 +147,15 @@ impl Tally {
                 number,
                 format!("longer than {} bytes", audit::MAX_LINE),
             ),
-            Line::Seccomp(record) => self.record(source, record, selection, whereabouts),
+            Line::Seccomp(record) => {
+                // As the kernel log has it (`audit: type=1326`), not as auditd writes it.
+                if let (Some(stamp), Some(s)) = (record.stamp, self.sources.get_mut(source))
+                    && line.text.contains("audit: type=1326")
+                {
+                    s.printed.push(stamp.0);
+                }
+                self.record(source, record, selection, whereabouts)
+            }
         }
     }
 
@@ -227,6 +254,8 @@ impl Tally {
     pub fn finish(&mut self) {
         for s in &mut self.sources {
             s.missing_records = s.serials.missing();
+            s.printed.sort_unstable();
+            s.rate_limited = reached_limit(&s.printed);
         }
     }
 
@@ -244,6 +273,15 @@ pub(super) mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    #[test]
+    fn ten_printed_records_within_5_s_reached_the_limit() {
+        let burst: Vec<u64> = (0..10).map(|i| 1_000 + i * 400).collect();
+        assert!(reached_limit(&burst), "10 within 3.6 s");
+        assert!(!reached_limit(&burst[..9]), "9 are within the limit");
+        let spread: Vec<u64> = (0..10).map(|i| i * 600).collect();
+        assert!(!reached_limit(&spread), "10 over 5.4 s");
+    }
     use crate::absorb::selection::Scope;
     use crate::names::Abi;
 

@@ -3,7 +3,7 @@ use std::{path::PathBuf, process::ExitCode, time::SystemTime};
 
 use clap::Args;
 
-use super::args::{ProfileFormatArgs, load_base, load_profile, write_report};
+use super::args::{MkdirArgs, ProfileFormatArgs, load_base, load_profile, write_report};
 use crate::{
     absorb::{AbsorbOptions, Absorbed, FollowNotice, Wanted, absorb},
     formats, output,
@@ -45,6 +45,8 @@ pub struct AbsorbArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub format: ProfileFormatArgs,
+    #[command(flatten)]
+    pub mkdir: MkdirArgs,
     /// The profile the result stays within: `docker-default` (resolved for the
     /// capabilities), a profile file, or `allow-all` (then Docker's default unless
     /// --allow-beyond-default).
@@ -98,7 +100,7 @@ pub async fn run(args: AbsorbArgs) -> anyhow::Result<ExitCode> {
     ])?;
     for path in args.output.iter().chain(args.report.iter()) {
         if !output::is_stdout(path) {
-            output::check_writable(path)?;
+            args.mkdir.check(path)?;
         }
     }
     if args.follow && !args.logs.is_empty() {

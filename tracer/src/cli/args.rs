@@ -3,6 +3,7 @@
 //! profile is learned within; durations; profiles read with their warnings.
 use std::{path::Path, time::Duration};
 
+use anyhow::Context as _;
 use clap::{Args, ValueEnum, builder::PossibleValue};
 
 use crate::{
@@ -51,6 +52,8 @@ value_enum!(Per {
     Image => "image": "One profile per image: replicas and restarts merged",
     Service => "service": "One per compose service (`com.docker.compose.project` / `service` labels); containers without them by image",
     Container => "container": "One per container",
+    Workload => "workload": "One per Kubernetes workload's container (`<namespace>-<workload>-<container>`): replicas and restarts merged (the default with --engine cri)",
+    Pod => "pod": "One per pod's container (`<namespace>-<pod>-<container>`): restarts merged",
 });
 
 /// How a report is printed: shared by the commands that print one.
@@ -74,6 +77,22 @@ impl ReportFormat {
     }
 }
 
+/// Whether an output's missing directory may be made: shared by every command that writes files.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct MkdirArgs {
+    /// Create the directory an output file goes in when it doesn't exist, the last one only
+    /// (without it, or when the one above is missing too, the command refuses, as cp does).
+    #[arg(long)]
+    pub mkdir: bool,
+}
+
+impl MkdirArgs {
+    /// Checks that `path` can be written, before anything runs.
+    pub fn check(&self, path: &Path) -> anyhow::Result<()> {
+        Ok(output::check_writable(path, self.mkdir)?)
+    }
+}
+
 /// What is recorded and where the report goes: shared by the recording commands.
 #[derive(Clone, Debug, Args)]
 pub struct RecordArgs {
@@ -89,13 +108,15 @@ pub struct RecordArgs {
     /// under the seccomp filter (for comparison: such a profile grants calls no filter checks).
     #[arg(long)]
     pub all_syscalls: bool,
+    #[command(flatten)]
+    pub mkdir: MkdirArgs,
 }
 
 impl RecordArgs {
     /// Checks that the report and the summary can be written, before anything runs.
     pub fn check_writable(&self) -> anyhow::Result<()> {
         for path in self.report.iter().chain(self.summary.iter()) {
-            output::check_writable(path)?;
+            self.mkdir.check(path)?;
         }
         Ok(())
     }
@@ -147,6 +168,8 @@ impl ProfileFormatArgs {
             format: self.format,
             default_action: self.default_action,
             k8s_name: self.k8s_name.clone(),
+            k8s_namespace: None,
+            k8s_labels: Default::default(),
             arches: self.arch.iter().copied().collect(),
             arch_union: self.arch_union,
         }
@@ -175,14 +198,22 @@ pub struct LearnOptions {
 impl LearnOptions {
     /// Loads the base (before any container is created: a file that doesn't parse stops here
     /// with its line and column).
+    /// Refuses --allow-beyond-default where it would change nothing.
     pub fn base(&self) -> anyhow::Result<Base> {
-        load_base(&self.base)
+        let base = load_base(&self.base)?;
+        if self.allow_beyond_default && !base.can_go_beyond_default() {
+            anyhow::bail!(
+                "--allow-beyond-default changes nothing with --base {}: only --base allow-all lets a profile be learned beyond Docker's default (a profile file is its own bound)",
+                self.base
+            );
+        }
+        Ok(base)
     }
 }
 
 /// The base `name` names, with a profile file's warnings said.
 pub fn load_base(name: &str) -> anyhow::Result<Base> {
-    let base = formats::read_base(name)?;
+    let base = formats::read_base(name).with_context(|| format!("--base {name}"))?;
     if let Base::Profile { profile, .. } = &base {
         warn(Path::new(name), profile);
     }

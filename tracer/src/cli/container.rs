@@ -32,7 +32,7 @@ pub struct ContainerArgs {
     /// finishes. It starts once the container is ready (see --ready-timeout), with
     /// PROFILE_CONTAINER_ID, PROFILE_CONTAINER_NAME and PROFILE_PORT_<container port> (the
     /// host port) in its environment. If it fails, or --duration cuts it off, the command
-    /// exits 1 (the profile is still written).
+    /// exits 1 (train still writes the profile; verify fails).
     #[arg(long, value_name = "CMD")]
     pub exercise: Option<String>,
     /// How long the exercise waits for the container to be ready: healthy when it has a health
@@ -63,8 +63,9 @@ pub struct ContainerArgs {
     /// Set an environment variable in the container (KEY=VALUE, or KEY to pass this one's).
     #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = docker::env_entry)]
     pub env: Vec<String>,
-    /// Publish a container port: [IP:]HOST_PORT:CONTAINER_PORT[/PROTO].
-    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CTR")]
+    /// Publish a container port: [[IP:]HOST_PORT:]CONTAINER_PORT[/PROTO] (without a host
+    /// port, Docker picks one, as `docker run -p 8080` does).
+    #[arg(short = 'p', long = "publish", value_name = "[[IP:]HOST:]CTR")]
     pub publish: Vec<PortSpec>,
     /// Bind mount or volume: SRC:DST[:ro].
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]", value_parser = docker::volume_entry)]
@@ -120,6 +121,7 @@ impl ContainerArgs {
             },
             name: self.name.clone(),
             duration: self.duration,
+            timeout: None,
             exercise: self.exercise.clone(),
             probe: self.probe_options(),
             ready: ReadyOptions {
@@ -131,6 +133,41 @@ impl ContainerArgs {
             keep: self.keep,
             progress: std::io::stderr().is_terminal(),
         }
+    }
+
+    /// Refuses options that contradict each other, so that none is ignored silently: the
+    /// probe never runs with an exercise, and has nothing to request without a published TCP
+    /// port.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let probe_asked = self.probe == Some(ProbeKind::Http);
+        let urls = !self.probe_urls.is_empty();
+        if self.exercise.is_some() && (probe_asked || urls) {
+            anyhow::bail!(
+                "{} and --exercise contradict each other: the exercise replaces the HTTP probe, which would never run; give one of them",
+                if probe_asked {
+                    "--probe http"
+                } else {
+                    "--probe-url"
+                }
+            );
+        }
+        if urls && self.probe == Some(ProbeKind::None) {
+            anyhow::bail!(
+                "--probe-url and --probe none contradict each other: without the probe, nothing requests the paths"
+            );
+        }
+        let tcp = self.publish.iter().any(|p| p.container.ends_with("/tcp"));
+        if (probe_asked || urls) && !tcp {
+            anyhow::bail!(
+                "{} needs a published TCP port to request (-p [[IP:]HOST:]CTR): none is published",
+                if probe_asked {
+                    "--probe http"
+                } else {
+                    "--probe-url"
+                }
+            );
+        }
+        Ok(())
     }
 
     /// The HTTP probe, when it runs: asked for, or by default when ports are published and

@@ -3,11 +3,8 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
-use super::args::{ProfileFormatArgs, load_profile};
-use crate::{
-    output,
-    seccomp::{Base, Context},
-};
+use super::args::{MkdirArgs, ProfileFormatArgs, load_profile};
+use crate::seccomp::{Base, Context};
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
@@ -20,11 +17,13 @@ pub struct ConvertArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub format: ProfileFormatArgs,
+    #[command(flatten)]
+    pub mkdir: MkdirArgs,
 }
 
 pub async fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.output {
-        output::check_writable(out)?;
+        args.mkdir.check(out)?;
     }
     let mut profile = load_profile(&args.profile)?;
     let rendering = args.format.rendering();

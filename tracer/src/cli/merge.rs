@@ -3,7 +3,7 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::Args;
 
-use super::args::{ProfileFormatArgs, load_profile};
+use super::args::{MkdirArgs, ProfileFormatArgs, load_profile};
 use crate::{
     names::Abi,
     output,
@@ -25,11 +25,13 @@ pub struct MergeArgs {
     pub force: bool,
     #[command(flatten)]
     pub format: ProfileFormatArgs,
+    #[command(flatten)]
+    pub mkdir: MkdirArgs,
 }
 
 pub async fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.output {
-        output::check_writable(out)?;
+        args.mkdir.check(out)?;
     }
     let mut inputs = Vec::new();
     for path in &args.inputs {

@@ -102,6 +102,9 @@ pub enum Command {
     /// CMD's when given; 0 at --duration; 128+N on signal N (the profiles are written).
     Watch(Box<watch::WatchArgs>),
     /// Run a command in a fresh cgroup under an allow-all seccomp filter and record its profile.
+    ///
+    /// The profile goes to stdout unless -o names a file; then the command's own standard
+    /// output goes to stderr, so that `profile run -- CMD > p.json` writes the profile alone.
     Run(run::RunArgs),
     /// Run a command with a profile enforced (x86_64, argument conditions included), to try a
     /// profile without a container runtime.

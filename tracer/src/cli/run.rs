@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::{
     args::{ProfileFormatArgs, RecordArgs},
-    exit::exit_code,
+    exit::ending,
 };
 use crate::{
     host::{self, RecordOptions},
@@ -16,7 +16,9 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Write the profile here (atomically) instead of to stdout (`-`: stdout).
+    /// Write the profile here (atomically) instead of to stdout (`-`: stdout). While the
+    /// profile goes to stdout, CMD's standard output goes to stderr, so that stdout holds
+    /// nothing but the profile.
     #[arg(short, long, value_name = "PROFILE")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
@@ -29,7 +31,8 @@ pub struct RunArgs {
     /// Let the profile allow what Docker's default forbids (by default it stays within it).
     #[arg(long)]
     pub allow_beyond_default: bool,
-    /// The command and its arguments, after `--`.
+    /// The command and its arguments, after `--`. Its standard output goes to stderr when the
+    /// profile goes to stdout (no -o, or -o -).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
@@ -41,7 +44,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ("--summary", args.record.summary.as_deref()),
     ])?;
     for path in args.output.iter() {
-        output::check_writable(path)?;
+        args.record.mkdir.check(path)?;
     }
     args.record.check_writable()?;
     let options = RecordOptions {
@@ -70,5 +73,5 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|p| format!(" -> {}", p.display()))
             .unwrap_or_default()
     );
-    Ok(exit_code(recorded.status))
+    Ok(ending(recorded.status, None))
 }

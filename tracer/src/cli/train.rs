@@ -9,7 +9,7 @@ use clap::Args;
 use super::{
     args::{LearnOptions, ProfileFormatArgs, RecordArgs},
     container::{ContainerArgs, show},
-    exit::exit_code,
+    exit::{ending, exit_code},
 };
 use crate::{
     docker, output,
@@ -42,14 +42,16 @@ pub struct TrainArgs {
 }
 
 pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    args.container.check()?;
     let to_stdout = args.output.as_deref() == Some(Path::new("-"));
     let profile = args.output.clone().unwrap_or_else(|| {
         docker::default_profile_path(&args.container.image)
             .with_extension(args.format.rendering().extension())
     });
     // Every output is checked before any container is created.
+    // The default path's directory (profiles/) is made when missing.
     if !to_stdout {
-        output::check_writable(&profile)?;
+        output::check_writable(&profile, args.record.mkdir.mkdir || args.output.is_none())?;
     }
     output::check_distinct(&[
         ("-o", (!to_stdout).then_some(profile.as_path())),
@@ -101,7 +103,7 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", v.text());
     }
     say_summary(report, written);
-    Ok(exit_code(trained.status))
+    Ok(ending(trained.status, trained.why.as_deref()))
 }
 
 /// One line on what was learned, and where it went.

@@ -1,17 +1,17 @@
 //! `profile verify`: run a workload under a profile, enforced, and name every call it denied.
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::Args;
 
 use super::{
-    args::{ProfileFormatArgs, load_base, load_profile, write_report},
+    args::{MkdirArgs, ProfileFormatArgs, load_base, load_profile, parse_duration, write_report},
     container::{ContainerArgs, show},
-    exit::exit_code,
+    exit::{ending, exit_code},
 };
 use crate::{
-    output,
     report::Render as _,
+    session::RunOptions,
     verify::{VerifyOptions, verify},
 };
 
@@ -37,6 +37,12 @@ pub struct VerifyArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub format: ProfileFormatArgs,
+    #[command(flatten)]
+    pub mkdir: MkdirArgs,
+    /// End the run after this long, as failed, with what was denied by then: a workload that
+    /// never ends (one looping on a denied call) does not run forever.
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "10m")]
+    pub timeout: Duration,
     /// Write the verification report here: .json, .md, or text. Without it the result is
     /// printed on the terminal.
     #[arg(long, value_name = "FILE")]
@@ -44,17 +50,21 @@ pub struct VerifyArgs {
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    args.container.check()?;
     let options = VerifyOptions {
         profile: load_profile(&args.profile)?,
         ctx: args.container.context()?,
-        run: args.container.options(),
+        run: RunOptions {
+            timeout: Some(args.timeout),
+            ..args.container.options()
+        },
         label: args.profile.display().to_string(),
         base: load_base(&args.base)?,
         fix: args.fix,
         arches: args.format.rendering().arches,
     };
     for path in args.output.iter().chain(args.report.iter()) {
-        output::check_writable(path)?;
+        args.mkdir.check(path)?;
     }
     let verified = verify(&options, &show).await?;
     let v = &verified.verification;
@@ -97,5 +107,5 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(exit_code(verified.status))
+    Ok(ending(verified.status, verified.why.as_deref()))
 }

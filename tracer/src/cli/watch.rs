@@ -6,11 +6,11 @@ use clap::Args;
 
 use super::{
     args::{ProfileFormatArgs, parse_duration},
-    exit::exit_code,
+    exit::ending,
 };
 use crate::{
     seccomp::LearnArgs,
-    watch::{ContainerFilter, Per, WatchNotice, WatchOptions, watch},
+    watch::{ContainerFilter, Per, WatchEngine, WatchNotice, WatchOptions, watch},
 };
 
 #[derive(Debug, Args)]
@@ -23,9 +23,26 @@ pub struct WatchArgs {
     #[arg(short, long, value_name = "DIR", default_value = "profiles")]
     pub output: PathBuf,
     /// One profile per image (replicas and restarts merged), per compose service, or per
-    /// container.
-    #[arg(long, value_enum, default_value_t, value_name = "BY")]
-    pub per: Per,
+    /// container; with --engine cri, per workload (the default) or pod. Default: image
+    /// (docker), workload (cri).
+    #[arg(long, value_enum, value_name = "BY")]
+    pub per: Option<Per>,
+    /// Whose containers: `docker` (DOCKER_HOST; the default), or `cri[=SOCKET]`, a Kubernetes
+    /// node's pods through the CRI runtime (containerd's socket by default, or CRI-O's).
+    #[arg(long, value_name = "ENGINE", default_value = "docker")]
+    pub engine: WatchEngine,
+    /// Also record containers already running when watching begins, from then on (their
+    /// profiles are marked incomplete).
+    #[arg(long)]
+    pub existing: bool,
+    /// What the profiles of containers that ran without a seccomp filter stay within (their
+    /// runtime's setup is never recorded): docker-default (the default), allow-all, or a
+    /// profile file.
+    #[arg(long, value_name = "BASE")]
+    pub base: Option<String>,
+    /// The node named in the index (--engine cri; default: the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
     /// Stop after this long (e.g. 30s, 5m). Without it and without CMD, until Ctrl-C.
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -47,14 +64,28 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let options = WatchOptions {
         output: args.output,
         filters: args.filters,
-        per: args.per,
+        per: args.per.unwrap_or(match args.engine {
+            WatchEngine::Docker => Per::Image,
+            WatchEngine::Cri(_) => Per::Workload,
+        }),
         duration: args.duration,
         flush_every: args.flush_every,
         learn_args: args.learn_args,
         rendering: args.format.rendering(),
         command: args.command,
+        node_name: args.node_name,
+        unconfined_base: args
+            .base
+            .as_deref()
+            .map(super::args::load_base)
+            .transpose()?,
+        engine: args.engine,
+        existing: args.existing,
     };
     let watched = watch(&options, &show).await?;
+    for filter in &watched.unmatched_filters {
+        eprintln!("profile: warning: --filter {filter} matched no container");
+    }
     eprintln!(
         "profile: {} profile(s) from {} container(s) -> {}",
         watched
@@ -66,7 +97,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         watched.containers,
         watched.index_path.display()
     );
-    Ok(exit_code(watched.status))
+    Ok(ending(watched.status, None))
 }
 
 fn show(notice: WatchNotice<'_>) {

@@ -159,6 +159,29 @@ fn permission_denied(err: &BollardError) -> bool {
     false
 }
 
+/// Using the daemon's Unix socket, when this process may not (it is not root and not in the
+/// socket's group): named with everything else that is missing, before anything is tried.
+pub fn missing_privileges() -> Option<crate::privileges::Missing> {
+    let socket = unix_socket()?;
+    let path = std::path::Path::new(&socket);
+    let denied = crate::privileges::may_access(path, libc::R_OK | libc::W_OK)
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+    if !denied {
+        return None;
+    }
+    let access = crate::privileges::FileAccess::of(path);
+    Some(crate::privileges::Missing::group(
+        format!(
+            "using the Docker daemon's socket {socket}{}",
+            access
+                .as_ref()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default()
+        ),
+        access.map_or_else(|| "the socket's group".to_string(), |a| a.group),
+    ))
+}
+
 /// The path of the Unix socket the client connects to (DOCKER_HOST or the default).
 fn unix_socket() -> Option<String> {
     let host = std::env::var("DOCKER_HOST")
@@ -389,6 +412,23 @@ impl Engine {
         .await
     }
 
+    /// The id of the image `reference` names (a name with or without its tag, an id or a
+    /// prefix of one, a digest), as the engine resolves it; `None` when it has no such image.
+    pub async fn image_id(&self, reference: &str) -> Option<String> {
+        let action = format!("inspecting image {reference}");
+        bounded(&action, self.limits.request, async {
+            Ok(self
+                .docker
+                .inspect_image(reference)
+                .await
+                .ok()
+                .and_then(|i| i.id))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     /// Makes sure the image is present locally, pulling it if it is not.
     pub async fn ensure_image(&self, image: &str) -> Result<()> {
         let action = format!("inspecting image {image}");
@@ -503,8 +543,15 @@ impl Engine {
     /// Waits until the container stops; returns its exit code. Unbounded: it lasts as long as
     /// the workload (callers race it against their deadlines and signals).
     pub async fn wait(&self, id: &str) -> Result<i64> {
+        self.wait_for_exit(id, false).await
+    }
+
+    /// As [`Engine::wait`]; with `next`, for the container's next exit (one that is created
+    /// but not started yet is not running, and would end the wait at once).
+    pub async fn wait_for_exit(&self, id: &str, next: bool) -> Result<i64> {
+        let condition = if next { "next-exit" } else { "not-running" };
         let options = WaitContainerOptionsBuilder::default()
-            .condition("not-running")
+            .condition(condition)
             .build();
         let mut stream = self.docker.wait_container(id, Some(options));
         match stream.next().await {

@@ -20,8 +20,9 @@ impl std::str::FromStr for PortSpec {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let bad = || format!("{s:?}: expected [IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp|sctp]");
-        let (rest, container) = s.rsplit_once(':').ok_or_else(bad)?;
+        let bad = || format!("{s:?}: expected [[IP:]HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp]");
+        // A container port alone is published on a host port Docker picks, as `docker run -p`.
+        let (rest, container) = s.rsplit_once(':').unwrap_or(("", s));
         let (port, proto) = container.split_once('/').unwrap_or((container, "tcp"));
         if port.parse::<u16>().is_err() || !matches!(proto, "tcp" | "udp" | "sctp") {
             return Err(bad());
@@ -33,7 +34,8 @@ impl std::str::FromStr for PortSpec {
             ),
             None => (None, rest),
         };
-        if host_port.parse::<u16>().is_err() {
+        // An empty host port (`8080`, `127.0.0.1::8080`): one Docker picks.
+        if !host_port.is_empty() && host_port.parse::<u16>().is_err() {
             return Err(bad());
         }
         if let Some(ip) = &host_ip
@@ -290,7 +292,23 @@ mod tests {
         assert_eq!((p.host_ip, p.container.as_str()), (None, "53/udp"));
         let p: PortSpec = "[::1]:8080:80".parse().unwrap();
         assert_eq!(p.host_ip.as_deref(), Some("::1"));
-        for bad in ["80", "x:80", "1.2.3:80:80", "80:80/icmp", "80:99999"] {
+        // Docker's random host port: the container port alone, or an empty host port.
+        let p: PortSpec = "8080".parse().unwrap();
+        assert_eq!(
+            (p.host_ip, p.host_port.as_str(), p.container.as_str()),
+            (None, "", "8080/tcp")
+        );
+        let p: PortSpec = "127.0.0.1::8080".parse().unwrap();
+        assert_eq!(p.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(p.host_port, "");
+        for bad in [
+            "x",
+            "x:80",
+            "1.2.3:80:80",
+            "80:80/icmp",
+            "80:99999",
+            "99999",
+        ] {
             assert!(bad.parse::<PortSpec>().is_err(), "{bad}");
         }
     }

@@ -48,6 +48,11 @@ pub struct SpoManifest {
 #[derive(Clone, Debug, Serialize)]
 pub struct SpoMetadata {
     pub name: String,
+    /// The namespace of the workload it is for (SeccompProfiles are namespaced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// SPO's spec: the OCI object without `defaultErrnoRet`, which SPO doesn't have.
@@ -98,6 +103,8 @@ impl OciSeccomp {
             kind: SPO_KIND,
             metadata: SpoMetadata {
                 name: k8s_name(name),
+                namespace: None,
+                labels: Default::default(),
             },
             spec: SpoSpec {
                 default_action: self.default_action.clone(),

@@ -75,6 +75,9 @@ pub fn parse_profile(text: &str, origin: &Path) -> Result<Profile> {
         message,
     };
     let first = text.trim_start().chars().next();
+    if first.is_none() {
+        return Err(syntax((1, 1), "the file is empty: no profile in it".into()));
+    }
     if matches!(first, Some('{') | Some('[')) {
         return match serde_json::from_str::<Head>(text) {
             Ok(head) if head.kind.is_some() => {
@@ -272,5 +275,11 @@ mod tests {
         // JSON errors keep serde_json's positions.
         assert!(err("{\n  \"defaultAction\": }").starts_with("m.yaml:2:20: "));
         assert!(err("  [1, 2]").contains("expected a JSON object"));
+        for empty in ["", " \n\n"] {
+            assert_eq!(
+                err(empty),
+                "m.yaml:1:1: the file is empty: no profile in it"
+            );
+        }
     }
 }

@@ -40,6 +40,9 @@ pub struct Rendering {
     pub default_action: DefaultAction,
     /// `metadata.name` of a k8s manifest, when not the one the writer names.
     pub k8s_name: Option<String>,
+    /// `metadata.namespace` and `metadata.labels` of a k8s manifest (none by default).
+    pub k8s_namespace: Option<String>,
+    pub k8s_labels: std::collections::BTreeMap<String, String>,
     /// Platforms the profile must also hold on (empty: the host's alone). Formats without
     /// per-platform rules get one file per platform, unless `arch_union`.
     pub arches: BTreeSet<Arch>,
@@ -77,8 +80,13 @@ impl Rendering {
         Ok(match self.format {
             Format::Docker => profile.to_json()?,
             Format::Oci => OciSeccomp::resolve(&profile, &ctx).to_json()?,
-            Format::K8s => OciSeccomp::resolve(&profile, &ctx)
-                .to_k8s_yaml(self.k8s_name.as_deref().unwrap_or(name))?,
+            Format::K8s => {
+                let mut manifest = OciSeccomp::resolve(&profile, &ctx)
+                    .to_k8s_manifest(self.k8s_name.as_deref().unwrap_or(name));
+                manifest.metadata.namespace = self.k8s_namespace.clone();
+                manifest.metadata.labels = self.k8s_labels.clone();
+                serde_saphyr::to_string(&manifest)?
+            }
         })
     }
 }

@@ -24,11 +24,18 @@ pub struct IndexRow {
     /// workload (all containers of the profile together).
     pub runtime_calls: Vec<String>,
     pub notes: Vec<String>,
+    /// For a Kubernetes workload's container: the `securityContext` that runs it under this
+    /// profile, as kubelet's `Localhost` profile under its seccomp root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<String>,
 }
 
 /// Every profile a watch wrote.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Index {
+    /// The Kubernetes node the containers ran on (a watch through the CRI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     pub profiles: Vec<IndexRow>,
 }
 
@@ -83,6 +90,9 @@ impl Render for Index {
 
     fn markdown(&self) -> String {
         let mut out = String::from("# Profiles learned by `profile watch`\n\n");
+        if let Some(node) = &self.node {
+            let _ = writeln!(out, "Node: `{node}`\n");
+        }
         let _ = writeln!(
             out,
             "| profile | images | containers | runs | syscalls allowed | vs Docker's default | complete |"
@@ -100,6 +110,24 @@ impl Render for Index {
                 fewer_or_more(r.reduction_vs_docker_default_percent),
                 yes_no(r.complete)
             );
+        }
+        let contexts: Vec<&IndexRow> = self
+            .profiles
+            .iter()
+            .filter(|r| r.security_context.is_some())
+            .collect();
+        if !contexts.is_empty() {
+            out.push_str(
+                "\n## Running under these profiles\n\nCopy each profile into kubelet's seccomp root (`/var/lib/kubelet/seccomp/profile/`) on every node, then set in the container's spec:\n\n",
+            );
+            for r in contexts {
+                let _ = writeln!(
+                    out,
+                    "- {}: `{}`",
+                    r.profile,
+                    r.security_context.as_deref().unwrap_or_default()
+                );
+            }
         }
         let notes = self.notes();
         if !notes.is_empty() {

@@ -154,6 +154,7 @@ impl Report {
             (Some(StoppedBy::Duration), _) => s.push_str("stopped when --duration elapsed"),
             (Some(StoppedBy::Exercise), _) => s.push_str("stopped when the exercise finished"),
             (Some(StoppedBy::DaemonLost), _) => s.push_str("the Docker daemon went away"),
+            (Some(StoppedBy::Probe), _) => s.push_str("stopped when the HTTP probe finished"),
             (Some(other), _) => {
                 let _ = write!(s, "stopped ({})", other.as_str());
             }

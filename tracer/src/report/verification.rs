@@ -305,6 +305,17 @@ impl Verification {
         out
     }
 
+    /// Why it failed, in one line naming what was denied (the verdict, when nothing was).
+    pub fn why_failed(&self) -> String {
+        let failures = self.failures();
+        match self.exercise_failed.is_none() && !failures.is_empty() {
+            // A death by SIGSYS is among the failures already.
+            true if self.killed_by_sigsys => format!("FAIL: the profile {failures}"),
+            true => format!("FAIL: the profile {failures}{}", self.ending()),
+            false => self.verdict(),
+        }
+    }
+
     /// The verdict in one line, with how the run ended when that matters.
     fn verdict(&self) -> String {
         let mut s = if self.passed && !self.denied_by_base_too.is_empty() {
@@ -347,6 +358,13 @@ impl Verification {
                 self.denied.len()
             )
         };
+        s.push_str(&self.ending());
+        s
+    }
+
+    /// How the run ended, when that matters to the verdict: `; the workload exited 1`.
+    fn ending(&self) -> String {
+        let mut s = String::new();
         match (self.stopped_by, self.exit_code) {
             (Some(StoppedBy::Interrupted), _) => s.push_str("; interrupted, PARTIAL"),
             // A denial of the runtime's says so already.
@@ -355,6 +373,9 @@ impl Verification {
             }
             (Some(StoppedBy::DaemonLost), _) => {
                 s.push_str("; the Docker daemon went away, PARTIAL")
+            }
+            (Some(StoppedBy::Timeout), _) => {
+                s.push_str("; the run did not end within --timeout and was stopped")
             }
             (Some(StoppedBy::NotReady), _) => {
                 s.push_str("; the container was not ready for the exercise, PARTIAL")

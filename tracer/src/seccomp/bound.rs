@@ -83,6 +83,13 @@ impl Base {
         }
     }
 
+    /// Whether a profile learned under this base may be let beyond Docker's default
+    /// (`--allow-beyond-default`): only under `allow-all`, since any other base is its own
+    /// bound.
+    pub fn can_go_beyond_default(&self) -> bool {
+        matches!(self, Base::AllowAll)
+    }
+
     /// The bound a profile learned under this base stays within: the base itself, except
     /// that under `allow-all` it is Docker's default unless `allow_beyond_default`.
     pub fn bound(&self, allow_beyond_default: bool) -> Bound {

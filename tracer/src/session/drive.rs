@@ -8,7 +8,7 @@ use std::{
 
 use super::{
     error::SessionError,
-    exercise,
+    exercise, flood,
     probe::{ProbeReport, probe},
     ready,
     run::{Notice, RecordedRun, Session, Stop},
@@ -26,7 +26,11 @@ use ready::Target;
 enum End {
     Signal(i32),
     Exited(docker::Result<i64>),
+    /// It exited while the exercise (or probe) waited for it to be ready.
+    ExitedBeforeReady(docker::Result<i64>),
     Deadline,
+    /// The time limit elapsed.
+    TimedOut,
     ExerciseDone(std::io::Result<i32>),
     ProbeDone(ProbeReport),
     NotReady(String),
@@ -127,7 +131,12 @@ impl Session<'_> {
         let env = exercise::environment(id, name, &run.running.ports);
         let exercising = options.exercise.is_some() || options.probe.is_some();
         let target = if exercising && options.ready.wait {
-            Target::of(&run.running)
+            let published = options
+                .container
+                .ports
+                .iter()
+                .any(|p| p.container.ends_with("/tcp"));
+            Target::of(&run.running, published)
         } else {
             None
         };
@@ -144,9 +153,14 @@ impl Session<'_> {
         let mut last_reason = String::from("not checked yet");
         let ready_by = tokio::time::sleep(options.ready.timeout);
         let deadline = tokio::time::sleep(options.duration.unwrap_or(Duration::MAX));
-        tokio::pin!(ready_by, deadline);
+        let limit = tokio::time::sleep(options.timeout.unwrap_or(Duration::MAX));
+        tokio::pin!(ready_by, deadline, limit);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut floods = flood::Floods::default();
+        let mut flood_tick = tokio::time::interval(flood::WINDOW);
+        flood_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let verifying = self.mode == crate::recorder::Mode::Verify;
         loop {
             let waiting = run.exercise.is_none() && run.probe.is_none() && target.is_some();
             if waiting && check.is_none() {
@@ -165,7 +179,12 @@ impl Session<'_> {
             tokio::select! {
                 biased;
                 sig = interrupt.recv() => return Ok(End::Signal(sig)),
-                code = run.wait.as_mut() => return Ok(End::Exited(code)),
+                code = run.wait.as_mut() => {
+                    return Ok(match waiting {
+                        true => End::ExitedBeforeReady(code),
+                        false => End::Exited(code),
+                    });
+                }
                 status = async { run.exercise.as_mut().expect("guarded").wait().await }, if run.exercise.is_some() => {
                     return Ok(End::ExerciseDone(status));
                 }
@@ -174,6 +193,13 @@ impl Session<'_> {
                     return Ok(End::ProbeDone(report));
                 }
                 _ = &mut deadline, if options.duration.is_some() => return Ok(End::Deadline),
+                _ = &mut limit, if options.timeout.is_some() => return Ok(End::TimedOut),
+                _ = flood_tick.tick(), if verifying => {
+                    let snap = self.recorder.snapshot(recording)?;
+                    for notice in floods.check(&snap) {
+                        (self.observer)(notice);
+                    }
+                }
                 _ = &mut ready_by, if waiting => {
                     return Ok(End::NotReady(format!(
                         "the container was not ready after {}: {last_reason}",
@@ -276,6 +302,27 @@ impl Session<'_> {
                 }
                 (stop, code.filter(|_| stop == Stop::Exited))
             }
+            End::ExitedBeforeReady(code) => {
+                let daemon_answers = self.daemon_answers().await;
+                let (stop, code) = classify(code, daemon_answers)?;
+                outcome.exit_code = code;
+                if stop == Stop::DaemonLost {
+                    outcome.warnings.push(daemon_lost_warning(code));
+                } else {
+                    outcome.not_ready = Some(format!(
+                        "the container exited ({}) before it was ready for {}",
+                        code.unwrap_or(-1),
+                        self.options.exercise_words()
+                    ));
+                    outcome.exited_before_ready = true;
+                }
+                // It has stopped already: nothing to stop.
+                outcome.stop = match stop {
+                    Stop::DaemonLost => stop,
+                    _ => Stop::NotReady,
+                };
+                return Ok(());
+            }
             End::ExerciseDone(status) => {
                 let code = status.map_err(SessionError::Exercise)?;
                 outcome.exercise_code = Some(code);
@@ -303,6 +350,14 @@ impl Session<'_> {
                 }
                 (Stop::Duration, None)
             }
+            End::TimedOut => {
+                let limit = self.options.timeout.unwrap_or_default();
+                outcome.warnings.push(format!(
+                    "the run did not end within --timeout {}: the container was stopped",
+                    humantime::format_duration(limit)
+                ));
+                (Stop::TimedOut, None)
+            }
             End::NotReady(reason) => {
                 outcome.not_ready = Some(reason);
                 (Stop::NotReady, None)
@@ -327,7 +382,7 @@ impl Session<'_> {
         outcome.exit_code = exit_code;
         if matches!(
             stop,
-            Stop::Exercise | Stop::Probe | Stop::Duration | Stop::NotReady
+            Stop::Exercise | Stop::Probe | Stop::Duration | Stop::NotReady | Stop::TimedOut
         ) {
             // A container that never got ready is removed anyway: no grace for it.
             let grace = if stop == Stop::NotReady {

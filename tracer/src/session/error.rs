@@ -9,6 +9,7 @@ pub enum SessionError {
     Recorder(#[from] RecorderError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+
     /// A signal came before anything was recorded.
     #[error("interrupted by signal {0}")]
     Interrupted(i32),

@@ -6,6 +6,7 @@
 mod drive;
 mod error;
 mod exercise;
+mod flood;
 mod probe;
 mod ready;
 mod run;

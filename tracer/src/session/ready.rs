@@ -32,20 +32,45 @@ pub struct NotReady {
     pub reason: String,
     /// The container was kept (`--keep`), to be looked at.
     pub kept: bool,
+    /// The container exited while it was waited for: waiting longer would not help.
+    pub exited: bool,
+    /// What never ran: `the exercise` or `the HTTP probe`.
+    pub exercise: &'static str,
+}
+
+impl NotReady {
+    /// Why `run` was never ready, if it wasn't.
+    pub fn of(run: &super::RecordedRun, options: &super::RunOptions) -> Option<NotReady> {
+        Some(NotReady {
+            reason: run.not_ready.clone()?,
+            kept: options.keep,
+            exited: run.exited_before_ready,
+            exercise: options.exercise_words(),
+        })
+    }
 }
 
 impl std::fmt::Display for NotReady {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}; the exercise never ran and nothing was written ({}--ready-timeout waits longer, --no-wait starts the exercise at once)",
-            self.reason,
-            if self.kept {
-                "the container was kept; "
-            } else {
-                ""
-            }
-        )
+            "{}; {} never ran and nothing was written",
+            self.reason, self.exercise
+        )?;
+        let kept = if self.kept {
+            "the container was kept; "
+        } else {
+            ""
+        };
+        match self.exited {
+            true if self.kept => write!(f, " (the container was kept)"),
+            true => Ok(()),
+            false => write!(
+                f,
+                " ({kept}--ready-timeout waits longer, --no-wait starts {} at once)",
+                self.exercise
+            ),
+        }
     }
 }
 
@@ -67,10 +92,15 @@ pub enum Target {
         ports: Vec<Published>,
         pid: Option<u32>,
     },
+    /// Ports were published, but the container stopped before they could be read: it never
+    /// becomes ready.
+    Stopped,
 }
 
 impl Target {
-    pub fn of(running: &Running) -> Option<Target> {
+    /// What `running` is waited for: its health check, or its published TCP ports (`published`
+    /// says whether any were asked for: a container that stopped at once shows none).
+    pub fn of(running: &Running, published: bool) -> Option<Target> {
         if running.healthcheck {
             return Some(Target::Health);
         }
@@ -80,7 +110,10 @@ impl Target {
             .filter(|p| p.is_tcp())
             .cloned()
             .collect();
-        (!ports.is_empty()).then_some(Target::Ports {
+        if ports.is_empty() {
+            return published.then_some(Target::Stopped);
+        }
+        Some(Target::Ports {
             ports,
             pid: running.pid,
         })
@@ -90,6 +123,7 @@ impl Target {
     pub fn describe(&self) -> String {
         match self {
             Target::Health => "the health check".into(),
+            Target::Stopped => "the container".into(),
             Target::Ports { ports, .. } => ports
                 .iter()
                 .map(|p| p.host.to_string())
@@ -108,6 +142,7 @@ pub async fn check(engine: &Engine, id: &str, target: &Target) -> Result<(), Str
             Ok(None) => Err("the health check has not reported yet".into()),
             Err(err) => Err(format!("the health check: {err}")),
         },
+        Target::Stopped => Err("the container is not running".into()),
         Target::Ports { ports, pid } => {
             for port in ports {
                 probe(port, *pid)

@@ -21,6 +21,9 @@ pub struct RunOptions {
     pub name: Option<String>,
     /// Stop the container after this long.
     pub duration: Option<Duration>,
+    /// End the run as failed after this long (`verify`'s time limit): a workload that never
+    /// ends, looping on a denied call, does not hang its caller.
+    pub timeout: Option<Duration>,
     /// A host command (`sh -c`) whose end ends the recording.
     pub exercise: Option<String>,
     /// The built-in HTTP probe, run once the container is ready, when there is no exercise;
@@ -38,6 +41,14 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// What exercises the container once it is ready, in words.
+    pub fn exercise_words(&self) -> &'static str {
+        match self.exercise {
+            Some(_) => "the exercise",
+            None => "the HTTP probe",
+        }
+    }
+
     /// How reports name the workload: the image and, if given, the command.
     pub fn target(&self) -> String {
         let c = &self.container;
@@ -86,6 +97,12 @@ pub enum Notice<'a> {
         wait: Duration,
     },
     LeftoverRemoved(&'a Leftover),
+    /// While verifying: a call denied over and over (the workload may loop on it).
+    DenialFlood {
+        syscall: String,
+        program: String,
+        count: u64,
+    },
 }
 
 /// A notice in words, as the terminal shows it (a progress line's message, or a line).
@@ -124,6 +141,14 @@ impl std::fmt::Display for Notice<'_> {
                 "the Docker daemon went away; waiting up to {}s for it to come back to remove container {name} (interrupt to stop waiting)",
                 wait.as_secs()
             ),
+            Notice::DenialFlood {
+                syscall,
+                program,
+                count,
+            } => write!(
+                f,
+                "{syscall} is being denied over and over ({count} times so far, first to {program}): the workload may be looping on it"
+            ),
             Notice::LeftoverRemoved(leftover) => write!(
                 f,
                 "removed container {}, left behind by profile process {} which is gone",
@@ -153,6 +178,8 @@ pub enum Stop {
     NotReady,
     /// The Docker daemon went away (stopped, restarted, crashed) during the run.
     DaemonLost,
+    /// The time limit elapsed before the run ended (the container was then stopped).
+    TimedOut,
 }
 
 impl Stop {
@@ -167,6 +194,7 @@ impl Stop {
             Stop::StartFailed => StoppedBy::StartFailed,
             Stop::NotReady => StoppedBy::NotReady,
             Stop::DaemonLost => StoppedBy::DaemonLost,
+            Stop::TimedOut => StoppedBy::Timeout,
         })
     }
 }
@@ -182,6 +210,7 @@ pub enum StoppedBy {
     StartFailed,
     NotReady,
     DaemonLost,
+    Timeout,
 }
 
 impl StoppedBy {
@@ -195,6 +224,7 @@ impl StoppedBy {
             StoppedBy::StartFailed => "start_failed",
             StoppedBy::NotReady => "not_ready",
             StoppedBy::DaemonLost => "daemon_lost",
+            StoppedBy::Timeout => "timeout",
         }
     }
 }
@@ -211,8 +241,11 @@ pub struct RecordedRun {
     pub elapsed: Duration,
     pub warnings: Vec<String>,
     pub container_name: String,
-    /// What was still not ready when `--ready-timeout` elapsed.
+    /// What was still not ready when `--ready-timeout` elapsed, or the container's exit
+    /// while it was waited for.
     pub not_ready: Option<String>,
+    /// The container exited while it was waited for.
+    pub exited_before_ready: bool,
     /// A second signal ended the wait for the daemon: the container may still exist.
     pub abandoned: bool,
     /// What the HTTP probe did, when it ran.
@@ -232,6 +265,7 @@ impl RecordedRun {
             warnings: Vec::new(),
             container_name: name.to_string(),
             not_ready: None,
+            exited_before_ready: false,
             abandoned: false,
             probe: None,
             phases: Vec::new(),
@@ -241,14 +275,35 @@ impl RecordedRun {
     /// Whether the workload failed: it exited nonzero by itself, or the exercise failed or
     /// could not finish.
     pub fn failed(&self, exercised: bool) -> bool {
-        match self.stop {
-            Stop::Exited => self.exit_code != Some(0) || exercised,
-            Stop::Exercise => self.exercise_code != Some(0),
-            Stop::Probe => false,
+        self.failure(exercised).is_some()
+    }
+
+    /// Why the workload failed, in words, if it did (see [`RecordedRun::failed`]).
+    pub fn failure(&self, exercised: bool) -> Option<String> {
+        let code = self.exit_code.unwrap_or(-1);
+        Some(match self.stop {
+            Stop::Exited if self.exit_code != Some(0) => format!("the workload exited {code}"),
+            Stop::Exited if exercised => {
+                format!("the container exited ({code}) before the exercise finished")
+            }
+            Stop::Exited | Stop::Probe => return None,
+            Stop::Exercise => match self.exercise_code {
+                Some(0) => return None,
+                Some(code) => format!("the exercise failed (exit {code})"),
+                None => "the exercise did not finish".into(),
+            },
             // With an exercise, --duration cut it off (or it never started).
-            Stop::Duration => exercised,
-            Stop::Interrupted(_) | Stop::StartFailed | Stop::NotReady | Stop::DaemonLost => true,
-        }
+            Stop::Duration if exercised => "--duration elapsed before the exercise finished".into(),
+            Stop::Duration => return None,
+            Stop::Interrupted(sig) => format!("interrupted by signal {sig}"),
+            Stop::StartFailed => "the container could not start".into(),
+            Stop::NotReady => self
+                .not_ready
+                .clone()
+                .unwrap_or_else(|| "the container was not ready".into()),
+            Stop::DaemonLost => "the Docker daemon went away during the run".into(),
+            Stop::TimedOut => "the run did not end within its time limit (--timeout)".into(),
+        })
     }
 }
 
@@ -271,6 +326,7 @@ impl<'o> Prepared<'o> {
         observer: &'o Observer,
         interrupt: &mut Interrupt,
     ) -> Result<Self, SessionError> {
+        Recorder::require_privileges(crate::docker::missing_privileges())?;
         cgroup::unified_root()?;
         let engine = Engine::connect().await?;
         match interrupt.guard(engine.remove_leftovers()).await? {

@@ -28,17 +28,50 @@ pub enum ContainerFilter {
     Label(String, Option<String>),
     /// `name=NAME`: the name contains NAME.
     Name(String),
-    /// `image=IMAGE`: the image as the container was created with, or its repository.
+    /// `image=IMAGE`: the container's image, as `docker ps --filter ancestor=` takes it: by
+    /// name with or without its tag (`:latest` when none), by id or by digest.
     Image(String),
+    /// `namespace=NS`: a Kubernetes pod's namespace.
+    Namespace(String),
+}
+
+impl std::fmt::Display for ContainerFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContainerFilter::Label(k, None) => write!(f, "label={k}"),
+            ContainerFilter::Label(k, Some(v)) => write!(f, "label={k}={v}"),
+            ContainerFilter::Name(n) => write!(f, "name={n}"),
+            ContainerFilter::Image(i) => write!(f, "image={i}"),
+            ContainerFilter::Namespace(ns) => write!(f, "namespace={ns}"),
+        }
+    }
+}
+
+/// An image reference as the engine's name for it: without Docker Hub's default registry and
+/// namespace, with `:latest` when it names no tag or digest.
+fn image_key(reference: &str) -> String {
+    let short = [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+    ]
+    .iter()
+    .find_map(|p| reference.strip_prefix(p))
+    .unwrap_or(reference);
+    let last = short.rsplit('/').next().unwrap_or(short);
+    match last.contains(':') || short.contains('@') {
+        true => short.to_string(),
+        false => format!("{short}:latest"),
+    }
 }
 
 impl FromStr for ContainerFilter {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        let (key, value) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?}: expected KEY=VALUE (label=, name= or image=)"))?;
+        let (key, value) = s.split_once('=').ok_or_else(|| {
+            format!("{s:?}: expected KEY=VALUE (label=, name=, image= or namespace=)")
+        })?;
         match key {
             "label" => Ok(match value.split_once('=') {
                 Some((k, v)) => ContainerFilter::Label(k.to_string(), Some(v.to_string())),
@@ -46,8 +79,9 @@ impl FromStr for ContainerFilter {
             }),
             "name" => Ok(ContainerFilter::Name(value.to_string())),
             "image" => Ok(ContainerFilter::Image(value.to_string())),
+            "namespace" => Ok(ContainerFilter::Namespace(value.to_string())),
             other => Err(format!(
-                "{other:?}: unknown filter (label=K[=V], name=N or image=I)"
+                "{other:?}: unknown filter (label=K[=V], name=N, image=I or namespace=NS)"
             )),
         }
     }
@@ -64,19 +98,30 @@ pub enum Per {
     Service,
     /// One per container.
     Container,
+    /// One per Kubernetes workload's container (`<namespace>-<workload>-<container>`): replicas
+    /// and restarts merged; containers of no pod by image.
+    Workload,
+    /// One per pod's container (`<namespace>-<pod>-<container>`): restarts merged.
+    Pod,
 }
 
 impl ContainerFilter {
-    /// Whether `c` is selected by this filter.
-    pub fn matches(&self, c: &ContainerInfo) -> bool {
+    /// Whether `c` is selected by this filter; `image_ids` holds the image ids the engine
+    /// resolved references to (the filter's and the container's image).
+    pub fn matches(&self, c: &ContainerInfo, image_ids: &BTreeMap<String, String>) -> bool {
         match self {
             ContainerFilter::Label(k, v) => c
                 .labels
                 .get(k)
                 .is_some_and(|have| v.as_ref().is_none_or(|want| want == have)),
             ContainerFilter::Name(n) => c.name.contains(n.as_str()),
+            ContainerFilter::Namespace(ns) => c.labels.get(super::pods::NAMESPACE) == Some(ns),
             ContainerFilter::Image(i) => {
-                c.image == *i || c.image.split(':').next() == Some(i.as_str())
+                let same_id = matches!(
+                    (image_ids.get(i), image_ids.get(&c.image)),
+                    (Some(a), Some(b)) if a == b
+                );
+                same_id || image_key(i) == image_key(&c.image)
             }
         }
     }
@@ -89,6 +134,14 @@ impl Per {
             c.labels.get("com.docker.compose.project"),
             c.labels.get("com.docker.compose.service"),
         );
+        let pod = match self {
+            Per::Workload => super::pods::workload_group(&c.labels),
+            Per::Pod => super::pods::pod_group(&c.labels),
+            _ => None,
+        };
+        if let Some(pod) = pod {
+            return pod;
+        }
         match (self, labels) {
             (Per::Container, _) => c.name.clone(),
             (Per::Service, (Some(project), Some(service))) => format!("{project}-{service}"),
@@ -167,6 +220,22 @@ impl Tracked {
         Context::with_caps(&self.info.cap_add, &self.info.cap_drop)
     }
 
+    /// Keeps what its runs recorded and has the kernel side forget their cgroups, which it
+    /// returns: the runs ended.
+    pub fn end_runs(&mut self, recorder: &Recorder) -> BTreeSet<u64> {
+        let ended = std::mem::take(&mut self.live);
+        for cg in &ended {
+            match recorder.snapshot_adopted(*cg) {
+                Ok(snap) => self.snapshot.merge(&snap),
+                Err(err) => self
+                    .incomplete
+                    .push(format!("a run could not be read: {err}")),
+            }
+            recorder.forget_adopted(*cg);
+        }
+        ended
+    }
+
     /// Everything recorded so far, runs still going included.
     pub fn recorded(&self, recorder: &Recorder) -> Snapshot {
         let mut snap = self.snapshot.clone();
@@ -194,6 +263,10 @@ pub struct Watcher {
     first_seen: BTreeMap<u64, Instant>,
     /// When adoption began (events are asked for from then on).
     started: std::time::SystemTime,
+    /// Image references the engine resolved to image ids (the filters' and the containers').
+    image_ids: BTreeMap<String, String>,
+    /// Per filter: whether it matched a container that started.
+    matched: Vec<bool>,
 }
 
 impl Watcher {
@@ -204,13 +277,49 @@ impl Watcher {
         Watcher {
             recorder,
             engine,
-            filters,
             tracked: BTreeMap::new(),
             ignored: BTreeSet::new(),
             created: BTreeMap::new(),
             done: BTreeSet::new(),
             first_seen: BTreeMap::new(),
             started,
+            image_ids: BTreeMap::new(),
+            matched: vec![false; filters.len()],
+            filters,
+        }
+    }
+
+    /// The filters that matched no container that started, in words (`image=app`).
+    pub fn unmatched_filters(&self) -> Vec<String> {
+        self.filters
+            .iter()
+            .zip(&self.matched)
+            .filter(|(_, m)| !**m)
+            .map(|(f, _)| f.to_string())
+            .collect()
+    }
+
+    /// Resolves the image references `c` is filtered by, its own among them, to image ids
+    /// (a reference the engine doesn't know is asked again at the next start).
+    async fn resolve_images(&mut self, c: &ContainerInfo) {
+        let mut references: Vec<&str> = self
+            .filters
+            .iter()
+            .filter_map(|f| match f {
+                ContainerFilter::Image(i) => Some(i.as_str()),
+                _ => None,
+            })
+            .collect();
+        if references.is_empty() {
+            return;
+        }
+        references.push(&c.image);
+        for reference in references {
+            if !self.image_ids.contains_key(reference)
+                && let Some(id) = self.engine.image_id(reference).await
+            {
+                self.image_ids.insert(reference.to_string(), id);
+            }
         }
     }
 
@@ -293,7 +402,16 @@ impl Watcher {
             .filter(|(cg, name)| name == id && !claimed.contains(cg))
             .map(|(cg, _)| cg)
             .collect();
-        if !self.filters.iter().all(|f| f.matches(&info)) {
+        self.resolve_images(&info).await;
+        let verdicts: Vec<bool> = self
+            .filters
+            .iter()
+            .map(|f| f.matches(&info, &self.image_ids))
+            .collect();
+        for (matched, verdict) in self.matched.iter_mut().zip(&verdicts) {
+            *matched |= verdict;
+        }
+        if !verdicts.iter().all(|v| *v) {
             self.ignored.insert(id.to_string());
             for cg in runs {
                 self.recorder.forget_adopted(cg);
@@ -321,16 +439,7 @@ impl Watcher {
         let Some(tracked) = self.tracked.get_mut(id) else {
             return;
         };
-        for cg in std::mem::take(&mut tracked.live) {
-            match self.recorder.snapshot_adopted(cg) {
-                Ok(snap) => tracked.snapshot.merge(&snap),
-                Err(err) => tracked
-                    .incomplete
-                    .push(format!("a run could not be read: {err}")),
-            }
-            self.recorder.forget_adopted(cg);
-            self.done.insert(cg);
-        }
+        self.done.extend(tracked.end_runs(&self.recorder));
     }
 
     /// Forgets adopted cgroups no container event has claimed within the grace period.
@@ -422,15 +531,45 @@ mod tests {
             filters
                 .iter()
                 .map(|s| s.parse::<ContainerFilter>().unwrap())
-                .all(|f| f.matches(&web))
+                .all(|f| f.matches(&web, &BTreeMap::new()))
         };
         assert!(all(&[]));
         assert!(all(&["label=tier"]));
         assert!(all(&["label=tier=front"]));
         assert!(!all(&["label=tier=back"]));
         assert!(all(&["name=web"]));
-        assert!(all(&["image=shop/web"]));
         assert!(all(&["image=shop/web:1.0"]));
+        // As `docker ps --filter ancestor=`: no tag is `:latest`.
+        assert!(!all(&["image=shop/web"]));
+        let hello = info("h", "profile-example/hello", &[]);
+        let ids: BTreeMap<String, String> = [
+            (
+                "profile-example/hello".to_string(),
+                "sha256:39947".to_string(),
+            ),
+            ("39947".to_string(), "sha256:39947".to_string()),
+        ]
+        .into();
+        let by = |filter: &str, ids: &BTreeMap<String, String>| {
+            filter
+                .parse::<ContainerFilter>()
+                .unwrap()
+                .matches(&hello, ids)
+        };
+        for name in [
+            "image=profile-example/hello",
+            "image=profile-example/hello:latest",
+            "image=docker.io/profile-example/hello:latest",
+        ] {
+            assert!(by(name, &BTreeMap::new()), "{name}");
+        }
+        assert!(by("image=39947", &ids), "by the id the engine resolved");
+        assert!(!by("image=39947", &BTreeMap::new()));
+        assert!(!by("image=profile-example/hello:1.0", &BTreeMap::new()));
+        assert_eq!(image_key("busybox"), "busybox:latest");
+        assert_eq!(image_key("docker.io/library/busybox"), "busybox:latest");
+        assert_eq!(image_key("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(image_key("app@sha256:ab"), "app@sha256:ab");
         assert!(!all(&["image=shop/db", "name=web"]));
         assert!("color=red".parse::<ContainerFilter>().is_err());
         assert!("label".parse::<ContainerFilter>().is_err());

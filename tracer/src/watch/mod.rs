@@ -2,7 +2,11 @@
 //! suite) is recorded ([`containers`]), and one profile per image, compose service or
 //! container is written with an index ([`run`]).
 pub mod containers;
+mod cri;
+mod engine;
+pub mod pods;
 pub mod run;
 
 pub use containers::{ContainerFilter, Per, Tracked, Watcher};
-pub use run::{WatchError, WatchNotice, WatchOptions, Watched, watch};
+pub use cri::hostname;
+pub use run::{WatchEngine, WatchError, WatchNotice, WatchOptions, Watched, watch};

@@ -10,8 +10,13 @@ use std::{
 use futures_util::StreamExt as _;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::containers::{ContainerFilter, Per, Tracked, Watcher};
+use super::{
+    containers::{ContainerFilter, Per, Tracked, Watcher},
+    cri::CriWatcher,
+    engine::ContainerEngine,
+};
 use crate::{
+    cri::CriError,
     docker::{DockerError, Engine},
     formats::{Rendering, WriteError},
     launch::exit_code,
@@ -19,7 +24,7 @@ use crate::{
     recorder::{Recorder, RecorderError, Snapshot},
     report::{self, Index, IndexRow, Report},
     runtime,
-    seccomp::{LearnArgs, NotWithin},
+    seccomp::{Base, Bound, LearnArgs, NotWithin},
     status::Status,
 };
 
@@ -39,6 +44,25 @@ pub struct WatchOptions {
     pub rendering: Rendering,
     /// A host command run while watching: watching stops when it exits.
     pub command: Vec<String>,
+    /// Whose containers are watched.
+    pub engine: WatchEngine,
+    /// Also record containers already running when watching begins, from then on.
+    pub existing: bool,
+    /// The node named in the index (`--engine cri`).
+    pub node_name: Option<String>,
+    /// What the profiles of containers that ran without a filter stay within (default:
+    /// Docker's default).
+    pub unconfined_base: Option<Base>,
+}
+
+/// The engine whose containers a watch records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WatchEngine {
+    /// The Docker Engine (or Podman's service) at DOCKER_HOST.
+    #[default]
+    Docker,
+    /// A CRI runtime (containerd, CRI-O) at this socket: a Kubernetes node's pods.
+    Cri(PathBuf),
 }
 
 /// What a watch has to say while it goes on; the command line decides how to show it.
@@ -46,8 +70,14 @@ pub struct WatchOptions {
 pub enum WatchNotice<'a> {
     /// The kernel side adopts new containers and the engine's events are subscribed to.
     Watching,
+    /// The CRI runtime whose pods are watched, and the runc it runs (`None`: unknown).
+    Runtime {
+        runtime: &'a str,
+        socket: &'a Path,
+        runc: Option<&'a str>,
+    },
     /// An engine event could not be followed up (the container could not be inspected).
-    EventFailed(&'a DockerError),
+    EventFailed(&'a (dyn std::error::Error + 'static)),
 }
 
 /// A notice in words, as the terminal shows it.
@@ -56,6 +86,20 @@ impl std::fmt::Display for WatchNotice<'_> {
         match self {
             WatchNotice::Watching => f.write_str(
                 "watching containers (Ctrl-C to stop, SIGUSR1 to write the profiles so far)",
+            ),
+            WatchNotice::Runtime {
+                runtime,
+                socket,
+                runc,
+            } => write!(
+                f,
+                "pods of {runtime} at {}; {}",
+                socket.display(),
+                match runc {
+                    Some(v) => format!("runc {v}"),
+                    None => "runc's version unknown: profiles allow every measured runtime's tail"
+                        .into(),
+                }
             ),
             WatchNotice::EventFailed(err) => write!(f, "warning: {err}"),
         }
@@ -72,6 +116,8 @@ pub enum WatchError {
     },
     #[error(transparent)]
     Docker(#[from] DockerError),
+    #[error(transparent)]
+    Cri(#[from] CriError),
     #[error(transparent)]
     Recorder(#[from] RecorderError),
     #[error("installing a signal handler: {0}")]
@@ -107,6 +153,8 @@ pub struct Watched {
     /// The command's exit status, the signal that ended the watch, or success at the
     /// duration's end.
     pub status: Status,
+    /// The `--filter`s that matched no container (`image=app`).
+    pub unmatched_filters: Vec<String>,
 }
 
 /// Watches until the command exits, the duration elapses or SIGINT/SIGTERM; then writes one
@@ -115,15 +163,58 @@ pub async fn watch(
     options: &WatchOptions,
     observer: &(dyn Fn(WatchNotice<'_>) + Sync),
 ) -> Result<Watched, WatchError> {
-    std::fs::create_dir_all(&options.output).map_err(|source| WatchError::Directory {
-        path: options.output.clone(),
+    // Nothing is created before everything missing is named.
+    let engine_missing = match &options.engine {
+        WatchEngine::Docker => crate::docker::missing_privileges(),
+        WatchEngine::Cri(_) => None,
+    };
+    Recorder::require_privileges(engine_missing)?;
+    match &options.engine {
+        WatchEngine::Docker => {
+            let engine = Engine::connect().await?;
+            let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
+            make_directory(&options.output)?;
+            let w = Watcher::new(recorder, engine, options.filters.clone());
+            watch_with(w, options, observer).await
+        }
+        WatchEngine::Cri(socket) => {
+            let options = &WatchOptions {
+                node_name: Some(options.node_name.clone().unwrap_or_else(super::hostname)),
+                ..options.clone()
+            };
+            let (cri, version) = crate::cri::Cri::connect(socket).await?;
+            let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
+            make_directory(&options.output)?;
+            let w = CriWatcher::new(recorder, cri, options).await?;
+            observer(WatchNotice::Runtime {
+                runtime: &version,
+                socket,
+                runc: w.runc(),
+            });
+            watch_with(w, options, observer).await
+        }
+    }
+}
+
+/// The output directory itself, as `mkdir` makes it: a typo above it is not made into a tree.
+fn make_directory(output: &std::path::Path) -> Result<(), WatchError> {
+    if output.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir(output).map_err(|source| WatchError::Directory {
+        path: output.to_path_buf(),
         source,
-    })?;
-    let engine = Engine::connect().await?;
-    let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
-    let mut w = Watcher::new(recorder, engine, options.filters.clone());
+    })
+}
+
+/// Watches `w`'s engine (see [`watch`]).
+async fn watch_with<E: ContainerEngine>(
+    mut w: E,
+    options: &WatchOptions,
+    observer: &(dyn Fn(WatchNotice<'_>) + Sync),
+) -> Result<Watched, WatchError> {
     // Subscribed before anything runs: no container start is missed.
-    let mut events = Box::pin(w.events());
+    let mut events = w.events();
     let handler = |kind| signal(kind).map_err(WatchError::Signals);
     let mut int = handler(SignalKind::interrupt())?;
     let mut term = handler(SignalKind::terminate())?;
@@ -207,25 +298,29 @@ pub async fn watch(
     Ok(Watched {
         index,
         index_path: options.output.join("index.md"),
-        containers: w.tracked.len(),
+        containers: w.tracked().len(),
         status,
+        unmatched_filters: w.unmatched_filters(),
     })
 }
 
 /// Writes one profile per group and the index.
-fn write_all(w: &Watcher, options: &WatchOptions) -> Result<Index, WatchError> {
+fn write_all(w: &impl ContainerEngine, options: &WatchOptions) -> Result<Index, WatchError> {
     let mut groups: BTreeMap<String, Vec<&Tracked>> = BTreeMap::new();
-    for t in w.tracked.values() {
+    for t in w.tracked().values() {
         groups
             .entry(options.per.group(&t.info))
             .or_default()
             .push(t);
     }
-    let mut index = Index::default();
+    let mut index = Index {
+        node: options.node_name.clone(),
+        ..Index::default()
+    };
     for (group, members) in groups {
         index
             .profiles
-            .push(write_group(&w.recorder, &group, &members, options)?);
+            .push(write_group(w.recorder(), &group, &members, options)?);
     }
     report::write(&options.output.join("index.json"), &index)?;
     report::write(&options.output.join("index.md"), &index)?;
@@ -258,6 +353,7 @@ fn write_group(
         docker_default_allowed: 0,
         reduction_vs_docker_default_percent: 0.0,
         complete: notes.is_empty(),
+        security_context: None,
         runtime_calls: snap
             .runtime
             .keys()
@@ -267,7 +363,13 @@ fn write_group(
         notes,
     };
     let first = members[0];
-    let bound = first.bound();
+    let bound = match (&first.base, &options.unconfined_base) {
+        (None, Some(base)) => Bound {
+            label: format!("{} (the container ran unconfined)", base.label()),
+            ..base.bound(false)
+        },
+        _ => first.bound(),
+    };
     if snap.is_empty() {
         row.notes.push("nothing was recorded".into());
         row.complete = false;
@@ -288,9 +390,27 @@ fn write_group(
     let path = options.output.join(&file);
     let written = options.rendering.written_as(Some(&path));
     report.for_arches(&learned.profile, &derived, written);
-    options
-        .rendering
-        .write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
+    // A Kubernetes workload's SeccompProfile goes into its namespace, labelled after it.
+    let rendering = match super::pods::manifest_labels(&first.info.labels) {
+        Some((namespace, labels)) => &Rendering {
+            k8s_namespace: Some(namespace),
+            k8s_labels: labels,
+            ..options.rendering.clone()
+        },
+        None => &options.rendering,
+    };
+    rendering.write(Some(&path), &learned.profile, Some(path_stem(&path)))?;
+    if options.node_name.is_some() && options.engine != WatchEngine::Docker {
+        row.security_context = Some(super::pods::security_context(
+            &file,
+            options.rendering.format,
+            first
+                .info
+                .labels
+                .get(super::pods::NAMESPACE)
+                .map(String::as_str),
+        ));
+    }
     row.file = Some(file);
     row.allowed = report.allowed;
     row.docker_default_allowed = report.docker_default_allowed;

@@ -1,0 +1,416 @@
+//! What a new user meets following the README: streams that keep a profile apart from a
+//! workload's output, exit statuses that say why, options that can't be ignored silently.
+use profile_tests::{Scratch, free_port, output_text, privileged, profile, test_image, train};
+
+#[test]
+fn run_keeps_the_commands_output_out_of_a_profile_on_stdout() {
+    if !privileged("run_keeps_the_commands_output_out_of_a_profile_on_stdout") {
+        return;
+    }
+    let out = profile(&["run", "--", "sh", "-c", "echo said-by-the-command"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let written: serde_json::Value =
+        serde_json::from_str(&stdout).expect("stdout holds the profile alone");
+    assert!(written["syscalls"].is_array(), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("said-by-the-command"),
+        "the command's output goes to stderr"
+    );
+
+    // With -o FILE, stdout is the command's again.
+    let dir = Scratch::new("run-stdout");
+    let file = dir.path("p.json");
+    let out = profile(&[
+        "run",
+        "-o",
+        file.to_str().expect("utf-8"),
+        "--",
+        "sh",
+        "-c",
+        "echo said-by-the-command",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "said-by-the-command\n"
+    );
+}
+
+/// `profile verify --image <test image> --profile docker-default -q FLAGS -- CMD`.
+fn verify(flags: &[&str], cmd: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "verify",
+        "--image",
+        test_image(),
+        "--profile",
+        "docker-default",
+        "-q",
+    ];
+    args.extend_from_slice(flags);
+    args.push("--");
+    args.extend_from_slice(cmd);
+    profile(&args)
+}
+
+/// stderr's lines that say why the exit status is not 0.
+fn why_lines(out: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("profile: exit status "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_status_that_is_not_0_says_why_on_stderr() {
+    if !privileged("a_status_that_is_not_0_says_why_on_stderr") {
+        return;
+    }
+    let dir = Scratch::new("why");
+    // -q, no --report, stdout taken away: only stderr is left to say it.
+    let (profile_path, _, out) = train(&dir, "exit3", &[], &["sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(profile_path.exists(), "the profile is still written");
+    assert_eq!(
+        why_lines(&out),
+        ["profile: exit status 1: the workload exited 3 (the profile and report are written)"]
+    );
+
+    let (_, _, out) = train(
+        &dir,
+        "cut",
+        &[
+            "--exercise",
+            "sleep 60",
+            "--duration",
+            "1s",
+            "--stop-timeout",
+            "1",
+        ],
+        &["sleep", "60"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert_eq!(
+        why_lines(&out),
+        [
+            "profile: exit status 1: --duration elapsed before the exercise finished (the profile and report are written)"
+        ]
+    );
+
+    let out = profile(&["run", "-o", "/dev/null", "--", "sh", "-c", "exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        why_lines(&out),
+        ["profile: exit status 4: the command exited 4"]
+    );
+
+    // verify: Docker's default denies unshare.
+    let out = verify(&[], &["unshare", "-U", "true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let why = why_lines(&out);
+    assert_eq!(why.len(), 1, "{}", output_text(&out));
+    assert!(
+        why[0].starts_with("profile: exit status 1: FAIL: ") && why[0].contains("unshare"),
+        "{why:?}"
+    );
+}
+
+#[test]
+fn a_container_that_exits_before_it_is_ready_writes_nothing() {
+    if !privileged("a_container_that_exits_before_it_is_ready_writes_nothing") {
+        return;
+    }
+    let dir = Scratch::new("never-ready");
+    let publish = format!("127.0.0.1:{}:8080", free_port());
+    for (name, flags, what) in [
+        ("exercise", vec!["--exercise", "true"], "the exercise"),
+        ("probe", vec![], "the HTTP probe"),
+    ] {
+        let mut flags = flags;
+        flags.extend_from_slice(&["-p", &publish]);
+        let (profile_path, report, out) = train(&dir, name, &flags, &["true"]);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            !profile_path.exists() && report.is_none(),
+            "nothing written: {text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "the container exited (0) before it was ready for {what}; {what} never ran and nothing was written"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("--ready-timeout waits longer"), "{text}");
+
+        // verify agrees.
+        let out = verify(&flags, &["true"]);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains(&format!("before it was ready for {what}; {what} never ran")),
+            "{text}"
+        );
+    }
+}
+
+/// `profile ARGS` must be refused with status 2 and one line on stderr holding `says`.
+fn refused(args: &[&str], says: &str) {
+    let out = profile(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+    assert!(err.contains(says), "{args:?}: {says:?} not in {err}");
+}
+
+#[test]
+fn contradictory_options_are_refused_not_ignored() {
+    // Checked before the daemon or the kernel is asked anything: no privileges needed.
+    let image = ["train", "--image", "profile-example/hello"];
+    let with = |more: &[&'static str]| -> Vec<&'static str> {
+        image.iter().chain(more).copied().collect()
+    };
+    refused(
+        &with(&[
+            "--probe",
+            "http",
+            "--exercise",
+            "true",
+            "-p",
+            "127.0.0.1:1:80",
+        ]),
+        "--probe http and --exercise contradict each other",
+    );
+    refused(
+        &with(&[
+            "--probe-url",
+            "/a",
+            "--exercise",
+            "true",
+            "-p",
+            "127.0.0.1:1:80",
+        ]),
+        "--probe-url and --exercise contradict each other",
+    );
+    refused(
+        &with(&["--probe", "http"]),
+        "--probe http needs a published TCP port",
+    );
+    refused(
+        &with(&["--probe-url", "/a"]),
+        "--probe-url needs a published TCP port",
+    );
+    refused(
+        &with(&["--probe-url", "/a", "--probe", "none", "-p", "1:80"]),
+        "--probe-url and --probe none contradict each other",
+    );
+    refused(
+        &with(&["--allow-beyond-default"]),
+        "--allow-beyond-default changes nothing with --base docker-default",
+    );
+    let mut verify = vec!["verify", "--image", "x", "--profile", "docker-default"];
+    verify.extend_from_slice(&["--probe", "http", "--exercise", "true", "-p", "1:80"]);
+    refused(&verify, "--probe http and --exercise contradict each other");
+}
+
+#[test]
+fn verify_help_says_what_verify_does_with_a_failed_exercise() {
+    let out = profile(&["verify", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).replace('\n', " ");
+    assert!(!help.contains("the profile is still written"), "{help}");
+    assert!(help.contains("verify fails"), "{help}");
+    let out = profile(&["run", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("goes to stderr"), "{help}");
+}
+
+#[test]
+fn input_errors_name_the_option_and_the_empty_file() {
+    let dir = Scratch::new("inputs");
+    let missing = dir.path("nope.json");
+    refused(
+        &[
+            "train",
+            "--image",
+            "profile-example/hello",
+            "--base",
+            missing.to_str().expect("utf-8"),
+        ],
+        &format!("--base {}", missing.display()),
+    );
+    let empty = dir.path("empty.json");
+    std::fs::write(&empty, "").expect("written");
+    refused(
+        &["report", empty.to_str().expect("utf-8")],
+        "the file is empty: no profile in it",
+    );
+}
+
+#[test]
+fn engine_errors_do_not_blame_the_base() {
+    if !privileged("engine_errors_do_not_blame_the_base") {
+        return;
+    }
+    let dir = Scratch::new("engine-errors");
+    // A port something else holds on the host.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = held.local_addr().expect("bound").port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let (_, _, out) = train(
+        &dir,
+        "port",
+        &["-p", &publish, "--probe", "none"],
+        &["true"],
+    );
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("the container could not start: "), "{text}");
+    assert!(!text.contains("base profile"), "{text}");
+    drop(held);
+    let (_, _, out) = train(&dir, "nosuch", &[], &["/nosuch"]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("the container could not start: "), "{text}");
+    assert!(!text.contains("base profile"), "{text}");
+}
+
+#[test]
+fn a_container_port_alone_is_published_on_a_port_docker_picks() {
+    if !privileged("a_container_port_alone_is_published_on_a_port_docker_picks") {
+        return;
+    }
+    let dir = Scratch::new("random-port");
+    // `-p 8080` binds every address; on loopback only, its form is `127.0.0.1::8080`.
+    let (_, report, out) = train(
+        &dir,
+        "web",
+        &["-p", "127.0.0.1::8080", "--stop-timeout", "1"],
+        &["httpd", "-f", "-p", "8080", "-h", "/www"],
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    let report = report.expect("report");
+    assert_eq!(report["stopped_by"], "probe");
+    let requests = report["probe"]["requests"].as_array().expect("requests");
+    assert!(requests.iter().any(|r| r["status"] == 200), "{requests:?}");
+}
+
+#[test]
+fn an_output_in_a_missing_directory_is_refused_unless_mkdir() {
+    let dir = Scratch::new("mkdir");
+    let typo = dir.path("typo/deeper/x.json");
+    let last = dir.path("new/x.json");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let (typo, last) = (path(&typo), path(&last));
+    // Every output option, checked before anything runs (no privileges needed for that).
+    for args in [
+        vec!["convert", "docker-default", "-o", &last],
+        vec!["merge", "docker-default", "docker-default", "-o", &last],
+        vec!["run", "-o", &last, "--", "true"],
+        vec!["run", "-o", "-", "--report", &last, "--", "true"],
+        vec!["run", "-o", "-", "--summary", &last, "--", "true"],
+        vec!["train", "--image", "x", "-o", &last],
+        vec!["train", "--image", "x", "-o", "-", "--report", &last],
+        vec![
+            "verify",
+            "--image",
+            "x",
+            "--profile",
+            "docker-default",
+            "--report",
+            &last,
+        ],
+        vec!["absorb", "docker-default", "--log", "-", "-o", &last],
+    ] {
+        refused(&args, "new does not exist (--mkdir creates it)");
+        assert!(!dir.path("new").exists(), "{args:?} created it");
+    }
+    refused(
+        &["convert", "docker-default", "--mkdir", "-o", &typo],
+        "--mkdir creates only the last directory",
+    );
+    assert!(!dir.path("typo").exists());
+    let out = profile(&["convert", "docker-default", "--mkdir", "-o", &last]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(std::path::Path::new(&last).is_file());
+}
+
+#[test]
+fn verify_ends_a_denial_flood_at_its_time_limit_and_says_so_as_it_happens() {
+    if !privileged("verify_ends_a_denial_flood_at_its_time_limit_and_says_so_as_it_happens") {
+        return;
+    }
+    let dir = Scratch::new("flood");
+    // Docker's default without getsid: a loop on it is denied over and over.
+    let out = profile(&["convert", "docker-default"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let mut default: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for rule in default["syscalls"].as_array_mut().expect("rules") {
+        if let Some(names) = rule["names"].as_array_mut() {
+            names.retain(|n| n != "getsid");
+        }
+    }
+    let strict = dir.path("no-getsid.json");
+    std::fs::write(&strict, default.to_string()).expect("written");
+    // stderr is a pipe here, not a terminal: the notice must come anyway.
+    let out = profile(&[
+        "verify",
+        "--image",
+        test_image(),
+        "--profile",
+        strict.to_str().expect("utf-8"),
+        "-q",
+        "--timeout",
+        "4s",
+        "--stop-timeout",
+        "1",
+        "--",
+        "sysloop",
+        "getsid",
+        "100000000000",
+    ]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(
+            |l| l.starts_with("profile: getsid is being denied over and over (")
+                && l.contains("first to sysloop")
+        ),
+        "{stderr}"
+    );
+    let why = why_lines(&out);
+    assert_eq!(why.len(), 1, "{stderr}");
+    assert!(
+        why[0].contains("denied getsid") && why[0].contains("--timeout"),
+        "{why:?}"
+    );
+}
+
+#[test]
+fn watch_makes_its_directory_never_the_ones_above() {
+    if !privileged("watch_makes_its_directory_never_the_ones_above") {
+        return;
+    }
+    let dir = Scratch::new("watch-dir");
+    let typo = dir.path("typo/profiles");
+    let out = profile(&[
+        "watch",
+        "-o",
+        typo.to_str().expect("utf-8"),
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(!dir.path("typo").exists(), "{}", output_text(&out));
+    let made = dir.path("profiles");
+    let out = profile(&[
+        "watch",
+        "-o",
+        made.to_str().expect("utf-8"),
+        "--duration",
+        "1s",
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(made.join("index.json").is_file());
+}
