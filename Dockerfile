@@ -4,4 +4,6 @@
 FROM scratch
 ARG VERSION
 COPY profile-${VERSION}-x86_64-linux /usr/local/bin/profile
+# Tells profile it runs in this image, to name the docker run options it lacks.
+ENV PROFILE_IMAGE=1
 ENTRYPOINT ["/usr/local/bin/profile"]

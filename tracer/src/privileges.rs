@@ -29,10 +29,11 @@ impl fmt::Display for Cap {
     }
 }
 
-/// Whether this process runs in a container (Docker's `/.dockerenv`, Podman's
-/// `/run/.containerenv`): it then sees the host only through what `docker run` gave it.
-pub fn in_container() -> bool {
-    Path::new("/.dockerenv").exists() || Path::new("/run/.containerenv").exists()
+/// Whether this process runs in the image `profile:<version>` (its Dockerfile sets
+/// `PROFILE_IMAGE`): it then sees the host only through what `docker run` gave it. Files such
+/// as `/.dockerenv` can't tell: hosts that are containers themselves have them too.
+pub fn in_image() -> bool {
+    std::env::var_os("PROFILE_IMAGE").is_some()
 }
 
 /// This process's effective user id and capabilities: what the kernel checks.

@@ -216,7 +216,7 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let line = one_line(&err);
             eprintln!("profile: error: {line}");
-            if let Some(hint) = container_hint(&line).filter(|_| privileges::in_container()) {
+            if let Some(hint) = container_hint(&line).filter(|_| privileges::in_image()) {
                 eprintln!("profile: running in a container: {hint} (README: Install, the image)");
             }
             ExitCode::from(EXIT_ERROR)
