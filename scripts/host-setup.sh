@@ -29,10 +29,12 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 # golang-go: the Go workload `profile scan` is tested on; caddy: a real Go server it is
 # measured on; protobuf-compiler: the CRI client is generated from its proto at build time;
 # containerd (with its CRI plugin): the private Kubernetes node the tests drive as kubelet
-# does; python3-venv: the Kubernetes schema check of deploy/kubernetes/.
+# does; python3-venv: the Kubernetes schema check of deploy/kubernetes/; musl-tools: the C
+# compiler (musl-gcc) for the static release executable's C parts; man-db: the man pages'
+# render check.
 for pkg in libc6-dev busybox-static docker-compose podman openssl python3-seccomp cpp \
   linux-libc-dev linux-libc-dev-arm64-cross golang-go caddy protobuf-compiler containerd \
-  python3-venv; do
+  python3-venv musl-tools man-db; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -62,6 +64,13 @@ ensure_toolchain() {
 }
 ensure_toolchain "$root/rust-toolchain.toml"
 ensure_toolchain "$root/tracer-ebpf/rust-toolchain.toml"
+# The release executable (`cargo xtask dist`) is linked static against musl.
+userspace_toolchain="$(toml_value channel "$root/rust-toolchain.toml")"
+if ! rustup target list --installed --toolchain "$userspace_toolchain" | grep -qx x86_64-unknown-linux-musl; then
+  log "adding the x86_64-unknown-linux-musl target to Rust $userspace_toolchain"
+  rustup target add --toolchain "$userspace_toolchain" x86_64-unknown-linux-musl \
+    || die "could not add the musl target to Rust $userspace_toolchain"
+fi
 ebpf_toolchain="$(toml_value channel "$root/tracer-ebpf/rust-toolchain.toml")"
 ebpf_llvm="$(rustup run "$ebpf_toolchain" rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')"
 [ "$ebpf_llvm" = "$llvm" ] || die "$ebpf_toolchain uses LLVM $ebpf_llvm, but bpf-linker is built against LLVM $llvm"

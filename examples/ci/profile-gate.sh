@@ -12,7 +12,10 @@
 # the fresh profile is adopted as BASELINE, to be committed); 1 it needs more (the diff names
 # it), the workload failed, or the fresh profile did not verify; 2 error.
 # PROFILE_RUNS sets the number of training runs (default 3).
+# PROFILE_CMD runs profile another way, such as its image (README, "Install"):
+#   PROFILE_CMD="docker run --rm --cap-add SYS_ADMIN ... -v $PWD:$PWD -w $PWD profile:0.1.0"
 set -u
+if [ -n "${PROFILE_CMD:-}" ]; then profile() { $PROFILE_CMD "$@"; }; fi
 if [ $# -lt 2 ]; then
     echo "usage: $0 IMAGE BASELINE [train options...] [-- CMD ARGS...]" >&2
     exit 2

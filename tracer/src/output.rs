@@ -43,6 +43,50 @@ pub enum OutputError {
 
 type Result<T, E = OutputError> = std::result::Result<T, E>;
 
+/// Who the files `profile` writes should belong to, when not to the writer: `UID` or
+/// `UID:GID`, numeric (a container's user database says nothing about the host's users).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileOwner {
+    pub uid: u32,
+    pub gid: Option<u32>,
+}
+
+impl std::str::FromStr for FileOwner {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let number = |part: &str| {
+            part.parse::<u32>()
+                .map_err(|_| format!("{s:?}: expected a numeric UID or UID:GID"))
+        };
+        match s.split_once(':') {
+            Some((uid, gid)) => Ok(FileOwner {
+                uid: number(uid)?,
+                gid: Some(number(gid)?),
+            }),
+            None => Ok(FileOwner {
+                uid: number(s)?,
+                gid: None,
+            }),
+        }
+    }
+}
+
+static OWNER: std::sync::OnceLock<FileOwner> = std::sync::OnceLock::new();
+
+/// Every file written from now on gets `owner` (set once, by the command line).
+pub fn set_owner(owner: FileOwner) {
+    let _ = OWNER.set(owner);
+}
+
+/// Hands a freshly written file to the requested owner, if any.
+fn chown(file: &fs::File) -> std::io::Result<()> {
+    match OWNER.get() {
+        Some(owner) => std::os::unix::fs::fchown(file, Some(owner.uid), owner.gid),
+        None => Ok(()),
+    }
+}
+
 fn io(path: impl Into<PathBuf>, source: std::io::Error) -> OutputError {
     OutputError::Io {
         path: path.into(),
@@ -245,6 +289,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(contents)?;
+        chown(&file)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
     })();

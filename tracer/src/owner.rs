@@ -11,6 +11,9 @@ pub struct Owner {
     pub start: u64,
     /// The kernel's boot id: start times count from boot.
     pub boot: String,
+    /// Its pid namespace (`pid:[INODE]`): a pid means nothing in another one, where a
+    /// `profile` in a container without the host's pids runs.
+    pub pid_ns: Option<String>,
 }
 
 impl Owner {
@@ -21,13 +24,25 @@ impl Owner {
             pid,
             start: start_time(pid)?,
             boot: boot_id()?,
+            pid_ns: pid_namespace(),
         })
     }
 
-    /// Whether this process still runs.
+    /// Whether this process still runs. One in another pid namespace can't be looked up, and
+    /// counts as running: what it owns is left alone.
     pub fn alive(&self) -> bool {
+        if self.pid_ns.is_some() && self.pid_ns != pid_namespace() {
+            return true;
+        }
         boot_id().as_deref() == Some(self.boot.as_str()) && start_time(self.pid) == Some(self.start)
     }
+}
+
+/// This process's pid namespace, as /proc names it (`pid:[4026531836]`).
+fn pid_namespace() -> Option<String> {
+    fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|link| link.to_string_lossy().into_owned())
 }
 
 /// When `pid` started (clock ticks after boot): with the pid it names one process for the
@@ -71,8 +86,14 @@ mod tests {
         assert!(!later.alive());
         let other_boot = Owner {
             boot: "another boot".into(),
-            ..me
+            ..me.clone()
         };
         assert!(!other_boot.alive());
+        // A process of another pid namespace is never taken for gone.
+        let elsewhere = Owner {
+            pid_ns: Some("pid:[1]".into()),
+            ..later
+        };
+        assert!(elsewhere.alive());
     }
 }

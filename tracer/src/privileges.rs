@@ -29,6 +29,13 @@ impl fmt::Display for Cap {
     }
 }
 
+/// Whether this process runs in the image `profile:<version>` (its Dockerfile sets
+/// `PROFILE_IMAGE`): it then sees the host only through what `docker run` gave it. Files such
+/// as `/.dockerenv` can't tell: hosts that are containers themselves have them too.
+pub fn in_image() -> bool {
+    std::env::var_os("PROFILE_IMAGE").is_some()
+}
+
 /// This process's effective user id and capabilities: what the kernel checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Creds {

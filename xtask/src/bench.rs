@@ -66,7 +66,18 @@ fn stop(mut child: std::process::Child) {
 }
 
 /// Peak RSS in KiB of `cmd`, from wait4's rusage.
-fn peak_rss_kib(mut cmd: Command) -> anyhow::Result<i64> {
+fn peak_rss_kib(cmd: Command) -> anyhow::Result<i64> {
+    Ok(usage(cmd)?.ru_maxrss)
+}
+
+/// CPU seconds (user + system) `cmd` took, from wait4's rusage.
+fn cpu_seconds(cmd: Command) -> anyhow::Result<f64> {
+    let u = usage(cmd)?;
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(secs(u.ru_utime) + secs(u.ru_stime))
+}
+
+fn usage(mut cmd: Command) -> anyhow::Result<libc::rusage> {
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
     let mut status = 0;
     // SAFETY: rusage is plain data, zeroed before use.
@@ -74,7 +85,7 @@ fn peak_rss_kib(mut cmd: Command) -> anyhow::Result<i64> {
     // SAFETY: waits for our own child.
     let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     ensure!(rc > 0, "wait4 failed");
-    Ok(usage.ru_maxrss)
+    Ok(usage)
 }
 
 /// VmRSS of a running process, in KiB (0 when unreadable).
@@ -211,6 +222,9 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
         "the benchmark loads eBPF programs: run it as root"
     );
     let (profile, sysloop) = release_binaries()?;
+    // The release executable (static, musl) beside the glibc build.
+    crate::dist::dist(false)?;
+    let static_profile = crate::dist::dir().join(crate::dist::name());
     let allow_all = root().join("target/release/allow-all.json");
     std::fs::write(&allow_all, r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#)?;
     let n = calls.to_string();
@@ -229,12 +243,30 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
             .args(["bench", &n]);
         c
     };
-    let watched = || {
-        let mut c = Command::new(&profile);
+    let watched_by = |profile: &Path| {
+        let mut c = Command::new(profile);
         c.args(["run", "-o", "/dev/null", "--"])
             .arg(&sysloop)
             .args(["bench", &n]);
         c
+    };
+    let watched = || watched_by(&profile);
+    let idle_recording = |profile: &Path| {
+        let mut c = Command::new(profile);
+        c.args(["run", "-o", "/dev/null", "--"])
+            .arg(&sysloop)
+            .args(["sleep", "600000"]);
+        c
+    };
+    // Userspace work that allocates: the reduction report of Docker's default, 20 times.
+    let reports = |profile: &Path| -> anyhow::Result<f64> {
+        let mut total = 0.0;
+        for _ in 0..20 {
+            let mut c = Command::new(profile);
+            c.args(["report", "docker-default", "--format", "json"]);
+            total += cpu_seconds(c)?;
+        }
+        Ok(total)
     };
     let _stats = BpfStats::enable();
     let has_bpftrace = Command::new("bpftrace").arg("--version").output().is_ok();
@@ -242,7 +274,10 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
     let mut v: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     let mut empty_ns = Vec::new();
     let mut bystander_ns = Vec::new();
+    let mut filtered_bystander_ns = Vec::new();
     let mut steady_rss = Vec::new();
+    let mut static_steady_rss = Vec::new();
+    let mut report_cpu: [Vec<f64>; 2] = Default::default();
     for round in 0..runs {
         eprintln!("xtask bench: round {}/{runs}", round + 1);
         v.entry("untraced").or_default().push(loop_ns(plain())?);
@@ -257,16 +292,26 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
                 .push(loop_ns(filtered())?);
         }
         v.entry("watched").or_default().push(loop_ns(watched())?);
-        let mut idle = Command::new(&profile);
-        idle.args(["run", "-o", "/dev/null", "--"])
-            .arg(&sysloop)
-            .args(["sleep", "600000"]);
-        let bg = start_background(idle, Duration::from_millis(1500))?;
+        v.entry("watched, static")
+            .or_default()
+            .push(loop_ns(watched_by(&static_profile))?);
+        let bg = start_background(idle_recording(&profile), Duration::from_millis(1500))?;
         let before = ProgStats::busiest_of(bg.id());
         v.entry("bystander").or_default().push(loop_ns(plain())?);
         bystander_ns.push(ProgStats::busiest_of(bg.id()).since(before));
+        // Under a filter of its own in another cgroup: every other container on the host.
+        let before = ProgStats::busiest_of(bg.id());
+        v.entry("filtered bystander")
+            .or_default()
+            .push(loop_ns(filtered())?);
+        filtered_bystander_ns.push(ProgStats::busiest_of(bg.id()).since(before));
         steady_rss.push(vm_rss_kib(bg.id()));
         stop(bg);
+        let bg = start_background(idle_recording(&static_profile), Duration::from_millis(1500))?;
+        static_steady_rss.push(vm_rss_kib(bg.id()));
+        stop(bg);
+        report_cpu[0].push(reports(&profile)?);
+        report_cpu[1].push(reports(&static_profile)?);
         if has_bpftrace {
             let mut bt = Command::new("bpftrace");
             bt.args([
@@ -330,24 +375,58 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
         "<= 1.10x floor",
     );
     row(
+        "filtered bystander (its own allow-all filter) while `profile` records another cgroup",
+        "filtered bystander",
+        Some("empty+filter"),
+        "<= 1.05x floor",
+    );
+    row(
         "watched by `profile run`",
         "watched",
         Some("empty+filter"),
         "<= 1.25x floor",
     );
+    row(
+        "watched by `profile run`, static release executable",
+        "watched, static",
+        Some("empty+filter"),
+        "<= 1.25x floor",
+    );
     row("bpftrace count per (cgroup, syscall)", "bpftrace", None, "");
     row("strace -f (scaled)", "strace", None, "");
-    let (e, b) = (median(empty_ns), median(bystander_ns));
-    println!(
-        "\nkernel BPF statistics (run_time_ns / run_cnt, which include the statistics' own clock reads): empty program {e:.1} ns/run, `profile`'s sys_enter for a bystander {b:.1} ns/run, net of the empty program {:.1} ns/run",
-        b - e
+    let (e, b, fb) = (
+        median(empty_ns),
+        median(bystander_ns),
+        median(filtered_bystander_ns),
     );
     println!(
-        "peak RSS of `profile run`: {:.1} MiB (target <= 20 MiB); while recording: {:.1} MiB (target <= 10 MiB)",
-        rss as f64 / 1024.0,
-        median(steady_rss) / 1024.0
+        "\nkernel BPF statistics (run_time_ns / run_cnt, which include the statistics' own clock reads): empty program {e:.1} ns/run, `profile`'s sys_enter for a bystander {b:.1} ns/run ({:.1} above the empty program), for a filtered bystander {fb:.1} ns/run ({:.1} above)",
+        b - e,
+        fb - e
     );
-    servers(&profile, runs)
+    let static_rss = peak_rss_kib(watched_by(&static_profile))?;
+    println!(
+        "\n| build | peak RSS, `run` | RSS while recording | CPU, 20 × `report docker-default` |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (label, peak, steady, cpu) in [
+        ("glibc (target/release)", rss, &steady_rss, &report_cpu[0]),
+        (
+            "static, musl (target/dist)",
+            static_rss,
+            &static_steady_rss,
+            &report_cpu[1],
+        ),
+    ] {
+        println!(
+            "| {label} | {:.1} MiB | {:.1} MiB | {:.2} s |",
+            peak as f64 / 1024.0,
+            median(steady.clone()) / 1024.0,
+            median(cpu.clone())
+        );
+    }
+    println!("(targets: peak <= 20 MiB, while recording <= 10 MiB)");
+    servers(&profile, &static_profile, runs)
 }
 
 /// A server on 127.0.0.1, untraced or recorded by `profile run`; stopped when dropped.
@@ -431,23 +510,30 @@ enum Variant {
     /// watched server.
     Floor,
     Recorded,
+    /// Recorded by the static release executable.
+    RecordedStatic,
 }
 
 /// Measures `rate` of the server `argv` makes on a fresh port, in each variant, `runs` times
-/// interleaved; returns the medians (untraced, floor, recorded).
+/// interleaved; returns the medians (untraced, floor, recorded, recorded by the static build).
 fn server_rates(
-    profile: &Path,
+    (profile, static_profile): (&Path, &Path),
     allow_all: &Path,
     runs: usize,
     argv: impl Fn(u16) -> Vec<String>,
     rate: impl Fn(u16) -> anyhow::Result<f64>,
-) -> anyhow::Result<(f64, f64, f64)> {
-    let mut got: [Vec<f64>; 3] = Default::default();
+) -> anyhow::Result<[f64; 4]> {
+    let mut got: [Vec<f64>; 4] = Default::default();
     let p = profile.display().to_string();
     for _ in 0..runs {
-        for (i, variant) in [Variant::Untraced, Variant::Floor, Variant::Recorded]
-            .into_iter()
-            .enumerate()
+        for (i, variant) in [
+            Variant::Untraced,
+            Variant::Floor,
+            Variant::Recorded,
+            Variant::RecordedStatic,
+        ]
+        .into_iter()
+        .enumerate()
         {
             let port = free_port()?;
             let prefix: Vec<String> = match variant {
@@ -459,8 +545,12 @@ fn server_rates(
                     allow_all.display().to_string(),
                     "--".into(),
                 ],
-                Variant::Recorded => vec![
-                    p.clone(),
+                Variant::Recorded | Variant::RecordedStatic => vec![
+                    if variant == Variant::Recorded {
+                        p.clone()
+                    } else {
+                        static_profile.display().to_string()
+                    },
                     "run".into(),
                     "-o".into(),
                     "/dev/null".into(),
@@ -475,13 +565,12 @@ fn server_rates(
             drop(empty);
         }
     }
-    let [a, b, c] = got;
-    Ok((median(a), median(b), median(c)))
+    Ok(got.map(median))
 }
 
 /// Real work: redis-server under redis-benchmark and nginx under wrk, over 127.0.0.1,
 /// untraced, at the floor and recorded by `profile run`, interleaved; throughput as ratios.
-fn servers(profile: &Path, runs: usize) -> anyhow::Result<()> {
+fn servers(profile: &Path, static_profile: &Path, runs: usize) -> anyhow::Result<()> {
     let allow_all = root().join("target/release/allow-all.json");
     let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
     let dir = root().join("target/release/bench-servers");
@@ -492,14 +581,15 @@ fn servers(profile: &Path, runs: usize) -> anyhow::Result<()> {
         "\nreal work over 127.0.0.1, median of {runs} interleaved rounds (target: recorded >= 0.97x untraced)\n"
     );
     println!(
-        "| server | load | untraced req/s | floor req/s | recorded req/s | recorded vs untraced | recorded vs floor |"
+        "| server | load | untraced req/s | floor req/s | recorded req/s | recorded vs untraced | recorded vs floor | recorded by the static build req/s | static vs floor |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    let row = |name: &str, load: &str, (u, f, r): (f64, f64, f64)| {
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let row = |name: &str, load: &str, [u, f, r, rs]: [f64; 4]| {
         println!(
-            "| {name} | {load} | {u:.0} | {f:.0} | {r:.0} | {:.3} | {:.3} |",
+            "| {name} | {load} | {u:.0} | {f:.0} | {r:.0} | {:.3} | {:.3} | {rs:.0} | {:.3} |",
             r / u,
-            r / f
+            r / f,
+            rs / f
         );
     };
     if have("redis-server") && have("redis-benchmark") {
@@ -519,10 +609,10 @@ fn servers(profile: &Path, runs: usize) -> anyhow::Result<()> {
             .map(|s| s.to_string())
             .collect()
         };
-        let rates = server_rates(profile, &allow_all, runs, argv, redis_rps)?;
+        let rates = server_rates((profile, static_profile), &allow_all, runs, argv, redis_rps)?;
         row("redis-server", "redis-benchmark SET, GET", rates);
     } else {
-        println!("| redis-server | not installed | | | | | |");
+        println!("| redis-server | not installed | | | | | | | |");
     }
     if have("nginx") && have("wrk") {
         let d = dir.display().to_string();
@@ -539,10 +629,10 @@ fn servers(profile: &Path, runs: usize) -> anyhow::Result<()> {
             );
             vec!["nginx".into(), "-c".into(), conf, "-p".into(), d.clone()]
         };
-        let rates = server_rates(profile, &allow_all, runs, argv, nginx_rps)?;
+        let rates = server_rates((profile, static_profile), &allow_all, runs, argv, nginx_rps)?;
         row("nginx", "wrk, 4 connections", rates);
     } else {
-        println!("| nginx | not installed | | | | | |");
+        println!("| nginx | not installed | | | | | | | |");
     }
     Ok(())
 }

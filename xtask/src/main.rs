@@ -9,6 +9,7 @@ use anyhow::{Context as _, ensure};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod dist;
 mod tail;
 
 #[derive(Parser)]
@@ -40,6 +41,13 @@ enum Task {
     Demo,
     /// Build the example images locally (profile-example/<name>:latest).
     Images,
+    /// Write the release artifacts into target/dist/: the static executable, a tarball with
+    /// it, the README, licences, shell completions and man pages, and SHA256SUMS.
+    Dist {
+        /// Also build the image profile:<version> from the Dockerfile (needs Docker).
+        #[arg(long)]
+        image: bool,
+    },
     /// Measure which calls the container runtime's init makes after installing the filter:
     /// many starts at once under stress, on a private dockerd (needs root; a few minutes).
     RuntimeTail {
@@ -80,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench { calls, runs } => bench::bench(calls, runs),
         Task::Demo => demo(),
         Task::Images => images().map(drop),
+        Task::Dist { image } => dist::dist(image),
         Task::RuntimeTail { starts, at_once } => tail::runtime_tail(starts, at_once),
     }
 }
@@ -156,6 +165,8 @@ fn run_checks_and_tests(no_lint: bool) -> Result<Tally, (&'static str, anyhow::E
         cargo(&["clippy", "--all-targets", "--", "-D", "warnings"]).map_err(|e| ("clippy", e))?;
     }
     cargo(&["build", "-p", "tracer", "--bins"]).map_err(|e| ("build", e))?;
+    // The release artifacts, built once here: tests/dist.rs checks them and their image.
+    dist::dist(false).map_err(|e| ("dist", e))?;
     run_tests().map_err(|e| ("test", e))
 }
 

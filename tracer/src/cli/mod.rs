@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{launch::LaunchError, output, session::SessionError, status::Status};
+use crate::{launch::LaunchError, output, privileges, session::SessionError, status::Status};
 
 mod absorb;
 mod args;
@@ -24,6 +24,18 @@ mod watch;
 
 pub use exit::EXIT_ERROR;
 
+/// `--version`: the release, the commit it was built from, the SHA-256 of the embedded eBPF
+/// object and the target it was built for.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit ",
+    env!("PROFILE_COMMIT"),
+    "\nebpf sha256 ",
+    env!("PROFILE_EBPF_SHA256"),
+    "\ntarget ",
+    env!("PROFILE_TARGET"),
+);
+
 /// Learn a container's seccomp profile by watching the syscalls it makes.
 ///
 /// Syscalls are counted in the kernel by an eBPF program on the raw_syscalls tracepoints, per
@@ -31,11 +43,15 @@ pub use exit::EXIT_ERROR;
 /// own setup calls are never granted. Needs root (or CAP_BPF, CAP_PERFMON and read access to
 /// tracefs; `run` also CAP_DAC_OVERRIDE, `train` and `verify` the Docker socket).
 #[derive(Debug, Parser)]
-#[command(name = "profile", version, propagate_version = true)]
+#[command(name = "profile", version, long_version = LONG_VERSION, propagate_version = true)]
 pub struct Cli {
     /// More log output (--verbose: info, twice: debug).
     #[arg(long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Give every file written this owner (a numeric UID, or UID:GID): the files a root
+    /// `profile` in a container writes into a mounted folder then belong to the host's user.
+    #[arg(long, global = true, env = "PROFILE_OWNER", value_name = "UID[:GID]")]
+    pub owner: Option<output::FileOwner>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -137,6 +153,9 @@ pub fn main() -> ExitCode {
     if let Command::Verify(args) = &cli.command {
         warn_misplaced("verify", &args.container.command);
     }
+    if let Some(owner) = cli.owner {
+        output::set_owner(owner);
+    }
     let level = match cli.verbose {
         0 => "warn",
         1 => "info",
@@ -195,10 +214,51 @@ pub fn main() -> ExitCode {
             ExitCode::from(launch.map_or(EXIT_ERROR, |e| e.exit_code() as u8))
         }
         Err(err) => {
-            eprintln!("profile: error: {}", one_line(&err));
+            let line = one_line(&err);
+            eprintln!("profile: error: {line}");
+            if let Some(hint) = container_hint(&line).filter(|_| privileges::in_image()) {
+                eprintln!("profile: running in a container: {hint} (README: Install, the image)");
+            }
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// What `docker run` must give a `profile` in a container for the error `line` (the host's
+/// view it lacks), if that is what the error is about.
+fn container_hint(line: &str) -> Option<&'static str> {
+    // The errors' own words (privileges, docker, cgroup and tracefs): each module wraps them
+    // transparently, so their text is what reaches here unchanged.
+    const HINTS: [(&str, &str); 6] = [
+        (
+            "missing privileges (uid 0",
+            "give it the BPF privileges with docker run --cap-add SYS_ADMIN",
+        ),
+        (
+            "missing privileges (uid",
+            "run the image as root (without -u: capabilities don't survive it) with --cap-add SYS_ADMIN, and name the files' owner with --owner UID:GID",
+        ),
+        (
+            "cannot reach the Docker daemon",
+            "give it the Docker socket with docker run -v /var/run/docker.sock:/var/run/docker.sock",
+        ),
+        (
+            "may not use the Docker daemon's socket",
+            "run the image as root, with the Docker socket mounted",
+        ),
+        (
+            "no cgroup v2 (unified) hierarchy",
+            "give it the host's cgroups with docker run -v /sys/fs/cgroup:/sys/fs/cgroup:ro",
+        ),
+        (
+            "tracefs is not mounted",
+            "give it the host's tracefs with docker run -v /sys/kernel/tracing:/sys/kernel/tracing:ro",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(words, _)| line.contains(words))
+        .map(|(_, hint)| *hint)
 }
 
 /// The signal that stopped a command before it recorded anything.
@@ -345,6 +405,25 @@ mod tests {
             .collect();
         assert_eq!(misplaced("train", &command), ["--duration=5s", "--report"]);
         assert!(misplaced("train", &command[..3]).is_empty());
+    }
+
+    #[test]
+    fn a_container_is_told_what_docker_run_must_give_it() {
+        let hint = |line: &str| container_hint(line).unwrap_or("none");
+        assert!(
+            hint("missing privileges (uid 0 without all capabilities): …")
+                .contains("--cap-add SYS_ADMIN")
+        );
+        assert!(hint("missing privileges (uid 1000): …").contains("--owner"));
+        assert!(
+            hint("cannot reach the Docker daemon at unix:///var/run/docker.sock …")
+                .contains("docker.sock")
+        );
+        assert!(hint("no cgroup v2 (unified) hierarchy is mounted: …").contains("/sys/fs/cgroup"));
+        assert!(
+            hint("tracefs is not mounted at /sys/kernel/tracing …").contains("/sys/kernel/tracing")
+        );
+        assert_eq!(hint("profile.json:3:4: expected a string"), "none");
     }
 
     #[test]

@@ -174,6 +174,7 @@ pub const ROLE_LABEL: &str = "io.github.profile.role";
 const OWNER_PID_LABEL: &str = "io.github.profile.owner-pid";
 const OWNER_START_LABEL: &str = "io.github.profile.owner-start";
 const OWNER_BOOT_LABEL: &str = "io.github.profile.owner-boot";
+const OWNER_PID_NS_LABEL: &str = "io.github.profile.owner-pidns";
 /// Set on containers made with `--keep`: they outlive their owner on purpose.
 const KEEP_LABEL: &str = "io.github.profile.keep";
 
@@ -184,6 +185,9 @@ fn labels(owner: Option<&Owner>, keep: bool) -> HashMap<String, String> {
         labels.insert(OWNER_PID_LABEL.into(), owner.pid.to_string());
         labels.insert(OWNER_START_LABEL.into(), owner.start.to_string());
         labels.insert(OWNER_BOOT_LABEL.into(), owner.boot.clone());
+        if let Some(ns) = &owner.pid_ns {
+            labels.insert(OWNER_PID_NS_LABEL.into(), ns.clone());
+        }
     }
     if keep {
         labels.insert(KEEP_LABEL.into(), "true".into());
@@ -200,6 +204,7 @@ pub(super) fn owner_of(labels: &HashMap<String, String>) -> Option<Owner> {
         pid: labels.get(OWNER_PID_LABEL)?.parse().ok()?,
         start: labels.get(OWNER_START_LABEL)?.parse().ok()?,
         boot: labels.get(OWNER_BOOT_LABEL)?.clone(),
+        pid_ns: labels.get(OWNER_PID_NS_LABEL).cloned(),
     })
 }
 
@@ -352,6 +357,7 @@ mod tests {
             pid: 42,
             start: 7,
             boot: "b".into(),
+            pid_ns: Some("pid:[4026531836]".into()),
         };
         let labelled = labels(Some(&owner), false);
         assert_eq!(labelled[ROLE_LABEL], "train");

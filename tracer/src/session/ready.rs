@@ -163,6 +163,11 @@ async fn probe(port: &Published, pid: Option<u32>) -> Result<(), String> {
     let connect = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(port.host));
     let mut stream = match connect.await {
         Ok(Ok(stream)) => stream,
+        Ok(Err(err)) if crate::privileges::in_image() => {
+            return Err(format!(
+                "no connection: {err} (profile runs in a container: it reaches the host's published ports only with docker run --network=host)"
+            ));
+        }
         Ok(Err(err)) => return Err(format!("no connection: {err}")),
         Err(_) => return Err("no connection within a second".into()),
     };
