@@ -25,6 +25,8 @@ pub const CALLS: &str = env!("CALLS");
 /// A static Go program that reads and writes files and never touches the network
 /// (`workloads/gofiles`).
 pub const GOFILES: &str = env!("GOFILES");
+/// A static Go HTTP server: `/` answers, `/mkdir?name=N` makes /tmp/N (`workloads/goserve`).
+pub const GOSERVE: &str = env!("GOSERVE");
 
 /// The `profile` binary of this build (`cargo build -p tracer` puts it beside `deps/`).
 pub fn profile_bin() -> PathBuf {
