@@ -1,7 +1,7 @@
 // Test workload for `train --ceiling`: a small static HTTP server.
 //
 //	goserve ADDR    serves on ADDR: `/` answers "hello", `/mkdir?name=N` makes the directory
-//	                /tmp/N and answers "made"
+//	                /N and answers "made"
 package main
 
 import (
@@ -20,7 +20,7 @@ func main() {
 		fmt.Fprintln(w, "hello")
 	})
 	http.HandleFunc("/mkdir", func(w http.ResponseWriter, r *http.Request) {
-		dir := filepath.Join(os.TempDir(), filepath.Base(r.URL.Query().Get("name")))
+		dir := filepath.Join("/", filepath.Base(r.URL.Query().Get("name")))
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

@@ -271,7 +271,13 @@ pub fn learn(obs: &Observation, bound: &Profile, ctx: &Context, learn_args: Lear
             always_allowed.retain(|(n, _)| n != name);
             continue;
         }
-        let spec = ArgSpec::of(name).filter(|s| learn_args.learns(s));
+        // A ceiling says which calls a program can make, not with which arguments: a call
+        // in one gets the bound's rule, whatever arguments training happened to see.
+        let in_ceiling = obs
+            .ceiling
+            .iter()
+            .any(|id| id.abi.name(id.nr) == Some(*name));
+        let spec = ArgSpec::of(name).filter(|s| learn_args.learns(s) && !in_ceiling);
         let values = spec.and_then(|s| {
             obs.args.get(&SyscallId {
                 abi: Abi::X86_64,
