@@ -465,7 +465,7 @@ impl Report {
                 out.push('\n');
             }
             Section::Ceiling(c) => {
-                let _ = writeln!(out, "## Ceiling\n\n{}\n", ceiling_words(c, "`"));
+                let _ = writeln!(out, "## Ceiling\n\n{}.\n", capital(&ceiling_words(c, "`")));
             }
             Section::Dangerous(calls) => {
                 markdown_reasons(out, "Dangerous syscalls this profile allows", calls)
