@@ -179,4 +179,22 @@ mod tests {
         let unknown: BTreeSet<String> = ["/bin/sh".to_string()].into();
         assert!(!coverage(&scan, &unknown, &BTreeMap::new()).bounded);
     }
+
+    #[test]
+    fn programs_are_found_through_symbolic_links() {
+        let mut scan = Scan::new("img".into(), vec![binary("/usr/bin/a", &[0], true)]);
+        scan.links = [
+            ("/bin".to_string(), "usr/bin".to_string()),
+            ("/usr/bin/sh".to_string(), "a".to_string()),
+            ("/usr/bin/up".to_string(), "../bin/./sh".to_string()),
+            ("/loop".to_string(), "/loop".to_string()),
+        ]
+        .into();
+        assert_eq!(scan.resolve("/bin/sh"), "/usr/bin/a");
+        assert_eq!(scan.resolve("/usr/bin/up"), "/usr/bin/a");
+        for path in ["/bin/sh", "/bin/a", "/usr/bin/up"] {
+            assert!(scan.binary(path).is_some(), "{path}");
+        }
+        assert!(scan.binary("/loop").is_none());
+    }
 }
