@@ -10,7 +10,7 @@ use crate::{
     recorder::{Mode, Snapshot},
     report::{CeilingLine, PhaseLine, Report, RunLine, Verification, VerificationStatus, tenths},
     runtime,
-    scan::{Scan, coverage::Coverage, scan_image},
+    scan::{coverage::Coverage, scan_image},
     seccomp::{Base, Context, LearnArgs, Learned, NotWithin},
     session::{
         Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
@@ -325,18 +325,8 @@ async fn coverage(
     let seen: BTreeSet<SyscallId> = total.syscalls.keys().copied().collect();
     let observed = executed.iter().map(|p| (p.clone(), seen.clone())).collect();
     let c = crate::scan::coverage::coverage(&scan, &executed, &observed);
-    let ceilings = sound_ceilings(&scan, &executed);
+    let ceilings = crate::scan::coverage::sound_ceilings(&scan, &executed);
     (Some((c, ceilings)), None)
-}
-
-/// The union of the sound ceilings of `executed`.
-fn sound_ceilings(scan: &Scan, executed: &BTreeSet<String>) -> BTreeSet<SyscallId> {
-    executed
-        .iter()
-        .filter_map(|path| scan.binary(path)?.ceiling.as_ref())
-        .filter(|c| c.sound)
-        .flat_map(|c| c.ids.iter().copied())
-        .collect()
 }
 
 /// What the ceilings added to the learned profile: the calls it allows that training never

@@ -108,6 +108,17 @@ pub fn ceiling_of(scan: &Scan, executed: &BTreeSet<String>) -> Option<BTreeSet<S
     Some(all)
 }
 
+/// The union of the sound ceilings of `executed`, whether or not all of them have one: what
+/// `train --ceiling` allows beside what training learned.
+pub fn sound_ceilings(scan: &Scan, executed: &BTreeSet<String>) -> BTreeSet<SyscallId> {
+    executed
+        .iter()
+        .filter_map(|path| scan.binary(path)?.ceiling.as_ref())
+        .filter(|c| c.sound)
+        .flat_map(|c| c.ids.iter().copied())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +187,7 @@ mod tests {
         assert!(!c.bounded, "b's ceiling is not sound");
         assert_eq!(c.programs[1].no_bound.as_deref(), Some("1 site"));
         assert_eq!(ceiling_of(&scan, &both), None);
+        assert_eq!(sound_ceilings(&scan, &both).len(), 4, "a's, without b's");
         let unknown: BTreeSet<String> = ["/bin/sh".to_string()].into();
         assert!(!coverage(&scan, &unknown, &BTreeMap::new()).bounded);
     }
