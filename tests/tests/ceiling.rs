@@ -178,9 +178,19 @@ fn programs_lists_what_the_workload_executed_not_the_runtime() {
         .map(String::from)
         .into();
     assert_eq!(programs, expected, "{rep:#}");
+    let coverage = rep["coverage"]["programs"].as_array().expect("coverage");
+    let itself = coverage
+        .iter()
+        .find(|p| p["path"] == "/proc/self/exe")
+        .expect("/proc/self/exe in coverage");
+    assert!(
+        itself["no_bound"]
+            .as_str()
+            .is_some_and(|why| why.contains("re-executing itself")),
+        "{itself:#}"
+    );
     // sysloop is static C, and sh a symbolic link to Debian's static busybox: both have a
     // sound ceiling, found by the name they were exec'd with.
-    let coverage = rep["coverage"]["programs"].as_array().expect("coverage");
     for path in ["/bin/sh", "/bin/sysloop"] {
         let program = coverage
             .iter()

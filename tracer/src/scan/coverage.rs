@@ -54,6 +54,9 @@ pub fn coverage(
         let binary = scan.binary(path);
         let ceiling = binary.and_then(|b| b.ceiling.as_ref());
         let no_bound = match (binary, ceiling) {
+            (None, _) if path.starts_with("/proc/") => {
+                Some("a program re-executing itself through /proc: not a file of the image".into())
+            }
             (None, _) => Some("not an executable the scan found".to_string()),
             (Some(b), None) => Some(b.note.clone().unwrap_or_default()),
             (Some(_), Some(c)) if !c.sound => Some(c.not_sound.join("; ")),
