@@ -28,25 +28,28 @@ fn main() {
     build_go(&out);
 }
 
-/// Builds `workloads/gofiles` with Debian's Go (static: CGO_ENABLED=0), with caches of its own
-/// under OUT_DIR so that nothing outside the build directory is needed or touched.
+/// Builds the Go workloads (`workloads/gofiles`, `workloads/goserve`) with Debian's Go
+/// (static: CGO_ENABLED=0), with caches of their own under OUT_DIR so that nothing outside the
+/// build directory is needed or touched.
 fn build_go(out: &std::path::Path) {
-    let bin = out.join("gofiles");
-    for file in ["workloads/gofiles/main.go", "workloads/gofiles/go.mod"] {
-        println!("cargo:rerun-if-changed={file}");
+    for (name, env_name) in [("gofiles", "GOFILES"), ("goserve", "GOSERVE")] {
+        let bin = out.join(name);
+        for file in ["main.go", "go.mod"] {
+            println!("cargo:rerun-if-changed=workloads/{name}/{file}");
+        }
+        let status = Command::new(env::var("GO").unwrap_or_else(|_| "go".into()))
+            .args(["build", "-trimpath", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(format!("workloads/{name}"))
+            .env("CGO_ENABLED", "0")
+            .env("GOCACHE", out.join("go-cache"))
+            .env("GOPATH", out.join("go-path"))
+            .env("GOFLAGS", "-mod=mod")
+            .env("GOTOOLCHAIN", "local")
+            .status()
+            .expect("running go (apt-get install golang-go)");
+        assert!(status.success(), "building workloads/{name} failed");
+        println!("cargo:rustc-env={env_name}={}", bin.display());
     }
-    let status = Command::new(env::var("GO").unwrap_or_else(|_| "go".into()))
-        .args(["build", "-trimpath", "-o"])
-        .arg(&bin)
-        .arg(".")
-        .current_dir("workloads/gofiles")
-        .env("CGO_ENABLED", "0")
-        .env("GOCACHE", out.join("go-cache"))
-        .env("GOPATH", out.join("go-path"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOTOOLCHAIN", "local")
-        .status()
-        .expect("running go (apt-get install golang-go)");
-    assert!(status.success(), "building workloads/gofiles failed");
-    println!("cargo:rustc-env=GOFILES={}", bin.display());
 }

@@ -25,6 +25,8 @@ pub const CALLS: &str = env!("CALLS");
 /// A static Go program that reads and writes files and never touches the network
 /// (`workloads/gofiles`).
 pub const GOFILES: &str = env!("GOFILES");
+/// A static Go HTTP server: `/` answers, `/mkdir?name=N` makes /N (`workloads/goserve`).
+pub const GOSERVE: &str = env!("GOSERVE");
 
 /// The `profile` binary of this build (`cargo build -p tracer` puts it beside `deps/`).
 pub fn profile_bin() -> PathBuf {
@@ -167,11 +169,21 @@ pub struct Httpd {
 
 impl Httpd {
     pub fn under(profile: &Path, test: &str) -> Httpd {
+        Httpd::serving(
+            profile,
+            test,
+            test_image(),
+            &["httpd", "-f", "-p", "8080", "-h", "/www"],
+        )
+    }
+
+    /// `image` running `cmd` (its own command when empty), serving on the container's 8080.
+    pub fn serving(profile: &Path, test: &str, image: &str, cmd: &[&str]) -> Httpd {
         let port = free_port();
         let name = container_name(test);
         let seccomp = format!("seccomp={}", profile.display());
         let publish = format!("127.0.0.1:{port}:8080");
-        let started = docker(&[
+        let mut args = vec![
             "run",
             "-d",
             "--name",
@@ -180,14 +192,10 @@ impl Httpd {
             &seccomp,
             "-p",
             &publish,
-            test_image(),
-            "httpd",
-            "-f",
-            "-p",
-            "8080",
-            "-h",
-            "/www",
-        ]);
+            image,
+        ];
+        args.extend_from_slice(cmd);
+        let started = docker(&args);
         assert!(started.status.success(), "{}", output_text(&started));
         Httpd { port, name }
     }

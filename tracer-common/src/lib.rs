@@ -185,6 +185,23 @@ pub struct AdoptedTable {
 pub struct SlotStats {
     /// First-program entries that did not fit.
     pub dropped_first: u64,
+    /// Programs the workload exec'd that did not fit in the map of executed programs.
+    pub lost_programs: u64,
+}
+
+/// Bytes of an executed program's path kept (with its NUL); longer paths are cut.
+pub const EXEC_PATH_LEN: usize = 252;
+/// Executed programs kept per recording slot, and per adopted cgroup.
+pub const EXECS_PER_SLOT: u32 = 256;
+pub const EXECS_PER_ADOPTED: u32 = 16;
+
+/// A program the workload of a recording exec'd: the path itself is the key (no hash to
+/// collide), as the exec named it; the value counts its execs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecKey {
+    pub slot: u32,
+    pub path: [u8; EXEC_PATH_LEN],
 }
 
 /// The last [`CGROUP_KEY_LEN`] bytes of a cgroup's path, as matched when the cgroup is created.
@@ -225,7 +242,8 @@ shared!(Watch: u32, u32);
 shared!(FirstKey: u32, u32);
 shared!(FirstSeen: [u8; 16], u32, u32);
 shared!(SyscallCounts: [u64; TABLE_LEN]);
-shared!(SlotStats: u64);
+shared!(SlotStats: u64, u64);
+shared!(ExecKey: u32, [u8; EXEC_PATH_LEN]);
 shared!(CgroupKey: [u8; CGROUP_KEY_LEN]);
 shared!(ArgKey: u32, u32, [u64; 2]);
 shared!(ArgCounts: [u32; 2 * ARG_KINDS], [u32; 2 * ARG_KINDS]);

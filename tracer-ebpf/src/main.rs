@@ -31,7 +31,7 @@ use aya_ebpf::{
     bindings::{BPF_NOEXIST, pt_regs},
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
     },
     macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray},
@@ -42,12 +42,12 @@ use tracer_common::{
     ABI_IA32, ABI_NATIVE, ABI_X32, ADOPTED_SLOT_BIT, ARG_DENIED, ARG_IOCTL, ARG_PERSONALITY,
     ARG_PRCTL, ARG_SOCKET, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_ADOPT,
     CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST,
-    CONFIG_RUNTIME_TASKS, CgroupKey, DENY_ERRNO, FIRST_DENIED_BASE, FIRST_RUNTIME_BASE, FirstKey,
-    FirstSeen, MAX_ADOPTED, MAX_ARG_ENTRIES, MAX_ARG_VALUES, MAX_FIRST_SEEN, MAX_PENDING_NAMES,
-    MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_IOCTL, NR_PER_ABI, NR_PERSONALITY,
-    NR_PRCTL, NR_SOCKET, RuntimeCounts, SOCK_TYPE_MASK, SlotStats, SyscallCounts, WATCH_ADOPTED,
-    WATCH_ALL_SYSCALLS, WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, adopted_slot,
-    table_index, watch_bucket,
+    CONFIG_RUNTIME_TASKS, CgroupKey, DENY_ERRNO, EXEC_PATH_LEN, ExecKey, FIRST_DENIED_BASE,
+    FIRST_RUNTIME_BASE, FirstKey, FirstSeen, MAX_ADOPTED, MAX_ARG_ENTRIES, MAX_ARG_VALUES,
+    MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_IOCTL,
+    NR_PER_ABI, NR_PERSONALITY, NR_PRCTL, NR_SOCKET, RuntimeCounts, SOCK_TYPE_MASK, SlotStats,
+    SyscallCounts, WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch,
+    X32_SYSCALL_BIT, adopted_slot, table_index, watch_bucket,
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -98,6 +98,9 @@ static ATTACH_PID_OFFSET: Global<u32> = Global::new(0);
 static FORK_CHILD_OFFSET: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 static EXEC_OLD_PID_OFFSET: Global<u32> = Global::new(0);
+/// Offset of sched_process_exec's `__data_loc char[] filename`.
+#[unsafe(no_mangle)]
+static EXEC_FILENAME_OFFSET: Global<u32> = Global::new(0);
 // Offsets into the classic cgroup_mkdir record, read from tracefs by the loader.
 #[unsafe(no_mangle)]
 static MKDIR_ROOT_OFFSET: Global<u32> = Global::new(0);
@@ -138,6 +141,9 @@ static FIRST: HashMap<FirstKey, FirstSeen> = HashMap::with_max_entries(MAX_FIRST
 #[map]
 static STATS: PerCpuArray<SlotStats> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
 /// Distinct argument tuples of the syscalls whose arguments are learned.
+/// The programs each recording's workload exec'd (sized at load time).
+#[map]
+static EXECS: HashMap<ExecKey, u64> = HashMap::with_max_entries(1, 0);
 #[map]
 static ARGS: HashMap<ArgKey, u32> = HashMap::with_max_entries(MAX_ARG_ENTRIES, 0);
 #[map]
@@ -619,13 +625,24 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
 
 /// sched:sched_process_exec: an exec under a seccomp filter, or in another mount namespace than
 /// the runtime's, hands the task over to the workload. The exec'ing thread may have taken its
-/// leader's id (`old_pid` is the one it had).
+/// leader's id (`old_pid` is the one it had). Every exec of a watched cgroup's workload is
+/// remembered with its recording.
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
-    if config(CONFIG_RUNTIME_TASKS) == 0 {
+    let task = current_task();
+    if config(CONFIG_RUNTIME_TASKS) != 0 && stays_runtime(&ctx, task) {
         return 0;
     }
-    let task = current_task();
+    if let Some((_, watch)) = current_watch(task) {
+        remember_exec(&ctx, &watch);
+    }
+    0
+}
+
+/// Hands a runtime task over to the workload on its exec; true when the task exec'd as the
+/// runtime still (runc's copy of its own binary, outside the container).
+#[inline(always)]
+fn stays_runtime(ctx: &TracePointContext, task: *const u8) -> bool {
     let pid: u32 = task_field(task, TASK_PID_OFFSET.load());
     // SAFETY: read_at goes through bpf_probe_read_kernel; the offset comes from tracefs.
     let old = unsafe { ctx.read_at::<i32>(EXEC_OLD_PID_OFFSET.load() as usize) }
@@ -635,21 +652,55 @@ pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         .or_else(|| unsafe { RUNTIME_TASKS.get(&pid) })
         .copied()
     else {
-        return 0;
+        return false;
     };
     if !under_filter(task) && mnt_ns(task) == ns {
-        // The runtime re-executing itself (runc's copy of its own binary), still outside.
         if old != pid {
             mark_runtime(pid, ns);
             unmark_runtime(old);
         }
-        return 0;
+        return true;
     }
     unmark_runtime(pid);
     if old != pid {
         unmark_runtime(old);
     }
-    0
+    false
+}
+
+/// Counts an exec of the workload under its path (as the exec named it, cut to
+/// `EXEC_PATH_LEN - 1` bytes); a path that finds no room counts as lost.
+#[cold]
+fn remember_exec(ctx: &TracePointContext, watch: &Watch) {
+    // SAFETY: read_at goes through bpf_probe_read_kernel; the offset comes from tracefs.
+    let Ok(loc) = (unsafe { ctx.read_at::<u32>(EXEC_FILENAME_OFFSET.load() as usize) }) else {
+        return;
+    };
+    let mut key = ExecKey {
+        slot: watch.slot,
+        path: [0; EXEC_PATH_LEN],
+    };
+    let src = (ctx.as_ptr() as *const u8).wrapping_add((loc & 0xffff) as usize);
+    // SAFETY: the helper checks the address and fails instead of faulting; it stops at the NUL
+    // or one byte before the buffer's end, so the key's path always ends with a NUL.
+    if unsafe { bpf_probe_read_kernel_str_bytes(src, &mut key.path) }.is_err() {
+        return;
+    }
+    if let Some(count) = EXECS.get_ptr_mut(&key) {
+        // SAFETY: a preallocated map value, valid and aligned while the program runs.
+        add_atomic(unsafe { &mut *count });
+        return;
+    }
+    match EXECS.insert(&key, &1, BPF_NOEXIST.into()) {
+        Ok(()) => {}
+        Err(err) if err == -EEXIST => {}
+        Err(_) => {
+            if let Some(stats) = STATS.get_ptr_mut(watch.slot) {
+                // SAFETY: this CPU's copy of the slot's statistics.
+                unsafe { (*stats).lost_programs += 1 };
+            }
+        }
+    }
 }
 
 /// sched:sched_process_exit: a runtime task that ends without exec'ing is forgotten.

@@ -10,10 +10,11 @@ use crate::{
     names::{Abi, Arch, SyscallId},
     recorder::{FirstProgram, Observed, Snapshot},
     report::{
-        DiffReport, Index, IndexRow, PhaseLine, Render as _, Report, RunLine, Verification,
-        VerificationStatus,
+        CeilingLine, DiffReport, Index, IndexRow, PhaseLine, Render as _, Report, RunLine,
+        Verification, VerificationStatus,
     },
     runtime::{Runtime, tail},
+    scan::coverage::{Coverage, ProgramCoverage, Unseen},
     seccomp::{ArgValues, Base, Context, Diff, LearnArgs, Learned, Profile, learn},
     session::StoppedBy,
     session::{ProbeReport, ProbeRequest},
@@ -112,7 +113,45 @@ fn snapshot() -> Snapshot {
     }
     snap.out_of_range = 2;
     snap.dropped_first = 1;
+    snap.programs = [
+        ("/bin/sh".to_string(), 2),
+        ("/usr/sbin/httpd".to_string(), 1),
+    ]
+    .into();
     snap
+}
+
+/// What training didn't see of the programs that ran: the server's ceiling is sound, the
+/// shell has none.
+fn coverage() -> Coverage {
+    let unseen = |name: &str, dangerous: Option<&'static str>| Unseen {
+        abi: Abi::X86_64,
+        name: name.into(),
+        dangerous,
+    };
+    Coverage {
+        bounded: false,
+        programs: vec![
+            ProgramCoverage {
+                path: "/bin/sh".into(),
+                no_bound: Some("dynamic: no ceiling".into()),
+                ceiling: 0,
+                observed: 0,
+                unseen: Vec::new(),
+            },
+            ProgramCoverage {
+                path: "/usr/sbin/httpd".into(),
+                no_bound: None,
+                ceiling: 17,
+                observed: 14,
+                unseen: vec![
+                    unseen("inotify_add_watch", None),
+                    unseen("ptrace", Some("traces and modifies other processes")),
+                    unseen("mkdirat", None),
+                ],
+            },
+        ],
+    }
 }
 
 /// What a training learns from `snap`: with runc 1.1's tail, as under Docker Engine 20.10.
@@ -135,6 +174,11 @@ fn training_report() -> Report {
     r.exit_code = Some(0);
     r.stopped_by = Some(StoppedBy::Probe);
     r.duration_seconds = 12.3;
+    r.coverage = Some(coverage());
+    r.ceiling = Some(CeilingLine {
+        added: vec!["inotify_add_watch".into(), "mkdirat".into()],
+        complete: false,
+    });
     r.runs = vec![
         RunLine {
             run: 1,

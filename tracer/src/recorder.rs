@@ -15,10 +15,11 @@ use aya::{
 use tracer_common::{
     ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN,
     CONFIG_ADOPT, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST, CgroupKey,
-    FIRST_DENIED_BASE, FIRST_PER_ADOPTED, FIRST_PER_SLOT, FIRST_RUNTIME_BASE, FirstKey, FirstSeen,
-    MAX_PENDING_NAMES, MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_PER_ABI, OUT_OF_RANGE,
-    RuntimeCounts, SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS,
-    WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, adopted_slot, watch_bucket,
+    EXEC_PATH_LEN, EXECS_PER_ADOPTED, EXECS_PER_SLOT, ExecKey, FIRST_DENIED_BASE,
+    FIRST_PER_ADOPTED, FIRST_PER_SLOT, FIRST_RUNTIME_BASE, FirstKey, FirstSeen, MAX_PENDING_NAMES,
+    MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_PER_ABI, OUT_OF_RANGE, RuntimeCounts,
+    SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS,
+    WATCH_STRICT_ARGS, Watch, adopted_slot, watch_bucket,
 };
 
 use crate::{
@@ -115,6 +116,10 @@ pub struct Snapshot {
     /// Runtime tasks the kernel could not mark (its table was full) while this recorded: their
     /// calls may be counted as the workload's.
     pub runtime_lost: u32,
+    /// The programs the workload exec'd (paths as the exec named them), with how often.
+    pub programs: BTreeMap<String, u64>,
+    /// Execs whose program found no room in the kernel's map: `programs` misses some.
+    pub programs_lost: u64,
 }
 
 impl Snapshot {
@@ -136,6 +141,10 @@ impl Snapshot {
         self.out_of_range += other.out_of_range;
         self.out_of_range_denied += other.out_of_range_denied;
         self.dropped_first += other.dropped_first;
+        for (path, n) in &other.programs {
+            *self.programs.entry(path.clone()).or_default() += n;
+        }
+        self.programs_lost += other.programs_lost;
         self.cgroups.extend(other.cgroups.iter().copied());
         for (map, from) in [
             (&mut self.args, &other.args),
@@ -166,6 +175,7 @@ impl Snapshot {
             calls,
             args: self.args.clone(),
             required: Vec::new(),
+            ceiling: Default::default(),
         }
     }
 
@@ -216,6 +226,7 @@ struct Maps {
     first: HashMap<MapData, FirstKey, FirstSeen>,
     stats: PerCpuArray<MapData, SlotStats>,
     args: HashMap<MapData, ArgKey, u32>,
+    execs: HashMap<MapData, ExecKey, u64>,
     arg_counts: PerCpuArray<MapData, ArgCounts>,
     adopted: HashMap<MapData, u64, AdoptedTable>,
     adopted_names: HashMap<MapData, u64, CgroupKey>,
@@ -268,6 +279,7 @@ pub fn kernel_map_bytes(slots: u32, cpus: u32) -> u64 {
             size_of::<FirstSeen>(),
         )
         + hash(slots * ARG_ENTRIES_PER_SLOT, size_of::<ArgKey>(), 4)
+        + hash(slots * EXECS_PER_SLOT, size_of::<ExecKey>(), 8)
         + hash(MAX_WATCHED_CGROUPS, 8, size_of::<Watch>())
         + hash(
             MAX_PENDING_NAMES,
@@ -341,6 +353,7 @@ impl Recorder {
         let attach_pid = tracefs::field_offset("cgroup", "cgroup_attach_task", "pid")?;
         let fork_child = tracefs::field_offset("sched", "sched_process_fork", "child_pid")?;
         let exec_old_pid = tracefs::field_offset("sched", "sched_process_exec", "old_pid")?;
+        let exec_filename = tracefs::field_offset("sched", "sched_process_exec", "filename")?;
         // The programs carry no CO-RE relocations (the kernel offsets they read come from the
         // small scan above), so the loader never reads the kernel's BTF.
         let mut ebpf = EbpfLoader::new()
@@ -352,6 +365,10 @@ impl Recorder {
             .map_max_entries("ARG_COUNTS", slots)
             .map_max_entries("FIRST", first_entries(slots) + adopted * FIRST_PER_ADOPTED)
             .map_max_entries("ARGS", (slots + adopted) * ARG_ENTRIES_PER_SLOT)
+            .map_max_entries(
+                "EXECS",
+                slots * EXECS_PER_SLOT + adopted * EXECS_PER_ADOPTED,
+            )
             .map_max_entries("ADOPTED", adopted.max(1))
             .map_max_entries("ADOPTED_NAMES", adopted.max(1))
             .override_global("SECCOMP_MODE_OFFSET", &task.seccomp_mode, true)
@@ -370,6 +387,7 @@ impl Recorder {
             .override_global("ATTACH_PID_OFFSET", &attach_pid, true)
             .override_global("FORK_CHILD_OFFSET", &fork_child, true)
             .override_global("EXEC_OLD_PID_OFFSET", &exec_old_pid, true)
+            .override_global("EXEC_FILENAME_OFFSET", &exec_filename, true)
             .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
             .override_global("MKDIR_PATH_OFFSET", &mkdir_path, true)
@@ -407,6 +425,7 @@ impl Recorder {
             first: take(&mut ebpf, "FIRST")?,
             stats: take(&mut ebpf, "STATS")?,
             args: take(&mut ebpf, "ARGS")?,
+            execs: take(&mut ebpf, "EXECS")?,
             arg_counts: take(&mut ebpf, "ARG_COUNTS")?,
             adopted: take(&mut ebpf, "ADOPTED")?,
             adopted_names: take(&mut ebpf, "ADOPTED_NAMES")?,
@@ -761,13 +780,9 @@ impl Maps {
                 .map(|t| &t.counts),
         );
         let denied = self.denied.get(&slot, 0).map_err(map_err("DENIED"))?.counts;
-        let dropped = self
-            .stats
-            .get(&slot, 0)
-            .map_err(map_err("STATS"))?
-            .iter()
-            .map(|s| s.dropped_first)
-            .sum();
+        let stats = self.stats.get(&slot, 0).map_err(map_err("STATS"))?;
+        let dropped = stats.iter().map(|s| s.dropped_first).sum();
+        let lost_programs: u64 = stats.iter().map(|s| s.lost_programs).sum();
         let arg_counts = self
             .arg_counts
             .get(&slot, 0)
@@ -785,6 +800,7 @@ impl Maps {
         };
         let mut snap = self.assemble(slot, tables, arg_counts.iter())?;
         snap.dropped_first = dropped;
+        snap.programs_lost = lost_programs;
         snap.cgroups = self.cgroups_of(slot);
         Ok(snap)
     }
@@ -857,6 +873,12 @@ impl Maps {
                 }
             }
         }
+        for entry in self.execs.iter() {
+            let (key, count) = entry.map_err(map_err("EXECS"))?;
+            if key.slot == tag {
+                *snap.programs.entry(exec_path(&key.path)).or_default() += count;
+            }
+        }
         let mut overflowed = [false; 2 * ARG_KINDS];
         for counts in arg_counts {
             for (o, c) in overflowed.iter_mut().zip(counts.overflowed.iter()) {
@@ -896,24 +918,9 @@ impl Maps {
 
     /// Removes the first-program and argument entries whose keys carry `tag`.
     fn clear_tagged(&mut self, tag: u32) {
-        let firsts: Vec<FirstKey> = self
-            .first
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| k.slot == tag)
-            .collect();
-        for key in firsts {
-            let _ = self.first.remove(&key);
-        }
-        let args: Vec<ArgKey> = self
-            .args
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| k.slot == tag)
-            .collect();
-        for key in args {
-            let _ = self.args.remove(&key);
-        }
+        remove_tagged(&mut self.first, |k| k.slot == tag);
+        remove_tagged(&mut self.args, |k| k.slot == tag);
+        remove_tagged(&mut self.execs, |k| k.slot == tag);
     }
 
     /// The cgroup ids watched for `slot`.
@@ -924,6 +931,21 @@ impl Maps {
             .filter(|(_, w)| w.slot == slot)
             .map(|(k, _)| k)
             .collect()
+    }
+}
+
+/// Removes the entries of `map` whose keys `tagged` picks.
+fn remove_tagged<K: aya::Pod, V: aya::Pod>(
+    map: &mut HashMap<MapData, K, V>,
+    tagged: impl Fn(&K) -> bool,
+) {
+    let keys: Vec<K> = map
+        .keys()
+        .filter_map(|k| k.ok())
+        .filter(|k| tagged(k))
+        .collect();
+    for key in keys {
+        let _ = map.remove(&key);
     }
 }
 
@@ -947,6 +969,16 @@ fn sum_tables<'a>(per_cpu: impl Iterator<Item = &'a [u64; TABLE_LEN]>) -> Vec<u6
         }
     }
     total
+}
+
+/// An executed program's path from its key; one that filled the key was cut, and says so.
+fn exec_path(path: &[u8; EXEC_PATH_LEN]) -> String {
+    let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+    let mut s = String::from_utf8_lossy(&path[..end]).into_owned();
+    if end >= EXEC_PATH_LEN - 1 {
+        s.push('…');
+    }
+    s
 }
 
 fn comm_string(comm: &[u8; 16]) -> String {
@@ -976,7 +1008,7 @@ mod tests {
         assert!(bytes <= 4 << 20, "{bytes}");
         // What one recording costs grows with the CPUs only through the per-CPU counters.
         let per_cpu = kernel_map_bytes(1, 2) - kernel_map_bytes(1, 1);
-        assert_eq!(per_cpu, (TABLE_LEN * 8 + 8 + 64) as u64);
+        assert_eq!(per_cpu, (TABLE_LEN * 8 + 16 + 64) as u64);
         assert!(kernel_map_bytes(MAX_SLOTS, 192) > 32 * kernel_map_bytes(1, 192) / 2);
     }
 

@@ -2,13 +2,15 @@
 //! syscall its processes make under the filter is recorded, and the smallest profile within
 //! the bound is learned (with the container runtime's tail), derived for every platform asked
 //! for, proved and reported; asked to, it is verified right away.
-use std::path::PathBuf;
+use std::{collections::BTreeSet, path::PathBuf};
 
 use crate::{
     formats::Rendering,
+    names::{Abi, SyscallId},
     recorder::{Mode, Snapshot},
-    report::{PhaseLine, Report, RunLine, Verification, VerificationStatus, tenths},
+    report::{CeilingLine, PhaseLine, Report, RunLine, Verification, VerificationStatus, tenths},
     runtime,
+    scan::{coverage::Coverage, scan_image},
     seccomp::{Base, Context, LearnArgs, Learned, NotWithin},
     session::{
         Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
@@ -41,6 +43,8 @@ pub struct TrainOptions {
     pub rendering: Rendering,
     /// Where the profile will be written (`None`: stdout), for the report's words.
     pub output: Option<PathBuf>,
+    /// Allow the sound ceilings of the programs that ran too (within the bound).
+    pub ceiling: bool,
 }
 
 /// Why a training could not be made.
@@ -139,6 +143,12 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     let tail = runtime::tail(&prepared.engine.runtime(None));
     let mut obs = runs.total.observation();
     obs.required = tail.calls.clone();
+    let (coverage, scan_failed) = coverage(&prepared, options, &runs.total).await;
+    if options.ceiling
+        && let Some((_, ceilings)) = &coverage
+    {
+        obs.ceiling = ceilings.clone();
+    }
     let mut learned = bound.learn(&obs, &options.ctx, options.learn_args)?;
     let derived = bound.derive(
         &mut learned.profile,
@@ -147,6 +157,18 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     )?;
     let mut report = training_report(options, &runs, &learned, &bound.label);
     report.warnings.extend(tail.note);
+    report.warnings.extend(scan_failed);
+    if let Some((c, _)) = coverage {
+        if options.ceiling {
+            report.ceiling = Some(ceiling_line(&runs.total, &learned, &options.ctx, c.bounded));
+        }
+        report.coverage = Some(c);
+    } else if options.ceiling {
+        report.ceiling = Some(CeilingLine {
+            added: Vec::new(),
+            complete: false,
+        });
+    }
     let written = options.rendering.written_as(options.output.as_deref());
     report.for_arches(&learned.profile, &derived, written);
     let mut verification = None;
@@ -272,6 +294,61 @@ async fn record_runs(
         failure,
         elapsed,
     })
+}
+
+/// The coverage of what ran against the ceilings of the image's programs, and the union of
+/// their sound ceilings; or why the image could not be scanned. Nothing when nothing was
+/// exec'd that the recorder saw.
+async fn coverage(
+    prepared: &Prepared<'_>,
+    options: &TrainOptions,
+    total: &Snapshot,
+) -> (Option<(Coverage, BTreeSet<SyscallId>)>, Option<String>) {
+    let executed: BTreeSet<String> = total.programs.keys().cloned().collect();
+    if executed.is_empty() {
+        return (None, None);
+    }
+    let image = &options.run.container.image;
+    let scan = match scan_image(&prepared.engine, image).await {
+        Ok(scan) => scan,
+        Err(err) => {
+            return (
+                None,
+                Some(format!(
+                    "the ceilings of {image}'s programs are unknown: {err}"
+                )),
+            );
+        }
+    };
+    // The recorder counts per container, not per program: each program is held against all
+    // that training observed.
+    let seen: BTreeSet<SyscallId> = total.syscalls.keys().copied().collect();
+    let observed = executed.iter().map(|p| (p.clone(), seen.clone())).collect();
+    let c = crate::scan::coverage::coverage(&scan, &executed, &observed);
+    let ceilings = crate::scan::coverage::sound_ceilings(&scan, &executed);
+    (Some((c, ceilings)), None)
+}
+
+/// What the ceilings added to the learned profile: the calls it allows that training never
+/// observed and no other reason allows.
+fn ceiling_line(total: &Snapshot, learned: &Learned, ctx: &Context, complete: bool) -> CeilingLine {
+    let mut observed: BTreeSet<String> = total.syscalls.keys().map(|id| id.name()).collect();
+    observed.extend(total.runtime.keys().map(|nr| {
+        SyscallId {
+            abi: Abi::X86_64,
+            nr: *nr,
+        }
+        .name()
+    }));
+    let added = learned
+        .profile
+        .allowed(Abi::X86_64, ctx)
+        .into_keys()
+        .filter(|name| !observed.contains(*name))
+        .filter(|name| !learned.required.iter().any(|(n, _)| n == name))
+        .map(String::from)
+        .collect();
+    CeilingLine { added, complete }
 }
 
 /// Whether a start that failed with `reason` can be the filter's doing: the runtime's init ran

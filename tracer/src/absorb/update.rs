@@ -157,6 +157,7 @@ impl Absorption {
             calls: tally.calls.iter().map(|(id, t)| (*id, t.count)).collect(),
             args: BTreeMap::new(),
             required: Vec::new(),
+            ceiling: BTreeSet::new(),
         };
         // The records carry no arguments: every call gets the bound's rule for it.
         let learned = seccomp::learn(&obs, &bound.profile, ctx, LearnArgs::None);

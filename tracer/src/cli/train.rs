@@ -39,6 +39,11 @@ pub struct TrainArgs {
     /// (exit 1) if it denied anything.
     #[arg(long, conflicts_with = "all_syscalls")]
     pub verify: bool,
+    /// Also allow every call the programs that ran can make, from their sound ceilings (read
+    /// from the image's static and Go executables), within the base: a path training never
+    /// took can't be missed when every program that ran has one.
+    #[arg(long)]
+    pub ceiling: bool,
 }
 
 pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
@@ -70,6 +75,7 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         verify: args.verify,
         rendering: args.format.rendering(),
         output: (!to_stdout).then(|| profile.clone()),
+        ceiling: args.ceiling,
     };
     let training = train(&options, &show).await?;
     let trained = match &training {

@@ -15,6 +15,7 @@ use super::{
 use crate::{
     names::Abi,
     recorder::Snapshot,
+    scan::coverage::Coverage,
     seccomp::{ALWAYS_ALLOWED, Action, Context, ENOSYS, Learned, Profile, Verdict},
     session::{ProbeReport, StoppedBy},
 };
@@ -36,6 +37,15 @@ pub struct RunLine {
     pub added_names: Vec<String>,
     pub exit_code: Option<i32>,
     pub stopped_by: Option<StoppedBy>,
+}
+
+/// What `--ceiling` added: the calls of the sound ceilings of the programs that ran that
+/// training never observed and the bound allows.
+#[derive(Clone, Debug, Serialize)]
+pub struct CeilingLine {
+    pub added: Vec<String>,
+    /// True when every program that ran has a sound ceiling: the profile can't miss a path.
+    pub complete: bool,
 }
 
 /// Everything a person needs to judge a profile. Serialized as the JSON report.
@@ -102,6 +112,15 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationStatus>,
     pub out_of_range_calls: u64,
+    /// The programs the workload exec'd, as the execs named them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<String>,
+    /// For each program that ran, the calls in its ceiling training never saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+    /// With `--ceiling`: what the ceilings of the programs that ran added to the profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<CeilingLine>,
     /// For a profile meant for several platforms: each one's side, and what was derived.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arches: Option<ArchSection>,
@@ -135,6 +154,12 @@ impl Report {
             r.warnings.push(format!(
                 "{} first-program record(s) did not fit; counts are unaffected",
                 snap.dropped_first
+            ));
+        }
+        if snap.programs_lost > 0 {
+            r.warnings.push(format!(
+                "{} exec(s) found no room in the kernel's table of executed programs: the programs listed miss some",
+                snap.programs_lost
             ));
         }
         if snap.runtime_lost > 0 {
@@ -257,6 +282,9 @@ impl Report {
             phases: Vec::new(),
             verification: None,
             out_of_range_calls: snap.out_of_range,
+            programs: snap.programs.keys().cloned().collect(),
+            coverage: None,
+            ceiling: None,
             arches: ArchSection::of(profile, &[], &ctx),
             warnings,
             syscalls,

@@ -6,10 +6,13 @@ use super::{
     arches::ArchSection,
     dangerous::{ArgumentLine, Blocked},
     observed::{SyscallLine, markdown_table, text_table},
-    profile::{PhaseLine, Report, RunLine},
+    profile::{CeilingLine, PhaseLine, Report, RunLine},
     render::{Render, fewer_or_more},
 };
-use crate::session::{ProbeReport, ProbeRequest, StoppedBy};
+use crate::{
+    scan::coverage::Coverage,
+    session::{ProbeReport, ProbeRequest, StoppedBy},
+};
 
 /// How much a report says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +42,12 @@ enum Section<'a> {
     },
     /// Whether the verification right after training passed.
     Verified(bool),
+    /// The programs the workload exec'd.
+    Programs(&'a [String]),
+    /// What training didn't see of the ceilings of the programs that ran (in full).
+    Coverage(&'a Coverage),
+    /// What `--ceiling` added.
+    Ceiling(&'a CeilingLine),
     /// Dangerous syscalls Docker's default allows that this profile blocks.
     Blocked(&'a [Blocked]),
     /// Calls allowed without being observed (in full), or whether observed or not (in the
@@ -93,6 +102,13 @@ impl Report {
             });
         }
         out.extend(self.verified.map(Section::Verified));
+        if !self.programs.is_empty() {
+            out.push(Section::Programs(&self.programs));
+        }
+        if detail == Detail::Full {
+            out.extend(self.coverage.as_ref().map(Section::Coverage));
+        }
+        out.extend(self.ceiling.as_ref().map(Section::Ceiling));
         if !self.blocked_dangerous.is_empty() {
             out.push(Section::Blocked(&self.blocked_dangerous));
         }
@@ -272,6 +288,32 @@ impl Report {
                     );
                 }
             }
+            Section::Programs(paths) => {
+                let _ = writeln!(out, "  programs run: {}", paths.join(" "));
+            }
+            Section::Coverage(c) => {
+                let _ = writeln!(out, "  coverage: {}", bounded_words(c.bounded));
+                for p in &c.programs {
+                    match &p.no_bound {
+                        Some(why) => {
+                            let _ = writeln!(out, "    {}: no sound ceiling ({why})", p.path);
+                        }
+                        None => {
+                            let _ = writeln!(
+                                out,
+                                "    {}: {} of the {} calls in its ceiling observed; never: {}",
+                                p.path,
+                                p.observed,
+                                p.ceiling,
+                                unseen_words(p, "", " (dangerous)")
+                            );
+                        }
+                    }
+                }
+            }
+            Section::Ceiling(c) => {
+                let _ = writeln!(out, "  --ceiling: {}", ceiling_words(c, ""));
+            }
             Section::Dangerous(calls) => {
                 let _ = writeln!(out, "  allows these dangerous syscalls:");
                 text_reasons(out, calls);
@@ -394,6 +436,37 @@ impl Report {
                 }
                 out.push('\n');
             }
+            Section::Programs(paths) => {
+                let _ = writeln!(out, "## Programs run\n\n{}\n", code_list(paths, ", "));
+            }
+            Section::Coverage(c) => {
+                let _ = writeln!(
+                    out,
+                    "## Coverage\n\n{}.\n",
+                    capital(bounded_words(c.bounded))
+                );
+                for p in &c.programs {
+                    match &p.no_bound {
+                        Some(why) => {
+                            let _ = writeln!(out, "- `{}`: no sound ceiling ({why})", p.path);
+                        }
+                        None => {
+                            let _ = writeln!(
+                                out,
+                                "- `{}`: {} of the {} calls in its ceiling observed; never: {}",
+                                p.path,
+                                p.observed,
+                                p.ceiling,
+                                unseen_words(p, "`", " **(dangerous)**")
+                            );
+                        }
+                    }
+                }
+                out.push('\n');
+            }
+            Section::Ceiling(c) => {
+                let _ = writeln!(out, "## Ceiling\n\n{}.\n", capital(&ceiling_words(c, "`")));
+            }
             Section::Dangerous(calls) => {
                 markdown_reasons(out, "Dangerous syscalls this profile allows", calls)
             }
@@ -468,6 +541,64 @@ fn code_list(names: &[String], sep: &str) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(sep)
+}
+
+/// Whether every program that ran has a sound ceiling, in words.
+fn bounded_words(bounded: bool) -> &'static str {
+    match bounded {
+        true => "every program that ran has a sound ceiling",
+        false => "not every program that ran has a sound ceiling",
+    }
+}
+
+fn capital(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The calls of a program's ceiling training never saw, the dangerous ones marked.
+fn unseen_words(p: &crate::scan::coverage::ProgramCoverage, quote: &str, mark: &str) -> String {
+    if p.unseen.is_empty() {
+        return "none".into();
+    }
+    p.unseen
+        .iter()
+        .map(|u| {
+            let abi = match u.abi {
+                crate::names::Abi::X86_64 => String::new(),
+                other => format!(" ({})", other.seccomp_arch()),
+            };
+            let mark = if u.dangerous.is_some() { mark } else { "" };
+            format!("{quote}{}{quote}{abi}{mark}", u.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What `--ceiling` added, and whether the profile can still miss a path.
+fn ceiling_words(c: &CeilingLine, quote: &str) -> String {
+    let added = match c.added.is_empty() {
+        true => "allows nothing beyond what training observed".to_string(),
+        false => format!(
+            "also allows {} call(s) training never observed, from the ceilings of the programs that ran: {}",
+            c.added.len(),
+            c.added
+                .iter()
+                .map(|n| format!("{quote}{n}{quote}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let complete = match c.complete {
+        true => "every program that ran has a sound ceiling: the profile can't miss a rare path",
+        false => {
+            "not every program that ran has a sound ceiling: the profile can still miss a rare path"
+        }
+    };
+    format!("{added}; {complete}")
 }
 
 /// Named calls with their reasons, aligned under a text lead line.

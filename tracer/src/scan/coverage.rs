@@ -54,6 +54,9 @@ pub fn coverage(
         let binary = scan.binary(path);
         let ceiling = binary.and_then(|b| b.ceiling.as_ref());
         let no_bound = match (binary, ceiling) {
+            (None, _) if path.starts_with("/proc/") => {
+                Some("a program re-executing itself through /proc: not a file of the image".into())
+            }
             (None, _) => Some("not an executable the scan found".to_string()),
             (Some(b), None) => Some(b.note.clone().unwrap_or_default()),
             (Some(_), Some(c)) if !c.sound => Some(c.not_sound.join("; ")),
@@ -106,6 +109,17 @@ pub fn ceiling_of(scan: &Scan, executed: &BTreeSet<String>) -> Option<BTreeSet<S
         all.extend(c.ids.iter().copied());
     }
     Some(all)
+}
+
+/// The union of the sound ceilings of `executed`, whether or not all of them have one: what
+/// `train --ceiling` allows beside what training learned.
+pub fn sound_ceilings(scan: &Scan, executed: &BTreeSet<String>) -> BTreeSet<SyscallId> {
+    executed
+        .iter()
+        .filter_map(|path| scan.binary(path)?.ceiling.as_ref())
+        .filter(|c| c.sound)
+        .flat_map(|c| c.ids.iter().copied())
+        .collect()
 }
 
 #[cfg(test)]
@@ -176,7 +190,26 @@ mod tests {
         assert!(!c.bounded, "b's ceiling is not sound");
         assert_eq!(c.programs[1].no_bound.as_deref(), Some("1 site"));
         assert_eq!(ceiling_of(&scan, &both), None);
+        assert_eq!(sound_ceilings(&scan, &both).len(), 4, "a's, without b's");
         let unknown: BTreeSet<String> = ["/bin/sh".to_string()].into();
         assert!(!coverage(&scan, &unknown, &BTreeMap::new()).bounded);
+    }
+
+    #[test]
+    fn programs_are_found_through_symbolic_links() {
+        let mut scan = Scan::new("img".into(), vec![binary("/usr/bin/a", &[0], true)]);
+        scan.links = [
+            ("/bin".to_string(), "usr/bin".to_string()),
+            ("/usr/bin/sh".to_string(), "a".to_string()),
+            ("/usr/bin/up".to_string(), "../bin/./sh".to_string()),
+            ("/loop".to_string(), "/loop".to_string()),
+        ]
+        .into();
+        assert_eq!(scan.resolve("/bin/sh"), "/usr/bin/a");
+        assert_eq!(scan.resolve("/usr/bin/up"), "/usr/bin/a");
+        for path in ["/bin/sh", "/bin/a", "/usr/bin/up"] {
+            assert!(scan.binary(path).is_some(), "{path}");
+        }
+        assert!(scan.binary("/loop").is_none());
     }
 }

@@ -46,8 +46,10 @@ pub async fn scan_image(engine: &Engine, image: &str) -> Result<Scan, ScanError>
     if let Some(err) = failure {
         return Err(err.into());
     }
-    let binaries = read.map_err(archive)?;
-    Ok(Scan::new(image.to_string(), binaries))
+    let (binaries, links) = read.map_err(archive)?;
+    let mut scan = Scan::new(image.to_string(), binaries);
+    scan.links = links;
+    Ok(scan)
 }
 
 /// A `Read` over the chunks a channel delivers.
@@ -93,11 +95,17 @@ struct Layer {
     opaque: HashSet<String>,
     binaries: BTreeMap<String, Binary>,
     links: Vec<(String, String)>,
+    /// Symbolic links, with their targets as written.
+    symlinks: Vec<(String, String)>,
 }
+
+/// What an export holds: its executables, and the symbolic links its filesystem shows
+/// (`/path` → target as written), by which a program may be exec'd.
+pub type Export = (Vec<Binary>, BTreeMap<String, String>);
 
 /// Reads an export: `docker save`'s layout (`<id>/layer.tar`) or the OCI one
 /// (`blobs/sha256/<digest>`), either order of manifest and layers.
-pub fn read_export(reader: impl Read) -> Result<Vec<Binary>, String> {
+pub fn read_export(reader: impl Read) -> Result<Export, String> {
     let mut outer = tar::Archive::new(reader);
     let mut layers: HashMap<String, Layer> = HashMap::new();
     let mut manifest: Option<Vec<String>> = None;
@@ -145,12 +153,19 @@ pub fn read_export(reader: impl Read) -> Result<Vec<Binary>, String> {
     Ok(visible(stack))
 }
 
-/// The executables the top of the layer stack still shows, with their hard links.
-fn visible(mut stack: Vec<Layer>) -> Vec<Binary> {
+/// The executables the top of the layer stack still shows, with their hard links, and its
+/// symbolic links.
+fn visible(mut stack: Vec<Layer>) -> Export {
     let mut out = Vec::new();
+    let mut symlinks = BTreeMap::new();
     for i in 0..stack.len() {
         let (below, above) = stack.split_at_mut(i + 1);
         let layer = &mut below[i];
+        for (link, target) in std::mem::take(&mut layer.symlinks) {
+            if !above.iter().any(|l| hides(l, &link)) {
+                symlinks.insert(format!("/{link}"), target);
+            }
+        }
         let binaries = std::mem::take(&mut layer.binaries);
         for (path, mut binary) in binaries {
             if above.iter().any(|l| hides(l, &path)) {
@@ -169,7 +184,7 @@ fn visible(mut stack: Vec<Layer>) -> Vec<Binary> {
             out.push(binary);
         }
     }
-    out
+    (out, symlinks)
 }
 
 /// Whether a later layer removes or replaces `path`.
@@ -207,6 +222,13 @@ fn read_layer(reader: impl Read) -> io::Result<Layer> {
         layer.paths.insert(path.clone());
         let header = entry.header();
         let kind = header.entry_type();
+        if kind == tar::EntryType::Symlink {
+            if let Some(target) = entry.link_name_bytes() {
+                let target = String::from_utf8_lossy(&target).into_owned();
+                layer.symlinks.push((path, target));
+            }
+            continue;
+        }
         if kind == tar::EntryType::Link {
             if let Some(target) = entry.link_name_bytes() {
                 let target = clean(&String::from_utf8_lossy(&target));
@@ -345,7 +367,7 @@ mod tests {
             ("blobs/sha256/2", Some(&top), None),
             ("manifest.json", Some(manifest.as_bytes()), None),
         ]);
-        let binaries = read_export(&export[..]).expect("read");
+        let (binaries, _) = read_export(&export[..]).expect("read");
         let listed: Vec<(&str, Vec<&str>)> = binaries
             .iter()
             .map(|b| {
@@ -379,7 +401,7 @@ mod tests {
                 None,
             ),
         ]);
-        let binaries = read_export(&export[..]).expect("read");
+        let (binaries, _) = read_export(&export[..]).expect("read");
         assert_eq!(binaries.len(), 1);
         assert_eq!(binaries[0].aliases, ["/bin/a2", "/bin/a3"]);
     }

@@ -382,6 +382,10 @@ pub struct Scan {
     pub binaries: Vec<Binary>,
     /// The union of the static and Go binaries' ceilings, and whether it covers the target.
     pub union: Union,
+    /// An image's symbolic links (`/path` → target as written), to find a program by the
+    /// name it was exec'd with.
+    #[serde(skip)]
+    pub links: BTreeMap<String, String>,
 }
 
 /// The ceiling of a whole image: the union of its executables' ceilings.
@@ -436,13 +440,47 @@ impl Scan {
             target,
             binaries,
             union,
+            links: BTreeMap::new(),
         }
     }
 
-    /// The executable at `path` (by its path or one of its aliases).
+    /// The executable at `path` (by its path or one of its aliases), following symbolic links.
     pub fn binary(&self, path: &str) -> Option<&Binary> {
-        self.binaries
-            .iter()
-            .find(|b| b.path == path || b.aliases.iter().any(|a| a == path))
+        let named = |path: &str| {
+            self.binaries
+                .iter()
+                .find(|b| b.path == path || b.aliases.iter().any(|a| a == path))
+        };
+        named(path).or_else(|| named(&self.resolve(path)))
+    }
+
+    /// `path` with the symbolic links in it followed, as the kernel would (at most 40).
+    pub fn resolve(&self, path: &str) -> String {
+        let mut todo: Vec<String> = path.split('/').rev().map(String::from).collect();
+        let mut at: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = todo.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    at.pop();
+                    continue;
+                }
+                _ => at.push(part),
+            }
+            let here = format!("/{}", at.join("/"));
+            if let Some(target) = self.links.get(&here) {
+                hops += 1;
+                if hops > 40 {
+                    break;
+                }
+                at.pop();
+                if target.starts_with('/') {
+                    at.clear();
+                }
+                todo.extend(target.split('/').rev().map(String::from));
+            }
+        }
+        format!("/{}", at.join("/"))
     }
 }

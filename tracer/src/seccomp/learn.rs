@@ -150,6 +150,9 @@ pub struct Observation {
     /// x86_64 calls the profile must allow whether or not they were observed, with why: the
     /// container runtime's tail (see [`crate::runtime`]).
     pub required: Vec<(&'static str, &'static str)>,
+    /// Calls to allow though not observed (the ceilings of the programs that ran), on the ABIs
+    /// calls were observed on, each with what the bound allows of it.
+    pub ceiling: BTreeSet<SyscallId>,
 }
 
 /// One syscall whose arguments were learned, for the report.
@@ -217,6 +220,12 @@ pub fn learn(obs: &Observation, bound: &Profile, ctx: &Context, learn_args: Lear
             names.entry(name).or_default().insert(id.abi);
         }
     }
+    let observed: BTreeSet<&'static str> = names.keys().copied().collect();
+    for id in obs.ceiling.iter().filter(|id| abis.contains(&id.abi)) {
+        if let Some(name) = id.abi.name(id.nr) {
+            names.entry(name).or_default().insert(id.abi);
+        }
+    }
     let mut always_allowed: Vec<(&'static str, &'static str)> = Vec::new();
     let mut required: Vec<(&'static str, &'static str)> = Vec::new();
     if !names.is_empty() {
@@ -255,11 +264,20 @@ pub fn learn(obs: &Observation, bound: &Profile, ctx: &Context, learn_args: Lear
             }
         }
         if lower.is_empty() {
+            if !observed.contains(name) {
+                continue;
+            }
             denied_by_bound.push(name.to_string());
             always_allowed.retain(|(n, _)| n != name);
             continue;
         }
-        let spec = ArgSpec::of(name).filter(|s| learn_args.learns(s));
+        // A ceiling says which calls a program can make, not with which arguments: a call
+        // in one gets the bound's rule, whatever arguments training happened to see.
+        let in_ceiling = obs
+            .ceiling
+            .iter()
+            .any(|id| id.abi.name(id.nr) == Some(*name));
+        let spec = ArgSpec::of(name).filter(|s| learn_args.learns(s) && !in_ceiling);
         let values = spec.and_then(|s| {
             obs.args.get(&SyscallId {
                 abi: Abi::X86_64,

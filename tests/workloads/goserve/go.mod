@@ -1,0 +1,3 @@
+module profile.test/goserve
+
+go 1.19
