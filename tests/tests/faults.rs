@@ -122,8 +122,10 @@ fn a_second_signal_ends_profile_while_the_daemon_is_stalled() {
                 second.elapsed(),
             )
         };
-        let out = out.expect("profile still ran 10 s after the second signal");
         let text = said.all();
+        let out = out.unwrap_or_else(|| {
+            panic!("profile still ran 10 s after the second signal (signal {sig}):\n{text}")
+        });
         assert_eq!(out.status.code(), Some(code), "{text}");
         assert!(after_second < Duration::from_secs(3), "{after_second:?}");
         assert!(text.contains("may be left behind"), "{text}");

@@ -143,7 +143,8 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     let tail = runtime::tail(&prepared.engine.runtime(None));
     let mut obs = runs.total.observation();
     obs.required = tail.calls.clone();
-    let (coverage, scan_failed) = coverage(&prepared, options, &runs.total).await;
+    let (coverage, scan_failed, scan_interrupted) =
+        coverage(&prepared, options, &runs, &mut interrupt).await;
     if options.ceiling
         && let Some((_, ceilings)) = &coverage
     {
@@ -172,7 +173,9 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     let written = options.rendering.written_as(options.output.as_deref());
     report.for_arches(&learned.profile, &derived, written);
     let mut verification = None;
-    if options.verify && matches!(runs.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
+    if options.verify && scan_interrupted {
+        report.warnings.push("interrupted: not verified".into());
+    } else if options.verify && matches!(runs.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
         report
             .warnings
             .push("the training run did not finish: not verified".into());
@@ -302,21 +305,48 @@ async fn record_runs(
 async fn coverage(
     prepared: &Prepared<'_>,
     options: &TrainOptions,
-    total: &Snapshot,
-) -> (Option<(Coverage, BTreeSet<SyscallId>)>, Option<String>) {
+    runs: &Runs,
+    interrupt: &mut Interrupt,
+) -> (
+    Option<(Coverage, BTreeSet<SyscallId>)>,
+    Option<String>,
+    bool,
+) {
+    let total = &runs.total;
     let executed: BTreeSet<String> = total.programs.keys().cloned().collect();
     if executed.is_empty() {
-        return (None, None);
+        return (None, None, false);
     }
     let image = &options.run.container.image;
-    let scan = match scan_image(&prepared.engine, image).await {
-        Ok(scan) => scan,
-        Err(err) => {
+    // A run a signal ended, or whose daemon went away, is written as it is, at once: the
+    // image is not read from a daemon that may not answer.
+    if runs.last.abandoned || matches!(runs.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
+        return (
+            None,
+            Some(format!(
+                "the ceilings of {image}'s programs were not read: the training run did not finish"
+            )),
+            false,
+        );
+    }
+    let scan = match interrupt.guard(scan_image(&prepared.engine, image)).await {
+        Ok(Ok(scan)) => scan,
+        Err(_) => {
+            return (
+                None,
+                Some(format!(
+                    "the ceilings of {image}'s programs were not read: interrupted"
+                )),
+                true,
+            );
+        }
+        Ok(Err(err)) => {
             return (
                 None,
                 Some(format!(
                     "the ceilings of {image}'s programs are unknown: {err}"
                 )),
+                false,
             );
         }
     };
@@ -326,7 +356,7 @@ async fn coverage(
     let observed = executed.iter().map(|p| (p.clone(), seen.clone())).collect();
     let c = crate::scan::coverage::coverage(&scan, &executed, &observed);
     let ceilings = crate::scan::coverage::sound_ceilings(&scan, &executed);
-    (Some((c, ceilings)), None)
+    (Some((c, ceilings)), None, false)
 }
 
 /// What the ceilings added to the learned profile: the calls it allows that training never

@@ -114,22 +114,14 @@ pub(super) async fn follow(
                      procs: &mut Option<AsyncFd<ProcEvents>>,
                      tracker: &mut Processes|
      -> Result<(), AbsorbError> {
-        // Forks first: a record of a new process comes after the fork that made it.
-        if let Some(procs) = procs {
-            loop {
-                match procs.get_mut().recv() {
-                    Ok(events) => events.into_iter().for_each(|e| tracker.event(e)),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                        tally.overflowed(src);
-                    }
-                    Err(e) => return Err(AbsorbError::Follow(e)),
-                }
-            }
-        }
+        forks(tally, src, procs, tracker)?;
         loop {
             match audit.get_mut().recv() {
                 Ok(lines) => {
+                    // The kernel sends a fork's event as it forks, and an audit record later
+                    // (through kauditd): every fork before these records is readable now,
+                    // though it may have come after the forks read above.
+                    forks(tally, src, procs, tracker)?;
                     for text in lines {
                         number += 1;
                         let line = LogLine { text, cut: false };
@@ -175,4 +167,25 @@ pub(super) async fn follow(
     }
     drain(tally, &mut audit, &mut procs, &mut tracker)?;
     Ok(())
+}
+
+/// Follows every fork and exec the kernel has reported so far: a record of a new process comes
+/// after the fork that made it.
+fn forks(
+    tally: &mut Tally,
+    src: usize,
+    procs: &mut Option<AsyncFd<ProcEvents>>,
+    tracker: &mut Processes,
+) -> Result<(), AbsorbError> {
+    let Some(procs) = procs else {
+        return Ok(());
+    };
+    loop {
+        match procs.get_mut().recv() {
+            Ok(events) => events.into_iter().for_each(|e| tracker.event(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => tally.overflowed(src),
+            Err(e) => return Err(AbsorbError::Follow(e)),
+        }
+    }
 }
