@@ -3,12 +3,18 @@
 use std::{
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
+    sync::RwLock,
 };
 
 use profile_tests::{SYSLOOP, Scratch, count, privileged, profile_bin, report, test_image};
 
 const NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+
+/// Held to write an executable (exclusive) and to start a process (shared): a child forked by
+/// another test while a copy is open for writing would hold it open until it execs, and
+/// executing the copy then fails with ETXTBSY.
+static EXECUTABLES: RwLock<()> = RwLock::new(());
 
 /// A scratch directory anyone may use, holding copies of `profile` and the workload that
 /// nobody can run (the build directory may be closed to it).
@@ -17,8 +23,14 @@ fn world_scratch(name: &str) -> (Scratch, PathBuf, PathBuf) {
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o1777)).unwrap();
     let bin = dir.path("profile");
     let workload = dir.path("sysloop");
-    std::fs::copy(profile_bin(), &bin).unwrap();
-    std::fs::copy(SYSLOOP, &workload).unwrap();
+    for (from, to) in [(profile_bin(), &bin), (PathBuf::from(SYSLOOP), &workload)] {
+        // A link is never open for writing; a copy (across filesystems) is written while no
+        // test here starts a process.
+        if std::fs::hard_link(&from, to).is_err() {
+            let _writing = EXECUTABLES.write().unwrap_or_else(|e| e.into_inner());
+            std::fs::copy(&from, to).unwrap();
+        }
+    }
     (dir, bin, workload)
 }
 
@@ -37,8 +49,14 @@ fn setpriv(dir: &Path, user: &[&str], caps: &str, bin: &Path, args: &[&str]) -> 
     cmd.arg(bin)
         .args(args)
         .current_dir(dir)
-        .output()
-        .expect("setpriv (util-linux)")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = {
+        let _starting = EXECUTABLES.read().unwrap_or_else(|e| e.into_inner());
+        cmd.spawn().expect("setpriv (util-linux)")
+    };
+    child.wait_with_output().expect("setpriv's output")
 }
 
 fn stderr(out: &Output) -> String {
