@@ -1,11 +1,12 @@
 //! What training didn't see: the recorder knows which programs a workload exec'd, the report
-//! holds what their ceilings can call against what training observed, and `train --ceiling`
-//! makes a profile that serves a path training never took, still within Docker's default.
+//! (and watch's index) holds what their ceilings can call against what was observed, and
+//! `train --ceiling` and `watch --ceiling` make a profile that serves a path the recorded
+//! container never took, still within Docker's default.
 use std::{collections::BTreeSet, path::Path, process::Command, sync::OnceLock};
 
 use profile_tests::{
-    GOSERVE, Httpd, Scratch, free_port, http_request, output_text, privileged, profile, report,
-    strings, test_image,
+    GOSERVE, Httpd, Scratch, container_name, free_port, http_request, output_text, privileged,
+    profile, report, strings, test_image,
 };
 use serde_json::Value;
 
@@ -83,12 +84,87 @@ fn train_server(dir: &Scratch, name: &str, flags: &[&str]) -> (std::path::PathBu
     (profile_path, report(&report_path))
 }
 
+/// Watches one container of the server (`--per container`, with `flags`) while it serves only
+/// `GET /`; returns the profile it wrote and its row of the index.
+fn watch_server(dir: &Scratch, name: &str, flags: &[&str]) -> (std::path::PathBuf, Value) {
+    let out_dir = dir.path(name);
+    let container = container_name(&format!("watch-{name}"));
+    let port = free_port();
+    let script = format!(
+        "docker run -d --rm --name {container} --label {container} -p 127.0.0.1:{port}:8080 {image} >/dev/null && \
+         i=0; until busybox wget -q -O /dev/null http://127.0.0.1:{port}/; do \
+           i=$((i+1)); [ $i -lt 100 ] || exit 1; sleep 0.1; done; \
+         docker stop -t 5 {container} >/dev/null",
+        image = server_image()
+    );
+    let filter = format!("label={container}");
+    let mut args = vec![
+        "watch",
+        "-o",
+        out_dir.to_str().expect("utf-8"),
+        "--per",
+        "container",
+        "--filter",
+        &filter,
+    ];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", "sh", "-c", &script]);
+    let out = profile(&args);
+    let _ = Command::new("docker")
+        .args(["rm", "-f", &container])
+        .output();
+    assert!(
+        out.status.success(),
+        "watch {flags:?}: {}",
+        output_text(&out)
+    );
+    let index = report(&out_dir.join("index.json"));
+    let rows = index["profiles"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 1, "{index:#}");
+    let row = rows[0].clone();
+    assert_eq!(row["complete"], true, "{row:#}");
+    let file = row["file"].as_str().expect("a profile written");
+    let markdown = std::fs::read_to_string(out_dir.join("index.md")).expect("index.md");
+    assert!(
+        markdown.contains(&format!("## Coverage of {container}")),
+        "{markdown}"
+    );
+    (out_dir.join(file), row)
+}
+
+/// The unseen calls of the coverage's first program.
+fn unseen(program: &Value) -> BTreeSet<String> {
+    program["unseen"]
+        .as_array()
+        .expect("unseen")
+        .iter()
+        .filter_map(|u| u["name"].as_str().map(String::from))
+        .collect()
+}
+
 /// The server under `profile`, asked to make a directory: its answer.
 fn mkdir_under(profile: &Path, test: &str) -> String {
     let server = Httpd::serving(profile, test, server_image(), &[]);
     let hello = http_request(server.port, "GET / HTTP/1.0");
     assert!(hello.contains("hello"), "GET / under {test}: {hello:?}");
     http_request(server.port, "GET /mkdir?name=fresh HTTP/1.0")
+}
+
+/// The plain profile never saw mkdirat: the handler fails; the `--ceiling` one serves it, and
+/// is never weaker: it stays within Docker's default.
+fn only_the_ceiling_serves_mkdir(plain: &Path, ceiling: &Path, test: &str) {
+    let denied = mkdir_under(plain, &format!("{test}-plain"));
+    assert!(
+        denied.contains("operation not permitted"),
+        "/mkdir under the plain profile ({test}): {denied:?}"
+    );
+    let made = mkdir_under(ceiling, &format!("{test}-wide"));
+    assert!(
+        made.contains("made"),
+        "/mkdir under --ceiling ({test}): {made:?}"
+    );
+    let diff = profile(&["diff", DEFAULT, ceiling.to_str().expect("utf-8")]);
+    assert_eq!(diff.status.code(), Some(0), "{}", output_text(&diff));
 }
 
 #[test]
@@ -100,18 +176,7 @@ fn ceiling_serves_a_path_training_never_took_within_the_default() {
     let (plain, plain_rep) = train_server(&dir, "plain", &[]);
     let (ceiling, rep) = train_server(&dir, "ceiling", &["--ceiling"]);
 
-    // The plain profile never saw mkdirat: the handler fails; the ceiling's allows it.
-    let denied = mkdir_under(&plain, "ceiling-plain");
-    assert!(
-        denied.contains("operation not permitted"),
-        "/mkdir under the plain profile: {denied:?}"
-    );
-    let made = mkdir_under(&ceiling, "ceiling-wide");
-    assert!(made.contains("made"), "/mkdir under --ceiling: {made:?}");
-
-    // Never weaker: the ceiling profile stays within Docker's default.
-    let diff = profile(&["diff", DEFAULT, ceiling.to_str().expect("utf-8")]);
-    assert_eq!(diff.status.code(), Some(0), "{}", output_text(&diff));
+    only_the_ceiling_serves_mkdir(&plain, &ceiling, "ceiling");
 
     // The report: the server ran, its ceiling is sound, and what training missed is named.
     let programs: Vec<String> = strings(&rep["programs"]);
@@ -120,12 +185,7 @@ fn ceiling_serves_a_path_training_never_took_within_the_default() {
     assert_eq!(coverage["bounded"], true, "{coverage:#}");
     let server = &coverage["programs"][0];
     assert_eq!(server["path"], "/goserve");
-    let unseen: BTreeSet<String> = server["unseen"]
-        .as_array()
-        .expect("unseen")
-        .iter()
-        .filter_map(|u| u["name"].as_str().map(String::from))
-        .collect();
+    let unseen = unseen(server);
     assert!(unseen.contains("mkdirat"), "{unseen:?}");
     assert!(
         !unseen.contains("accept4"),
@@ -146,6 +206,61 @@ fn ceiling_serves_a_path_training_never_took_within_the_default() {
     eprintln!(
         "goserve: {} syscalls allowed trained, {} with --ceiling, {} in its ceiling",
         plain_rep["allowed"], rep["allowed"], server["ceiling"]
+    );
+}
+
+#[test]
+fn watch_reports_coverage_and_its_ceiling_serves_a_path_never_taken() {
+    if !privileged("watch_reports_coverage_and_its_ceiling_serves_a_path_never_taken") {
+        return;
+    }
+    let dir = Scratch::new("ceiling-watch");
+    let (plain, plain_row) = watch_server(&dir, "plain", &[]);
+    let (ceiling, row) = watch_server(&dir, "ceiling", &["--ceiling"]);
+
+    // The index names the server, its sound ceiling and what the container never called.
+    for r in [&plain_row, &row] {
+        assert_eq!(
+            strings::<Vec<String>>(&r["programs"]),
+            ["/goserve"],
+            "{r:#}"
+        );
+        assert_eq!(r["coverage"]["bounded"], true, "{r:#}");
+        let server = &r["coverage"]["programs"][0];
+        assert_eq!(server["path"], "/goserve");
+        let unseen = unseen(server);
+        assert!(unseen.contains("mkdirat"), "{unseen:?}");
+        assert!(!unseen.contains("accept4"), "it served GET /: {unseen:?}");
+    }
+    assert!(plain_row.get("ceiling").is_none(), "{plain_row:#}");
+    assert_eq!(row["ceiling"]["complete"], true, "{row:#}");
+    let added: BTreeSet<String> = strings(&row["ceiling"]["added"]);
+    assert!(added.contains("mkdirat"), "{added:?}");
+
+    only_the_ceiling_serves_mkdir(&plain, &ceiling, "ceiling-watch");
+    assert!(
+        row["allowed"].as_u64() > plain_row["allowed"].as_u64(),
+        "{} vs {}",
+        row["allowed"],
+        plain_row["allowed"]
+    );
+    eprintln!(
+        "goserve under watch: {} syscalls allowed, {} with --ceiling ({} added), {} in its ceiling",
+        plain_row["allowed"],
+        row["allowed"],
+        added.len(),
+        row["coverage"]["programs"][0]["ceiling"]
+    );
+}
+
+#[test]
+fn watch_refuses_ceiling_through_the_cri() {
+    let out = profile(&["watch", "--engine", "cri", "--ceiling", "--duration", "1s"]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("--ceiling and --engine cri contradict each other"),
+        "{text}"
     );
 }
 

@@ -10,8 +10,8 @@ use crate::{
     names::{Abi, Arch, SyscallId},
     recorder::{FirstProgram, Observed, Snapshot},
     report::{
-        CeilingLine, DiffReport, Index, IndexRow, PhaseLine, Render as _, Report, RunLine,
-        Verification, VerificationStatus,
+        CeilingLine, DiffReport, Index, IndexRow, PhaseLine, ProgramsRun, Render as _, Report,
+        RunLine, Verification, VerificationStatus,
     },
     runtime::{Runtime, tail},
     scan::coverage::{Coverage, ProgramCoverage, Unseen},
@@ -174,8 +174,8 @@ fn training_report() -> Report {
     r.exit_code = Some(0);
     r.stopped_by = Some(StoppedBy::Probe);
     r.duration_seconds = 12.3;
-    r.coverage = Some(coverage());
-    r.ceiling = Some(CeilingLine {
+    r.ran.coverage = Some(coverage());
+    r.ran.ceiling = Some(CeilingLine {
         added: vec!["inotify_add_watch".into(), "mkdirat".into()],
         complete: false,
     });
@@ -436,11 +436,22 @@ fn the_watch_index() {
         complete: notes.is_empty(),
         notes: notes.iter().map(|n| n.to_string()).collect(),
         security_context: None,
+        ran: ProgramsRun::default(),
     };
     let index = Index {
         node: None,
         profiles: vec![
-            row("shop-web", Some("shop-web.json"), &[]),
+            IndexRow {
+                ran: ProgramsRun {
+                    programs: vec!["/bin/sh".into(), "/usr/sbin/httpd".into()],
+                    coverage: Some(coverage()),
+                    ceiling: Some(CeilingLine {
+                        added: vec!["inotify_add_watch".into(), "mkdirat".into()],
+                        complete: false,
+                    }),
+                },
+                ..row("shop-web", Some("shop-web.json"), &[])
+            },
             row(
                 "shop-db",
                 None,
@@ -478,6 +489,7 @@ fn the_watch_index_of_a_node() {
             security_context: Some(format!(
                 "securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: profile/{file}}}}}"
             )),
+            ran: ProgramsRun::default(),
         }],
     };
     golden("index-node.json", &index.json().expect("JSON"));

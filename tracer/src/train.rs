@@ -2,15 +2,17 @@
 //! syscall its processes make under the filter is recorded, and the smallest profile within
 //! the bound is learned (with the container runtime's tail), derived for every platform asked
 //! for, proved and reported; asked to, it is verified right away.
-use std::{collections::BTreeSet, path::PathBuf};
+use std::path::PathBuf;
 
 use crate::{
     formats::Rendering,
-    names::{Abi, SyscallId},
     recorder::{Mode, Snapshot},
-    report::{CeilingLine, PhaseLine, Report, RunLine, Verification, VerificationStatus, tenths},
+    report::{PhaseLine, Report, RunLine, Verification, VerificationStatus, tenths},
     runtime,
-    scan::{coverage::Coverage, scan_image},
+    scan::{
+        coverage::{Ceilings, not_read, unknown},
+        scan_image,
+    },
     seccomp::{Base, Context, LearnArgs, Learned, NotWithin},
     session::{
         Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
@@ -143,12 +145,12 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     let tail = runtime::tail(&prepared.engine.runtime(None));
     let mut obs = runs.total.observation();
     obs.required = tail.calls.clone();
-    let (coverage, scan_failed, scan_interrupted) =
-        coverage(&prepared, options, &runs, &mut interrupt).await;
+    let (ceilings, scan_failed, scan_interrupted) =
+        ceilings(&prepared, options, &runs, &mut interrupt).await;
     if options.ceiling
-        && let Some((_, ceilings)) = &coverage
+        && let Some(c) = &ceilings
     {
-        obs.ceiling = ceilings.clone();
+        obs.ceiling = c.sound.clone();
     }
     let mut learned = bound.learn(&obs, &options.ctx, options.learn_args)?;
     let derived = bound.derive(
@@ -159,17 +161,13 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     let mut report = training_report(options, &runs, &learned, &bound.label);
     report.warnings.extend(tail.note);
     report.warnings.extend(scan_failed);
-    if let Some((c, _)) = coverage {
-        if options.ceiling {
-            report.ceiling = Some(ceiling_line(&runs.total, &learned, &options.ctx, c.bounded));
-        }
-        report.coverage = Some(c);
-    } else if options.ceiling {
-        report.ceiling = Some(CeilingLine {
-            added: Vec::new(),
-            complete: false,
-        });
-    }
+    report.add_coverage(
+        ceilings.map(|c| c.coverage),
+        options.ceiling,
+        &runs.total,
+        &learned,
+        &options.ctx,
+    );
     let written = options.rendering.written_as(options.output.as_deref());
     report.for_arches(&learned.profile, &derived, written);
     let mut verification = None;
@@ -299,22 +297,15 @@ async fn record_runs(
     })
 }
 
-/// The coverage of what ran against the ceilings of the image's programs, and the union of
-/// their sound ceilings; or why the image could not be scanned. Nothing when nothing was
-/// exec'd that the recorder saw.
-async fn coverage(
+/// What the ceilings of the image's programs say of what ran; or why the image could not be
+/// scanned. Nothing when nothing was exec'd that the recorder saw.
+async fn ceilings(
     prepared: &Prepared<'_>,
     options: &TrainOptions,
     runs: &Runs,
     interrupt: &mut Interrupt,
-) -> (
-    Option<(Coverage, BTreeSet<SyscallId>)>,
-    Option<String>,
-    bool,
-) {
-    let total = &runs.total;
-    let executed: BTreeSet<String> = total.programs.keys().cloned().collect();
-    if executed.is_empty() {
+) -> (Option<Ceilings>, Option<String>, bool) {
+    if runs.total.programs.is_empty() {
         return (None, None, false);
     }
     let image = &options.run.container.image;
@@ -323,62 +314,16 @@ async fn coverage(
     if runs.last.abandoned || matches!(runs.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
         return (
             None,
-            Some(format!(
-                "the ceilings of {image}'s programs were not read: the training run did not finish"
-            )),
+            Some(not_read(image, "the training run did not finish")),
             false,
         );
     }
     let scan = match interrupt.guard(scan_image(&prepared.engine, image)).await {
         Ok(Ok(scan)) => scan,
-        Err(_) => {
-            return (
-                None,
-                Some(format!(
-                    "the ceilings of {image}'s programs were not read: interrupted"
-                )),
-                true,
-            );
-        }
-        Ok(Err(err)) => {
-            return (
-                None,
-                Some(format!(
-                    "the ceilings of {image}'s programs are unknown: {err}"
-                )),
-                false,
-            );
-        }
+        Err(_) => return (None, Some(not_read(image, "interrupted")), true),
+        Ok(Err(err)) => return (None, Some(unknown(image, err)), false),
     };
-    // The recorder counts per container, not per program: each program is held against all
-    // that training observed.
-    let seen: BTreeSet<SyscallId> = total.syscalls.keys().copied().collect();
-    let observed = executed.iter().map(|p| (p.clone(), seen.clone())).collect();
-    let c = crate::scan::coverage::coverage(&scan, &executed, &observed);
-    let ceilings = crate::scan::coverage::sound_ceilings(&scan, &executed);
-    (Some((c, ceilings)), None, false)
-}
-
-/// What the ceilings added to the learned profile: the calls it allows that training never
-/// observed and no other reason allows.
-fn ceiling_line(total: &Snapshot, learned: &Learned, ctx: &Context, complete: bool) -> CeilingLine {
-    let mut observed: BTreeSet<String> = total.syscalls.keys().map(|id| id.name()).collect();
-    observed.extend(total.runtime.keys().map(|nr| {
-        SyscallId {
-            abi: Abi::X86_64,
-            nr: *nr,
-        }
-        .name()
-    }));
-    let added = learned
-        .profile
-        .allowed(Abi::X86_64, ctx)
-        .into_keys()
-        .filter(|name| !observed.contains(*name))
-        .filter(|name| !learned.required.iter().any(|(n, _)| n == name))
-        .map(String::from)
-        .collect();
-    CeilingLine { added, complete }
+    (Ceilings::of(&scan, &runs.total), None, false)
 }
 
 /// Whether a start that failed with `reason` can be the filter's doing: the runtime's init ran

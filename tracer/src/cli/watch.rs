@@ -49,6 +49,13 @@ pub struct WatchArgs {
     /// Write the profiles so far this often, without stopping (SIGUSR1 does it once).
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     pub flush_every: Option<Duration>,
+    /// Also allow every call the programs that ran can make, from their sound ceilings (each
+    /// profile's image is read once, as `scan --image` reads it), within the bound: a path
+    /// the watched containers never took can't be missed when every program that ran has
+    /// one. The index's coverage names, per profile, what the ceilings hold that was never
+    /// observed, with or without this. Docker engine only: the CRI exports no image.
+    #[arg(long)]
+    pub ceiling: bool,
     /// Which syscall arguments are learned in the kernel (see `train --help`).
     #[arg(long, value_enum, default_value_t, value_name = "SET")]
     pub learn_args: LearnArgs,
@@ -61,6 +68,11 @@ pub struct WatchArgs {
 }
 
 pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    if args.ceiling && matches!(args.engine, WatchEngine::Cri(_)) {
+        anyhow::bail!(
+            "--ceiling and --engine cri contradict each other: the ceilings are read from the images, which the CRI does not export"
+        );
+    }
     let options = WatchOptions {
         output: args.output,
         filters: args.filters,
@@ -81,6 +93,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
             .transpose()?,
         engine: args.engine,
         existing: args.existing,
+        ceiling: args.ceiling,
     };
     let watched = watch(&options, &show).await?;
     for filter in &watched.unmatched_filters {

@@ -216,6 +216,9 @@ pub struct ContainerInfo {
     pub finished_at: Option<String>,
     /// The image as the container was created with.
     pub image: String,
+    /// The id of the image it was created from, when the engine said (an image's name may
+    /// since name another).
+    pub image_id: Option<String>,
     pub labels: std::collections::BTreeMap<String, String>,
     /// `--security-opt` values (`seccomp=…` among them).
     pub security_opt: Vec<String>,
@@ -653,6 +656,7 @@ impl Engine {
         let host = inspect.host_config.unwrap_or_default();
         Ok(ContainerInfo {
             image: config.image.unwrap_or_default(),
+            image_id: inspect.image.filter(|id| !id.is_empty()),
             labels: config.labels.unwrap_or_default().into_iter().collect(),
             security_opt: host.security_opt.unwrap_or_default(),
             cap_add: host.cap_add.unwrap_or_default(),

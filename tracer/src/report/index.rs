@@ -4,7 +4,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::render::{Render, fewer_or_more};
+use super::{
+    profile::ProgramsRun,
+    render::{Render, fewer_or_more},
+    sections::{ceiling_markdown, ceiling_text, coverage_markdown, coverage_text},
+};
 
 /// One row of the index: a profile and what it was learned from.
 #[derive(Clone, Debug, Serialize)]
@@ -28,6 +32,10 @@ pub struct IndexRow {
     /// profile, as kubelet's `Localhost` profile under its seccomp root.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_context: Option<String>,
+    /// The programs its containers exec'd and, read from the image through the Docker
+    /// engine, their coverage.
+    #[serde(flatten)]
+    pub ran: ProgramsRun,
 }
 
 /// Every profile a watch wrote.
@@ -81,6 +89,12 @@ impl Render for Index {
                     .map(|f| format!(" -> {f}"))
                     .unwrap_or_default()
             );
+            if let Some(c) = &r.ran.coverage {
+                coverage_text(&mut out, c);
+            }
+            if let Some(c) = &r.ran.ceiling {
+                ceiling_text(&mut out, c);
+            }
         }
         for n in self.notes() {
             let _ = writeln!(out, "  note: {n}");
@@ -129,9 +143,23 @@ impl Render for Index {
                 );
             }
         }
+        for r in &self.profiles {
+            if (r.ran.coverage.is_some() || r.ran.ceiling.is_some()) && !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            if let Some(c) = &r.ran.coverage {
+                coverage_markdown(&mut out, &format!("Coverage of {}", r.profile), c);
+            }
+            if let Some(c) = &r.ran.ceiling {
+                ceiling_markdown(&mut out, &format!("Ceiling of {}", r.profile), c);
+            }
+        }
         let notes = self.notes();
         if !notes.is_empty() {
-            out.push_str("\n## Notes\n\n");
+            if !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            out.push_str("## Notes\n\n");
             for n in notes {
                 let _ = writeln!(out, "- {n}");
             }

@@ -17,7 +17,7 @@ pub use dangerous::{ArgumentLine, Blocked, DANGEROUS};
 pub use diff::DiffReport;
 pub use index::{Index, IndexRow};
 pub use observed::SyscallLine;
-pub use profile::{CeilingLine, PhaseLine, Report, RunLine};
+pub use profile::{CeilingLine, PhaseLine, ProgramsRun, Report, RunLine};
 pub use render::{Render, ReportError, fewer_or_more, tenths, write};
 pub use sections::Detail;
 pub use verification::{DeniedArguments, Verification, VerificationStatus};

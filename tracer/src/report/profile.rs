@@ -48,6 +48,44 @@ pub struct CeilingLine {
     pub complete: bool,
 }
 
+impl CeilingLine {
+    /// What the ceilings added to `learned`, learned from `snap`: the calls it allows that
+    /// were never observed and no other reason allows.
+    pub fn of(snap: &Snapshot, learned: &Learned, ctx: &Context, complete: bool) -> Self {
+        let mut observed: BTreeSet<String> = snap.syscalls.keys().map(|id| id.name()).collect();
+        observed.extend(
+            snap.runtime
+                .keys()
+                .filter_map(|nr| Abi::X86_64.name(*nr))
+                .map(String::from),
+        );
+        let added = learned
+            .profile
+            .allowed(Abi::X86_64, ctx)
+            .into_keys()
+            .filter(|name| !observed.contains(*name))
+            .filter(|name| !learned.required.iter().any(|(n, _)| n == name))
+            .map(String::from)
+            .collect();
+        CeilingLine { added, complete }
+    }
+}
+
+/// The programs a recording saw exec'd and what their ceilings say of it: in a training's
+/// report and in each row of watch's index.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProgramsRun {
+    /// The programs the workload exec'd, as the execs named them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub programs: Vec<String>,
+    /// For each program that ran, the calls in its ceiling never observed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+    /// With `--ceiling`: what the ceilings of the programs that ran added to the profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceiling: Option<CeilingLine>,
+}
+
 /// Everything a person needs to judge a profile. Serialized as the JSON report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -112,15 +150,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationStatus>,
     pub out_of_range_calls: u64,
-    /// The programs the workload exec'd, as the execs named them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub programs: Vec<String>,
-    /// For each program that ran, the calls in its ceiling training never saw.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub coverage: Option<Coverage>,
-    /// With `--ceiling`: what the ceilings of the programs that ran added to the profile.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ceiling: Option<CeilingLine>,
+    #[serde(flatten)]
+    pub ran: ProgramsRun,
     /// For a profile meant for several platforms: each one's side, and what was derived.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arches: Option<ArchSection>,
@@ -128,6 +159,29 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds the coverage of what ran against the ceilings of its programs (`None`: unknown)
+    /// and, when they widened the profile (`--ceiling`), what they added to it.
+    pub fn add_coverage(
+        &mut self,
+        coverage: Option<Coverage>,
+        widened: bool,
+        snap: &Snapshot,
+        learned: &Learned,
+        ctx: &Context,
+    ) {
+        if widened {
+            let complete = coverage.as_ref().is_some_and(|c| c.bounded);
+            self.ran.ceiling = Some(match coverage.is_some() {
+                true => CeilingLine::of(snap, learned, ctx, complete),
+                false => CeilingLine {
+                    added: Vec::new(),
+                    complete: false,
+                },
+            });
+        }
+        self.ran.coverage = coverage;
+    }
+
     /// The report of a recording: what `snap` saw and what `profile`, learned from it, allows.
     pub fn new(
         target: &str,
@@ -282,9 +336,10 @@ impl Report {
             phases: Vec::new(),
             verification: None,
             out_of_range_calls: snap.out_of_range,
-            programs: snap.programs.keys().cloned().collect(),
-            coverage: None,
-            ceiling: None,
+            ran: ProgramsRun {
+                programs: snap.programs.keys().cloned().collect(),
+                ..ProgramsRun::default()
+            },
             arches: ArchSection::of(profile, &[], &ctx),
             warnings,
             syscalls,

@@ -102,13 +102,13 @@ impl Report {
             });
         }
         out.extend(self.verified.map(Section::Verified));
-        if !self.programs.is_empty() {
-            out.push(Section::Programs(&self.programs));
+        if !self.ran.programs.is_empty() {
+            out.push(Section::Programs(&self.ran.programs));
         }
         if detail == Detail::Full {
-            out.extend(self.coverage.as_ref().map(Section::Coverage));
+            out.extend(self.ran.coverage.as_ref().map(Section::Coverage));
         }
-        out.extend(self.ceiling.as_ref().map(Section::Ceiling));
+        out.extend(self.ran.ceiling.as_ref().map(Section::Ceiling));
         if !self.blocked_dangerous.is_empty() {
             out.push(Section::Blocked(&self.blocked_dangerous));
         }
@@ -291,29 +291,8 @@ impl Report {
             Section::Programs(paths) => {
                 let _ = writeln!(out, "  programs run: {}", paths.join(" "));
             }
-            Section::Coverage(c) => {
-                let _ = writeln!(out, "  coverage: {}", bounded_words(c.bounded));
-                for p in &c.programs {
-                    match &p.no_bound {
-                        Some(why) => {
-                            let _ = writeln!(out, "    {}: no sound ceiling ({why})", p.path);
-                        }
-                        None => {
-                            let _ = writeln!(
-                                out,
-                                "    {}: {} of the {} calls in its ceiling observed; never: {}",
-                                p.path,
-                                p.observed,
-                                p.ceiling,
-                                unseen_words(p, "", " (dangerous)")
-                            );
-                        }
-                    }
-                }
-            }
-            Section::Ceiling(c) => {
-                let _ = writeln!(out, "  --ceiling: {}", ceiling_words(c, ""));
-            }
+            Section::Coverage(c) => coverage_text(out, c),
+            Section::Ceiling(c) => ceiling_text(out, c),
             Section::Dangerous(calls) => {
                 let _ = writeln!(out, "  allows these dangerous syscalls:");
                 text_reasons(out, calls);
@@ -439,34 +418,8 @@ impl Report {
             Section::Programs(paths) => {
                 let _ = writeln!(out, "## Programs run\n\n{}\n", code_list(paths, ", "));
             }
-            Section::Coverage(c) => {
-                let _ = writeln!(
-                    out,
-                    "## Coverage\n\n{}.\n",
-                    capital(bounded_words(c.bounded))
-                );
-                for p in &c.programs {
-                    match &p.no_bound {
-                        Some(why) => {
-                            let _ = writeln!(out, "- `{}`: no sound ceiling ({why})", p.path);
-                        }
-                        None => {
-                            let _ = writeln!(
-                                out,
-                                "- `{}`: {} of the {} calls in its ceiling observed; never: {}",
-                                p.path,
-                                p.observed,
-                                p.ceiling,
-                                unseen_words(p, "`", " **(dangerous)**")
-                            );
-                        }
-                    }
-                }
-                out.push('\n');
-            }
-            Section::Ceiling(c) => {
-                let _ = writeln!(out, "## Ceiling\n\n{}.\n", capital(&ceiling_words(c, "`")));
-            }
+            Section::Coverage(c) => coverage_markdown(out, "Coverage", c),
+            Section::Ceiling(c) => ceiling_markdown(out, "Ceiling", c),
             Section::Dangerous(calls) => {
                 markdown_reasons(out, "Dangerous syscalls this profile allows", calls)
             }
@@ -541,6 +494,55 @@ fn code_list(names: &[String], sep: &str) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(sep)
+}
+
+/// The coverage section, as the terminal shows it (indented under its report's line).
+pub(super) fn coverage_text(out: &mut String, c: &Coverage) {
+    let _ = writeln!(out, "  coverage: {}", bounded_words(c.bounded));
+    for p in &c.programs {
+        let _ = writeln!(out, "    {}", program_words(p, "", " (dangerous)"));
+    }
+}
+
+/// The coverage section in Markdown, under `heading`.
+pub(super) fn coverage_markdown(out: &mut String, heading: &str, c: &Coverage) {
+    let _ = writeln!(
+        out,
+        "## {heading}\n\n{}.\n",
+        capital(bounded_words(c.bounded))
+    );
+    for p in &c.programs {
+        let _ = writeln!(out, "- {}", program_words(p, "`", " **(dangerous)**"));
+    }
+    out.push('\n');
+}
+
+/// What `--ceiling` added, as the terminal shows it.
+pub(super) fn ceiling_text(out: &mut String, c: &CeilingLine) {
+    let _ = writeln!(out, "  --ceiling: {}", ceiling_words(c, ""));
+}
+
+/// What `--ceiling` added in Markdown, under `heading`.
+pub(super) fn ceiling_markdown(out: &mut String, heading: &str, c: &CeilingLine) {
+    let _ = writeln!(
+        out,
+        "## {heading}\n\n{}.\n",
+        capital(&ceiling_words(c, "`"))
+    );
+}
+
+/// One program's line of the coverage section.
+fn program_words(p: &crate::scan::coverage::ProgramCoverage, quote: &str, mark: &str) -> String {
+    match &p.no_bound {
+        Some(why) => format!("{quote}{}{quote}: no sound ceiling ({why})", p.path),
+        None => format!(
+            "{quote}{}{quote}: {} of the {} calls in its ceiling observed; never: {}",
+            p.path,
+            p.observed,
+            p.ceiling,
+            unseen_words(p, quote, mark)
+        ),
+    }
 }
 
 /// Whether every program that ran has a sound ceiling, in words.

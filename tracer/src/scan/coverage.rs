@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::Scan;
-use crate::names::SyscallId;
+use crate::{names::SyscallId, recorder::Snapshot};
 
 /// The coverage section of a training or watch report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -120,6 +120,44 @@ pub fn sound_ceilings(scan: &Scan, executed: &BTreeSet<String>) -> BTreeSet<Sysc
         .filter(|c| c.sound)
         .flat_map(|c| c.ids.iter().copied())
         .collect()
+}
+
+/// What the ceilings of an image's programs say of one recording.
+#[derive(Clone, Debug)]
+pub struct Ceilings {
+    /// The coverage section of its report.
+    pub coverage: Coverage,
+    /// The union of the sound ceilings of the programs that ran: what `--ceiling` allows
+    /// beside what was learned (the bound cuts it as every learned call).
+    pub sound: BTreeSet<SyscallId>,
+}
+
+impl Ceilings {
+    /// The ceilings of the programs `snap` saw exec'd, read in `scan`; `None` when none was.
+    /// The recorder counts per container, not per program: each program is held against all
+    /// that the recording observed.
+    pub fn of(scan: &Scan, snap: &Snapshot) -> Option<Ceilings> {
+        let executed: BTreeSet<String> = snap.programs.keys().cloned().collect();
+        if executed.is_empty() {
+            return None;
+        }
+        let seen: BTreeSet<SyscallId> = snap.syscalls.keys().copied().collect();
+        let observed = executed.iter().map(|p| (p.clone(), seen.clone())).collect();
+        Some(Ceilings {
+            coverage: coverage(scan, &executed, &observed),
+            sound: sound_ceilings(scan, &executed),
+        })
+    }
+}
+
+/// Why the ceilings of `image`'s programs are not known, as a report's warning says it.
+pub fn unknown(image: &str, why: impl std::fmt::Display) -> String {
+    format!("the ceilings of {image}'s programs are unknown: {why}")
+}
+
+/// Why the ceilings of `image`'s programs were not read, as a report's warning says it.
+pub fn not_read(image: &str, why: impl std::fmt::Display) -> String {
+    format!("the ceilings of {image}'s programs were not read: {why}")
 }
 
 #[cfg(test)]

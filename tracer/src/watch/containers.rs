@@ -289,6 +289,11 @@ impl Watcher {
         }
     }
 
+    /// The engine whose containers are watched.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The filters that matched no container that started, in words (`image=app`).
     pub fn unmatched_filters(&self) -> Vec<String> {
         self.filters
@@ -492,6 +497,7 @@ fn info_from_event(id: &str, event: &EventMessage) -> ContainerInfo {
             .cloned()
             .unwrap_or_else(|| id[..12.min(id.len())].to_string()),
         image: attrs.get("image").cloned().unwrap_or_default(),
+        image_id: None,
         labels: attrs
             .iter()
             .filter(|(k, _)| !NOT_LABELS.contains(&k.as_str()))

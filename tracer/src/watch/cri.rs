@@ -197,6 +197,7 @@ impl CriWatcher {
             started_at: None,
             finished_at: None,
             image: c.image.clone(),
+            image_id: None,
             labels,
             security_opt: Vec::new(),
             cap_add: Vec::new(),

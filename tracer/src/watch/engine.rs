@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use futures_util::Stream;
 
 use super::containers::{Tracked, Watcher};
-use crate::{docker::DockerError, recorder::Recorder};
+use crate::{
+    docker::{DockerError, Engine},
+    recorder::Recorder,
+};
 
 /// A source of containers for a watch: the kernel side adopts their cgroups on creation, the
 /// engine says whose each one is.
@@ -34,6 +37,11 @@ pub trait ContainerEngine {
     fn tracked(&self) -> &BTreeMap<String, Tracked>;
     /// The filters that matched no container that started, in words (`image=app`).
     fn unmatched_filters(&self) -> Vec<String>;
+    /// The Docker engine whose images are read for their programs' ceilings; `None` where
+    /// the engine exports no image (a CRI runtime).
+    fn images(&self) -> Option<&Engine> {
+        None
+    }
 }
 
 impl ContainerEngine for Watcher {
@@ -72,5 +80,9 @@ impl ContainerEngine for Watcher {
 
     fn unmatched_filters(&self) -> Vec<String> {
         Watcher::unmatched_filters(self)
+    }
+
+    fn images(&self) -> Option<&Engine> {
+        Some(self.engine())
     }
 }

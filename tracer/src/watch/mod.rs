@@ -4,6 +4,7 @@
 pub mod containers;
 mod cri;
 mod engine;
+mod images;
 pub mod pods;
 pub mod run;
 

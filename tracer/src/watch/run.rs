@@ -14,6 +14,7 @@ use super::{
     containers::{ContainerFilter, Per, Tracked, Watcher},
     cri::CriWatcher,
     engine::ContainerEngine,
+    images::Images,
 };
 use crate::{
     cri::CriError,
@@ -22,9 +23,11 @@ use crate::{
     launch::exit_code,
     names::Abi,
     recorder::{Recorder, RecorderError, Snapshot},
-    report::{self, Index, IndexRow, Report},
+    report::{self, Index, IndexRow, ProgramsRun, Report},
     runtime,
+    scan::coverage::Ceilings,
     seccomp::{Base, Bound, LearnArgs, NotWithin},
+    session::{Interrupt, SessionError},
     status::Status,
 };
 
@@ -53,6 +56,9 @@ pub struct WatchOptions {
     /// What the profiles of containers that ran without a filter stay within (default:
     /// Docker's default).
     pub unconfined_base: Option<Base>,
+    /// Also allow the sound ceilings of the programs that ran (within the bound); their
+    /// images are read through the Docker engine.
+    pub ceiling: bool,
 }
 
 /// The engine whose containers a watch records.
@@ -122,6 +128,8 @@ pub enum WatchError {
     Recorder(#[from] RecorderError),
     #[error("installing a signal handler: {0}")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Interrupt(#[from] SessionError),
     #[error("starting {command}: {source}")]
     Command {
         command: String,
@@ -215,10 +223,9 @@ async fn watch_with<E: ContainerEngine>(
 ) -> Result<Watched, WatchError> {
     // Subscribed before anything runs: no container start is missed.
     let mut events = w.events();
-    let handler = |kind| signal(kind).map_err(WatchError::Signals);
-    let mut int = handler(SignalKind::interrupt())?;
-    let mut term = handler(SignalKind::terminate())?;
-    let mut usr1 = handler(SignalKind::user_defined1())?;
+    let mut interrupt = Interrupt::install()?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(WatchError::Signals)?;
+    let mut images = Images::default();
     let mut child = match options.command.split_first() {
         Some((cmd, rest)) => Some(
             tokio::process::Command::new(cmd)
@@ -256,25 +263,30 @@ async fn watch_with<E: ContainerEngine>(
                 }
                 Some(Err(err)) => {
                     w.finish();
-                    write_all(&w, options)?;
+                    write_all(&w, options, &mut images, &mut interrupt).await?;
                     return Err(WatchError::EventsLost(format!("lost the engine's events ({err})")));
                 }
                 None => {
                     w.finish();
-                    write_all(&w, options)?;
+                    write_all(&w, options, &mut images, &mut interrupt).await?;
                     return Err(WatchError::EventsLost("the engine ended its event stream".into()));
                 }
             },
             status = async { child.as_mut().expect("guarded").wait().await }, if child.is_some() => {
                 break Status::Exited(exit_code(status.map_err(WatchError::Wait)?));
             }
-            _ = int.recv() => break Status::Interrupted(libc::SIGINT),
-            _ = term.recv() => break Status::Interrupted(libc::SIGTERM),
+            sig = interrupt.recv() => break Status::Interrupted(sig),
             _ = usr1.recv() => {
-                write_all(&w, options)?;
+                write_all(&w, options, &mut images, &mut interrupt).await?;
+                if let Some(sig) = images.interrupted {
+                    break Status::Interrupted(sig);
+                }
             }
             _ = flush.tick(), if options.flush_every.is_some() => {
-                write_all(&w, options)?;
+                write_all(&w, options, &mut images, &mut interrupt).await?;
+                if let Some(sig) = images.interrupted {
+                    break Status::Interrupted(sig);
+                }
             }
             _ = sweep.tick() => w.forget_unclaimed(),
             _ = &mut deadline => break Status::Success,
@@ -294,7 +306,9 @@ async fn watch_with<E: ContainerEngine>(
         }
     }
     w.finish();
-    let index = write_all(&w, options)?;
+    // A signal that ended a read during a flush is the first: the last write reads again.
+    images.interrupted = None;
+    let index = write_all(&w, options, &mut images, &mut interrupt).await?;
     Ok(Watched {
         index,
         index_path: options.output.join("index.md"),
@@ -304,8 +318,14 @@ async fn watch_with<E: ContainerEngine>(
     })
 }
 
-/// Writes one profile per group and the index.
-fn write_all(w: &impl ContainerEngine, options: &WatchOptions) -> Result<Index, WatchError> {
+/// Writes one profile per group and the index; the images whose programs ran are read first
+/// (once for the whole watch), unless a signal ended a read.
+async fn write_all(
+    w: &impl ContainerEngine,
+    options: &WatchOptions,
+    images: &mut Images,
+    interrupt: &mut Interrupt,
+) -> Result<Index, WatchError> {
     let mut groups: BTreeMap<String, Vec<&Tracked>> = BTreeMap::new();
     for t in w.tracked().values() {
         groups
@@ -318,28 +338,36 @@ fn write_all(w: &impl ContainerEngine, options: &WatchOptions) -> Result<Index, 
         ..Index::default()
     };
     for (group, members) in groups {
+        let mut snap = Snapshot::default();
+        for t in &members {
+            snap.merge(&t.recorded(w.recorder()));
+        }
+        let ceilings = images
+            .ceilings(w.images(), &members, &snap, interrupt)
+            .await;
         index
             .profiles
-            .push(write_group(w.recorder(), &group, &members, options)?);
+            .push(write_group(&snap, ceilings, &group, &members, options)?);
     }
     report::write(&options.output.join("index.json"), &index)?;
     report::write(&options.output.join("index.md"), &index)?;
     Ok(index)
 }
 
-/// Learns and writes the profile of one group; returns its index row.
+/// Learns and writes the profile of one group from what its containers recorded (`snap`)
+/// and the ceilings of the programs they ran (or why those are unknown); returns its index
+/// row.
 fn write_group(
-    recorder: &Recorder,
+    snap: &Snapshot,
+    ceilings: Result<Option<Ceilings>, String>,
     group: &str,
     members: &[&Tracked],
     options: &WatchOptions,
 ) -> Result<IndexRow, WatchError> {
-    let mut snap = Snapshot::default();
-    let mut notes = Vec::new();
-    for t in members {
-        snap.merge(&t.recorded(recorder));
-        notes.extend(t.incomplete.iter().map(|n| format!("{}: {n}", t.info.name)));
-    }
+    let notes: Vec<String> = members
+        .iter()
+        .flat_map(|t| t.incomplete.iter().map(|n| format!("{}: {n}", t.info.name)))
+        .collect();
     let mut images: Vec<String> = members.iter().map(|t| t.info.image.clone()).collect();
     images.sort();
     images.dedup();
@@ -354,6 +382,7 @@ fn write_group(
         reduction_vs_docker_default_percent: 0.0,
         complete: notes.is_empty(),
         security_context: None,
+        ran: ProgramsRun::default(),
         runtime_calls: snap
             .runtime
             .keys()
@@ -383,9 +412,26 @@ fn write_group(
     let tail = runtime::tail(&first.runtime);
     let mut obs = snap.observation();
     obs.required = tail.calls.clone();
+    let (ceilings, unknown) = match ceilings {
+        Ok(c) => (c, None),
+        Err(why) => (None, Some(why)),
+    };
+    if options.ceiling
+        && let Some(c) = &ceilings
+    {
+        obs.ceiling = c.sound.clone();
+    }
     let mut learned = bound.learn(&obs, &ctx, options.learn_args)?;
     let derived = bound.derive(&mut learned.profile, &options.rendering.arches, &ctx)?;
-    let mut report = Report::new(group, false, &snap, &learned, &bound.label);
+    let mut report = Report::new(group, false, snap, &learned, &bound.label);
+    report.add_coverage(
+        ceilings.map(|c| c.coverage),
+        options.ceiling,
+        snap,
+        &learned,
+        &ctx,
+    );
+    report.warnings.extend(unknown);
     let file = file_name(group, options.per, options.rendering.extension());
     let path = options.output.join(&file);
     let written = options.rendering.written_as(Some(&path));
@@ -417,6 +463,7 @@ fn write_group(
     row.reduction_vs_docker_default_percent = report.reduction_vs_docker_default_percent;
     row.notes.extend(report.warnings);
     row.notes.extend(tail.note);
+    row.ran = report.ran;
     Ok(row)
 }
 
