@@ -65,9 +65,25 @@ fn stop(mut child: std::process::Child) {
     let _ = child.wait();
 }
 
-/// Peak RSS in KiB of `cmd`, from wait4's rusage.
+/// Peak RSS in KiB of `cmd`, as GNU time reports it. Not from our own wait4: a child this
+/// process starts begins as (or shares) a copy of this process's memory, and the kernel counts
+/// that in the child's peak even after its exec; GNU time forks from its own small image.
 fn peak_rss_kib(cmd: Command) -> anyhow::Result<i64> {
-    Ok(usage(cmd)?.ru_maxrss)
+    let out = root().join("target/release/peak-rss");
+    let mut time = Command::new("/usr/bin/time");
+    time.args(["-f", "%M", "-o"])
+        .arg(&out)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    usage(time)?;
+    let text = std::fs::read_to_string(&out)
+        .map_err(|e| anyhow::anyhow!("GNU time's report {}: {e}", out.display()))?;
+    let kib = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("GNU time's report {}: {text:?}", out.display()))?;
+    Ok(kib)
 }
 
 /// CPU seconds (user + system) `cmd` took, from wait4's rusage.
