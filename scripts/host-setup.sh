@@ -31,10 +31,11 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 # containerd (with its CRI plugin): the private Kubernetes node the tests drive as kubelet
 # does; python3-venv: the Kubernetes schema check of deploy/kubernetes/; musl-tools: the C
 # compiler (musl-gcc) for the static release executable's C parts; man-db: the man pages'
-# render check; time: the peak memory in `cargo xtask bench`.
+# render check; zsh and fish: the completions' load check; time: the peak memory in
+# `cargo xtask bench`.
 for pkg in libc6-dev busybox-static docker-compose podman openssl python3-seccomp cpp \
   linux-libc-dev linux-libc-dev-arm64-cross golang-go caddy protobuf-compiler containerd \
-  python3-venv musl-tools man-db time; do
+  python3-venv musl-tools man-db zsh fish time; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

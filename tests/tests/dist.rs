@@ -220,8 +220,8 @@ fn the_release_executable_is_static_and_names_its_build() {
 }
 
 #[test]
-fn completions_load_in_bash_and_man_pages_render() {
-    let Some(dir) = dist("completions_load_in_bash_and_man_pages_render") else {
+fn completions_load_in_bash_zsh_and_fish_and_man_pages_render() {
+    let Some(dir) = dist("completions_load_in_bash_zsh_and_fish_and_man_pages_render") else {
         return;
     };
     let unpacked = Scratch::new("dist-tarball");
@@ -262,6 +262,38 @@ fn completions_load_in_bash_and_man_pages_render() {
         String::from_utf8_lossy(&out.stdout).contains("-F _profile profile"),
         "{}",
         output_text(&out)
+    );
+
+    // zsh: the file parses, and compinit takes it as profile's completion.
+    let zsh = top.join("completions/_profile");
+    let out = Command::new("zsh")
+        .arg("-n")
+        .arg(&zsh)
+        .output()
+        .expect("zsh (apt-get install zsh)");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = Command::new("zsh")
+        .arg("-fc")
+        .arg("fpath=(\"$1\" $fpath); autoload -Uz compinit; compinit -u -D; print -r -- \"${_comps[profile]}\"")
+        .arg("zsh")
+        .arg(top.join("completions"))
+        .output()
+        .expect("zsh");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "_profile");
+    // fish: completing `profile tr` offers train, and train's options are known.
+    let out = Command::new("fish")
+        .arg("-c")
+        .arg("source $argv[1]; complete -C 'profile tr'; complete -C 'profile train --ima'")
+        .arg(top.join("completions/profile.fish"))
+        .output()
+        .expect("fish (apt-get install fish)");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let offered = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        offered.lines().any(|l| l.starts_with("train\t"))
+            && offered.lines().any(|l| l.starts_with("--image\t")),
+        "{offered}"
     );
 
     // One page for profile and one per subcommand, each rendered by man without a warning.

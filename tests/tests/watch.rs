@@ -28,6 +28,16 @@ fn rows(dir: &Path) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// Starts container `name` of the test image in the background (removed when it exits).
+fn start_detached(name: &str, options: &[&str], cmd: &[&str]) {
+    let mut args = vec!["run", "-d", "--rm", "--network", "none", "--name", name];
+    args.extend_from_slice(options);
+    args.push(test_image());
+    args.extend_from_slice(cmd);
+    let started = docker(&args);
+    assert!(started.status.success(), "{}", output_text(&started));
+}
+
 fn watch(dir: &Path, flags: &[&str], script: &str) -> Output {
     let mut args = vec!["watch", "-o", dir.to_str().unwrap()];
     args.extend_from_slice(flags);
@@ -118,19 +128,7 @@ fn signals_write_what_was_recorded() {
     let tag = tag("signals");
     // A container that runs before watching starts is not recorded.
     let before = container_name("watch-before");
-    let started = docker(&[
-        "run",
-        "-d",
-        "--rm",
-        "--network",
-        "none",
-        "--name",
-        &before,
-        image,
-        "sleep",
-        "60",
-    ]);
-    assert!(started.status.success(), "{}", output_text(&started));
+    start_detached(&before, &[], &["sleep", "60"]);
     let mut child = Command::new(profile_bin())
         .args(["watch", "-o", dir.0.to_str().unwrap(), "--filter"])
         .arg(format!("label={tag}"))
@@ -417,4 +415,44 @@ fn image_filters_match_as_docker_ps_ancestor_does() {
         "{text}"
     );
     docker(&["rmi", &format!("{name}:latest")]);
+}
+
+#[test]
+fn a_container_running_before_watch_existing_is_counted_from_then_on() {
+    if !privileged("a_container_running_before_watch_existing_is_counted_from_then_on") {
+        return;
+    }
+    let dir = Scratch::new("watch-existing");
+    let tag = tag("existing");
+    // Under Docker's default filter, calling getppid without pause from before the watch
+    // starts: the kernel side sees its calls before its cgroup is watched, and must count
+    // them once it is.
+    let name = container_name("watch-existing");
+    start_detached(
+        &name,
+        &["--label", &tag],
+        &["sysloop", "getppid", "100000000000"],
+    );
+    let out = watch(
+        &dir.0,
+        &[
+            "--existing",
+            "--per",
+            "container",
+            "--filter",
+            &format!("label={tag}"),
+        ],
+        "sleep 3",
+    );
+    let _ = docker(&["rm", "-f", &name]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let rows = rows(&dir.0);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["complete"], false, "{}", rows[0]);
+    let profile = dir.0.join(rows[0]["file"].as_str().unwrap());
+    assert!(
+        allowed_names(&profile).contains("getppid"),
+        "{}",
+        output_text(&out)
+    );
 }

@@ -125,7 +125,25 @@ pub const CONFIG_RUNTIME_TASKS: u32 = 3;
 /// Runtime tasks that could not be marked because the map was full (their calls then count as
 /// the workload's): userspace says so.
 pub const CONFIG_RUNTIME_LOST: u32 = 4;
-pub const CONFIG_LEN: u32 = 5;
+/// Bumped by userspace after it watches a cgroup (it alone writes this entry): a cgroup a CPU
+/// remembered as unwatched (see [`Unwatched`]) may be watched now.
+pub const CONFIG_WATCH_GEN_USER: u32 = 5;
+/// Bumped by the kernel side after it watches a new cgroup (a pending name, an adoption).
+pub const CONFIG_WATCH_GEN_KERNEL: u32 = 6;
+pub const CONFIG_LEN: u32 = 7;
+
+/// The cgroup a CPU last found unwatched, with the generations of the watched set it was
+/// found under: while neither changed, a task of that cgroup is turned away by comparing its
+/// cgroup's address, without reading the cgroup's id. A cgroup's address names it while it
+/// lives; one made later at the same address is either unwatched too or watched, and watching
+/// it bumps a generation first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Unwatched {
+    pub cgroup: u64,
+    pub user_gen: u32,
+    pub kernel_gen: u32,
+}
 
 /// What a watched cgroup records into.
 #[repr(C)]

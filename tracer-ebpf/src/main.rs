@@ -42,12 +42,13 @@ use tracer_common::{
     ABI_IA32, ABI_NATIVE, ABI_X32, ADOPTED_SLOT_BIT, ARG_DENIED, ARG_IOCTL, ARG_PERSONALITY,
     ARG_PRCTL, ARG_SOCKET, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_ADOPT,
     CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST,
-    CONFIG_RUNTIME_TASKS, CgroupKey, DENY_ERRNO, EXEC_PATH_LEN, ExecKey, FIRST_DENIED_BASE,
-    FIRST_RUNTIME_BASE, FirstKey, FirstSeen, MAX_ADOPTED, MAX_ARG_ENTRIES, MAX_ARG_VALUES,
-    MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_IOCTL,
-    NR_PER_ABI, NR_PERSONALITY, NR_PRCTL, NR_SOCKET, RuntimeCounts, SOCK_TYPE_MASK, SlotStats,
-    SyscallCounts, WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch,
-    X32_SYSCALL_BIT, adopted_slot, table_index, watch_bucket,
+    CONFIG_RUNTIME_TASKS, CONFIG_WATCH_GEN_KERNEL, CONFIG_WATCH_GEN_USER, CgroupKey, DENY_ERRNO,
+    EXEC_PATH_LEN, ExecKey, FIRST_DENIED_BASE, FIRST_RUNTIME_BASE, FirstKey, FirstSeen,
+    MAX_ADOPTED, MAX_ARG_ENTRIES, MAX_ARG_VALUES, MAX_FIRST_SEEN, MAX_PENDING_NAMES,
+    MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_IOCTL, NR_PER_ABI, NR_PERSONALITY,
+    NR_PRCTL, NR_SOCKET, RuntimeCounts, SOCK_TYPE_MASK, SlotStats, SyscallCounts, Unwatched,
+    WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT,
+    adopted_slot, table_index, watch_bucket,
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -162,33 +163,61 @@ static ZERO: Array<AdoptedTable> = Array::with_max_entries(1, 0);
 /// Counters the loader keeps so that rare paths can be skipped whole.
 #[map]
 static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_LEN, 0);
+/// Per CPU, the cgroup last found unwatched (see [`Unwatched`]).
+#[map]
+static UNWATCHED: PerCpuArray<Unwatched> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn config(index: u32) -> u32 {
     CONFIG.get(index).copied().unwrap_or(0)
 }
 
-/// Where `task`'s syscalls go, if its cgroup is watched, with the cgroup's id. Tasks of other
-/// cgroups pay a few loads and one inlined array lookup; those whose bucket is shared with a
-/// watched cgroup also the hash lookup.
+/// Where `task`'s syscalls go, if its cgroup is watched, with the cgroup's id. A task of the
+/// cgroup this CPU last found unwatched, with the watched set unchanged since, pays two loads
+/// and a comparison; tasks of other cgroups a few more loads and one inlined array lookup;
+/// those whose bucket is shared with a watched cgroup also the hash lookup.
 #[inline(always)]
 fn current_watch(task: *const u8) -> Option<(u64, Watch)> {
-    let id = cgroup_id(task);
-    if WATCH_BUCKET.get(watch_bucket(id)).copied().unwrap_or(0) == 0 {
-        return None;
-    }
-    // SAFETY: the entry is copied at once; the map is preallocated, so a concurrent update can
-    // make the copy stale but never points it at freed memory.
-    unsafe { WATCHED.get(&id) }.copied().map(|w| (id, w))
-}
-
-/// The cgroup v2 id of `task`: what `bpf_get_current_cgroup_id()` returns for it.
-#[inline(always)]
-fn cgroup_id(task: *const u8) -> u64 {
     let css_set: *const u8 = task_field(task, TASK_CGROUPS_OFFSET.load());
     let cgroup: *const u8 = task_field(css_set, CSS_SET_DFL_CGRP_OFFSET.load());
+    // Read before the watched set is: a cgroup watched after this read bumps a generation,
+    // so an answer found under these is never kept past that.
+    let user_gen = config(CONFIG_WATCH_GEN_USER);
+    let kernel_gen = config(CONFIG_WATCH_GEN_KERNEL);
+    let cache = UNWATCHED.get_ptr_mut(0);
+    if let Some(c) = cache {
+        // SAFETY: this CPU's element, valid while the program runs; it is only read and
+        // written by this CPU, with preemption off.
+        let c = unsafe { &*c };
+        if c.cgroup == cgroup as u64 && c.user_gen == user_gen && c.kernel_gen == kernel_gen {
+            return None;
+        }
+    }
     let kn: *const u8 = task_field(cgroup, CGROUP_KN_OFFSET.load());
-    task_field(kn, KERNFS_NODE_ID_OFFSET.load())
+    let id: u64 = task_field(kn, KERNFS_NODE_ID_OFFSET.load());
+    let found = if WATCH_BUCKET.get(watch_bucket(id)).copied().unwrap_or(0) == 0 {
+        None
+    } else {
+        // SAFETY: the entry is copied at once; the map is preallocated, so a concurrent
+        // update can make the copy stale but never points it at freed memory.
+        unsafe { WATCHED.get(&id) }.copied()
+    };
+    match found {
+        Some(w) => Some((id, w)),
+        None => {
+            if let Some(c) = cache {
+                // SAFETY: as above.
+                unsafe {
+                    *c = Unwatched {
+                        cgroup: cgroup as u64,
+                        user_gen,
+                        kernel_gen,
+                    }
+                };
+            }
+            None
+        }
+    }
 }
 
 /// The inode number of `task`'s mount namespace.
@@ -753,6 +782,7 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     if let Some(watch) = unsafe { PENDING.get(&key) } {
         mark_bucket(id);
         let _ = WATCHED.insert(&id, watch, 0);
+        add_config(CONFIG_WATCH_GEN_KERNEL, 1);
     } else if config(CONFIG_ADOPT) != 0 {
         if is_container_id(&key.bytes) {
             adopt(id, &key);
@@ -805,6 +835,7 @@ fn adopt(id: u64, name: &CgroupKey) {
         let _ = ADOPTED_NAMES.insert(&id, name, 0);
         mark_bucket(id);
         let _ = WATCHED.insert(&id, &watch, 0);
+        add_config(CONFIG_WATCH_GEN_KERNEL, 1);
     }
 }
 

@@ -14,12 +14,12 @@ use aya::{
 };
 use tracer_common::{
     ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN,
-    CONFIG_ADOPT, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST, CgroupKey,
-    EXEC_PATH_LEN, EXECS_PER_ADOPTED, EXECS_PER_SLOT, ExecKey, FIRST_DENIED_BASE,
-    FIRST_PER_ADOPTED, FIRST_PER_SLOT, FIRST_RUNTIME_BASE, FirstKey, FirstSeen, MAX_PENDING_NAMES,
-    MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_PER_ABI, OUT_OF_RANGE, RuntimeCounts,
-    SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS,
-    WATCH_STRICT_ARGS, Watch, adopted_slot, watch_bucket,
+    CONFIG_ADOPT, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST,
+    CONFIG_WATCH_GEN_USER, CgroupKey, EXEC_PATH_LEN, EXECS_PER_ADOPTED, EXECS_PER_SLOT, ExecKey,
+    FIRST_DENIED_BASE, FIRST_PER_ADOPTED, FIRST_PER_SLOT, FIRST_RUNTIME_BASE, FirstKey, FirstSeen,
+    MAX_PENDING_NAMES, MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_PER_ABI, OUT_OF_RANGE,
+    RuntimeCounts, SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS,
+    WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, adopted_slot, watch_bucket,
 };
 
 use crate::{
@@ -288,6 +288,7 @@ pub fn kernel_map_bytes(slots: u32, cpus: u32) -> u64 {
         )
         + hash(MAX_RUNTIME_TASKS, 4, 8)
         + u64::from(WATCH_BUCKETS) * 8
+        + u64::from(cpus) * size_of::<tracer_common::Unwatched>() as u64
         // Without adoption: one entry each of the adopted-cgroup maps, and the zeroed table.
         + hash(1, 8, size_of::<AdoptedTable>())
         + hash(1, 8, size_of::<CgroupKey>())
@@ -663,14 +664,20 @@ struct Tables<'a> {
 }
 
 impl Maps {
-    /// Watches cgroup `id`: its filter bucket first, so the kernel side never skips it.
+    /// Watches cgroup `id`: its filter bucket first, so the kernel side never skips it, and
+    /// then a new generation, so that no CPU keeps it as unwatched.
     fn watch(&mut self, id: u64, watch: &Watch) -> Result<()> {
         self.watch_bucket
             .set(watch_bucket(id), &1, 0)
             .map_err(map_err("WATCH_BUCKET"))?;
         self.watched
             .insert(&id, watch, 0)
-            .map_err(map_err("WATCHED"))
+            .map_err(map_err("WATCHED"))?;
+        // Only this process writes the entry: a plain read and write can't lose a bump.
+        let generation = self.config.get(&CONFIG_WATCH_GEN_USER, 0).unwrap_or(0);
+        self.config
+            .set(CONFIG_WATCH_GEN_USER, &generation.wrapping_add(1), 0)
+            .map_err(map_err("CONFIG"))
     }
 
     fn open(&mut self, mode: Mode, strict_args: bool) -> Result<Recording> {
@@ -1006,9 +1013,11 @@ mod tests {
     fn one_recording_fits_in_4_mib_on_192_cpus() {
         let bytes = kernel_map_bytes(1, 192);
         assert!(bytes <= 4 << 20, "{bytes}");
-        // What one recording costs grows with the CPUs only through the per-CPU counters.
+        // What one recording costs grows with the CPUs only through the per-CPU counters and
+        // the cgroup each CPU last found unwatched.
         let per_cpu = kernel_map_bytes(1, 2) - kernel_map_bytes(1, 1);
-        assert_eq!(per_cpu, (TABLE_LEN * 8 + 16 + 64) as u64);
+        let unwatched = size_of::<tracer_common::Unwatched>();
+        assert_eq!(per_cpu, (TABLE_LEN * 8 + 16 + 64 + unwatched) as u64);
         assert!(kernel_map_bytes(MAX_SLOTS, 192) > 32 * kernel_map_bytes(1, 192) / 2);
     }
 

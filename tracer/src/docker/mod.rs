@@ -732,6 +732,27 @@ impl Engine {
         .await
     }
 
+    /// The ids of the containers running now.
+    pub async fn running_containers(&self) -> Result<Vec<String>> {
+        let options = ListContainersOptionsBuilder::default().all(false).build();
+        let containers = self.list_containers(options).await?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    async fn list_containers(
+        &self,
+        options: bollard::query_parameters::ListContainersOptions,
+    ) -> Result<Vec<bollard::models::ContainerSummary>> {
+        let action = "listing containers";
+        bounded(action, self.limits.request, async {
+            self.docker
+                .list_containers(Some(options))
+                .await
+                .map_err(api(action))
+        })
+        .await
+    }
+
     /// Removes the containers `profile` processes that are gone left behind (a `kill -9`
     /// can't be cleaned up after by the process itself); returns them.
     pub async fn remove_leftovers(&self) -> Result<Vec<Leftover>> {
@@ -740,14 +761,7 @@ impl Engine {
             .all(true)
             .filters(&filters)
             .build();
-        let action = "listing containers";
-        let containers = bounded(action, self.limits.request, async {
-            self.docker
-                .list_containers(Some(options))
-                .await
-                .map_err(api(action))
-        })
-        .await?;
+        let containers = self.list_containers(options).await?;
         let mut removed = Vec::new();
         for container in containers {
             let (Some(id), Some(owner)) =

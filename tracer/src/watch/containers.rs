@@ -289,6 +289,45 @@ impl Watcher {
         }
     }
 
+    /// Records the containers running now that the filters select, from now on (their
+    /// profiles are marked partial).
+    pub async fn adopt_existing(&mut self) -> Result<(), DockerError> {
+        let running = self.engine.running_containers().await?;
+        // One that started since watching began was adopted on its cgroup's creation, and is
+        // recorded whole when its start is reported.
+        let adopted: BTreeSet<String> = self
+            .recorder
+            .adopted()
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect();
+        for id in running {
+            if adopted.contains(&id) {
+                continue;
+            }
+            let Ok(info) = self.engine.container(&id).await else {
+                continue; // gone since it was listed
+            };
+            if !self.selects(&info).await {
+                continue;
+            }
+            let cg = match self.recorder.adopt_running(&id) {
+                Ok(cg) => cg,
+                Err(err) => {
+                    log::warn!("{}: not recorded: {err}", info.name);
+                    continue;
+                }
+            };
+            let mut t = Tracked::new(info, &self.engine);
+            t.incomplete
+                .push("running before watching began: recorded from then on".into());
+            t.runs += 1;
+            t.live.insert(cg);
+            self.tracked.insert(id, t);
+        }
+        Ok(())
+    }
+
     /// The engine whose containers are watched.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -302,6 +341,18 @@ impl Watcher {
             .filter(|(_, m)| !**m)
             .map(|(f, _)| f.to_string())
             .collect()
+    }
+
+    /// Whether every filter selects `c`; each filter that does is marked as having matched.
+    async fn selects(&mut self, c: &ContainerInfo) -> bool {
+        self.resolve_images(c).await;
+        let mut all = true;
+        for (filter, matched) in self.filters.iter().zip(self.matched.iter_mut()) {
+            let verdict = filter.matches(c, &self.image_ids);
+            *matched |= verdict;
+            all &= verdict;
+        }
+        all
     }
 
     /// Resolves the image references `c` is filtered by, its own among them, to image ids
@@ -407,16 +458,7 @@ impl Watcher {
             .filter(|(cg, name)| name == id && !claimed.contains(cg))
             .map(|(cg, _)| cg)
             .collect();
-        self.resolve_images(&info).await;
-        let verdicts: Vec<bool> = self
-            .filters
-            .iter()
-            .map(|f| f.matches(&info, &self.image_ids))
-            .collect();
-        for (matched, verdict) in self.matched.iter_mut().zip(&verdicts) {
-            *matched |= verdict;
-        }
-        if !verdicts.iter().all(|v| *v) {
+        if !self.selects(&info).await {
             self.ignored.insert(id.to_string());
             for cg in runs {
                 self.recorder.forget_adopted(cg);

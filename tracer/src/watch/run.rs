@@ -182,7 +182,10 @@ pub async fn watch(
             let engine = Engine::connect().await?;
             let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
             make_directory(&options.output)?;
-            let w = Watcher::new(recorder, engine, options.filters.clone());
+            let mut w = Watcher::new(recorder, engine, options.filters.clone());
+            if options.existing {
+                w.adopt_existing().await?;
+            }
             watch_with(w, options, observer).await
         }
         WatchEngine::Cri(socket) => {
