@@ -173,7 +173,7 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     let mut verification = None;
     if options.verify && scan_interrupted {
         report.warnings.push("interrupted: not verified".into());
-    } else if options.verify && matches!(runs.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
+    } else if options.verify && runs.last.cut_short() {
         report
             .warnings
             .push("the training run did not finish: not verified".into());
@@ -311,7 +311,7 @@ async fn ceilings(
     let image = &options.run.container.image;
     // A run a signal ended, or whose daemon went away, is written as it is, at once: the
     // image is not read from a daemon that may not answer.
-    if runs.last.abandoned || matches!(runs.last.stop, Stop::Interrupted(_) | Stop::DaemonLost) {
+    if runs.last.cut_short() {
         return (
             None,
             Some(not_read(image, "the training run did not finish")),

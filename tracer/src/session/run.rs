@@ -272,6 +272,12 @@ impl RecordedRun {
         }
     }
 
+    /// Whether a signal or the daemon's going away cut the run short (a run abandoned to a
+    /// stalled daemon is one a signal ended).
+    pub fn cut_short(&self) -> bool {
+        matches!(self.stop, Stop::Interrupted(_) | Stop::DaemonLost)
+    }
+
     /// Whether the workload failed: it exited nonzero by itself, or the exercise failed or
     /// could not finish.
     pub fn failed(&self, exercised: bool) -> bool {

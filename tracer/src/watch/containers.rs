@@ -203,6 +203,14 @@ impl Tracked {
         }
     }
 
+    /// Its run that began before watching did, recorded from now on in cgroup `cg`.
+    pub fn running_before(&mut self, cg: u64) {
+        self.incomplete
+            .push("running before watching began: recorded from then on".into());
+        self.runs += 1;
+        self.live.insert(cg);
+    }
+
     /// What its learned profile stays within: the profile it was created with, Docker's
     /// default when it ran unconfined.
     pub fn bound(&self) -> Bound {
@@ -319,10 +327,7 @@ impl Watcher {
                 }
             };
             let mut t = Tracked::new(info, &self.engine);
-            t.incomplete
-                .push("running before watching began: recorded from then on".into());
-            t.runs += 1;
-            t.live.insert(cg);
+            t.running_before(cg);
             self.tracked.insert(id, t);
         }
         Ok(())

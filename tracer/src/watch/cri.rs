@@ -113,10 +113,7 @@ impl CriWatcher {
                 return;
             }
         };
-        t.incomplete
-            .push("running before watching began: recorded from then on".into());
-        t.runs += 1;
-        t.live.insert(cg);
+        t.running_before(cg);
         self.tracked.insert(id.to_string(), *t);
     }
 
