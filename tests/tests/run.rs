@@ -208,6 +208,72 @@ fn one_recorder_keeps_slots_apart() {
 }
 
 #[test]
+fn a_reused_slot_counts_nothing_of_the_cgroup_it_watched_before() {
+    if !privileged("a_reused_slot_counts_nothing_of_the_cgroup_it_watched_before") {
+        return;
+    }
+    use tracer::{
+        cgroup::OwnedCgroup,
+        launch,
+        recorder::{Mode, Recorder},
+    };
+    // One slot: the second recording takes the first one's, whose task still loops on
+    // getppid (each CPU remembers where that task's calls went).
+    let recorder = Recorder::load_for(1).expect("load recorder");
+    let pid = std::process::id();
+    let first = OwnedCgroup::create(&format!("profile-test-reuse-{pid}-a")).unwrap();
+    let rec = recorder
+        .watch_cgroup(first.id(), Mode::UnderFilter, false)
+        .unwrap();
+    let argv = [SYSLOOP.to_string(), "getppid".into(), "2000000000".into()];
+    let mut looping = launch::spawn(
+        &argv,
+        Some(&first.procs_path()),
+        Some(launch::allow_all()),
+        false,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = recorder.finish(rec).unwrap();
+    assert!(
+        count_of(&before, 110) > 0,
+        "the loop was counted while watched"
+    );
+    let second = OwnedCgroup::create(&format!("profile-test-reuse-{pid}-b")).unwrap();
+    let rec = recorder
+        .watch_cgroup(second.id(), Mode::UnderFilter, false)
+        .unwrap();
+    let argv = [SYSLOOP.to_string(), "getpid".into(), "1000".into()];
+    let mut child = launch::spawn(
+        &argv,
+        Some(&second.procs_path()),
+        Some(launch::allow_all()),
+        false,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    let after = recorder.finish(rec).unwrap();
+    let _ = looping.kill();
+    let _ = looping.wait();
+    assert_eq!(count_of(&after, 39), 1000);
+    assert_eq!(
+        count_of(&after, 110),
+        0,
+        "the first cgroup's loop leaked in"
+    );
+}
+
+/// How often native call `nr` was recorded.
+fn count_of(snap: &tracer::recorder::Snapshot, nr: u32) -> u64 {
+    snap.syscalls
+        .iter()
+        .filter(|(id, _)| id.nr == nr && id.abi == tracer::names::Abi::X86_64)
+        .map(|(_, o)| o.count)
+        .sum()
+}
+
+#[test]
 fn the_profile_runs_the_workload_and_denies_the_rest() {
     if !privileged("the_profile_runs_the_workload_and_denies_the_rest") {
         return;

@@ -159,7 +159,7 @@ static int tsync(int t, long n) {
 
 int main(int argc, char **argv) {
     if (argc < 3 && !(argc == 2 && !strcmp(argv[1], "uring"))) {
-        fprintf(stderr, "usage: sysloop getppid|getpid|getsid|threads|fork|meet|mkdir|serve|sleep|bench|tsync|clock|clock-raw|uring ARGS\n");
+        fprintf(stderr, "usage: sysloop getppid|getpid|getsid|threads|fork|meet|mkdir|serve|sleep|hold|bench|tsync|clock|clock-raw|uring ARGS\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -222,6 +222,11 @@ int main(int argc, char **argv) {
         loop_nr(SYS_getppid, atol(argv[2]));
         clock_gettime(CLOCK_MONOTONIC, &b);
         printf("ns=%lld\n", (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
+    } else if (!strcmp(mode, "hold") && argc == 4) {
+        /* N getppid calls, then alive for MS milliseconds: a container that stays up. */
+        loop_nr(SYS_getppid, atol(argv[2]));
+        struct timespec ts = {atol(argv[3]) / 1000, (atol(argv[3]) % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
     } else if (!strcmp(mode, "sleep")) {
         struct timespec ts = {atol(argv[2]) / 1000, (atol(argv[2]) % 1000) * 1000000L};
         nanosleep(&ts, NULL);

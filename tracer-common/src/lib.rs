@@ -119,35 +119,56 @@ pub const CONFIG_PENDING_NAMES: u32 = 0;
 pub const CONFIG_ALL_SYSCALLS: u32 = 1;
 /// Non-zero while new container cgroups (named by a 64-hex-digit id) are adopted on creation.
 pub const CONFIG_ADOPT: u32 = 2;
-/// Runtime tasks marked now (see [`MAX_RUNTIME_TASKS`]): while there are none, no task's
-/// calls need the lookup that tells the runtime from the workload.
-pub const CONFIG_RUNTIME_TASKS: u32 = 3;
 /// Runtime tasks that could not be marked because the map was full (their calls then count as
 /// the workload's): userspace says so.
-pub const CONFIG_RUNTIME_LOST: u32 = 4;
-/// Bumped by userspace after it watches a cgroup (it alone writes this entry): a cgroup a CPU
-/// remembered as unwatched (see [`Unwatched`]) may be watched now.
-pub const CONFIG_WATCH_GEN_USER: u32 = 5;
-/// Bumped by the kernel side after it watches a new cgroup (a pending name, an adoption).
-pub const CONFIG_WATCH_GEN_KERNEL: u32 = 6;
-pub const CONFIG_LEN: u32 = 7;
+pub const CONFIG_RUNTIME_LOST: u32 = 3;
+/// The generation of the watched set, bumped after every change to it: by userspace after it
+/// watches or unwatches a cgroup, by the kernel side after it watches a new one (a pending
+/// name, an adoption). What a CPU remembers of a cgroup (see [`LastCgroup`]) holds only while
+/// the generation it was found under is current. Userspace bumps with a read and a write, the
+/// kernel side with an atomic add, so one bump may overwrite the other; that is harmless: the
+/// value still changes after each change, and every answer found under the new value was
+/// looked up after both changes were made.
+pub const CONFIG_WATCH_GEN: u32 = 4;
+/// Container cgroups that could not be adopted because the adopted-cgroup map was full: their
+/// containers are not recorded, and userspace says so.
+pub const CONFIG_ADOPT_LOST: u32 = 5;
+pub const CONFIG_LEN: u32 = 6;
 
-/// The cgroup a CPU last found unwatched, with the generations of the watched set it was
-/// found under: while neither changed, a task of that cgroup is turned away by comparing its
-/// cgroup's address, without reading the cgroup's id. A cgroup's address names it while it
-/// lives; one made later at the same address is either unwatched too or watched, and watching
-/// it bumps a generation first.
+/// Buckets of the runtime-task filter: a count per bucket of the marked runtime tasks whose
+/// thread id falls in it ([`runtime_bucket`]). A thread whose bucket counts none is not the
+/// runtime's, which an inlined array load tells without the hash lookup; the map and its
+/// filter are keyed alike, so the filter never turns a runtime task away.
+pub const RUNTIME_BUCKETS: u32 = 4_096;
+const _: () = assert!(RUNTIME_BUCKETS.is_power_of_two());
+
+/// The bucket of thread `tid` in the runtime-task filter.
+#[inline(always)]
+pub fn runtime_bucket(tid: u32) -> u32 {
+    tid & (RUNTIME_BUCKETS - 1)
+}
+
+/// What a CPU found last about a cgroup: whether it is watched, and if so where its calls go,
+/// with the generation of the watched set it was found under ([`CONFIG_WATCH_GEN`]). While the
+/// generation is current, a task of that cgroup is answered by comparing its cgroup's address
+/// (and, for a watched one, its id: the address of a cgroup that ended may come back as
+/// another's), without the hash lookup. A cgroup made later at the address of one remembered
+/// as unwatched is either unwatched too or watched, and watching it bumps the generation.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Unwatched {
+pub struct LastCgroup {
+    /// The `struct cgroup`'s address.
     pub cgroup: u64,
-    pub user_gen: u32,
-    pub kernel_gen: u32,
+    /// Its v2 id, when watched.
+    pub id: u64,
+    pub generation: u32,
+    pub watched: u32,
+    pub watch: Watch,
 }
 
 /// What a watched cgroup records into.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Watch {
     pub slot: u32,
     pub flags: u32,
@@ -257,6 +278,7 @@ macro_rules! shared {
     };
 }
 shared!(Watch: u32, u32);
+shared!(LastCgroup: u64, u64, u32, u32, Watch);
 shared!(FirstKey: u32, u32);
 shared!(FirstSeen: [u8; 16], u32, u32);
 shared!(SyscallCounts: [u64; TABLE_LEN]);

@@ -41,14 +41,14 @@ use aya_log_ebpf::warn;
 use tracer_common::{
     ABI_IA32, ABI_NATIVE, ABI_X32, ADOPTED_SLOT_BIT, ARG_DENIED, ARG_IOCTL, ARG_PERSONALITY,
     ARG_PRCTL, ARG_SOCKET, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_ADOPT,
-    CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST,
-    CONFIG_RUNTIME_TASKS, CONFIG_WATCH_GEN_KERNEL, CONFIG_WATCH_GEN_USER, CgroupKey, DENY_ERRNO,
-    EXEC_PATH_LEN, ExecKey, FIRST_DENIED_BASE, FIRST_RUNTIME_BASE, FirstKey, FirstSeen,
-    MAX_ADOPTED, MAX_ARG_ENTRIES, MAX_ARG_VALUES, MAX_FIRST_SEEN, MAX_PENDING_NAMES,
-    MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_IOCTL, NR_PER_ABI, NR_PERSONALITY,
-    NR_PRCTL, NR_SOCKET, RuntimeCounts, SOCK_TYPE_MASK, SlotStats, SyscallCounts, Unwatched,
-    WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT,
-    adopted_slot, table_index, watch_bucket,
+    CONFIG_ADOPT_LOST, CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST,
+    CONFIG_WATCH_GEN, CgroupKey, DENY_ERRNO, EXEC_PATH_LEN, ExecKey, FIRST_DENIED_BASE,
+    FIRST_RUNTIME_BASE, FirstKey, FirstSeen, LastCgroup, MAX_ADOPTED, MAX_ARG_ENTRIES,
+    MAX_ARG_VALUES, MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_RUNTIME_TASKS, MAX_SLOTS,
+    MAX_WATCHED_CGROUPS, NR_IOCTL, NR_PER_ABI, NR_PERSONALITY, NR_PRCTL, NR_SOCKET,
+    RUNTIME_BUCKETS, RuntimeCounts, SOCK_TYPE_MASK, SlotStats, SyscallCounts, WATCH_ADOPTED,
+    WATCH_ALL_SYSCALLS, WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, adopted_slot,
+    runtime_bucket, table_index, watch_bucket,
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -121,6 +121,10 @@ static WATCH_BUCKET: Array<u32> = Array::with_max_entries(WATCH_BUCKETS, 0);
 /// from their entry into the cgroup (or their fork from such a task) until they hand over.
 #[map]
 static RUNTIME_TASKS: HashMap<u32, u64> = HashMap::with_max_entries(MAX_RUNTIME_TASKS, 0);
+/// How many of `RUNTIME_TASKS` fall in each bucket ([`runtime_bucket`]): a thread whose bucket
+/// is empty is the workload's, told by one inlined array load instead of the hash lookup.
+#[map]
+static RUNTIME_BUCKET: Array<u32> = Array::with_max_entries(RUNTIME_BUCKETS, 0);
 /// Cgroups to watch the moment they are created (a container's, before it can run anything),
 /// keyed by the end of their name.
 #[map]
@@ -163,9 +167,9 @@ static ZERO: Array<AdoptedTable> = Array::with_max_entries(1, 0);
 /// Counters the loader keeps so that rare paths can be skipped whole.
 #[map]
 static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_LEN, 0);
-/// Per CPU, the cgroup last found unwatched (see [`Unwatched`]).
+/// Per CPU, what it found last about a cgroup (see [`LastCgroup`]).
 #[map]
-static UNWATCHED: PerCpuArray<Unwatched> = PerCpuArray::with_max_entries(1, 0);
+static LAST_CGROUP: PerCpuArray<LastCgroup> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn config(index: u32) -> u32 {
@@ -173,28 +177,32 @@ fn config(index: u32) -> u32 {
 }
 
 /// Where `task`'s syscalls go, if its cgroup is watched, with the cgroup's id. A task of the
-/// cgroup this CPU last found unwatched, with the watched set unchanged since, pays two loads
-/// and a comparison; tasks of other cgroups a few more loads and one inlined array lookup;
-/// those whose bucket is shared with a watched cgroup also the hash lookup.
+/// cgroup this CPU last looked up, with the watched set unchanged since, pays a few loads and
+/// comparisons: two for an unwatched cgroup, four for a watched one (whose id is checked too).
+/// Tasks of other cgroups pay one inlined array lookup more, and those whose bucket is shared
+/// with a watched cgroup also the hash lookup.
 #[inline(always)]
 fn current_watch(task: *const u8) -> Option<(u64, Watch)> {
     let css_set: *const u8 = task_field(task, TASK_CGROUPS_OFFSET.load());
     let cgroup: *const u8 = task_field(css_set, CSS_SET_DFL_CGRP_OFFSET.load());
-    // Read before the watched set is: a cgroup watched after this read bumps a generation,
-    // so an answer found under these is never kept past that.
-    let user_gen = config(CONFIG_WATCH_GEN_USER);
-    let kernel_gen = config(CONFIG_WATCH_GEN_KERNEL);
-    let cache = UNWATCHED.get_ptr_mut(0);
+    // Read before the watched set is: a change after this read bumps the generation, so an
+    // answer found under this one is never kept past that.
+    let generation = config(CONFIG_WATCH_GEN);
+    let cache = LAST_CGROUP.get_ptr_mut(0);
     if let Some(c) = cache {
         // SAFETY: this CPU's element, valid while the program runs; it is only read and
         // written by this CPU, with preemption off.
         let c = unsafe { &*c };
-        if c.cgroup == cgroup as u64 && c.user_gen == user_gen && c.kernel_gen == kernel_gen {
-            return None;
+        if c.cgroup == cgroup as u64 && c.generation == generation {
+            if c.watched == 0 {
+                return None;
+            }
+            if cgroup_id(cgroup) == c.id {
+                return Some((c.id, c.watch));
+            }
         }
     }
-    let kn: *const u8 = task_field(cgroup, CGROUP_KN_OFFSET.load());
-    let id: u64 = task_field(kn, KERNFS_NODE_ID_OFFSET.load());
+    let id = cgroup_id(cgroup);
     let found = if WATCH_BUCKET.get(watch_bucket(id)).copied().unwrap_or(0) == 0 {
         None
     } else {
@@ -202,22 +210,29 @@ fn current_watch(task: *const u8) -> Option<(u64, Watch)> {
         // update can make the copy stale but never points it at freed memory.
         unsafe { WATCHED.get(&id) }.copied()
     };
-    match found {
-        Some(w) => Some((id, w)),
-        None => {
-            if let Some(c) = cache {
-                // SAFETY: as above.
-                unsafe {
-                    *c = Unwatched {
-                        cgroup: cgroup as u64,
-                        user_gen,
-                        kernel_gen,
-                    }
-                };
+    if let Some(c) = cache {
+        // SAFETY: as above.
+        let c = unsafe { &mut *c };
+        c.cgroup = cgroup as u64;
+        c.id = id;
+        c.generation = generation;
+        // An unwatched cgroup's entry keeps the last watch it held; it is never read.
+        match found {
+            Some(w) => {
+                c.watched = 1;
+                c.watch = w;
             }
-            None
+            None => c.watched = 0,
         }
     }
+    found.map(|w| (id, w))
+}
+
+/// The v2 id of `cgroup` (a `struct cgroup` read from the current task).
+#[inline(always)]
+fn cgroup_id(cgroup: *const u8) -> u64 {
+    let kn: *const u8 = task_field(cgroup, CGROUP_KN_OFFSET.load());
+    task_field(kn, KERNFS_NODE_ID_OFFSET.load())
 }
 
 /// The inode number of `task`'s mount namespace.
@@ -238,42 +253,78 @@ fn mark_bucket(id: u64) {
     }
 }
 
+/// Whether some runtime task's thread id falls in `tid`'s bucket: if none does, `tid` is not
+/// the runtime's.
+#[inline(always)]
+fn may_be_runtime(tid: u32) -> bool {
+    RUNTIME_BUCKET
+        .get(runtime_bucket(tid))
+        .is_some_and(|&count| count != 0)
+}
+
 /// Whether thread `tid` is the runtime's, not yet handed over to the workload.
 #[inline(always)]
 fn is_runtime(tid: u32) -> bool {
     // SAFETY: only checks for presence; the value is never read.
-    config(CONFIG_RUNTIME_TASKS) != 0 && unsafe { RUNTIME_TASKS.get(&tid) }.is_some()
+    may_be_runtime(tid) && unsafe { RUNTIME_TASKS.get(&tid) }.is_some()
 }
 
-/// Marks thread `tid` as the runtime's (whose mount namespace is `ns`); counts it when the
-/// mark is new.
+/// The mount namespace of runtime task `tid`, if it is one.
+#[inline(always)]
+fn runtime_ns(tid: u32) -> Option<u64> {
+    if !may_be_runtime(tid) {
+        return None;
+    }
+    // SAFETY: the value is copied at once (see `current_watch`).
+    unsafe { RUNTIME_TASKS.get(&tid) }.copied()
+}
+
+/// Marks thread `tid` as the runtime's (whose mount namespace is `ns`). Its bucket counts it
+/// first, so that the mark is never in the map while the filter turns its thread away.
 #[cold]
 fn mark_runtime(tid: u32, ns: u64) {
+    let Some(bucket) = RUNTIME_BUCKET.get_ptr_mut(runtime_bucket(tid)) else {
+        return;
+    };
+    add_atomic_u32(bucket, 1);
     match RUNTIME_TASKS.insert(&tid, &ns, BPF_NOEXIST.into()) {
-        Ok(()) => add_config(CONFIG_RUNTIME_TASKS, 1),
-        Err(err) if err == -EEXIST => {}
-        Err(_) => add_config(CONFIG_RUNTIME_LOST, 1),
+        Ok(()) => {}
+        Err(err) => {
+            add_atomic_u32(bucket, u32::MAX);
+            if err != -EEXIST {
+                add_config(CONFIG_RUNTIME_LOST, 1);
+            }
+        }
     }
 }
 
 /// Unmarks thread `tid` (it exec'd or exited).
 #[inline(always)]
 fn unmark_runtime(tid: u32) {
-    if RUNTIME_TASKS.remove(&tid).is_ok() {
-        add_config(CONFIG_RUNTIME_TASKS, u32::MAX);
+    if may_be_runtime(tid)
+        && RUNTIME_TASKS.remove(&tid).is_ok()
+        && let Some(bucket) = RUNTIME_BUCKET.get_ptr_mut(runtime_bucket(tid))
+    {
+        add_atomic_u32(bucket, u32::MAX);
     }
 }
 
-/// Adds `delta` (wrapping: `u32::MAX` subtracts one) to a `CONFIG` counter, atomically.
+/// Adds `delta` (wrapping: `u32::MAX` subtracts one) to a shared `u32`, atomically.
+#[inline(always)]
+fn add_atomic_u32(cell: *mut u32, delta: u32) {
+    // SAFETY: `cell` is an array element, valid and aligned for the map's lifetime.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u32, u32, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            cell, delta,
+        )
+    };
+}
+
+/// Adds `delta` to a `CONFIG` counter, atomically.
 #[inline(always)]
 fn add_config(index: u32, delta: u32) {
     if let Some(cell) = CONFIG.get_ptr_mut(index) {
-        // SAFETY: an array element, valid and aligned for the map's lifetime.
-        unsafe {
-            core::intrinsics::atomic_xadd::<u32, u32, { core::intrinsics::AtomicOrdering::Relaxed }>(
-                cell, delta,
-            )
-        };
+        add_atomic_u32(cell, delta);
     }
 }
 
@@ -637,12 +688,8 @@ pub fn cgroup_attach_task(ctx: TracePointContext) -> u32 {
 /// sched:sched_process_fork: what a runtime task forks (a process or a thread) is the runtime's.
 #[tracepoint(category = "sched", name = "sched_process_fork")]
 pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
-    if config(CONFIG_RUNTIME_TASKS) == 0 {
-        return 0;
-    }
     let parent: u32 = task_field(current_task(), TASK_PID_OFFSET.load());
-    // SAFETY: the value is copied at once (see `current_watch`).
-    let Some(ns) = (unsafe { RUNTIME_TASKS.get(&parent) }).copied() else {
+    let Some(ns) = runtime_ns(parent) else {
         return 0;
     };
     // SAFETY: read_at goes through bpf_probe_read_kernel; the offset comes from tracefs.
@@ -659,7 +706,7 @@ pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
     let task = current_task();
-    if config(CONFIG_RUNTIME_TASKS) != 0 && stays_runtime(&ctx, task) {
+    if stays_runtime(&ctx, task) {
         return 0;
     }
     if let Some((_, watch)) = current_watch(task) {
@@ -676,11 +723,7 @@ fn stays_runtime(ctx: &TracePointContext, task: *const u8) -> bool {
     // SAFETY: read_at goes through bpf_probe_read_kernel; the offset comes from tracefs.
     let old = unsafe { ctx.read_at::<i32>(EXEC_OLD_PID_OFFSET.load() as usize) }
         .map_or(pid, |old| old as u32);
-    // SAFETY: the value is copied at once (see `current_watch`).
-    let Some(ns) = (unsafe { RUNTIME_TASKS.get(&old) })
-        .or_else(|| unsafe { RUNTIME_TASKS.get(&pid) })
-        .copied()
-    else {
+    let Some(ns) = runtime_ns(old).or_else(|| runtime_ns(pid)) else {
         return false;
     };
     if !under_filter(task) && mnt_ns(task) == ns {
@@ -735,9 +778,6 @@ fn remember_exec(ctx: &TracePointContext, watch: &Watch) {
 /// sched:sched_process_exit: a runtime task that ends without exec'ing is forgotten.
 #[tracepoint(category = "sched", name = "sched_process_exit")]
 pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
-    if config(CONFIG_RUNTIME_TASKS) == 0 {
-        return 0;
-    }
     unmark_runtime(task_field(current_task(), TASK_PID_OFFSET.load()));
     0
 }
@@ -782,7 +822,7 @@ pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     if let Some(watch) = unsafe { PENDING.get(&key) } {
         mark_bucket(id);
         let _ = WATCHED.insert(&id, watch, 0);
-        add_config(CONFIG_WATCH_GEN_KERNEL, 1);
+        add_config(CONFIG_WATCH_GEN, 1);
     } else if config(CONFIG_ADOPT) != 0 {
         if is_container_id(&key.bytes) {
             adopt(id, &key);
@@ -824,19 +864,25 @@ fn adopt(id: u64, name: &CgroupKey) {
         return;
     };
     // SAFETY: the zeroed table is only read, by the insert helper that copies it.
-    if ADOPTED
-        .insert(&id, unsafe { &*zero }, BPF_NOEXIST.into())
-        .is_ok()
-    {
-        let watch = Watch {
-            slot: adopted_slot(id),
-            flags: WATCH_ADOPTED,
-        };
-        let _ = ADOPTED_NAMES.insert(&id, name, 0);
-        mark_bucket(id);
-        let _ = WATCHED.insert(&id, &watch, 0);
-        add_config(CONFIG_WATCH_GEN_KERNEL, 1);
+    match ADOPTED.insert(&id, unsafe { &*zero }, BPF_NOEXIST.into()) {
+        Ok(()) => {}
+        Err(err) if err == -EEXIST => return,
+        Err(_) => {
+            // Full: this container goes unrecorded, and userspace says so.
+            add_config(CONFIG_ADOPT_LOST, 1);
+            return;
+        }
     }
+    let watch = Watch {
+        slot: adopted_slot(id),
+        flags: WATCH_ADOPTED,
+    };
+    let _ = ADOPTED_NAMES.insert(&id, name, 0);
+    mark_bucket(id);
+    if WATCHED.insert(&id, &watch, 0).is_err() {
+        add_config(CONFIG_ADOPT_LOST, 1);
+    }
+    add_config(CONFIG_WATCH_GEN, 1);
 }
 
 #[cfg(not(test))]

@@ -14,12 +14,13 @@ use aya::{
 };
 use tracer_common::{
     ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN,
-    CONFIG_ADOPT, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST,
-    CONFIG_WATCH_GEN_USER, CgroupKey, EXEC_PATH_LEN, EXECS_PER_ADOPTED, EXECS_PER_SLOT, ExecKey,
-    FIRST_DENIED_BASE, FIRST_PER_ADOPTED, FIRST_PER_SLOT, FIRST_RUNTIME_BASE, FirstKey, FirstSeen,
-    MAX_PENDING_NAMES, MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_PER_ABI, OUT_OF_RANGE,
-    RuntimeCounts, SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS,
-    WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, adopted_slot, watch_bucket,
+    CONFIG_ADOPT, CONFIG_ADOPT_LOST, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES,
+    CONFIG_RUNTIME_LOST, CONFIG_WATCH_GEN, CgroupKey, EXEC_PATH_LEN, EXECS_PER_ADOPTED,
+    EXECS_PER_SLOT, ExecKey, FIRST_DENIED_BASE, FIRST_PER_ADOPTED, FIRST_PER_SLOT,
+    FIRST_RUNTIME_BASE, FirstKey, FirstSeen, LastCgroup, MAX_PENDING_NAMES, MAX_RUNTIME_TASKS,
+    MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_PER_ABI, OUT_OF_RANGE, RUNTIME_BUCKETS, RuntimeCounts,
+    SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS,
+    WATCH_STRICT_ARGS, Watch, adopted_slot, watch_bucket,
 };
 
 use crate::{
@@ -287,8 +288,10 @@ pub fn kernel_map_bytes(slots: u32, cpus: u32) -> u64 {
             size_of::<Watch>(),
         )
         + hash(MAX_RUNTIME_TASKS, 4, 8)
+        // Array elements are rounded up to 8 bytes each.
         + u64::from(WATCH_BUCKETS) * 8
-        + u64::from(cpus) * size_of::<tracer_common::Unwatched>() as u64
+        + u64::from(RUNTIME_BUCKETS) * 8
+        + u64::from(cpus) * size_of::<LastCgroup>() as u64
         // Without adoption: one entry each of the adopted-cgroup maps, and the zeroed table.
         + hash(1, 8, size_of::<AdoptedTable>())
         + hash(1, 8, size_of::<CgroupKey>())
@@ -541,20 +544,19 @@ impl Recorder {
         Ok(id)
     }
 
+    /// Container cgroups the kernel side could not adopt since loading (its maps were full):
+    /// their containers went unrecorded.
+    pub fn adoptions_lost(&self) -> u32 {
+        self.maps().config.get(&CONFIG_ADOPT_LOST, 0).unwrap_or(0)
+    }
+
     /// What the adopted cgroup `id` has recorded so far.
     pub fn snapshot_adopted(&self, id: u64) -> Result<Snapshot> {
         let maps = self.maps();
         let table = maps.adopted.get(&id, 0).map_err(map_err("ADOPTED"))?;
-        let none = [0u64; TABLE_LEN];
-        let no_runtime = [0u64; NR_PER_ABI];
         let mut snap = maps.assemble(
             adopted_slot(id),
-            Tables {
-                counts: &table.counts.counts,
-                denied: &none,
-                runtime: &table.runtime.counts,
-                runtime_denied: &no_runtime,
-            },
+            Tables::of_adopted(&table),
             std::iter::once(&table.args),
         )?;
         snap.cgroups = vec![id];
@@ -565,9 +567,12 @@ impl Recorder {
     pub fn forget_adopted(&self, id: u64) {
         let mut maps = self.maps();
         let _ = maps.watched.remove(&id);
+        maps.bump_generation();
+        if let Ok(table) = maps.adopted.get(&id, 0) {
+            maps.clear_tagged(adopted_slot(id), &Tables::of_adopted(&table));
+        }
         let _ = maps.adopted.remove(&id);
         let _ = maps.adopted_names.remove(&id);
-        maps.clear_tagged(adopted_slot(id));
     }
 
     /// The cgroup ids the recording watches so far.
@@ -663,9 +668,61 @@ struct Tables<'a> {
     runtime_denied: &'a [u64],
 }
 
+/// An adopted cgroup never verifies: no denials.
+const NO_DENIALS: [u64; TABLE_LEN] = [0; TABLE_LEN];
+
+impl<'a> Tables<'a> {
+    fn of_adopted(table: &'a AdoptedTable) -> Self {
+        Tables {
+            counts: &table.counts.counts,
+            denied: &NO_DENIALS,
+            runtime: &table.runtime.counts,
+            runtime_denied: &NO_DENIALS[..NR_PER_ABI],
+        }
+    }
+
+    /// The first-program indexes (see [`FirstKey`]) these counters can have entries under:
+    /// the kernel side remembers a first program only for what it counts, so these are looked
+    /// up directly instead of walking the whole map for every snapshot.
+    fn first_indexes(&self) -> impl Iterator<Item = u32> + '_ {
+        let counted = |from: &'a [u64], base: u32| {
+            from.iter()
+                .enumerate()
+                .filter(|(_, count)| **count > 0)
+                .map(move |(i, _)| base + i as u32)
+        };
+        counted(self.counts, 0)
+            .chain(counted(self.denied, FIRST_DENIED_BASE))
+            .chain(counted(self.runtime, FIRST_RUNTIME_BASE))
+            .chain(counted(
+                self.runtime_denied,
+                FIRST_DENIED_BASE + FIRST_RUNTIME_BASE,
+            ))
+    }
+}
+
+/// A slot's counters, summed over the CPUs.
+struct SlotTables {
+    counts: Vec<u64>,
+    denied: SyscallCounts,
+    runtime: RuntimeCounts,
+    runtime_denied: RuntimeCounts,
+}
+
+impl SlotTables {
+    fn tables(&self) -> Tables<'_> {
+        Tables {
+            counts: &self.counts,
+            denied: &self.denied.counts,
+            runtime: &self.runtime.counts,
+            runtime_denied: &self.runtime_denied.counts,
+        }
+    }
+}
+
 impl Maps {
     /// Watches cgroup `id`: its filter bucket first, so the kernel side never skips it, and
-    /// then a new generation, so that no CPU keeps it as unwatched.
+    /// then a new generation, so that no CPU keeps an answer found before.
     fn watch(&mut self, id: u64, watch: &Watch) -> Result<()> {
         self.watch_bucket
             .set(watch_bucket(id), &1, 0)
@@ -673,11 +730,20 @@ impl Maps {
         self.watched
             .insert(&id, watch, 0)
             .map_err(map_err("WATCHED"))?;
-        // Only this process writes the entry: a plain read and write can't lose a bump.
-        let generation = self.config.get(&CONFIG_WATCH_GEN_USER, 0).unwrap_or(0);
-        self.config
-            .set(CONFIG_WATCH_GEN_USER, &generation.wrapping_add(1), 0)
-            .map_err(map_err("CONFIG"))
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// A new generation of the watched set, after a change to it (see [`CONFIG_WATCH_GEN`]
+    /// for why a read and a write beside the kernel's atomic adds are enough).
+    fn bump_generation(&mut self) {
+        let generation = self.config.get(&CONFIG_WATCH_GEN, 0).unwrap_or(0);
+        if let Err(err) = self
+            .config
+            .set(CONFIG_WATCH_GEN, &generation.wrapping_add(1), 0)
+        {
+            log::warn!("could not bump the watched set's generation: {err}");
+        }
     }
 
     fn open(&mut self, mode: Mode, strict_args: bool) -> Result<Recording> {
@@ -746,6 +812,7 @@ impl Maps {
         for id in self.cgroups_of(slot) {
             let _ = self.watched.remove(&id);
         }
+        self.bump_generation();
         if let Err(err) = self.reset_slot(slot) {
             log::warn!("could not clear recording slot {slot}: {err}");
         }
@@ -753,6 +820,9 @@ impl Maps {
     }
 
     fn reset_slot(&mut self, slot: u32) -> Result<()> {
+        // What the slot counted names its first-program entries; read before it is zeroed.
+        let old = self.slot_tables(slot)?;
+        self.clear_tagged(slot, &old.tables());
         let zero = SyscallCounts {
             counts: [0; tracer_common::TABLE_LEN],
         };
@@ -771,22 +841,32 @@ impl Maps {
             .map_err(map_err("RUNTIME_DENIED"))?;
         let stats = per_cpu(SlotStats::default())?;
         self.stats.set(slot, stats, 0).map_err(map_err("STATS"))?;
-        self.clear_tagged(slot);
         self.arg_counts
             .set(slot, per_cpu(ArgCounts::default())?, 0)
             .map_err(map_err("ARG_COUNTS"))?;
         Ok(())
     }
 
-    fn snapshot(&self, slot: u32) -> Result<Snapshot> {
-        let counts = sum_tables(
-            self.counts
+    fn slot_tables(&self, slot: u32) -> Result<SlotTables> {
+        Ok(SlotTables {
+            counts: sum_tables(
+                self.counts
+                    .get(&slot, 0)
+                    .map_err(map_err("COUNTS"))?
+                    .iter()
+                    .map(|t| &t.counts),
+            ),
+            denied: self.denied.get(&slot, 0).map_err(map_err("DENIED"))?,
+            runtime: self.runtime.get(&slot, 0).map_err(map_err("RUNTIME"))?,
+            runtime_denied: self
+                .runtime_denied
                 .get(&slot, 0)
-                .map_err(map_err("COUNTS"))?
-                .iter()
-                .map(|t| &t.counts),
-        );
-        let denied = self.denied.get(&slot, 0).map_err(map_err("DENIED"))?.counts;
+                .map_err(map_err("RUNTIME_DENIED"))?,
+        })
+    }
+
+    fn snapshot(&self, slot: u32) -> Result<Snapshot> {
+        let tables = self.slot_tables(slot)?;
         let stats = self.stats.get(&slot, 0).map_err(map_err("STATS"))?;
         let dropped = stats.iter().map(|s| s.dropped_first).sum();
         let lost_programs: u64 = stats.iter().map(|s| s.lost_programs).sum();
@@ -794,18 +874,7 @@ impl Maps {
             .arg_counts
             .get(&slot, 0)
             .map_err(map_err("ARG_COUNTS"))?;
-        let runtime = self.runtime.get(&slot, 0).map_err(map_err("RUNTIME"))?;
-        let runtime_denied = self
-            .runtime_denied
-            .get(&slot, 0)
-            .map_err(map_err("RUNTIME_DENIED"))?;
-        let tables = Tables {
-            counts: &counts,
-            denied: &denied,
-            runtime: &runtime.counts,
-            runtime_denied: &runtime_denied.counts,
-        };
-        let mut snap = self.assemble(slot, tables, arg_counts.iter())?;
+        let mut snap = self.assemble(slot, tables.tables(), arg_counts.iter())?;
         snap.dropped_first = dropped;
         snap.programs_lost = lost_programs;
         snap.cgroups = self.cgroups_of(slot);
@@ -820,6 +889,18 @@ impl Maps {
         tables: Tables<'_>,
         arg_counts: impl Iterator<Item = &'a ArgCounts>,
     ) -> Result<Snapshot> {
+        let mut firsts = BTreeMap::new();
+        for index in tables.first_indexes() {
+            let key = FirstKey { slot: tag, index };
+            match self.first.get(&key, 0) {
+                Ok(seen) => {
+                    firsts.insert(index as usize, seen);
+                }
+                // Counted without a first program: the map was full (the snapshot says so).
+                Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(err) => return Err(map_err("FIRST")(err)),
+            }
+        }
         let Tables {
             counts,
             denied,
@@ -830,13 +911,6 @@ impl Maps {
             runtime_lost: self.config.get(&CONFIG_RUNTIME_LOST, 0).unwrap_or(0),
             ..Snapshot::default()
         };
-        let mut firsts = BTreeMap::new();
-        for entry in self.first.iter() {
-            let (key, seen) = entry.map_err(map_err("FIRST"))?;
-            if key.slot == tag {
-                firsts.insert(key.index as usize, seen);
-            }
-        }
         let first_at = |index: usize| {
             firsts.get(&index).map(|seen: &FirstSeen| FirstProgram {
                 comm: comm_string(&seen.comm),
@@ -923,9 +997,12 @@ impl Maps {
         Ok(snap)
     }
 
-    /// Removes the first-program and argument entries whose keys carry `tag`.
-    fn clear_tagged(&mut self, tag: u32) {
-        remove_tagged(&mut self.first, |k| k.slot == tag);
+    /// Removes the first-program entries of what `tables` counted under `tag`, and the
+    /// argument and program entries whose keys carry `tag`.
+    fn clear_tagged(&mut self, tag: u32, tables: &Tables<'_>) {
+        for index in tables.first_indexes() {
+            let _ = self.first.remove(&FirstKey { slot: tag, index });
+        }
         remove_tagged(&mut self.args, |k| k.slot == tag);
         remove_tagged(&mut self.execs, |k| k.slot == tag);
     }
@@ -1014,10 +1091,10 @@ mod tests {
         let bytes = kernel_map_bytes(1, 192);
         assert!(bytes <= 4 << 20, "{bytes}");
         // What one recording costs grows with the CPUs only through the per-CPU counters and
-        // the cgroup each CPU last found unwatched.
+        // the cgroup each CPU last looked up.
         let per_cpu = kernel_map_bytes(1, 2) - kernel_map_bytes(1, 1);
-        let unwatched = size_of::<tracer_common::Unwatched>();
-        assert_eq!(per_cpu, (TABLE_LEN * 8 + 16 + 64 + unwatched) as u64);
+        let last = size_of::<LastCgroup>();
+        assert_eq!(per_cpu, (TABLE_LEN * 8 + 16 + 64 + last) as u64);
         assert!(kernel_map_bytes(MAX_SLOTS, 192) > 32 * kernel_map_bytes(1, 192) / 2);
     }
 

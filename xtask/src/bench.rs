@@ -32,12 +32,61 @@ fn loop_ns(mut cmd: Command) -> anyhow::Result<f64> {
         .stderr(Stdio::null())
         .output()
         .context("running the loop")?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        describe(&cmd),
+        out.status
+    );
+    timing(&out.stdout)
+}
+
+/// The loop's own timing (`ns=` on its standard output).
+fn timing(stdout: &[u8]) -> anyhow::Result<f64> {
+    let text = String::from_utf8_lossy(stdout);
     let ns = text
         .lines()
         .find_map(|l| l.strip_prefix("ns="))
         .with_context(|| format!("no timing in output: {text}"))?;
     Ok(ns.trim().parse()?)
+}
+
+/// `cmd` as a command line, for messages.
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs the loop under `cmd` (a `profile` that loads the recorder itself) and reads the
+/// kernel's statistics of its sys_enter program while it runs: ns/call of the loop, and ns
+/// per run of the program (the last reading before it exits; the few calls of its start are
+/// averaged in).
+fn loop_ns_with_stats(mut cmd: Command) -> anyhow::Result<(f64, f64)> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| describe(&cmd))?;
+    let pid = child.id();
+    let mut last = ProgStats::default();
+    while child.try_wait()?.is_none() {
+        let now = ProgStats::busiest_of(pid);
+        if now.run_cnt > last.run_cnt {
+            last = now;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        describe(&cmd),
+        out.status
+    );
+    Ok((timing(&out.stdout)?, last.since(ProgStats::default())))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -54,8 +103,12 @@ fn start_background(mut cmd: Command, settle: Duration) -> anyhow::Result<std::p
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .context("starting background tracer")?;
+        .with_context(|| describe(&cmd))?;
+    let mut child = child;
     thread::sleep(settle);
+    if let Some(status) = child.try_wait()? {
+        anyhow::bail!("{} ended before it was measured: {status}", describe(&cmd));
+    }
     Ok(child)
 }
 
@@ -94,13 +147,22 @@ fn cpu_seconds(cmd: Command) -> anyhow::Result<f64> {
 }
 
 fn usage(mut cmd: Command) -> anyhow::Result<libc::rusage> {
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| describe(&cmd))?;
     let mut status = 0;
     // SAFETY: rusage is plain data, zeroed before use.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waits for our own child.
     let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
     ensure!(rc > 0, "wait4 failed");
+    ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{} failed (wait status {status:#x})",
+        describe(&cmd)
+    );
     Ok(usage)
 }
 
@@ -232,7 +294,9 @@ impl Drop for BpfStats {
     }
 }
 
-pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
+/// The bench: `calls` getppid per loop, `runs` rounds, and the scale row's `(containers, at
+/// once)`.
+pub(crate) fn bench(calls: u64, runs: usize, scale: (usize, usize)) -> anyhow::Result<()> {
     ensure!(
         is_root(),
         "the benchmark loads eBPF programs: run it as root"
@@ -286,11 +350,14 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
     };
     let _stats = BpfStats::enable();
     let has_bpftrace = Command::new("bpftrace").arg("--version").output().is_ok();
+    let has_strace = Command::new("strace").arg("-V").output().is_ok();
     let strace_calls = (calls / 100).max(1000);
     let mut v: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     let mut empty_ns = Vec::new();
     let mut bystander_ns = Vec::new();
     let mut filtered_bystander_ns = Vec::new();
+    let mut watched_ns = Vec::new();
+    let mut watched_static_ns = Vec::new();
     let mut steady_rss = Vec::new();
     let mut static_steady_rss = Vec::new();
     let mut report_cpu: [Vec<f64>; 2] = Default::default();
@@ -307,10 +374,12 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
                 .or_default()
                 .push(loop_ns(filtered())?);
         }
-        v.entry("watched").or_default().push(loop_ns(watched())?);
-        v.entry("watched, static")
-            .or_default()
-            .push(loop_ns(watched_by(&static_profile))?);
+        let (ns, prog) = loop_ns_with_stats(watched())?;
+        v.entry("watched").or_default().push(ns);
+        watched_ns.push(prog);
+        let (ns, prog) = loop_ns_with_stats(watched_by(&static_profile))?;
+        v.entry("watched, static").or_default().push(ns);
+        watched_static_ns.push(prog);
         let bg = start_background(idle_recording(&profile), Duration::from_millis(1500))?;
         let before = ProgStats::busiest_of(bg.id());
         v.entry("bystander").or_default().push(loop_ns(plain())?);
@@ -338,11 +407,12 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
             v.entry("bpftrace").or_default().push(loop_ns(plain())?);
             stop(bg);
         }
-        let mut st = Command::new("strace");
-        st.args(["-f", "-qq", "-o", "/dev/null"])
-            .arg(&sysloop)
-            .args(["bench", &strace_calls.to_string()]);
-        if let Ok(ns) = loop_ns(st) {
+        if has_strace {
+            let mut st = Command::new("strace");
+            st.args(["-f", "-qq", "-o", "/dev/null"])
+                .arg(&sysloop)
+                .args(["bench", &strace_calls.to_string()]);
+            let ns = loop_ns(st)?;
             v.entry("strace")
                 .or_default()
                 .push(ns * (calls as f64 / strace_calls as f64));
@@ -388,38 +458,50 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
         "bystander while `profile` records another cgroup",
         "bystander",
         Some("empty"),
-        "<= 1.10x floor",
+        "<= 1.03x floor",
     );
     row(
         "filtered bystander (its own allow-all filter) while `profile` records another cgroup",
         "filtered bystander",
         Some("empty+filter"),
-        "<= 1.05x floor",
+        "<= 1.03x floor",
     );
     row(
         "watched by `profile run`",
         "watched",
         Some("empty+filter"),
-        "<= 1.25x floor",
+        "<= 1.10x floor",
     );
     row(
         "watched by `profile run`, static release executable",
         "watched, static",
         Some("empty+filter"),
-        "<= 1.25x floor",
+        "<= 1.10x floor",
     );
     row("bpftrace count per (cgroup, syscall)", "bpftrace", None, "");
     row("strace -f (scaled)", "strace", None, "");
-    let (e, b, fb) = (
-        median(empty_ns),
-        median(bystander_ns),
-        median(filtered_bystander_ns),
-    );
+    let e = median(empty_ns);
     println!(
-        "\nkernel BPF statistics (run_time_ns / run_cnt, which include the statistics' own clock reads): empty program {e:.1} ns/run, `profile`'s sys_enter for a bystander {b:.1} ns/run ({:.1} above the empty program), for a filtered bystander {fb:.1} ns/run ({:.1} above)",
-        b - e,
-        fb - e
+        "\nkernel BPF statistics (run_time_ns / run_cnt, medians; they include the statistics' own clock reads, so each is also given above the empty program measured the same way)\n"
     );
+    println!("| program | ns/run | above the empty program |");
+    println!("|---|---:|---:|");
+    println!("| empty raw tracepoint program on sys_enter | {e:.1} | |");
+    for (label, runs) in [
+        ("`profile`'s sys_enter, bystander", bystander_ns),
+        (
+            "`profile`'s sys_enter, filtered bystander",
+            filtered_bystander_ns,
+        ),
+        ("`profile`'s sys_enter, watched (`profile run`)", watched_ns),
+        (
+            "`profile`'s sys_enter, watched (static executable)",
+            watched_static_ns,
+        ),
+    ] {
+        let ns = median(runs);
+        println!("| {label} | {ns:.1} | {:.1} |", ns - e);
+    }
     let static_rss = peak_rss_kib(watched_by(&static_profile))?;
     println!(
         "\n| build | peak RSS, `run` | RSS while recording | CPU, 20 × `report docker-default` |"
@@ -442,7 +524,8 @@ pub(crate) fn bench(calls: u64, runs: usize) -> anyhow::Result<()> {
         );
     }
     println!("(targets: peak <= 20 MiB, while recording <= 10 MiB)");
-    servers(&profile, &static_profile, runs)
+    servers(&profile, &static_profile, runs)?;
+    crate::scale::scale(&profile, &sysloop, scale.0, scale.1)
 }
 
 /// A server on 127.0.0.1, untraced or recorded by `profile run`; stopped when dropped.

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod dist;
+mod scale;
 mod tail;
 
 #[derive(Parser)]
@@ -35,6 +36,12 @@ enum Task {
         /// Runs per variant (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Containers the scale row's `watch` records, alive together (0: no scale row).
+        #[arg(long, default_value_t = 250)]
+        containers: usize,
+        /// How many of them start at once.
+        #[arg(long, default_value_t = 25)]
+        at_once: usize,
     },
     /// Build the example images (examples/images/*), train their profiles into profiles/
     /// (three runs each, verified under enforcement), and run `hello` under its profile.
@@ -85,7 +92,12 @@ fn is_root() -> bool {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Test { no_lint } => test(no_lint),
-        Task::Bench { calls, runs } => bench::bench(calls, runs),
+        Task::Bench {
+            calls,
+            runs,
+            containers,
+            at_once,
+        } => bench::bench(calls, runs, (containers, at_once)),
         Task::Demo => demo(),
         Task::Images => images().map(drop),
         Task::Dist { image } => dist::dist(image),

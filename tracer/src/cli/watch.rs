@@ -99,6 +99,13 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
     for filter in &watched.unmatched_filters {
         eprintln!("profile: warning: --filter {filter} matched no container");
     }
+    if watched.adoptions_lost > 0 {
+        eprintln!(
+            "profile: warning: {} container(s) started while the kernel's table of containers was full ({} at once) and were not recorded",
+            watched.adoptions_lost,
+            tracer_common::MAX_ADOPTED
+        );
+    }
     eprintln!(
         "profile: {} profile(s) from {} container(s) -> {}",
         watched

@@ -163,6 +163,9 @@ pub struct Watched {
     pub status: Status,
     /// The `--filter`s that matched no container (`image=app`).
     pub unmatched_filters: Vec<String>,
+    /// Containers that started while the kernel's table of adopted cgroups was full: not
+    /// recorded at all.
+    pub adoptions_lost: u32,
 }
 
 /// Watches until the command exits, the duration elapses or SIGINT/SIGTERM; then writes one
@@ -318,6 +321,7 @@ async fn watch_with<E: ContainerEngine>(
         containers: w.tracked().len(),
         status,
         unmatched_filters: w.unmatched_filters(),
+        adoptions_lost: w.recorder().adoptions_lost(),
     })
 }
 
