@@ -6,6 +6,11 @@
  *   sysloop getpid N             N getpid calls (the bystander's syscall)
  *   sysloop getsid N             N getsid calls: a call neither runc nor busybox makes
  *   sysloop mkdir PATH           mkdir(PATH); exits with its errno (0 on success)
+ *   sysloop chown PATH UID       chown(PATH, UID, -1); exits with its errno
+ *   sysloop bind PORT            binds TCP 127.0.0.1:PORT and exits with its errno
+ *   sysloop drop UID CMD ARGS..  setgroups(0), setgid(UID), setuid(UID), then execs CMD
+ *   sysloop nnp CMD ARGS..       sets no_new_privs, then execs CMD
+ *   sysloop hold N MS            N getppid calls, then sleeps MS milliseconds
  *   sysloop serve PORT           TCP server on 127.0.0.1:PORT answering "pong\n" to each connection
  *   sysloop sleep MS             sleep
  *   sysloop bench N              N getppid calls, then prints the loop's duration: "ns=<n>"
@@ -29,6 +34,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
@@ -36,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sched.h>
@@ -159,7 +166,7 @@ static int tsync(int t, long n) {
 
 int main(int argc, char **argv) {
     if (argc < 3 && !(argc == 2 && !strcmp(argv[1], "uring"))) {
-        fprintf(stderr, "usage: sysloop getppid|getpid|getsid|threads|fork|meet|mkdir|serve|sleep|hold|bench|tsync|clock|clock-raw|uring ARGS\n");
+        fprintf(stderr, "usage: sysloop getppid|getpid|getsid|threads|fork|meet|mkdir|chown|bind|drop|serve|sleep|hold|bench|tsync|clock|clock-raw|uring ARGS\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -222,6 +229,26 @@ int main(int argc, char **argv) {
         loop_nr(SYS_getppid, atol(argv[2]));
         clock_gettime(CLOCK_MONOTONIC, &b);
         printf("ns=%lld\n", (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
+    } else if (!strcmp(mode, "chown") && argc == 4) {
+        /* Exit status is the errno: EPERM without CAP_CHOWN. */
+        return chown(argv[2], atoi(argv[3]), -1) == 0 ? 0 : errno;
+    } else if (!strcmp(mode, "bind") && argc == 3) {
+        /* Binds a TCP port on 127.0.0.1 and exits: the errno if it can't. */
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return bind(s, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
+    } else if (!strcmp(mode, "drop") && argc >= 4) {
+        /* Becomes user and group UID (no supplementary groups), then execs the rest. */
+        gid_t id = atoi(argv[2]);
+        if (setgroups(0, NULL) || setgid(id) || setuid(id)) return errno;
+        execv(argv[3], argv + 3);
+        return errno;
+    } else if (!strcmp(mode, "nnp") && argc >= 3) {
+        /* Sets no_new_privs, then execs the rest. */
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) return errno;
+        execv(argv[2], argv + 2);
+        return errno;
     } else if (!strcmp(mode, "hold") && argc == 4) {
         /* N getppid calls, then alive for MS milliseconds: a container that stays up. */
         loop_nr(SYS_getppid, atol(argv[2]));

@@ -243,6 +243,76 @@ pub struct ExecKey {
     pub path: [u8; EXEC_PATH_LEN],
 }
 
+/// A capability check of a recording's workload (or a bind below port 1024), kept per
+/// capability, outcome and syscall.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CapKey {
+    pub slot: u32,
+    /// The capability's number (`CAP_CHOWN` = 0, …).
+    pub cap: u16,
+    /// [`CAP_GRANTED`], [`CAP_DENIED`] or [`CAP_LOW_PORT`].
+    pub how: u16,
+    /// The native syscall the check happened in; for [`CAP_LOW_PORT`], the port.
+    pub nr: u32,
+}
+
+/// A check that found the capability in the task's effective set.
+pub const CAP_GRANTED: u16 = 0;
+/// A check that did not.
+pub const CAP_DENIED: u16 = 1;
+/// A bind() to a port below 1024 (which needs NET_BIND_SERVICE where the container's
+/// `net.ipv4.ip_unprivileged_port_start` is not 0: Docker sets it to 0, not every CRI runtime).
+pub const CAP_LOW_PORT: u16 = 2;
+/// `CAP_NET_BIND_SERVICE`.
+pub const CAP_NET_BIND_SERVICE: u16 = 10;
+/// Kernel functions whose capability checks only probe (they pass CAP_OPT_NOAUDIT), kept by
+/// address range.
+pub const MAX_NOAUDIT_CALLERS: u32 = 16;
+/// bind's x86_64 number.
+pub const NR_BIND: u64 = 49;
+
+/// How often a [`CapKey`] happened, the program that made it first, and whether that first
+/// check only probed (CAP_OPT_NOAUDIT): such checks are not needs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CapSeen {
+    pub count: u64,
+    pub comm: [u8; 16],
+    pub probe: u32,
+    pub _pad: u32,
+}
+
+/// Capability entries kept per recording slot, and per adopted cgroup.
+pub const CAPS_PER_SLOT: u32 = 512;
+pub const CAPS_PER_ADOPTED: u32 = 64;
+
+/// `PrivilegedExec` flags: the exec changed the task's credentials (the kernel's secure-exec
+/// flag: a setuid or setgid program, file capabilities, an LSM transition).
+pub const EXEC_GAINED: u32 = 1;
+/// The program is setuid or setgid, and no_new_privs kept the exec from changing the task's
+/// ids.
+pub const EXEC_SETID_STOPPED: u32 = 2;
+/// Privilege-gaining execs kept per recording slot, and per adopted cgroup.
+pub const PRIVILEGED_EXECS_PER_SLOT: u32 = 64;
+pub const PRIVILEGED_EXECS_PER_ADOPTED: u32 = 8;
+
+/// A write refused because the filesystem is read-only (EROFS), while verifying: by path (as
+/// the call named it; empty when the call takes no path).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ReadOnlyWrite {
+    pub count: u32,
+    /// The native syscall of the first such write.
+    pub nr: u32,
+    pub comm: [u8; 16],
+}
+
+/// EROFS entries kept per recording slot.
+pub const READ_ONLY_WRITES_PER_SLOT: u32 = 64;
+/// The kernel's EROFS.
+pub const EROFS: u32 = 30;
+
 /// The last [`CGROUP_KEY_LEN`] bytes of a cgroup's path, as matched when the cgroup is created.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -285,6 +355,9 @@ shared!(SyscallCounts: [u64; TABLE_LEN]);
 shared!(SlotStats: u64, u64);
 shared!(ExecKey: u32, [u8; EXEC_PATH_LEN]);
 shared!(CgroupKey: [u8; CGROUP_KEY_LEN]);
+shared!(CapKey: u32, u16, u16, u32);
+shared!(CapSeen: u64, [u8; 16], u32, u32);
+shared!(ReadOnlyWrite: u32, u32, [u8; 16]);
 shared!(ArgKey: u32, u32, [u64; 2]);
 shared!(ArgCounts: [u32; 2 * ARG_KINDS], [u32; 2 * ARG_KINDS]);
 shared!(RuntimeCounts: [u64; NR_PER_ABI]);

@@ -32,6 +32,8 @@ use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task_btf,
         bpf_probe_read_kernel, bpf_probe_read_kernel_buf, bpf_probe_read_kernel_str_bytes,
+        bpf_probe_read_user, bpf_probe_read_user_str_bytes,
+        generated::{bpf_get_stack, bpf_task_pt_regs},
     },
     macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray},
@@ -40,15 +42,17 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use tracer_common::{
     ABI_IA32, ABI_NATIVE, ABI_X32, ADOPTED_SLOT_BIT, ARG_DENIED, ARG_IOCTL, ARG_PERSONALITY,
-    ARG_PRCTL, ARG_SOCKET, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN, CONFIG_ADOPT,
-    CONFIG_ADOPT_LOST, CONFIG_ALL_SYSCALLS, CONFIG_LEN, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST,
-    CONFIG_WATCH_GEN, CgroupKey, DENY_ERRNO, EXEC_PATH_LEN, ExecKey, FIRST_DENIED_BASE,
-    FIRST_RUNTIME_BASE, FirstKey, FirstSeen, LastCgroup, MAX_ADOPTED, MAX_ARG_ENTRIES,
-    MAX_ARG_VALUES, MAX_FIRST_SEEN, MAX_PENDING_NAMES, MAX_RUNTIME_TASKS, MAX_SLOTS,
-    MAX_WATCHED_CGROUPS, NR_IOCTL, NR_PER_ABI, NR_PERSONALITY, NR_PRCTL, NR_SOCKET,
-    RUNTIME_BUCKETS, RuntimeCounts, SOCK_TYPE_MASK, SlotStats, SyscallCounts, WATCH_ADOPTED,
-    WATCH_ALL_SYSCALLS, WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, adopted_slot,
-    runtime_bucket, table_index, watch_bucket,
+    ARG_PRCTL, ARG_SOCKET, AdoptedTable, ArgCounts, ArgKey, CAP_DENIED, CAP_GRANTED, CAP_LOW_PORT,
+    CAP_NET_BIND_SERVICE, CGROUP_KEY_LEN, CONFIG_ADOPT, CONFIG_ADOPT_LOST, CONFIG_ALL_SYSCALLS,
+    CONFIG_LEN, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST, CONFIG_WATCH_GEN, CapKey, CapSeen,
+    CgroupKey, DENY_ERRNO, EROFS, EXEC_GAINED, EXEC_PATH_LEN, EXEC_SETID_STOPPED, ExecKey,
+    FIRST_DENIED_BASE, FIRST_RUNTIME_BASE, FirstKey, FirstSeen, LastCgroup, MAX_ADOPTED,
+    MAX_ARG_ENTRIES, MAX_ARG_VALUES, MAX_FIRST_SEEN, MAX_NOAUDIT_CALLERS, MAX_PENDING_NAMES,
+    MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_BIND, NR_IOCTL, NR_PER_ABI,
+    NR_PERSONALITY, NR_PRCTL, NR_SOCKET, RUNTIME_BUCKETS, ReadOnlyWrite, RuntimeCounts,
+    SOCK_TYPE_MASK, SlotStats, SyscallCounts, WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS,
+    WATCH_STRICT_ARGS, Watch, X32_SYSCALL_BIT, adopted_slot, runtime_bucket, table_index,
+    watch_bucket,
 };
 
 const SECCOMP_MODE_FILTER: i32 = 2;
@@ -102,6 +106,31 @@ static EXEC_OLD_PID_OFFSET: Global<u32> = Global::new(0);
 /// Offset of sched_process_exec's `__data_loc char[] filename`.
 #[unsafe(no_mangle)]
 static EXEC_FILENAME_OFFSET: Global<u32> = Global::new(0);
+// What privileges a task holds and an exec's program, from the kernel's BTF (see kbtf).
+#[unsafe(no_mangle)]
+static TASK_REAL_CRED_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static TASK_ATOMIC_FLAGS_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static CRED_CAP_BSET_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static CRED_EUID_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static CRED_EGID_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static BPRM_FILE_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static BPRM_FILENAME_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static BPRM_SECUREEXEC_BIT: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static FILE_INODE_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static INODE_MODE_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static INODE_UID_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static INODE_GID_OFFSET: Global<u32> = Global::new(0);
 // Offsets into the classic cgroup_mkdir record, read from tracefs by the loader.
 #[unsafe(no_mangle)]
 static MKDIR_ROOT_OFFSET: Global<u32> = Global::new(0);
@@ -164,6 +193,21 @@ static ADOPTED_NAMES: HashMap<u64, CgroupKey> = HashMap::with_max_entries(MAX_AD
 /// One zeroed table: where a newly adopted cgroup's counts are copied from.
 #[map]
 static ZERO: Array<AdoptedTable> = Array::with_max_entries(1, 0);
+/// The capability checks of each recording's workload, and its binds below port 1024 (sized
+/// at load time).
+#[map]
+static CAPS: HashMap<CapKey, CapSeen> = HashMap::with_max_entries(1, 0);
+/// The address ranges (start, end) of the kernel functions that check capabilities with
+/// CAP_OPT_NOAUDIT, from /proc/kallsyms (set by the loader; a zero start ends the list).
+#[map]
+static NOAUDIT_CALLERS: Array<[u64; 2]> = Array::with_max_entries(MAX_NOAUDIT_CALLERS, 0);
+/// The execs of each recording's workload that changed its credentials, or that no_new_privs
+/// kept from it (`EXEC_*` flags, or'ed), by program (sized at load time).
+#[map]
+static PRIVILEGED_EXECS: HashMap<ExecKey, u32> = HashMap::with_max_entries(1, 0);
+/// While verifying: writes refused with EROFS, by path (sized at load time).
+#[map]
+static READ_ONLY_WRITES: HashMap<ExecKey, ReadOnlyWrite> = HashMap::with_max_entries(1, 0);
 /// Counters the loader keeps so that rare paths can be skipped whole.
 #[map]
 static CONFIG: Array<u32> = Array::with_max_entries(CONFIG_LEN, 0);
@@ -597,15 +641,262 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     if count(table, index, adopted_args.is_some()) {
         remember_first(&ctx, watch.slot, index);
     }
-    if index == nr as usize
-        && let Some((kind, values)) = learned_args(regs, nr, watch.flags & WATCH_STRICT_ARGS != 0)
-    {
-        // Only now, for the few syscalls whose arguments are learned, the slot's bookkeeping.
-        if let Some(counts) = adopted_args.or_else(|| ARG_COUNTS.get_ptr_mut(watch.slot)) {
-            remember_args(watch.slot, counts, kind, values);
+    if index == nr as usize {
+        if let Some((kind, values)) = learned_args(regs, nr, watch.flags & WATCH_STRICT_ARGS != 0) {
+            // Only now, for the few syscalls whose arguments are learned, the slot's bookkeeping.
+            if let Some(counts) = adopted_args.or_else(|| ARG_COUNTS.get_ptr_mut(watch.slot)) {
+                remember_args(watch.slot, counts, kind, values);
+            }
+        } else if nr == NR_BIND {
+            remember_low_port(regs, watch.slot);
         }
     }
     0
+}
+
+/// A bind() to an AF_INET or AF_INET6 port below 1024 is remembered by port: where the
+/// container's unprivileged port range starts at 1024, it needs NET_BIND_SERVICE, which no
+/// capability check shows under Docker (it starts the range at 0).
+#[cold]
+fn remember_low_port(regs: *const pt_regs, slot: u32) {
+    // SAFETY: only the field's address is computed here; the helper does the checked read.
+    let Ok(addr) = (unsafe { bpf_probe_read_kernel(&raw const (*regs).rsi) }) else {
+        return;
+    };
+    // sa_family (2 bytes), then the port in network order: the same in sockaddr_in and _in6.
+    // SAFETY: bpf_probe_read_user checks the address and fails instead of faulting.
+    let Ok(head) = (unsafe { bpf_probe_read_user(addr as *const [u8; 4]) }) else {
+        return;
+    };
+    let family = u16::from_ne_bytes([head[0], head[1]]);
+    let port = u16::from_be_bytes([head[2], head[3]]);
+    // AF_INET, AF_INET6; port 0 asks for any free port.
+    if (family == 2 || family == 10) && port != 0 && port < 1024 {
+        remember_cap(CapKey {
+            slot,
+            cap: CAP_NET_BIND_SERVICE,
+            how: CAP_LOW_PORT,
+            nr: u32::from(port),
+        });
+    }
+}
+
+/// Counts one capability entry; the first of its key keeps the program that made it.
+#[inline(always)]
+fn remember_cap(key: CapKey) {
+    if let Some(seen) = CAPS.get_ptr_mut(&key) {
+        // SAFETY: a preallocated map value, valid and aligned while the program runs.
+        add_atomic(unsafe { &mut (*seen).count });
+        return;
+    }
+    let seen = CapSeen {
+        count: 1,
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        probe: 0,
+        _pad: 0,
+    };
+    // A full map loses the entry: the recipe then keeps less, and verification shows it.
+    let _ = CAPS.insert(&key, &seen, BPF_NOEXIST.into());
+}
+
+/// The native syscall number `task` is in, from its saved registers (-1: none).
+#[inline(always)]
+fn current_syscall(task: *const u8) -> u32 {
+    // SAFETY: the helper returns the task's saved user registers, a BTF-typed pointer.
+    let regs = unsafe { bpf_task_pt_regs(task as *mut _) } as *const pt_regs;
+    if regs.is_null() {
+        return u32::MAX;
+    }
+    // SAFETY: a BTF-typed pointer the verifier checks the load against.
+    unsafe { core::ptr::read_volatile(&raw const (*regs).orig_rax) as u32 }
+}
+
+/// raw capability:cap_capable(cred, target_ns, capable_ns, cap, ret): every capability check
+/// the kernel makes (Linux 6.14 and later). One of a watched cgroup's workload (never the
+/// runtime's before it hands over) against the task's own credentials (not a mounter's
+/// borrowed by overlayfs: their bounding set differs) is remembered with its outcome and
+/// syscall. The tracepoint does not say whether the check only probes (CAP_OPT_NOAUDIT: every
+/// mmap asks for CAP_SYS_ADMIN in the overcommit check); the first check of each kind is told
+/// by the kernel functions it came through (see [`probed`]), and what it was decides the kind.
+#[raw_tracepoint(tracepoint = "cap_capable")]
+pub fn cap_capable(ctx: RawTracePointContext) -> i32 {
+    let task = current_task();
+    let Some((_, watch)) = current_watch(task) else {
+        return 0;
+    };
+    if is_runtime(task_field(task, TASK_PID_OFFSET.load())) {
+        return 0;
+    }
+    let cred: u64 = ctx.arg(0);
+    let own: *const u8 = task_field(task, TASK_REAL_CRED_OFFSET.load());
+    if cred != own as u64 && !same_bounding_set(cred as *const u8, own) {
+        return 0;
+    }
+    let cap: u64 = ctx.arg(3);
+    let ret: u64 = ctx.arg(4);
+    let key = CapKey {
+        slot: watch.slot,
+        cap: cap as u16,
+        how: if ret as i32 == 0 {
+            CAP_GRANTED
+        } else {
+            CAP_DENIED
+        },
+        nr: current_syscall(task),
+    };
+    if let Some(seen) = CAPS.get_ptr_mut(&key) {
+        // SAFETY: a preallocated map value, valid and aligned while the program runs.
+        add_atomic(unsafe { &mut (*seen).count });
+        return 0;
+    }
+    let seen = CapSeen {
+        count: 1,
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        probe: probed(&ctx) as u32,
+        _pad: 0,
+    };
+    // A full map loses the entry: the recipe then keeps less, and verification shows it.
+    let _ = CAPS.insert(&key, &seen, BPF_NOEXIST.into());
+    0
+}
+
+/// Whether credentials `cred` have the same bounding set as the task's own `own`.
+#[inline(always)]
+fn same_bounding_set(cred: *const u8, own: *const u8) -> bool {
+    let at = CRED_CAP_BSET_OFFSET.load() as usize;
+    // SAFETY: the helper checks the address and fails instead of faulting.
+    let theirs = unsafe { bpf_probe_read_kernel(cred.wrapping_add(at) as *const u64) };
+    theirs.is_ok_and(|b| b == task_field::<u64>(own, at as u32))
+}
+
+/// Kernel frames looked at above the tracepoint for a probing caller.
+const PROBE_FRAMES: usize = 6;
+
+/// Whether the check came through one of the kernel functions that check with
+/// CAP_OPT_NOAUDIT (`ns_capable_noaudit`, `has_ns_capability_noaudit`,
+/// `cap_vm_enough_memory`, …: their address ranges are in `NOAUDIT_CALLERS`).
+#[inline(never)]
+fn probed(ctx: &RawTracePointContext) -> bool {
+    let mut frames = [0u64; PROBE_FRAMES];
+    // SAFETY: the helper writes at most the buffer's size into it.
+    let got = unsafe {
+        bpf_get_stack(
+            ctx.as_ptr(),
+            frames.as_mut_ptr().cast(),
+            (PROBE_FRAMES * 8) as u32,
+            0,
+        )
+    };
+    if got <= 0 {
+        return false;
+    }
+    let got = (got as usize / 8).min(PROBE_FRAMES);
+    for (i, &frame) in frames.iter().enumerate() {
+        if i >= got {
+            break;
+        }
+        for r in 0..MAX_NOAUDIT_CALLERS {
+            let Some(range) = NOAUDIT_CALLERS.get(r) else {
+                break;
+            };
+            if range[0] == 0 {
+                break;
+            }
+            if frame >= range[0] && frame < range[1] {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// raw sched_process_exec(p, old_pid, bprm): an exec of a watched cgroup's workload that
+/// changed its credentials (the kernel's secure-exec flag), or of a setuid or setgid program
+/// whose ids no_new_privs kept from it, is remembered by program.
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn privileged_exec(ctx: RawTracePointContext) -> i32 {
+    let task = current_task();
+    let Some((_, watch)) = current_watch(task) else {
+        return 0;
+    };
+    let bprm: *const u8 = ctx.arg(2);
+    let bit = BPRM_SECUREEXEC_BIT.load();
+    // SAFETY: the helper checks the address and fails instead of faulting.
+    let Ok(byte) = (unsafe { bpf_probe_read_kernel(bprm.wrapping_add((bit / 8) as usize)) }) else {
+        return 0;
+    };
+    let byte: u8 = byte;
+    let mut flags = 0;
+    if byte & (1 << (bit % 8)) != 0 {
+        flags |= EXEC_GAINED;
+    }
+    // PFA_NO_NEW_PRIVS is bit 0 of task->atomic_flags.
+    if task_field::<u64>(task, TASK_ATOMIC_FLAGS_OFFSET.load()) & 1 != 0
+        && setid_stopped(bprm, task)
+    {
+        flags |= EXEC_SETID_STOPPED;
+    }
+    if flags != 0 {
+        remember_privileged_exec(bprm, watch.slot, flags);
+    }
+    0
+}
+
+/// Whether the exec'd file is setuid (or setgid) to another user (group) than the task's
+/// effective one: what no_new_privs keeps from taking effect.
+#[inline(always)]
+fn setid_stopped(bprm: *const u8, task: *const u8) -> bool {
+    let read = |at: *const u8| -> Option<u64> {
+        // SAFETY: the helper checks the address and fails instead of faulting.
+        unsafe { bpf_probe_read_kernel(at as *const u64) }.ok()
+    };
+    let Some(file) = read(bprm.wrapping_add(BPRM_FILE_OFFSET.load() as usize)) else {
+        return false;
+    };
+    let Some(inode) = read((file as *const u8).wrapping_add(FILE_INODE_OFFSET.load() as usize))
+    else {
+        return false;
+    };
+    let inode = inode as *const u8;
+    // SAFETY: as above.
+    let Ok(mode) = (unsafe {
+        bpf_probe_read_kernel(inode.wrapping_add(INODE_MODE_OFFSET.load() as usize) as *const u16)
+    }) else {
+        return false;
+    };
+    let cred: *const u8 = task_field(task, TASK_REAL_CRED_OFFSET.load());
+    let other = |inode_at: u32, cred_at: u32| {
+        // SAFETY: as above.
+        let owner =
+            unsafe { bpf_probe_read_kernel(inode.wrapping_add(inode_at as usize) as *const u32) };
+        owner.is_ok_and(|o| o != task_field::<u32>(cred, cred_at))
+    };
+    (mode & 0o4000 != 0 && other(INODE_UID_OFFSET.load(), CRED_EUID_OFFSET.load()))
+        || (mode & 0o2000 != 0 && other(INODE_GID_OFFSET.load(), CRED_EGID_OFFSET.load()))
+}
+
+#[cold]
+fn remember_privileged_exec(bprm: *const u8, slot: u32, flags: u32) {
+    let mut key = ExecKey {
+        slot,
+        path: [0; EXEC_PATH_LEN],
+    };
+    // SAFETY: the helper checks the address and fails instead of faulting.
+    let Ok(name) = (unsafe {
+        bpf_probe_read_kernel(bprm.wrapping_add(BPRM_FILENAME_OFFSET.load() as usize) as *const u64)
+    }) else {
+        return;
+    };
+    // SAFETY: as above; it stops at the NUL or one byte before the buffer's end.
+    if unsafe { bpf_probe_read_kernel_str_bytes(name as *const u8, &mut key.path) }.is_err() {
+        return;
+    }
+    if let Some(old) = PRIVILEGED_EXECS.get_ptr_mut(&key) {
+        // SAFETY: a preallocated map value; a lost or of two racing execs only repeats a flag.
+        unsafe { *old |= flags };
+        return;
+    }
+    let _ = PRIVILEGED_EXECS.insert(&key, &flags, BPF_NOEXIST.into());
 }
 
 /// Whether native call `nr` (at table index `index`) of `task` is the runtime's: made before the
@@ -621,6 +912,10 @@ fn by_runtime(task: *const u8, index: usize, nr: u64) -> bool {
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let ret: i64 = ctx.arg(1);
+    if ret == -(EROFS as i64) {
+        read_only_write(&ctx);
+        return 0;
+    }
     if ret != -(DENY_ERRNO as i64) {
         return 0;
     }
@@ -653,6 +948,72 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
         }
     }
     0
+}
+
+/// A write of a verified recording's workload refused by a read-only filesystem: remembered
+/// by the path the call named (when it names one).
+#[cold]
+fn read_only_write(ctx: &RawTracePointContext) {
+    let task = current_task();
+    let Some((_, watch)) = current_watch(task) else {
+        return;
+    };
+    if watch.slot & ADOPTED_SLOT_BIT != 0 {
+        return;
+    }
+    let regs: *const pt_regs = ctx.arg(0);
+    // SAFETY: only the field's address is computed here; the helper does the checked read.
+    let Ok(nr) = (unsafe { bpf_probe_read_kernel(&raw const (*regs).orig_rax) }) else {
+        return;
+    };
+    let mut key = ExecKey {
+        slot: watch.slot,
+        path: [0; EXEC_PATH_LEN],
+    };
+    if let Some(arg) = path_argument(nr) {
+        // SAFETY: as above.
+        let at = unsafe {
+            match arg {
+                0 => bpf_probe_read_kernel(&raw const (*regs).rdi),
+                1 => bpf_probe_read_kernel(&raw const (*regs).rsi),
+                _ => bpf_probe_read_kernel(&raw const (*regs).rdx),
+            }
+        };
+        if let Ok(at) = at {
+            // SAFETY: the helper checks the user address and fails instead of faulting.
+            let _ = unsafe { bpf_probe_read_user_str_bytes(at as *const u8, &mut key.path) };
+        }
+    }
+    if let Some(old) = READ_ONLY_WRITES.get_ptr_mut(&key) {
+        // SAFETY: a preallocated map value; a count lost to a race is one write of the same path.
+        unsafe { (*old).count += 1 };
+        return;
+    }
+    let seen = ReadOnlyWrite {
+        count: 1,
+        nr: nr as u32,
+        comm: bpf_get_current_comm().unwrap_or([0; 16]),
+    };
+    let _ = READ_ONLY_WRITES.insert(&key, &seen, BPF_NOEXIST.into());
+}
+
+/// Which argument of native call `nr` names the path it writes, for the calls that take one.
+#[inline(always)]
+fn path_argument(nr: u64) -> Option<u8> {
+    Some(match nr {
+        // open, creat, mkdir, rmdir, unlink, rename, link, chmod, chown, lchown, truncate,
+        // utime, mknod, utimes, setxattr, lsetxattr, removexattr, lremovexattr
+        2 | 85 | 83 | 84 | 87 | 82 | 86 | 90 | 92 | 94 | 76 | 132 | 133 | 235 | 188 | 189 | 197
+        | 198 => 0,
+        // symlink (its new name)
+        88 => 1,
+        // openat, mkdirat, mknodat, fchownat, futimesat, unlinkat, renameat, fchmodat,
+        // utimensat, renameat2, openat2, fchmodat2
+        257 | 258 | 259 | 260 | 261 | 263 | 264 | 268 | 280 | 316 | 437 | 452 => 1,
+        // symlinkat (its new name), linkat (its new name is the fourth: not read)
+        266 => 2,
+        _ => return None,
+    })
 }
 
 /// cgroup:cgroup_attach_task: a task is moved into a cgroup. One that another process moves

@@ -2,7 +2,10 @@
 //! task_struct`, `seccomp.mode` (whether a task runs under a seccomp filter),
 //! `thread_info.status` (its TS_COMPAT bit tells an i386 syscall, `int 0x80` from 64-bit code
 //! included, from a native one), `pid` and `tgid`; the path from a task to its cgroup v2 id
-//! (`cgroups->dfl_cgrp->kn->id`) and to its mount namespace (`nsproxy->mnt_ns->ns.inum`).
+//! (`cgroups->dfl_cgrp->kn->id`) and to its mount namespace (`nsproxy->mnt_ns->ns.inum`); and
+//! for what a workload does with privileges, its credentials (`real_cred`, the bounding set,
+//! the effective ids, no_new_privs in `atomic_flags`) and an exec's program
+//! (`linux_binprm`'s file, name and secure-exec bit, the file's mode and owner).
 //! Scanning the type section once is far lighter than parsing all of it.
 use std::path::PathBuf;
 
@@ -44,6 +47,14 @@ pub enum BtfError {
     },
     #[error("{root}.{path} is not a pointer")]
     NotPointer { root: String, path: String },
+    #[error("{root}.{path} is not {size} bytes")]
+    NotSized {
+        root: String,
+        path: String,
+        size: u32,
+    },
+    #[error("{root}.{path} is not a one-bit field")]
+    NotBit { root: String, path: String },
 }
 
 /// Why the kernel's BTF could not tell the offsets.
@@ -83,6 +94,25 @@ pub struct TaskOffsets {
     pub mnt_ns: u32,
     /// `mnt_namespace.ns.inum`, the mount namespace's inode number.
     pub mnt_ns_inum: u32,
+    /// `task_struct.real_cred`, the task's own `struct cred *` (what others act on it with).
+    pub real_cred: u32,
+    /// `task_struct.atomic_flags`, whose bit 0 is no_new_privs.
+    pub atomic_flags: u32,
+    /// `cred.cap_bset`, the 8-byte bounding set.
+    pub cap_bset: u32,
+    /// `cred.euid` and `cred.egid`, 4 bytes each.
+    pub euid: u32,
+    pub egid: u32,
+    /// `linux_binprm.file`, `linux_binprm.filename` and the bit (from the struct's start) of
+    /// `linux_binprm.secureexec`.
+    pub bprm_file: u32,
+    pub bprm_filename: u32,
+    pub bprm_secureexec_bit: u32,
+    /// `file.f_inode`; `inode.i_mode` (2 bytes), `inode.i_uid` and `inode.i_gid` (4 each).
+    pub f_inode: u32,
+    pub i_mode: u32,
+    pub i_uid: u32,
+    pub i_gid: u32,
 }
 
 /// Reads [`TaskOffsets`] from the kernel's BTF, each field checked to be of the size it is
@@ -110,6 +140,18 @@ pub fn task_offsets() -> Result<TaskOffsets, KernelBtfError> {
             nsproxy: btf.pointer_offset("task_struct", &["nsproxy"])?,
             mnt_ns: btf.pointer_offset("nsproxy", &["mnt_ns"])?,
             mnt_ns_inum: btf.int_offset("mnt_namespace", &["ns", "inum"], 4)?,
+            real_cred: btf.pointer_offset("task_struct", &["real_cred"])?,
+            atomic_flags: btf.int_offset("task_struct", &["atomic_flags"], 8)?,
+            cap_bset: btf.sized_offset("cred", &["cap_bset"], 8)?,
+            euid: btf.sized_offset("cred", &["euid"], 4)?,
+            egid: btf.sized_offset("cred", &["egid"], 4)?,
+            bprm_file: btf.pointer_offset("linux_binprm", &["file"])?,
+            bprm_filename: btf.pointer_offset("linux_binprm", &["filename"])?,
+            bprm_secureexec_bit: btf.bit_offset("linux_binprm", "secureexec")?,
+            f_inode: btf.pointer_offset("file", &["f_inode"])?,
+            i_mode: btf.int_offset("inode", &["i_mode"], 2)?,
+            i_uid: btf.sized_offset("inode", &["i_uid"], 4)?,
+            i_gid: btf.sized_offset("inode", &["i_gid"], 4)?,
         })
     };
     offsets().map_err(btf_error)
@@ -240,6 +282,71 @@ impl<'a> Btf<'a> {
                 size,
             }),
         }
+    }
+
+    /// Byte offset of `path` inside struct `root`, which must name an integer or a struct of
+    /// `size` bytes (`kuid_t`, `kernel_cap_t`).
+    fn sized_offset(
+        &self,
+        root: &str,
+        path: &[&str],
+        size: u32,
+    ) -> std::result::Result<u32, BtfError> {
+        let (offset, ty) = self.member_path(root, path)?;
+        match self.resolve(ty).and_then(|t| self.header(t)) {
+            Some((_, info, s, _))
+                if s == size && matches!((info >> 24) & 0x1f, KIND_INT | KIND_STRUCT) =>
+            {
+                Ok(offset)
+            }
+            _ => Err(BtfError::NotSized {
+                root: root.into(),
+                path: path.join("."),
+                size,
+            }),
+        }
+    }
+
+    /// Bit offset, from the start of struct `root`, of its one-bit field `name` (a direct
+    /// member, or one of an anonymous struct or union in it).
+    fn bit_offset(&self, root: &str, name: &str) -> std::result::Result<u32, BtfError> {
+        let not_bit = || BtfError::NotBit {
+            root: root.into(),
+            path: name.into(),
+        };
+        let (_, id) = self.member_path(root, &[])?;
+        self.member_bits(id, name, 0).ok_or_else(not_bit)
+    }
+
+    fn member_bits(&self, id: u32, name: &str, base: u32) -> Option<u32> {
+        let (_, info, _, at) = self.header(self.resolve(id)?)?;
+        let kind = (info >> 24) & 0x1f;
+        if kind != KIND_STRUCT && kind != KIND_UNION {
+            return None;
+        }
+        let bitfields = info >> 31 == 1;
+        for i in 0..(info & 0xffff) as usize {
+            let m = at + 12 + 12 * i;
+            let (m_name, m_type, m_off) = (
+                u32_at(self.types, m)?,
+                u32_at(self.types, m + 4)?,
+                u32_at(self.types, m + 8)?,
+            );
+            let (bits, width) = if bitfields {
+                (m_off & 0xff_ffff, m_off >> 24)
+            } else {
+                (m_off, 0)
+            };
+            if self.name(m_name) == name.as_bytes() {
+                return (width == 1).then_some(base + bits);
+            }
+            if m_name == 0
+                && let Some(found) = self.member_bits(m_type, name, base + bits)
+            {
+                return Some(found);
+            }
+        }
+        None
     }
 
     /// Byte offset of `path` inside struct `root`, which must name a pointer.

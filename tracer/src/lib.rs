@@ -15,6 +15,7 @@ pub mod filter;
 pub mod formats;
 pub mod host;
 pub mod input;
+pub mod kallsyms;
 pub mod kbtf;
 pub mod launch;
 pub mod mounts;

@@ -13,14 +13,17 @@ use aya::{
     programs::{RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId},
 };
 use tracer_common::{
-    ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, AdoptedTable, ArgCounts, ArgKey, CGROUP_KEY_LEN,
-    CONFIG_ADOPT, CONFIG_ADOPT_LOST, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES,
-    CONFIG_RUNTIME_LOST, CONFIG_WATCH_GEN, CgroupKey, EXEC_PATH_LEN, EXECS_PER_ADOPTED,
-    EXECS_PER_SLOT, ExecKey, FIRST_DENIED_BASE, FIRST_PER_ADOPTED, FIRST_PER_SLOT,
-    FIRST_RUNTIME_BASE, FirstKey, FirstSeen, LastCgroup, MAX_PENDING_NAMES, MAX_RUNTIME_TASKS,
-    MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_PER_ABI, OUT_OF_RANGE, RUNTIME_BUCKETS, RuntimeCounts,
-    SlotStats, SyscallCounts, TABLE_LEN, WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS,
-    WATCH_STRICT_ARGS, Watch, adopted_slot, watch_bucket,
+    ARG_DENIED, ARG_ENTRIES_PER_SLOT, ARG_KINDS, AdoptedTable, ArgCounts, ArgKey, CAP_DENIED,
+    CAP_GRANTED, CAP_LOW_PORT, CAPS_PER_ADOPTED, CAPS_PER_SLOT, CGROUP_KEY_LEN, CONFIG_ADOPT,
+    CONFIG_ADOPT_LOST, CONFIG_ALL_SYSCALLS, CONFIG_PENDING_NAMES, CONFIG_RUNTIME_LOST,
+    CONFIG_WATCH_GEN, CapKey, CapSeen, CgroupKey, EXEC_GAINED, EXEC_PATH_LEN, EXEC_SETID_STOPPED,
+    EXECS_PER_ADOPTED, EXECS_PER_SLOT, ExecKey, FIRST_DENIED_BASE, FIRST_PER_ADOPTED,
+    FIRST_PER_SLOT, FIRST_RUNTIME_BASE, FirstKey, FirstSeen, LastCgroup, MAX_NOAUDIT_CALLERS,
+    MAX_PENDING_NAMES, MAX_RUNTIME_TASKS, MAX_SLOTS, MAX_WATCHED_CGROUPS, NR_PER_ABI, OUT_OF_RANGE,
+    PRIVILEGED_EXECS_PER_ADOPTED, PRIVILEGED_EXECS_PER_SLOT, READ_ONLY_WRITES_PER_SLOT,
+    RUNTIME_BUCKETS, ReadOnlyWrite, RuntimeCounts, SlotStats, SyscallCounts, TABLE_LEN,
+    WATCH_ADOPTED, WATCH_ALL_SYSCALLS, WATCH_BUCKETS, WATCH_STRICT_ARGS, Watch, adopted_slot,
+    watch_bucket,
 };
 
 use crate::{
@@ -58,6 +61,10 @@ pub enum RecorderError {
     CgroupName { name: String, min: usize },
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error(
+        "this kernel has no capability:cap_capable tracepoint (Linux 6.14 and later have it): the capabilities a workload uses can't be learned here"
+    )]
+    NoCapabilityEvent,
     #[error("all {0} recording slots are in use")]
     SlotsExhausted(u32),
     #[error("{what}: {source}")]
@@ -121,6 +128,66 @@ pub struct Snapshot {
     pub programs: BTreeMap<String, u64>,
     /// Execs whose program found no room in the kernel's map: `programs` misses some.
     pub programs_lost: u64,
+    /// The workload's capability checks (against its own credentials, probes left out) and
+    /// binds below port 1024, by capability, outcome and syscall.
+    pub capabilities: BTreeMap<CapCheck, CapObserved>,
+    /// The workload's execs that changed its credentials, or whose setuid or setgid bit
+    /// no_new_privs ignored, by program.
+    pub privileged_execs: BTreeMap<String, PrivilegedExec>,
+    /// While verifying: writes refused by a read-only filesystem (EROFS), by path as the call
+    /// named it (empty: a call that names none).
+    pub read_only_writes: BTreeMap<String, RefusedWrite>,
+}
+
+/// One kind of capability check a workload made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CapCheck {
+    /// The capability's number (`CAP_CHOWN` = 0).
+    pub cap: u16,
+    pub outcome: CapOutcome,
+    /// The native syscall it happened in (`u32::MAX`: none); for [`CapOutcome::LowPort`],
+    /// the port.
+    pub nr: u32,
+}
+
+/// How often one kind of capability check happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapObserved {
+    pub count: u64,
+    /// The program (comm) that made it first.
+    pub program: String,
+    /// The first such check came through a kernel function that only probes
+    /// (CAP_OPT_NOAUDIT): not a need, whatever it found.
+    pub probe: bool,
+}
+
+/// What a capability check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CapOutcome {
+    /// The capability was in the task's effective set.
+    Granted,
+    Denied,
+    /// Not a check: a bind() to this port below 1024, which needs NET_BIND_SERVICE where the
+    /// container's unprivileged ports start at 1024.
+    LowPort,
+}
+
+/// What an exec of a privileged program did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrivilegedExec {
+    /// It changed the task's credentials (setuid, setgid, file capabilities).
+    pub gained: bool,
+    /// Its setuid or setgid bit was ignored under no_new_privs.
+    pub setid_stopped: bool,
+}
+
+/// Writes to one path refused by a read-only filesystem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedWrite {
+    pub count: u64,
+    /// The native syscall of the first.
+    pub nr: u32,
+    pub program: String,
 }
 
 impl Snapshot {
@@ -146,6 +213,26 @@ impl Snapshot {
             *self.programs.entry(path.clone()).or_default() += n;
         }
         self.programs_lost += other.programs_lost;
+        for (check, seen) in &other.capabilities {
+            self.capabilities
+                .entry(*check)
+                .and_modify(|mine| {
+                    mine.count += seen.count;
+                    mine.probe &= seen.probe;
+                })
+                .or_insert_with(|| seen.clone());
+        }
+        for (path, exec) in &other.privileged_execs {
+            let mine = self.privileged_execs.entry(path.clone()).or_default();
+            mine.gained |= exec.gained;
+            mine.setid_stopped |= exec.setid_stopped;
+        }
+        for (path, write) in &other.read_only_writes {
+            self.read_only_writes
+                .entry(path.clone())
+                .and_modify(|w| w.count += write.count)
+                .or_insert_with(|| write.clone());
+        }
         self.cgroups.extend(other.cgroups.iter().copied());
         for (map, from) in [
             (&mut self.args, &other.args),
@@ -232,6 +319,13 @@ struct Maps {
     adopted: HashMap<MapData, u64, AdoptedTable>,
     adopted_names: HashMap<MapData, u64, CgroupKey>,
     config: Array<MapData, u32>,
+    caps: HashMap<MapData, CapKey, CapSeen>,
+    noaudit_callers: Array<MapData, [u64; 2]>,
+    privileged_execs: HashMap<MapData, ExecKey, u32>,
+    read_only_writes: HashMap<MapData, ExecKey, ReadOnlyWrite>,
+    /// Whether the capability checks' program is attached (on demand: see
+    /// [`Recorder::record_capabilities`]).
+    capabilities_attached: bool,
     /// Which slots are in use; as many as the maps were sized for.
     slots: Vec<bool>,
     /// The programs; sys_exit is attached while a `Verify` recording is open.
@@ -395,6 +489,24 @@ impl Recorder {
             .override_global("MKDIR_ROOT_OFFSET", &mkdir_root, true)
             .override_global("MKDIR_ID_OFFSET", &mkdir_id, true)
             .override_global("MKDIR_PATH_OFFSET", &mkdir_path, true)
+            .override_global("TASK_REAL_CRED_OFFSET", &task.real_cred, true)
+            .override_global("TASK_ATOMIC_FLAGS_OFFSET", &task.atomic_flags, true)
+            .override_global("CRED_CAP_BSET_OFFSET", &task.cap_bset, true)
+            .override_global("CRED_EUID_OFFSET", &task.euid, true)
+            .override_global("CRED_EGID_OFFSET", &task.egid, true)
+            .override_global("BPRM_FILE_OFFSET", &task.bprm_file, true)
+            .override_global("BPRM_FILENAME_OFFSET", &task.bprm_filename, true)
+            .override_global("BPRM_SECUREEXEC_BIT", &task.bprm_secureexec_bit, true)
+            .override_global("FILE_INODE_OFFSET", &task.f_inode, true)
+            .override_global("INODE_MODE_OFFSET", &task.i_mode, true)
+            .override_global("INODE_UID_OFFSET", &task.i_uid, true)
+            .override_global("INODE_GID_OFFSET", &task.i_gid, true)
+            .map_max_entries("CAPS", slots * CAPS_PER_SLOT + adopted * CAPS_PER_ADOPTED)
+            .map_max_entries(
+                "PRIVILEGED_EXECS",
+                slots * PRIVILEGED_EXECS_PER_SLOT + adopted * PRIVILEGED_EXECS_PER_ADOPTED,
+            )
+            .map_max_entries("READ_ONLY_WRITES", slots * READ_ONLY_WRITES_PER_SLOT)
             .load(OBJECT)?;
         // The runtime's tasks are marked before any of them can enter a watched cgroup.
         for (category, name) in [
@@ -408,10 +520,13 @@ impl Recorder {
             prog.load().map_err(prog_err(name))?;
             prog.attach(category, name).map_err(prog_err(name))?;
         }
-        for name in ["sys_exit", "sys_enter"] {
+        for name in ["sys_exit", "sys_enter", "privileged_exec"] {
             let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
             prog.load().map_err(prog_err(name))?;
         }
+        let exec: &mut RawTracePoint = program(&mut ebpf, "privileged_exec")?;
+        exec.attach("sched_process_exec")
+            .map_err(prog_err("privileged_exec"))?;
         let enter: &mut RawTracePoint = program(&mut ebpf, "sys_enter")?;
         enter.attach("sys_enter").map_err(prog_err("sys_enter"))?;
         // After the programs are loaded: the logger takes the log map out of `ebpf`.
@@ -434,6 +549,11 @@ impl Recorder {
             adopted: take(&mut ebpf, "ADOPTED")?,
             adopted_names: take(&mut ebpf, "ADOPTED_NAMES")?,
             config: take(&mut ebpf, "CONFIG")?,
+            caps: take(&mut ebpf, "CAPS")?,
+            noaudit_callers: take(&mut ebpf, "NOAUDIT_CALLERS")?,
+            privileged_execs: take(&mut ebpf, "PRIVILEGED_EXECS")?,
+            read_only_writes: take(&mut ebpf, "READ_ONLY_WRITES")?,
+            capabilities_attached: false,
             slots: vec![false; slots as usize],
             ebpf,
             exit_link: None,
@@ -542,6 +662,34 @@ impl Recorder {
             },
         )?;
         Ok(id)
+    }
+
+    /// Records the capability checks of every recording's workload from now on (the
+    /// `capability:cap_capable` tracepoint, Linux 6.14 and later; attached only by the
+    /// commands that learn capabilities, since every check on the host then runs it).
+    pub fn record_capabilities(&self) -> Result<()> {
+        let mut maps = self.maps();
+        if maps.capabilities_attached {
+            return Ok(());
+        }
+        if !tracefs::has_event("capability", "cap_capable") {
+            return Err(RecorderError::NoCapabilityEvent);
+        }
+        for (i, range) in crate::kallsyms::noaudit_callers()
+            .into_iter()
+            .take(MAX_NOAUDIT_CALLERS as usize)
+            .enumerate()
+        {
+            maps.noaudit_callers
+                .set(i as u32, &range, 0)
+                .map_err(map_err("NOAUDIT_CALLERS"))?;
+        }
+        let prog: &mut RawTracePoint = program(&mut maps.ebpf, "cap_capable")?;
+        prog.load().map_err(prog_err("cap_capable"))?;
+        prog.attach("cap_capable")
+            .map_err(prog_err("cap_capable"))?;
+        maps.capabilities_attached = true;
+        Ok(())
     }
 
     /// Container cgroups the kernel side could not adopt since loading (its maps were full):
@@ -960,6 +1108,55 @@ impl Maps {
                 *snap.programs.entry(exec_path(&key.path)).or_default() += count;
             }
         }
+        for entry in self.caps.iter() {
+            let (key, seen) = entry.map_err(map_err("CAPS"))?;
+            if key.slot != tag {
+                continue;
+            }
+            let outcome = match key.how {
+                CAP_GRANTED => CapOutcome::Granted,
+                CAP_DENIED => CapOutcome::Denied,
+                CAP_LOW_PORT => CapOutcome::LowPort,
+                _ => continue,
+            };
+            let check = CapCheck {
+                cap: key.cap,
+                outcome,
+                nr: key.nr,
+            };
+            snap.capabilities.insert(
+                check,
+                CapObserved {
+                    count: seen.count,
+                    program: comm_string(&seen.comm),
+                    probe: seen.probe != 0,
+                },
+            );
+        }
+        for entry in self.privileged_execs.iter() {
+            let (key, flags) = entry.map_err(map_err("PRIVILEGED_EXECS"))?;
+            if key.slot == tag {
+                let seen = snap
+                    .privileged_execs
+                    .entry(exec_path(&key.path))
+                    .or_default();
+                seen.gained |= flags & EXEC_GAINED != 0;
+                seen.setid_stopped |= flags & EXEC_SETID_STOPPED != 0;
+            }
+        }
+        for entry in self.read_only_writes.iter() {
+            let (key, seen) = entry.map_err(map_err("READ_ONLY_WRITES"))?;
+            if key.slot == tag {
+                snap.read_only_writes.insert(
+                    exec_path(&key.path),
+                    RefusedWrite {
+                        count: u64::from(seen.count),
+                        nr: seen.nr,
+                        program: comm_string(&seen.comm),
+                    },
+                );
+            }
+        }
         let mut overflowed = [false; 2 * ARG_KINDS];
         for counts in arg_counts {
             for (o, c) in overflowed.iter_mut().zip(counts.overflowed.iter()) {
@@ -1004,6 +1201,9 @@ impl Maps {
             let _ = self.first.remove(&FirstKey { slot: tag, index });
         }
         remove_tagged(&mut self.args, |k| k.slot == tag);
+        remove_tagged(&mut self.caps, |k| k.slot == tag);
+        remove_tagged(&mut self.privileged_execs, |k| k.slot == tag);
+        remove_tagged(&mut self.read_only_writes, |k| k.slot == tag);
         remove_tagged(&mut self.execs, |k| k.slot == tag);
     }
 

@@ -90,6 +90,15 @@ pub fn ensure_mounted() -> Result<(), TracefsError> {
     Ok(())
 }
 
+/// Whether the running kernel has tracepoint `category/name`.
+pub fn has_event(category: &str, name: &str) -> bool {
+    Path::new(TRACEFS)
+        .join("events")
+        .join(category)
+        .join(name)
+        .is_dir()
+}
+
 /// Byte offset of `field` in the records of tracepoint `category/name`.
 pub fn field_offset(category: &str, name: &str, field: &str) -> Result<u32, TracefsError> {
     let path = Path::new(TRACEFS)
