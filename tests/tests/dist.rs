@@ -237,6 +237,7 @@ fn completions_load_in_bash_zsh_and_fish_and_man_pages_render() {
     for file in [
         "profile",
         "README.md",
+        "docs/train.md",
         "LICENSE-APACHE",
         "LICENSE-MIT",
         "completions/profile.bash",

@@ -49,6 +49,7 @@ pub fn dist(build_image: bool) -> anyhow::Result<()> {
     for licence in ["LICENSE-APACHE", "LICENSE-MIT"] {
         files.push(Entry::file(licence, read(&root().join(licence))?, 0o644));
     }
+    files.extend(guide()?);
     files.extend(completions()?);
     files.extend(man_pages()?);
     let tarball = format!("{name}.tar.gz");
@@ -69,6 +70,21 @@ pub fn dist(build_image: bool) -> anyhow::Result<()> {
         build_image_from(&out)?;
     }
     Ok(())
+}
+
+/// The guide's pages (docs/*.md), which the README links to, by name.
+fn guide() -> anyhow::Result<Vec<Entry>> {
+    let dir = root().join("docs");
+    let mut pages = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "md")
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+        {
+            pages.push(Entry::file(format!("docs/{name}"), read(&path)?, 0o644));
+        }
+    }
+    Ok(pages)
 }
 
 /// Builds the static executable; returns its path.
