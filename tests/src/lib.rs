@@ -704,6 +704,56 @@ impl Drop for Stalled<'_> {
     }
 }
 
+/// Fails the test unless the completions in `dir` (`profile.bash`, `_profile`, `profile.fish`,
+/// as the tarball names them) load in bash, zsh and fish and complete `profile`.
+pub fn completions_load(dir: &Path) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("source \"$1\" && complete -p profile")
+        .arg("bash")
+        .arg(dir.join("profile.bash"))
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("-F _profile profile"),
+        "{}",
+        output_text(&out)
+    );
+
+    // zsh: the file parses, and compinit takes it as profile's completion.
+    let zsh = dir.join("_profile");
+    let out = Command::new("zsh")
+        .arg("-n")
+        .arg(&zsh)
+        .output()
+        .expect("zsh (apt-get install zsh)");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = Command::new("zsh")
+        .arg("-fc")
+        .arg("fpath=(\"$1\" $fpath); autoload -Uz compinit; compinit -u -D; print -r -- \"${_comps[profile]}\"")
+        .arg("zsh")
+        .arg(dir)
+        .output()
+        .expect("zsh");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "_profile");
+    // fish: completing `profile tr` offers train, and train's options are known.
+    let out = Command::new("fish")
+        .arg("-c")
+        .arg("source $argv[1]; complete -C 'profile tr'; complete -C 'profile train --ima'")
+        .arg(dir.join("profile.fish"))
+        .output()
+        .expect("fish (apt-get install fish)");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let offered = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        offered.lines().any(|l| l.starts_with("train\t"))
+            && offered.lines().any(|l| l.starts_with("--image\t")),
+        "{offered}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

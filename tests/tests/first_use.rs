@@ -1,6 +1,8 @@
 //! What a new user meets following the README: streams that keep a profile apart from a
 //! workload's output, exit statuses that say why, options that can't be ignored silently.
-use profile_tests::{Scratch, free_port, output_text, privileged, profile, test_image, train};
+use profile_tests::{
+    Scratch, completions_load, free_port, output_text, privileged, profile, test_image, train,
+};
 
 #[test]
 fn run_keeps_the_commands_output_out_of_a_profile_on_stdout() {
@@ -76,6 +78,15 @@ fn a_status_that_is_not_0_says_why_on_stderr() {
         why_lines(&out),
         ["profile: exit status 1: the workload exited 3 (the profile and report are written)"]
     );
+    // One style for everything profile says, its warnings included (-q: nothing else speaks).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: the workload exited 3"),
+        "{stderr}"
+    );
+    for line in stderr.lines() {
+        assert!(line.starts_with("profile: "), "{line:?} in {stderr}");
+    }
 
     let (_, _, out) = train(
         &dir,
@@ -244,6 +255,44 @@ fn input_errors_name_the_option_and_the_empty_file() {
     refused(
         &["report", empty.to_str().expect("utf-8")],
         "the file is empty: no profile in it",
+    );
+}
+
+#[test]
+fn a_misspelt_built_in_profile_is_named_as_a_misspelt_option_is() {
+    refused(
+        &["train", "--image", "x", "--base", "docker-defualt"],
+        "--base docker-defualt: docker-defualt: no such file, nor a built-in profile; a similar one exists: docker-default",
+    );
+    refused(
+        &["verify", "--image", "x", "--profile", "docker-defalt"],
+        "a similar one exists: docker-default",
+    );
+    refused(
+        &["report", "docker_default"],
+        "a similar one exists: docker-default",
+    );
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    let dir = Scratch::new("completions");
+    for (shell, file) in [
+        ("bash", "profile.bash"),
+        ("zsh", "_profile"),
+        ("fish", "profile.fish"),
+    ] {
+        let out = profile(&["completions", shell]);
+        assert!(out.status.success(), "{}", output_text(&out));
+        std::fs::write(dir.path(file), &out.stdout).expect("written");
+    }
+    completions_load(&dir.0);
+    let out = profile(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[possible values: bash, zsh, fish]"),
+        "{}",
+        output_text(&out)
     );
 }
 

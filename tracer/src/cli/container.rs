@@ -4,7 +4,7 @@ use std::{io::IsTerminal as _, time::Duration};
 
 use clap::Args;
 
-use super::args::parse_duration;
+use super::args::{parse_duration, parse_grace};
 use crate::{
     docker::{self, ContainerSpec, PortSpec},
     progress::Progress,
@@ -86,9 +86,10 @@ pub struct ContainerArgs {
     /// Drop a Linux capability (as `docker run --cap-drop`; ALL for every one).
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
-    /// Seconds between the stop signal and SIGKILL when stopping the container.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub stop_timeout: u64,
+    /// How long the container has between its stop signal and SIGKILL (e.g. 20s, 1m; plain
+    /// seconds too; 0 for none; Docker counts whole seconds, so a fraction is rounded up).
+    #[arg(long, value_name = "D", value_parser = parse_grace, default_value = "10s")]
+    pub stop_timeout: Duration,
     /// Don't copy the container's output to stderr.
     #[arg(short, long)]
     pub quiet: bool,
@@ -128,7 +129,7 @@ impl ContainerArgs {
                 wait: !self.no_wait,
                 timeout: self.ready_timeout,
             },
-            stop_timeout: Duration::from_secs(self.stop_timeout),
+            stop_timeout: self.stop_timeout,
             forward_logs: !self.quiet,
             keep: self.keep,
             progress: std::io::stderr().is_terminal(),

@@ -681,8 +681,10 @@ impl Engine {
     /// Stops the container the way `docker stop` does: its stop signal, then SIGKILL after
     /// `grace`.
     pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        // Docker counts whole seconds: a fraction gets the second it began.
+        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
         let options = StopContainerOptionsBuilder::default()
-            .t(grace.as_secs().min(i32::MAX as u64) as i32)
+            .t(secs.min(i32::MAX as u64) as i32)
             .build();
         let action = "stopping the container";
         bounded(action, grace + self.limits.request, async {

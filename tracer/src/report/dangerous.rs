@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::{
     names::Abi,
-    seccomp::{Arg, Context, Learned, Profile, conditions::rule_region, learn::rule_words},
+    seccomp::{Arg, Context, Learned, Profile, conditions::rule_region, words::rule_words},
 };
 
 /// Syscalls Docker's default may allow that a workload rarely needs, with why they matter.

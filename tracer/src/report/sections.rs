@@ -227,7 +227,7 @@ impl Report {
                         self.runtime_calls.iter().map(|s| s.name.as_str()).collect();
                     let _ = writeln!(
                         out,
-                        "  the container runtime's calls before it handed over ({}, allowed so that the container starts): {}",
+                        "  the container runtime's calls, made under the filter before it handed over ({}, allowed so that the container starts): {}",
                         names.len(),
                         names.join(" ")
                     );
@@ -451,7 +451,7 @@ impl Report {
             Section::RuntimeCalls(lines) => {
                 let _ = writeln!(
                     out,
-                    "\n## The container runtime's calls before it handed over\n\nMade under the filter by the runtime's init before the exec of the container's process; allowed so that the container starts, never counted as the workload's.\n"
+                    "\n## The container runtime's calls under the filter\n\nMade under the filter by the runtime's init before the exec of the container's process; allowed so that the container starts, never counted as the workload's.\n"
                 );
                 markdown_table(out, "syscall", lines);
             }

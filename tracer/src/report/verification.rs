@@ -14,7 +14,7 @@ use super::{
 use crate::{
     names::Abi,
     recorder::Snapshot,
-    seccomp::{ArgSpec, Context, Profile, conditions::Region, learn::spec_words},
+    seccomp::{ArgSpec, Context, Profile, conditions::Region, words::spec_words},
     session::StoppedBy,
 };
 

@@ -9,6 +9,7 @@ pub mod learn;
 pub mod merge;
 pub mod model;
 pub mod resolve;
+pub mod words;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -146,7 +147,7 @@ impl Profile {
                             });
                         refused.extend(
                             not.iter()
-                                .map(|t| format!("{label}({})", learn::spec_words(spec, *t))),
+                                .map(|t| format!("{label}({})", words::spec_words(spec, *t))),
                         );
                         if !ok.is_empty() {
                             keep_values.insert(name.clone(), ok);

@@ -163,6 +163,8 @@ pub struct Watched {
     pub status: Status,
     /// The `--filter`s that matched no container (`image=app`).
     pub unmatched_filters: Vec<String>,
+    /// Why `status` is not success, in one line.
+    pub why: Option<String>,
 }
 
 /// Watches until the command exits, the duration elapses or SIGINT/SIGTERM; then writes one
@@ -312,13 +314,36 @@ async fn watch_with<E: ContainerEngine>(
     // A signal that ended a read during a flush is the first: the last write reads again.
     images.interrupted = None;
     let index = write_all(&w, options, &mut images, &mut interrupt).await?;
+    let unmatched_filters = w.unmatched_filters();
+    let (status, why) = unmatched(status, &unmatched_filters);
     Ok(Watched {
         index,
         index_path: options.output.join("index.md"),
         containers: w.tracked().len(),
         status,
-        unmatched_filters: w.unmatched_filters(),
+        unmatched_filters,
+        why,
     })
+}
+
+/// A watch that would end well but whose filter matched no container fails, so that CI sees
+/// a filter that selects nothing (a misspelt image, a renamed service).
+fn unmatched(status: Status, filters: &[String]) -> (Status, Option<String>) {
+    if filters.is_empty() || !matches!(status, Status::Success | Status::Exited(0)) {
+        return (status, None);
+    }
+    let which: Vec<String> = filters.iter().map(|f| format!("--filter {f}")).collect();
+    (
+        Status::WorkloadFailed,
+        Some(format!(
+            "{} matched no container: nothing was recorded for {}",
+            which.join(", "),
+            match filters.len() {
+                1 => "it",
+                _ => "them",
+            }
+        )),
+    )
 }
 
 /// Writes one profile per group and the index; the images whose programs ran are read first
