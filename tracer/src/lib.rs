@@ -38,3 +38,5 @@ pub mod watch;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod layering;

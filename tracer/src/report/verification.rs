@@ -14,7 +14,7 @@ use super::{
 use crate::{
     names::Abi,
     recorder::Snapshot,
-    seccomp::{ArgSpec, Context, Profile, conditions::Region, words::spec_words},
+    seccomp::{ArgSpec, Context, Profile, conditions::Region},
     session::StoppedBy,
 };
 
@@ -105,7 +105,7 @@ impl Verification {
                 let spec = ArgSpec::of(name)?;
                 Some(DeniedArguments {
                     syscall: name.to_string(),
-                    values: values.tuples.iter().map(|t| spec_words(spec, *t)).collect(),
+                    values: values.tuples.iter().map(|t| spec.words(*t)).collect(),
                     raw: values.tuples.clone(),
                 })
             })

@@ -69,10 +69,7 @@ pub fn coverage(
                     .filter(|id| !seen.contains(id))
                     .map(|id| {
                         let name = id.name();
-                        let dangerous = crate::report::DANGEROUS
-                            .iter()
-                            .find(|(n, _)| *n == name)
-                            .map(|(_, why)| *why);
+                        let dangerous = crate::names::dangerous::why_dangerous(&name);
                         Unseen {
                             abi: id.abi,
                             name,

@@ -11,7 +11,6 @@ pub mod gobin;
 pub mod image;
 mod index;
 mod program;
-mod render;
 mod resolve;
 
 use std::{

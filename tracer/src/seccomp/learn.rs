@@ -58,6 +58,20 @@ pub struct ArgSpec {
 
 pub use tracer_common::SOCK_TYPE_MASK;
 
+impl ArgSpec {
+    /// A learned value tuple in words: `AF_INET, SOCK_STREAM`.
+    pub fn words(&self, values: [u64; 2]) -> String {
+        self.args
+            .iter()
+            .enumerate()
+            .map(|(slot, (index, mask))| {
+                super::words::value_word(self.name, *index, values[slot] & mask)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The syscalls whose arguments can be learned, in the order of the kernel side's kinds
 /// (`tracer_common::ARG_SOCKET` ...).
 pub const ARG_SPECS: &[ArgSpec] = &[
@@ -292,11 +306,7 @@ pub fn learn(obs: &Observation, bound: &Profile, ctx: &Context, learn_args: Lear
                 .flatten();
             learned_args.push(LearnedArgs {
                 syscall: name.to_string(),
-                allowed: values
-                    .tuples
-                    .iter()
-                    .map(|t| super::words::spec_words(spec, *t))
-                    .collect(),
+                allowed: values.tuples.iter().map(|t| spec.words(*t)).collect(),
                 fell_back: rules.is_none(),
             });
             if let Some(rules) = rules {

@@ -145,10 +145,7 @@ impl Profile {
                             tuples.iter().partition(|t| {
                                 conditions::Region::of([spec.region(**t)]).within(&d.lower)
                             });
-                        refused.extend(
-                            not.iter()
-                                .map(|t| format!("{label}({})", words::spec_words(spec, *t))),
-                        );
+                        refused.extend(not.iter().map(|t| format!("{label}({})", spec.words(*t))));
                         if !ok.is_empty() {
                             keep_values.insert(name.clone(), ok);
                             keep_names.entry(*abi).or_default().insert(name.clone());

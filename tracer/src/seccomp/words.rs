@@ -1,19 +1,8 @@
 //! Argument values and conditions in words, for reports: constants by name (`AF_INET`,
 //! `SOCK_STREAM`, `CLONE_NEWUSER`) and comparisons said, never libseccomp's operators.
-use super::{
-    learn::{ArgSpec, SOCK_TYPE_MASK},
-    model::{Arg, Op},
-};
+use tracer_common::SOCK_TYPE_MASK;
 
-/// A learned value tuple in words: `AF_INET, SOCK_STREAM`.
-pub fn spec_words(spec: &ArgSpec, values: [u64; 2]) -> String {
-    spec.args
-        .iter()
-        .enumerate()
-        .map(|(slot, (index, mask))| value_word(spec.name, *index, values[slot] & mask))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
+use super::model::{Arg, Op};
 
 /// A value's constant name where one is well known, else hex.
 pub fn value_word(syscall: &str, index: u32, v: u64) -> String {

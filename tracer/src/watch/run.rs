@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{
     containers::{ContainerFilter, Per, Tracked, Watcher},
     cri::CriWatcher,
-    engine::ContainerEngine,
+    engine::{ContainerEngine, WatchEngine},
     images::Images,
 };
 use crate::{
@@ -59,16 +59,6 @@ pub struct WatchOptions {
     /// Also allow the sound ceilings of the programs that ran (within the bound); their
     /// images are read through the Docker engine.
     pub ceiling: bool,
-}
-
-/// The engine whose containers a watch records.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum WatchEngine {
-    /// The Docker Engine (or Podman's service) at DOCKER_HOST.
-    #[default]
-    Docker,
-    /// A CRI runtime (containerd, CRI-O) at this socket: a Kubernetes node's pods.
-    Cri(PathBuf),
 }
 
 /// What a watch has to say while it goes on; the command line decides how to show it.
@@ -198,7 +188,7 @@ pub async fn watch(
             let (cri, version) = crate::cri::Cri::connect(socket).await?;
             let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
             make_directory(&options.output)?;
-            let w = CriWatcher::new(recorder, cri, options).await?;
+            let w = CriWatcher::new(recorder, cri, &options.filters, options.existing).await?;
             observer(WatchNotice::Runtime {
                 runtime: &version,
                 socket,
