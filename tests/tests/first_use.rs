@@ -463,3 +463,55 @@ fn watch_makes_its_directory_never_the_ones_above() {
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(made.join("index.json").is_file());
 }
+
+#[test]
+fn pull_never_refuses_a_missing_image_and_missing_pulls_no_present_one() {
+    if !privileged("pull_never_refuses_a_missing_image_and_missing_pulls_no_present_one") {
+        return;
+    }
+    let dir = Scratch::new("pull");
+    let written = dir.path("p.json");
+    let p = written.to_str().expect("utf-8");
+    let missing = format!("profile-test/not-here-{}:1", std::process::id());
+    let refusal =
+        format!("image {missing} is not present locally, and --pull never does not pull it");
+    for args in [
+        vec!["train", "--image", &missing, "--pull", "never", "-o", p],
+        vec![
+            "verify",
+            "--image",
+            &missing,
+            "--pull",
+            "never",
+            "--profile",
+            "docker-default",
+        ],
+        vec!["scan", "--image", &missing, "--pull", "never"],
+    ] {
+        refused(&args, &refusal);
+        assert!(!written.exists(), "{args:?} wrote {p}");
+    }
+    // The test image is local only: no registry has it, so a pull of it would fail.
+    let (profile_path, _, out) = train(&dir, "present", &["--pull", "missing"], &["true"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(profile_path.exists());
+    assert!(
+        !output_text(&out).contains("pulled"),
+        "{}",
+        output_text(&out)
+    );
+    let (profile_path, _, out) = train(&dir, "always", &["--pull", "always"], &["true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains(&format!(
+            "image {} could not be pulled (--pull always)",
+            test_image()
+        )),
+        "{}",
+        output_text(&out)
+    );
+    assert!(!profile_path.exists());
+    let out = profile(&["scan", "--image", test_image()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("pulled"));
+}

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::{
+    docker::Pull,
     formats::Rendering,
     recorder::{Mode, Snapshot},
     report::{PhaseLine, Report, RunLine, Verification, VerificationStatus, tenths},
@@ -130,7 +131,7 @@ struct Runs {
 pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Training, TrainError> {
     let bound = options.base.bound(options.allow_beyond_default);
     let mut interrupt = Interrupt::install()?;
-    let prepared = Prepared::new(&options.run.container.image, observer, &mut interrupt).await?;
+    let prepared = Prepared::new(&options.run, observer, &mut interrupt).await?;
     let mode = match options.all_syscalls {
         true => Mode::AllSyscalls,
         false => Mode::UnderFilter,
@@ -318,7 +319,11 @@ async fn ceilings(
             false,
         );
     }
-    let scan = match interrupt.guard(scan_image(&prepared.engine, image)).await {
+    // Training ran it: the image is present.
+    let scan = match interrupt
+        .guard(scan_image(&prepared.engine, image, Pull::Never))
+        .await
+    {
         Ok(Ok(scan)) => scan,
         Err(_) => return (None, Some(not_read(image, "interrupted")), true),
         Ok(Err(err)) => return (None, Some(unknown(image, err)), false),

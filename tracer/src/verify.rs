@@ -82,7 +82,7 @@ pub struct Verified {
 /// Runs the workload once under `options.profile`, enforced, and names what it denied.
 pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Verified, VerifyError> {
     let mut interrupt = Interrupt::install()?;
-    let prepared = Prepared::new(&options.run.container.image, observer, &mut interrupt).await?;
+    let prepared = Prepared::new(&options.run, observer, &mut interrupt).await?;
     let session = prepared.session(&options.run, Mode::Verify, "verifying");
     let (mut verification, run) = verify_once(
         &session,

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::args::{parse_duration, parse_grace};
 use crate::{
-    docker::{self, ContainerSpec, PortSpec},
+    docker::{self, ContainerSpec, PortSpec, Pull},
     progress::Progress,
     session::{Notice, ProbeOptions, ReadyOptions, RunOptions},
 };
@@ -18,12 +18,35 @@ pub enum ProbeKind {
     None,
 }
 
+/// When an image is pulled: `--pull` of train, verify and scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullArg {
+    #[default]
+    Missing,
+    Never,
+    Always,
+}
+
+impl PullArg {
+    pub fn pull(self) -> Pull {
+        match self {
+            PullArg::Missing => Pull::Missing,
+            PullArg::Never => Pull::Never,
+            PullArg::Always => Pull::Always,
+        }
+    }
+}
+
 /// How the container runs: the `docker run` options `train` and `verify` share.
 #[derive(Clone, Debug, Args)]
 pub struct ContainerArgs {
-    /// The image to run (pulled if not present locally).
+    /// The image to run.
     #[arg(long, value_name = "IMAGE")]
     pub image: String,
+    /// When to pull the image, as docker run --pull: missing (when it is not present
+    /// locally), never (refuse an image that is not present), always.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t)]
+    pub pull: PullArg,
     /// Stop the container after this long (e.g. 30s, 2m, 500ms): the image's stop signal,
     /// then SIGKILL after --stop-timeout. Without it, recording lasts until the container exits.
     #[arg(long, value_name = "D", value_parser = parse_duration)]
@@ -120,6 +143,7 @@ impl ContainerArgs {
                 health_cmd: self.health_cmd.clone(),
                 ..Default::default()
             },
+            pull: self.pull.pull(),
             name: self.name.clone(),
             duration: self.duration,
             timeout: None,
