@@ -557,7 +557,10 @@ mod tests {
     #[test]
     fn a_pull_is_said() {
         let said = |pull| Notice::Pulled { image: "app", pull }.to_string();
-        assert_eq!(said(Pull::Missing), "pulled app: it was not present locally");
+        assert_eq!(
+            said(Pull::Missing),
+            "pulled app: it was not present locally"
+        );
         assert_eq!(said(Pull::Always), "pulled app (--pull always)");
     }
 
