@@ -515,3 +515,56 @@ fn pull_never_refuses_a_missing_image_and_missing_pulls_no_present_one() {
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("pulled"));
 }
+
+#[test]
+fn the_terminal_gets_counts_and_q_gets_warnings_and_one_closing_line() {
+    if !privileged("the_terminal_gets_counts_and_q_gets_warnings_and_one_closing_line") {
+        return;
+    }
+    let dir = Scratch::new("terminal");
+    let written = dir.path("p.json");
+    let p = written.to_str().expect("utf-8");
+    let image = test_image();
+    let cmd = ["--", "sh", "-c", "ls / >/dev/null; exit 3"];
+    let mut args = vec!["train", "--image", image, "-o", p];
+    args.extend_from_slice(&cmd);
+    let out = profile(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    // busybox's ceiling has 166 calls: a count and the dangerous ones, not the list.
+    let line = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("/bin/busybox:") || l.contains("calls in its ceiling"))
+        .unwrap_or_else(|| panic!("no coverage line in {report}"));
+    assert!(line.contains(" never, "), "{line}");
+    assert!(!line.contains("never:"), "{line}");
+    assert!(line.len() < 400, "{} characters: {line}", line.len());
+    assert!(
+        report.contains("listed in the Markdown and JSON reports"),
+        "{report}"
+    );
+
+    // -q: no report, the warnings and the closing lines only.
+    let mut args = vec!["train", "--image", image, "-q", "-o", p];
+    args.extend_from_slice(&cmd);
+    let out = profile(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(out.stdout.is_empty(), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with("profile: ")), "{stderr}");
+    let warnings = lines
+        .iter()
+        .filter(|l| l.starts_with("profile: warning: "))
+        .count();
+    assert!(warnings >= 1, "the workload's exit is warned of: {stderr}");
+    assert_eq!(
+        lines.len(),
+        warnings + 2,
+        "the warnings, what was learned, why the status is 1: {stderr}"
+    );
+    assert!(
+        lines[lines.len() - 2].contains("syscalls allowed"),
+        "{stderr}"
+    );
+}

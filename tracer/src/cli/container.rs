@@ -113,7 +113,8 @@ pub struct ContainerArgs {
     /// seconds too; 0 for none; Docker counts whole seconds, so a fraction is rounded up).
     #[arg(long, value_name = "D", value_parser = parse_grace, default_value = "10s")]
     pub stop_timeout: Duration,
-    /// Don't copy the container's output to stderr.
+    /// Say less: the container's output is not copied to stderr, and train prints its
+    /// warnings and one closing line instead of the report (--report still writes it).
     #[arg(short, long)]
     pub quiet: bool,
     /// Leave the container in place at the end (it is removed by default, also on errors).

@@ -86,7 +86,9 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Training::Learned(trained) => trained,
     };
     let report = &trained.report;
-    if args.record.report.is_some() {
+    // -q: the warnings and one closing line; the report only where --report puts it.
+    let quiet = args.container.quiet;
+    if args.record.report.is_some() || quiet {
         for warning in &report.warnings {
             log::warn!("{warning}");
         }
@@ -102,25 +104,31 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     args.record.write(report)?;
     match &args.record.report {
         Some(_) => {}
+        None if quiet => {}
         None if to_stdout => eprint!("{}", report.text()),
         None => print!("{}", report.text()),
     }
-    if let Some(v) = &trained.verification {
+    if let Some(v) = trained.verification.as_ref().filter(|_| !quiet) {
         eprint!("{}", v.text());
     }
     say_summary(report, written);
     Ok(ending(trained.status, trained.why.as_deref()))
 }
 
-/// One line on what was learned, and where it went.
+/// One line on what was learned, where it went, and how its verification went.
 fn say_summary(report: &Report, written: Option<&Path>) {
     eprintln!(
-        "profile: {} syscalls allowed, {} than Docker's default ({}){}",
+        "profile: {} syscalls allowed, {} than Docker's default ({}){}{}",
         report.allowed,
         fewer_or_more(report.reduction_vs_docker_default_percent),
         report.docker_default_allowed,
         written
             .map(|p| format!(" -> {}", p.display()))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        match report.verified {
+            Some(true) => "; verified under enforcement: PASS",
+            Some(false) => "; verified under enforcement: FAIL",
+            None => "",
+        }
     );
 }

@@ -1,7 +1,7 @@
 //! The reduction report: what was observed, what the profile allows, and how that compares with
 //! Docker's default profile and the kernel's table. Its JSON is the machine-readable report;
 //! [`super::sections`] lays it out as text and Markdown.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -179,7 +179,10 @@ impl Report {
                 },
             });
         }
-        self.ran.coverage = coverage;
+        self.ran.coverage = coverage.map(|mut c| {
+            mark_allowed(&mut c, &learned.profile, ctx);
+            c
+        });
     }
 
     /// The report of a recording: what `snap` saw and what `profile`, learned from it, allows.
@@ -350,6 +353,24 @@ impl Report {
     /// Whether anything was observed: a report of a profile file observes nothing.
     pub fn observed(&self) -> bool {
         self.mode != "profile"
+    }
+}
+
+/// Marks the calls of each program's ceiling that `profile` allows although training never
+/// saw them: only the others can fail a path training missed.
+fn mark_allowed(coverage: &mut Coverage, profile: &Profile, ctx: &Context) {
+    let mut decisions = BTreeMap::new();
+    for unseen in coverage
+        .programs
+        .iter_mut()
+        .flat_map(|p| p.unseen.iter_mut())
+    {
+        let of_abi = decisions
+            .entry(unseen.abi)
+            .or_insert_with(|| profile.decisions(unseen.abi, ctx));
+        unseen.allowed = of_abi
+            .get(unseen.name.as_str())
+            .is_some_and(|d| !d.denied());
     }
 }
 

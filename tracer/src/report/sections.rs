@@ -499,9 +499,68 @@ fn code_list(names: &[String], sep: &str) -> String {
 /// The coverage section, as the terminal shows it (indented under its report's line).
 pub(super) fn coverage_text(out: &mut String, c: &Coverage) {
     let _ = writeln!(out, "  coverage: {}", bounded_words(c.bounded));
+    let mut listed = false;
     for p in &c.programs {
-        let _ = writeln!(out, "    {}", program_words(p, "", " (dangerous)"));
+        let line = match &p.no_bound {
+            Some(_) => program_words(p, "", ""),
+            None => {
+                listed |= !p.unseen.is_empty();
+                unseen_count(p)
+            }
+        };
+        let _ = writeln!(out, "    {line}");
     }
+    if listed {
+        let _ = writeln!(
+            out,
+            "    (each call never observed is listed in the Markdown and JSON reports: --report F.md)"
+        );
+    }
+}
+
+/// How many dangerous calls the terminal names, of those a program's ceiling holds, training
+/// never saw and the profile denies.
+const DANGEROUS_NAMED: usize = 5;
+
+/// One program's coverage as the terminal shows it: counts, and the dangerous calls a path
+/// training missed could need and the profile denies.
+fn unseen_count(p: &crate::scan::coverage::ProgramCoverage) -> String {
+    let head = format!(
+        "{}: {} of the {} calls in its ceiling observed",
+        p.path, p.observed, p.ceiling
+    );
+    if p.unseen.is_empty() {
+        return head;
+    }
+    let denied: Vec<_> = p.unseen.iter().filter(|u| !u.allowed).collect();
+    if denied.is_empty() {
+        return format!(
+            "{head}; {} never, all of them allowed by the profile anyway",
+            p.unseen.len()
+        );
+    }
+    let dangerous: Vec<String> = denied
+        .iter()
+        .filter(|u| u.dangerous.is_some())
+        .map(|u| match u.abi {
+            crate::names::Abi::X86_64 => u.name.clone(),
+            other => format!("{} ({})", u.name, other.seccomp_arch()),
+        })
+        .collect();
+    let named = match dangerous.len() {
+        0 => String::new(),
+        n if n <= DANGEROUS_NAMED => format!(", dangerous among them: {}", dangerous.join(", ")),
+        n => format!(
+            ", dangerous among them: {}, … ({} more)",
+            dangerous[..DANGEROUS_NAMED].join(", "),
+            n - DANGEROUS_NAMED
+        ),
+    };
+    format!(
+        "{head}; {} never, {} of them denied by the profile{named}",
+        p.unseen.len(),
+        denied.len()
+    )
 }
 
 /// The coverage section in Markdown, under `heading`.
@@ -545,6 +604,38 @@ fn program_words(p: &crate::scan::coverage::ProgramCoverage, quote: &str, mark: 
     }
 }
 
+/// The calls of a program's ceiling training never saw: those the profile denies (the
+/// dangerous ones marked), then those it allows anyway.
+fn unseen_words(p: &crate::scan::coverage::ProgramCoverage, quote: &str, mark: &str) -> String {
+    if p.unseen.is_empty() {
+        return "none".into();
+    }
+    let words = |allowed: bool| -> Vec<String> {
+        p.unseen
+            .iter()
+            .filter(|u| u.allowed == allowed)
+            .map(|u| {
+                let abi = match u.abi {
+                    crate::names::Abi::X86_64 => String::new(),
+                    other => format!(" ({})", other.seccomp_arch()),
+                };
+                let mark = if u.dangerous.is_some() { mark } else { "" };
+                format!("{quote}{}{quote}{abi}{mark}", u.name)
+            })
+            .collect()
+    };
+    let (denied, allowed) = (words(false), words(true));
+    match (denied.is_empty(), allowed.is_empty()) {
+        (false, true) => format!("{} (denied by the profile)", denied.join(", ")),
+        (true, false) => format!("{} (allowed by the profile anyway)", allowed.join(", ")),
+        _ => format!(
+            "{} (denied by the profile); {} (allowed by the profile anyway)",
+            denied.join(", "),
+            allowed.join(", ")
+        ),
+    }
+}
+
 /// Whether every program that ran has a sound ceiling, in words.
 fn bounded_words(bounded: bool) -> &'static str {
     match bounded {
@@ -559,25 +650,6 @@ fn capital(s: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
-}
-
-/// The calls of a program's ceiling training never saw, the dangerous ones marked.
-fn unseen_words(p: &crate::scan::coverage::ProgramCoverage, quote: &str, mark: &str) -> String {
-    if p.unseen.is_empty() {
-        return "none".into();
-    }
-    p.unseen
-        .iter()
-        .map(|u| {
-            let abi = match u.abi {
-                crate::names::Abi::X86_64 => String::new(),
-                other => format!(" ({})", other.seccomp_arch()),
-            };
-            let mark = if u.dangerous.is_some() { mark } else { "" };
-            format!("{quote}{}{quote}{abi}{mark}", u.name)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// What `--ceiling` added, and whether the profile can still miss a path.
