@@ -545,7 +545,9 @@ fn the_terminal_gets_counts_and_q_gets_warnings_and_one_closing_line() {
     );
 
     // -q: no report, the warnings and the closing lines only.
-    let mut args = vec!["train", "--image", image, "-q", "-o", p];
+    let quiet = dir.path("q.json");
+    let mut args = vec!["train", "--image", image, "-q", "-o"];
+    args.push(quiet.to_str().expect("utf-8"));
     args.extend_from_slice(&cmd);
     let out = profile(&args);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
@@ -567,4 +569,82 @@ fn the_terminal_gets_counts_and_q_gets_warnings_and_one_closing_line() {
         lines[lines.len() - 2].contains("syscalls allowed"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_run_that_does_not_complete_never_replaces_a_profile() {
+    if !privileged("a_run_that_does_not_complete_never_replaces_a_profile") {
+        return;
+    }
+    let dir = Scratch::new("keep");
+    let keep = dir.path("keep.json");
+    let partial = dir.path("keep.partial.json");
+    let k = keep.to_str().expect("utf-8");
+    // `profile train … -o keep.json -- sh -c CMD`, run by `before` (`timeout …`) if given.
+    let train_to = |before: &[&str], cmd: &str| {
+        let bin = profile_tests::profile_bin();
+        let mut command = match before.split_first() {
+            Some((first, rest)) => {
+                let mut c = std::process::Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => std::process::Command::new(&bin),
+        };
+        command
+            .args(["train", "--image", test_image(), "-q", "-o", k])
+            .args(["--", "sh", "-c", cmd])
+            .output()
+            .expect("profile train")
+    };
+    let out = train_to(&[], "ls /");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let good = std::fs::read(&keep).expect("the profile");
+
+    // A failed run: the good profile stays, the partial one goes beside it, and it is said.
+    let out = train_to(&[], "ls /; mkdir /tmp/x; exit 3");
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert_eq!(
+        std::fs::read(&keep).expect("kept"),
+        good,
+        "replaced by a failed run"
+    );
+    assert!(partial.is_file(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains(&format!(
+            "profile: the run did not complete: {k} is left as it was, and the partial profile is {}",
+            partial.display()
+        )),
+        "{}",
+        output_text(&out)
+    );
+    std::fs::remove_file(&partial).expect("removed");
+
+    // Interrupted, as `timeout -s INT` does: the same.
+    let out = train_to(
+        &["timeout", "--preserve-status", "-s", "INT", "8"],
+        "ls /; mkdir /tmp/x; sleep 60",
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", output_text(&out));
+    assert_eq!(
+        std::fs::read(&keep).expect("kept"),
+        good,
+        "replaced by an interrupted run"
+    );
+    assert!(partial.is_file(), "{}", output_text(&out));
+    let cut: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&partial).expect("partial")).expect("JSON");
+    assert!(cut["syscalls"].is_array(), "{cut}");
+
+    // A completed run replaces it, and says what changed in one line.
+    let out = train_to(&[], "ls /; mkdir /tmp/x");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let said: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(&format!("{k} replaced: ")))
+        .map(String::from)
+        .collect();
+    assert_eq!(said.len(), 1, "{}", output_text(&out));
+    assert!(said[0].contains("+mkdir"), "{said:?}");
+    assert_ne!(std::fs::read(&keep).expect("replaced"), good);
 }

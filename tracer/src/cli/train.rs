@@ -12,8 +12,9 @@ use super::{
     exit::{ending, exit_code},
 };
 use crate::{
-    docker, output,
+    docker, formats, output,
     report::{Render as _, Report, fewer_or_more},
+    status::Status,
     train::{TrainOptions, Training, train},
 };
 
@@ -97,7 +98,16 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let name = docker::default_profile_path(&args.container.image)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned());
-    let written = options.output.as_deref();
+    // A run that did not complete never replaces a profile: its partial one goes beside.
+    let placement = options.output.as_deref().map(|path| {
+        formats::place(
+            path,
+            trained.status == Status::Success,
+            &trained.learned.profile,
+            &options.ctx,
+        )
+    });
+    let written = placement.as_ref().map(formats::Placement::path);
     options
         .rendering
         .write(written, &trained.learned.profile, name.as_deref())?;
@@ -112,6 +122,9 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", v.text());
     }
     say_summary(report, written);
+    if let Some(words) = placement.as_ref().and_then(formats::Placement::words) {
+        eprintln!("profile: {words}");
+    }
     Ok(ending(trained.status, trained.why.as_deref()))
 }
 
