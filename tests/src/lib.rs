@@ -375,20 +375,28 @@ pub fn test_image() -> &'static str {
              CMD [\"sh\"]\n",
         )
         .expect("Dockerfile");
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", &image])
-            .arg(&ctx)
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .expect("docker build");
+        let built = build_image(&image, &ctx);
         let _ = std::fs::remove_dir_all(&ctx);
-        assert!(
-            out.status.success(),
-            "building {image}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(why) = built {
+            panic!("{why}");
+        }
         image
     })
+}
+
+/// `docker build -q -t IMAGE CONTEXT` on the local daemon, with the classic builder (no
+/// registry is needed for a `FROM` of a local image); why it failed, if it did.
+pub fn build_image(image: &str, context: &Path) -> Result<(), String> {
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", image])
+        .arg(context)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .map_err(|e| format!("docker build: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!("building {image}: {}", output_text(&out))),
+    }
 }
 
 /// FNV-1a over the static workloads' bytes.

@@ -12,7 +12,9 @@ use std::{
     sync::OnceLock,
 };
 
-use profile_tests::{Scratch, allowed_names, docker, free_port, output_text, privileged, profile};
+use profile_tests::{
+    Scratch, allowed_names, build_image, docker, free_port, output_text, privileged, profile,
+};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -131,17 +133,9 @@ fn web_image() -> &'static str {
             std::fs::copy(entry.path(), ctx.path(&entry.file_name().to_string_lossy())).unwrap();
         }
         std::fs::copy("/bin/busybox", ctx.path("busybox")).expect("/bin/busybox");
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", &image])
-            .arg(&ctx.0)
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .expect("docker build");
-        assert!(
-            out.status.success(),
-            "building {image}: {}",
-            output_text(&out)
-        );
+        if let Err(why) = build_image(&image, &ctx.0) {
+            panic!("{why}");
+        }
         image
     })
 }

@@ -14,8 +14,9 @@ use super::{
 use crate::{
     docker, formats, output,
     report::{Render as _, Report, fewer_or_more},
+    session::ProbeOptions,
     status::Status,
-    train::{TrainOptions, Training, train},
+    train::{TrainOptions, Training, VerifyWith, train},
 };
 
 #[derive(Debug, Args)]
@@ -37,9 +38,19 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
     /// After training, run the workload once more under the fresh profile, enforced, and fail
-    /// (exit 1) if it denied anything.
+    /// (exit 1) if it denied anything. It replays training's own exercise (or probe): that
+    /// shows the profile holds for what was learned, not for a path training never took
+    /// (--verify-exercise and --verify-probe try others).
     #[arg(long, conflicts_with = "all_syscalls")]
     pub verify: bool,
+    /// Verify with this exercise (a host command, run as --exercise is) instead of training's
+    /// own, so that a path training never took is tried; implies --verify.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["all_syscalls", "verify_probe"])]
+    pub verify_exercise: Option<String>,
+    /// Verify with the built-in HTTP probe (see --probe) instead of training's own exercise;
+    /// implies --verify, and needs a published TCP port.
+    #[arg(long, conflicts_with = "all_syscalls")]
+    pub verify_probe: bool,
     /// Also allow every call the programs that ran can make, from their sound ceilings (read
     /// from the image's static and Go executables), within the base: a path training never
     /// took can't be missed when every program that ran has one.
@@ -73,7 +84,8 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         learn_args: args.learn.learn_args,
         all_syscalls: args.record.all_syscalls,
         runs: args.runs,
-        verify: args.verify,
+        verify: args.verify || args.verify_exercise.is_some() || args.verify_probe,
+        verify_with: verify_with(&args)?,
         rendering: args.format.rendering(),
         output: (!to_stdout).then(|| profile.clone()),
         ceiling: args.ceiling,
@@ -128,10 +140,34 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ending(trained.status, trained.why.as_deref()))
 }
 
+/// What exercises the verification, when not training's own.
+fn verify_with(args: &TrainArgs) -> anyhow::Result<Option<VerifyWith>> {
+    if let Some(cmd) = &args.verify_exercise {
+        return Ok(Some(VerifyWith::Exercise(cmd.clone())));
+    }
+    if !args.verify_probe {
+        return Ok(None);
+    }
+    if !args
+        .container
+        .publish
+        .iter()
+        .any(|p| p.container.ends_with("/tcp"))
+    {
+        anyhow::bail!(
+            "--verify-probe needs a published TCP port to request (-p [[IP:]HOST:]CTR): none is published"
+        );
+    }
+    Ok(Some(VerifyWith::Probe(ProbeOptions {
+        paths: args.container.probe_urls.clone(),
+        ..ProbeOptions::default()
+    })))
+}
+
 /// One line on what was learned, where it went, and how its verification went.
 fn say_summary(report: &Report, written: Option<&Path>) {
     eprintln!(
-        "profile: {} syscalls allowed, {} than Docker's default ({}){}{}",
+        "profile: {} syscalls allowed, {} than Docker's default ({}){}{}{}",
         report.allowed,
         fewer_or_more(report.reduction_vs_docker_default_percent),
         report.docker_default_allowed,
@@ -142,6 +178,10 @@ fn say_summary(report: &Report, written: Option<&Path>) {
             Some(true) => "; verified under enforcement: PASS",
             Some(false) => "; verified under enforcement: FAIL",
             None => "",
+        },
+        match &report.verified_by {
+            Some(by) if by.training_own => " (with training's own exercise)",
+            _ => "",
         }
     );
 }

@@ -17,7 +17,7 @@ use crate::{
     recorder::Snapshot,
     scan::coverage::Coverage,
     seccomp::{ALWAYS_ALLOWED, Action, Context, ENOSYS, Learned, Profile, Verdict},
-    session::{ProbeReport, StoppedBy},
+    session::{Exercised, ProbeReport, StoppedBy},
 };
 
 /// The syscalls first seen in one phase of a probed run.
@@ -139,6 +139,9 @@ pub struct Report {
     /// Whether the profile held when verified right after training (`train --verify`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// What exercised that verification: what its verdict covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<Exercised>,
     /// The built-in HTTP probe's requests, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeReport>,
@@ -335,6 +338,7 @@ impl Report {
             argument_rules,
             runs: Vec::new(),
             verified: None,
+            verified_by: None,
             probe: None,
             phases: Vec::new(),
             verification: None,

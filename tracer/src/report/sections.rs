@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     scan::coverage::Coverage,
-    session::{ProbeReport, ProbeRequest, StoppedBy},
+    session::{Exercised, ProbeReport, ProbeRequest, StoppedBy},
 };
 
 /// How much a report says.
@@ -40,8 +40,11 @@ enum Section<'a> {
         runs: &'a [RunLine],
         detail: Detail,
     },
-    /// Whether the verification right after training passed.
-    Verified(bool),
+    /// Whether the verification right after training passed, and what exercised it.
+    Verified {
+        ok: bool,
+        by: Option<&'a Exercised>,
+    },
     /// The programs the workload exec'd.
     Programs(&'a [String]),
     /// What training didn't see of the ceilings of the programs that ran (in full).
@@ -101,7 +104,11 @@ impl Report {
                 detail,
             });
         }
-        out.extend(self.verified.map(Section::Verified));
+        // What exercised it (a probe's count of requests) varies from run to run.
+        out.extend(self.verified.map(|ok| Section::Verified {
+            ok,
+            by: self.verified_by.as_ref().filter(|_| detail == Detail::Full),
+        }));
         if !self.ran.programs.is_empty() {
             out.push(Section::Programs(&self.ran.programs));
         }
@@ -246,8 +253,13 @@ impl Report {
                     );
                 }
             }
-            Section::Verified(ok) => {
-                let _ = writeln!(out, "  verified under enforcement: {}", pass(ok));
+            Section::Verified { ok, by } => {
+                let _ = writeln!(
+                    out,
+                    "  verified under enforcement: {}{}",
+                    pass(ok),
+                    verified_by(by)
+                );
             }
             Section::Blocked(calls) => {
                 let _ = writeln!(out, "  blocks, though Docker's default allows them:");
@@ -373,11 +385,12 @@ impl Report {
                 }
                 out.push('\n');
             }
-            Section::Verified(ok) => {
+            Section::Verified { ok, by } => {
                 let _ = writeln!(
                     out,
-                    "Verified under enforcement right after training: **{}**.\n",
-                    pass(ok)
+                    "Verified under enforcement right after training: **{}**{}.\n",
+                    pass(ok),
+                    verified_by(by)
                 );
             }
             Section::Blocked(calls) => {
@@ -481,6 +494,21 @@ impl Render for Report {
     fn json(&self) -> serde_json::Result<String> {
         crate::output::json(self)
     }
+}
+
+/// What exercised the verification after training, and so what its verdict covers.
+fn verified_by(by: Option<&Exercised>) -> String {
+    let Some(by) = by else {
+        return String::new();
+    };
+    let own = match by.training_own {
+        true => ", training's own",
+        false => "",
+    };
+    format!(
+        ", exercised by {}{own}: a path it never took may still be denied",
+        by.by
+    )
 }
 
 fn pass(ok: bool) -> &'static str {

@@ -332,6 +332,8 @@ const DAEMON_RETURN: Duration = Duration::from_secs(30);
 pub struct Prepared<'o> {
     pub engine: Engine,
     pub recorder: Recorder,
+    /// The ports the image EXPOSEs (`8080/tcp`).
+    pub exposed: Vec<String>,
     observer: &'o Observer,
 }
 
@@ -362,10 +364,18 @@ impl<'o> Prepared<'o> {
                 pull: run.pull,
             });
         }
+        let exposed = match interrupt.guard(engine.exposed_ports(image)).await? {
+            Ok(ports) => ports,
+            Err(err) => {
+                log::warn!("which ports {image} EXPOSEs is not known: {err}");
+                Vec::new()
+            }
+        };
         let recorder = Recorder::load()?;
         Ok(Prepared {
             engine,
             recorder,
+            exposed,
             observer,
         })
     }
@@ -385,6 +395,7 @@ impl<'o> Prepared<'o> {
             mode,
             label,
             strict_args: false,
+            exposed: &self.exposed,
             observer: self.observer,
         }
     }
@@ -400,6 +411,8 @@ pub struct Session<'a> {
     pub label: &'a str,
     /// Learn ioctl's and prctl's arguments too.
     pub strict_args: bool,
+    /// The ports the image EXPOSEs: what a run reached of them is said.
+    pub exposed: &'a [String],
     pub(super) observer: &'a Observer,
 }
 
