@@ -375,20 +375,28 @@ pub fn test_image() -> &'static str {
              CMD [\"sh\"]\n",
         )
         .expect("Dockerfile");
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", &image])
-            .arg(&ctx)
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .expect("docker build");
+        let built = build_image(&image, &ctx);
         let _ = std::fs::remove_dir_all(&ctx);
-        assert!(
-            out.status.success(),
-            "building {image}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(why) = built {
+            panic!("{why}");
+        }
         image
     })
+}
+
+/// `docker build -q -t IMAGE CONTEXT` on the local daemon, with the classic builder (no
+/// registry is needed for a `FROM` of a local image); why it failed, if it did.
+pub fn build_image(image: &str, context: &Path) -> Result<(), String> {
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", image])
+        .arg(context)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .map_err(|e| format!("docker build: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!("building {image}: {}", output_text(&out))),
+    }
 }
 
 /// FNV-1a over the static workloads' bytes.
@@ -702,6 +710,56 @@ impl Drop for Stalled<'_> {
     fn drop(&mut self) {
         self.0.signal(libc::SIGCONT);
     }
+}
+
+/// Fails the test unless the completions in `dir` (`profile.bash`, `_profile`, `profile.fish`,
+/// as the tarball names them) load in bash, zsh and fish and complete `profile`.
+pub fn completions_load(dir: &Path) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("source \"$1\" && complete -p profile")
+        .arg("bash")
+        .arg(dir.join("profile.bash"))
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("-F _profile profile"),
+        "{}",
+        output_text(&out)
+    );
+
+    // zsh: the file parses, and compinit takes it as profile's completion.
+    let zsh = dir.join("_profile");
+    let out = Command::new("zsh")
+        .arg("-n")
+        .arg(&zsh)
+        .output()
+        .expect("zsh (apt-get install zsh)");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = Command::new("zsh")
+        .arg("-fc")
+        .arg("fpath=(\"$1\" $fpath); autoload -Uz compinit; compinit -u -D; print -r -- \"${_comps[profile]}\"")
+        .arg("zsh")
+        .arg(dir)
+        .output()
+        .expect("zsh");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "_profile");
+    // fish: completing `profile tr` offers train, and train's options are known.
+    let out = Command::new("fish")
+        .arg("-c")
+        .arg("source $argv[1]; complete -C 'profile tr'; complete -C 'profile train --ima'")
+        .arg(dir.join("profile.fish"))
+        .output()
+        .expect("fish (apt-get install fish)");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let offered = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        offered.lines().any(|l| l.starts_with("train\t"))
+            && offered.lines().any(|l| l.starts_with("--image\t")),
+        "{offered}"
+    );
 }
 
 #[cfg(test)]

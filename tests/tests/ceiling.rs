@@ -5,8 +5,8 @@
 use std::{collections::BTreeSet, path::Path, process::Command, sync::OnceLock};
 
 use profile_tests::{
-    GOSERVE, Httpd, Scratch, container_name, free_port, http_request, output_text, privileged,
-    profile, report, strings, test_image,
+    GOSERVE, Httpd, Scratch, build_image, container_name, free_port, http_request, output_text,
+    privileged, profile, report, strings, test_image,
 };
 use serde_json::Value;
 
@@ -35,17 +35,9 @@ fn server_image() -> &'static str {
             (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
         });
         let image = format!("profile-test/goserve:{hash:016x}");
-        let out = Command::new("docker")
-            .args(["build", "-q", "-t", &image])
-            .arg(&ctx.0)
-            .env("DOCKER_BUILDKIT", "0")
-            .output()
-            .expect("docker build");
-        assert!(
-            out.status.success(),
-            "building {image}: {}",
-            output_text(&out)
-        );
+        if let Err(why) = build_image(&image, &ctx.0) {
+            panic!("{why}");
+        }
         image
     })
 }

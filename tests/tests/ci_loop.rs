@@ -647,9 +647,23 @@ fn the_example_ci_gate() {
     );
     let full = std::fs::read_to_string(reports.join("base.md")).expect("the full report");
     assert!(full.contains("# Seccomp profile for") && full.contains("+ mkdir"));
-    let now = std::fs::read_to_string(&summary).expect("summary");
-    // The profile changed, and so does its summary; the comparison is not in it.
-    assert!(now != committed && !now.contains("Compared with"), "{now}");
+    // A failing gate leaves the committed summary as it was; the fresh one, which the
+    // changed profile changed, goes to the reports, without the comparison.
+    assert_eq!(
+        std::fs::read_to_string(&summary).expect("summary"),
+        committed,
+        "a failing gate rewrote the committed summary"
+    );
+    let fresh = std::fs::read_to_string(reports.join("base.summary.md")).expect("fresh summary");
+    assert!(
+        fresh != committed && !fresh.contains("Compared with"),
+        "{fresh}"
+    );
+    assert!(
+        text(&out.stderr).contains("is left as it was"),
+        "{}",
+        text(&out.stderr)
+    );
     // A baseline that allows everything on x86_64: nothing new, the gate passes.
     let wide = dir.path("wide.json");
     let names: Vec<&str> = tracer::names::Abi::X86_64.names();

@@ -471,3 +471,47 @@ fn base_bounds_the_profiles_of_unconfined_containers_only() {
     assert!(!free.contains("uname"), "{free:?}\n{text}");
     assert!(held.contains("uname"), "{held:?}\n{text}");
 }
+
+#[test]
+fn a_socket_that_is_no_cri_runtime_is_said_once_in_words() {
+    if !privileged("a_socket_that_is_no_cri_runtime_is_said_once_in_words") {
+        return;
+    }
+    let dir = Scratch::new("cri-sockets");
+    let out_dir = dir.path("profiles");
+    let watch = |socket: &str| {
+        profile(&[
+            "watch",
+            "--engine",
+            &format!("cri={socket}"),
+            "--duration",
+            "1s",
+            "-o",
+            out_dir.to_str().expect("utf-8"),
+        ])
+    };
+    let missing = dir.path("no.sock");
+    let out = watch(missing.to_str().expect("utf-8"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("no CRI runtime socket at {}", missing.display())),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file").count(), 0, "{err}");
+    // Docker's own containerd answers gRPC, without the CRI plugin.
+    let docker_containerd = "/var/run/docker/containerd/containerd.sock";
+    assert!(
+        Path::new(docker_containerd).exists(),
+        "Docker Engine 20.10's containerd socket"
+    );
+    let out = watch(docker_containerd);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("a containerd with its CRI plugin off"),
+        "{err}"
+    );
+    assert!(!out_dir.exists(), "nothing written");
+}

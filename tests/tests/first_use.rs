@@ -1,6 +1,8 @@
 //! What a new user meets following the README: streams that keep a profile apart from a
 //! workload's output, exit statuses that say why, options that can't be ignored silently.
-use profile_tests::{Scratch, free_port, output_text, privileged, profile, test_image, train};
+use profile_tests::{
+    Scratch, completions_load, free_port, output_text, privileged, profile, test_image, train,
+};
 
 #[test]
 fn run_keeps_the_commands_output_out_of_a_profile_on_stdout() {
@@ -76,6 +78,15 @@ fn a_status_that_is_not_0_says_why_on_stderr() {
         why_lines(&out),
         ["profile: exit status 1: the workload exited 3 (the profile and report are written)"]
     );
+    // One style for everything profile says, its warnings included (-q: nothing else speaks).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: the workload exited 3"),
+        "{stderr}"
+    );
+    for line in stderr.lines() {
+        assert!(line.starts_with("profile: "), "{line:?} in {stderr}");
+    }
 
     let (_, _, out) = train(
         &dir,
@@ -248,6 +259,44 @@ fn input_errors_name_the_option_and_the_empty_file() {
 }
 
 #[test]
+fn a_misspelt_built_in_profile_is_named_as_a_misspelt_option_is() {
+    refused(
+        &["train", "--image", "x", "--base", "docker-defualt"],
+        "--base docker-defualt: docker-defualt: no such file, nor a built-in profile; a similar one exists: docker-default",
+    );
+    refused(
+        &["verify", "--image", "x", "--profile", "docker-defalt"],
+        "a similar one exists: docker-default",
+    );
+    refused(
+        &["report", "docker_default"],
+        "a similar one exists: docker-default",
+    );
+}
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    let dir = Scratch::new("completions");
+    for (shell, file) in [
+        ("bash", "profile.bash"),
+        ("zsh", "_profile"),
+        ("fish", "profile.fish"),
+    ] {
+        let out = profile(&["completions", shell]);
+        assert!(out.status.success(), "{}", output_text(&out));
+        std::fs::write(dir.path(file), &out.stdout).expect("written");
+    }
+    completions_load(&dir.0);
+    let out = profile(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("[possible values: bash, zsh, fish]"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+#[test]
 fn engine_errors_do_not_blame_the_base() {
     if !privileged("engine_errors_do_not_blame_the_base") {
         return;
@@ -413,4 +462,189 @@ fn watch_makes_its_directory_never_the_ones_above() {
     ]);
     assert!(out.status.success(), "{}", output_text(&out));
     assert!(made.join("index.json").is_file());
+}
+
+#[test]
+fn pull_never_refuses_a_missing_image_and_missing_pulls_no_present_one() {
+    if !privileged("pull_never_refuses_a_missing_image_and_missing_pulls_no_present_one") {
+        return;
+    }
+    let dir = Scratch::new("pull");
+    let written = dir.path("p.json");
+    let p = written.to_str().expect("utf-8");
+    let missing = format!("profile-test/not-here-{}:1", std::process::id());
+    let refusal =
+        format!("image {missing} is not present locally, and --pull never does not pull it");
+    for args in [
+        vec!["train", "--image", &missing, "--pull", "never", "-o", p],
+        vec![
+            "verify",
+            "--image",
+            &missing,
+            "--pull",
+            "never",
+            "--profile",
+            "docker-default",
+        ],
+        vec!["scan", "--image", &missing, "--pull", "never"],
+    ] {
+        refused(&args, &refusal);
+        assert!(!written.exists(), "{args:?} wrote {p}");
+    }
+    // The test image is local only: no registry has it, so a pull of it would fail.
+    let (profile_path, _, out) = train(&dir, "present", &["--pull", "missing"], &["true"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(profile_path.exists());
+    assert!(
+        !output_text(&out).contains("pulled"),
+        "{}",
+        output_text(&out)
+    );
+    let (profile_path, _, out) = train(&dir, "always", &["--pull", "always"], &["true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains(&format!(
+            "image {} could not be pulled (--pull always)",
+            test_image()
+        )),
+        "{}",
+        output_text(&out)
+    );
+    assert!(!profile_path.exists());
+    let out = profile(&["scan", "--image", test_image()]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("pulled"));
+}
+
+#[test]
+fn the_terminal_gets_counts_and_q_gets_warnings_and_one_closing_line() {
+    if !privileged("the_terminal_gets_counts_and_q_gets_warnings_and_one_closing_line") {
+        return;
+    }
+    let dir = Scratch::new("terminal");
+    let written = dir.path("p.json");
+    let p = written.to_str().expect("utf-8");
+    let image = test_image();
+    let cmd = ["--", "sh", "-c", "ls / >/dev/null; exit 3"];
+    let mut args = vec!["train", "--image", image, "-o", p];
+    args.extend_from_slice(&cmd);
+    let out = profile(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    // busybox's ceiling has 166 calls: a count and the dangerous ones, not the list.
+    let line = report
+        .lines()
+        .find(|l| l.trim_start().starts_with("/bin/busybox:") || l.contains("calls in its ceiling"))
+        .unwrap_or_else(|| panic!("no coverage line in {report}"));
+    assert!(line.contains(" never, "), "{line}");
+    assert!(!line.contains("never:"), "{line}");
+    assert!(line.len() < 400, "{} characters: {line}", line.len());
+    assert!(
+        report.contains("listed in the Markdown and JSON reports"),
+        "{report}"
+    );
+
+    // -q: no report, the warnings and the closing lines only.
+    let quiet = dir.path("q.json");
+    let mut args = vec!["train", "--image", image, "-q", "-o"];
+    args.push(quiet.to_str().expect("utf-8"));
+    args.extend_from_slice(&cmd);
+    let out = profile(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(out.stdout.is_empty(), "{}", output_text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with("profile: ")), "{stderr}");
+    let warnings = lines
+        .iter()
+        .filter(|l| l.starts_with("profile: warning: "))
+        .count();
+    assert!(warnings >= 1, "the workload's exit is warned of: {stderr}");
+    assert_eq!(
+        lines.len(),
+        warnings + 2,
+        "the warnings, what was learned, why the status is 1: {stderr}"
+    );
+    assert!(
+        lines[lines.len() - 2].contains("syscalls allowed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_run_that_does_not_complete_never_replaces_a_profile() {
+    if !privileged("a_run_that_does_not_complete_never_replaces_a_profile") {
+        return;
+    }
+    let dir = Scratch::new("keep");
+    let keep = dir.path("keep.json");
+    let partial = dir.path("keep.partial.json");
+    let k = keep.to_str().expect("utf-8");
+    // `profile train … -o keep.json -- sh -c CMD`, run by `before` (`timeout …`) if given.
+    let train_to = |before: &[&str], cmd: &str| {
+        let bin = profile_tests::profile_bin();
+        let mut command = match before.split_first() {
+            Some((first, rest)) => {
+                let mut c = std::process::Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => std::process::Command::new(&bin),
+        };
+        command
+            .args(["train", "--image", test_image(), "-q", "-o", k])
+            .args(["--", "sh", "-c", cmd])
+            .output()
+            .expect("profile train")
+    };
+    let out = train_to(&[], "ls /");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let good = std::fs::read(&keep).expect("the profile");
+
+    // A failed run: the good profile stays, the partial one goes beside it, and it is said.
+    let out = train_to(&[], "ls /; mkdir /tmp/x; exit 3");
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert_eq!(
+        std::fs::read(&keep).expect("kept"),
+        good,
+        "replaced by a failed run"
+    );
+    assert!(partial.is_file(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains(&format!(
+            "profile: the run did not complete: {k} is left as it was, and the partial profile is {}",
+            partial.display()
+        )),
+        "{}",
+        output_text(&out)
+    );
+    std::fs::remove_file(&partial).expect("removed");
+
+    // Interrupted, as `timeout -s INT` does: the same.
+    let out = train_to(
+        &["timeout", "--preserve-status", "-s", "INT", "8"],
+        "ls /; mkdir /tmp/x; sleep 60",
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", output_text(&out));
+    assert_eq!(
+        std::fs::read(&keep).expect("kept"),
+        good,
+        "replaced by an interrupted run"
+    );
+    assert!(partial.is_file(), "{}", output_text(&out));
+    let cut: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&partial).expect("partial")).expect("JSON");
+    assert!(cut["syscalls"].is_array(), "{cut}");
+
+    // A completed run replaces it, and says what changed in one line.
+    let out = train_to(&[], "ls /; mkdir /tmp/x");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let said: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(&format!("{k} replaced: ")))
+        .map(String::from)
+        .collect();
+    assert_eq!(said.len(), 1, "{}", output_text(&out));
+    assert!(said[0].contains("+mkdir"), "{said:?}");
+    assert_ne!(std::fs::read(&keep).expect("replaced"), good);
 }

@@ -406,12 +406,18 @@ fn image_filters_match_as_docker_ps_ancestor_does() {
         &run(&name),
     );
     let text = output_text(&out);
-    assert!(out.status.success(), "{text}");
+    // CI must see a filter that selected nothing: not 0, and the last line says why.
+    assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("from 0 container(s)"), "{text}");
-    assert!(
-        text.contains(&format!(
-            "profile: warning: --filter {missing} matched no container"
-        )),
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            format!(
+                "profile: exit status 1: --filter {missing} matched no container: nothing was recorded for it"
+            )
+            .as_str()
+        ),
         "{text}"
     );
     docker(&["rmi", &format!("{name}:latest")]);

@@ -39,3 +39,5 @@ pub mod watch;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod layering;

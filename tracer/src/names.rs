@@ -1,6 +1,7 @@
 //! Syscall naming: the kernel's tables per ABI (x86_64, x32, i386, aarch64), the platforms
 //! they belong to, and seccomp arch names.
 pub mod counterparts;
+pub mod dangerous;
 
 use std::{fmt, sync::OnceLock};
 

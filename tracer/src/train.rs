@@ -4,10 +4,16 @@
 //! for, proved and reported; asked to, it is verified right away.
 use std::path::PathBuf;
 
+mod verified;
+
+pub use verified::VerifyWith;
+use verified::mark_verification;
+
 use crate::{
+    docker::Pull,
     formats::Rendering,
     recorder::{Mode, Snapshot},
-    report::{PhaseLine, Report, RunLine, Verification, VerificationStatus, tenths},
+    report::{PhaseLine, Report, RunLine, Verification, tenths},
     runtime,
     scan::{
         coverage::{Ceilings, not_read, unknown},
@@ -16,7 +22,7 @@ use crate::{
     seccomp::{Base, Context, LearnArgs, Learned, NotWithin},
     session::{
         Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
-        Stop,
+        Stop, unexercised, unexercised_words,
     },
     status::Status,
     verify::{VerifyError, verify_once},
@@ -40,6 +46,8 @@ pub struct TrainOptions {
     pub runs: u32,
     /// Run once more under the learned profile, enforced.
     pub verify: bool,
+    /// What exercises that run (`None`: the training's own exercise or probe).
+    pub verify_with: Option<VerifyWith>,
     /// How the profile will be written: the platforms it must also hold on are derived, and
     /// the report says how it is written.
     pub rendering: Rendering,
@@ -130,7 +138,7 @@ struct Runs {
 pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Training, TrainError> {
     let bound = options.base.bound(options.allow_beyond_default);
     let mut interrupt = Interrupt::install()?;
-    let prepared = Prepared::new(&options.run.container.image, observer, &mut interrupt).await?;
+    let prepared = Prepared::new(&options.run, observer, &mut interrupt).await?;
     let mode = match options.all_syscalls {
         true => Mode::AllSyscalls,
         false => Mode::UnderFilter,
@@ -160,6 +168,11 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     )?;
     let mut report = training_report(options, &runs, &learned, &bound.label);
     report.warnings.extend(tail.note);
+    // An EXPOSEd port nothing reached: the profile lacks what serving it takes.
+    report.warnings.extend(unexercised_words(&unexercised(
+        &options.run,
+        &prepared.exposed,
+    )));
     report.warnings.extend(scan_failed);
     report.add_coverage(
         ceilings.map(|c| c.coverage),
@@ -178,7 +191,8 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
             .warnings
             .push("the training run did not finish: not verified".into());
     } else if options.verify {
-        let session = prepared.session(&options.run, Mode::Verify, "verifying");
+        let verify_run = options.verify_run();
+        let session = prepared.session(&verify_run, Mode::Verify, "verifying");
         let (mut v, run) = verify_once(
             &session,
             &options.run.target(),
@@ -191,6 +205,9 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
         .await?;
         // The learned profile is within its bound: what the bound denies too doesn't fail it.
         v.weigh_against(&bound.profile, &bound.label, &options.ctx, true);
+        if let Some(exercised) = &mut v.exercised {
+            exercised.training_own = options.verify_replays_training();
+        }
         mark_verification(&mut report, &v, &run);
         verification = Some((v, run));
     }
@@ -318,7 +335,11 @@ async fn ceilings(
             false,
         );
     }
-    let scan = match interrupt.guard(scan_image(&prepared.engine, image)).await {
+    // Training ran it: the image is present.
+    let scan = match interrupt
+        .guard(scan_image(&prepared.engine, image, Pull::Never))
+        .await
+    {
         Ok(Ok(scan)) => scan,
         Err(_) => return (None, Some(not_read(image, "interrupted")), true),
         Ok(Err(err)) => return (None, Some(unknown(image, err)), false),
@@ -378,49 +399,6 @@ fn training_report(options: &TrainOptions, runs: &Runs, learned: &Learned, bound
         _ => {}
     }
     report
-}
-
-/// Records in the training report how the verification of its profile went.
-fn mark_verification(report: &mut Report, v: &Verification, run: &RecordedRun) {
-    let verification = match run.stop {
-        Stop::Interrupted(sig) => {
-            report.warnings.push(format!(
-                "verification interrupted (signal {sig}): the trained profile is written but was not verified"
-            ));
-            VerificationStatus::Interrupted
-        }
-        Stop::DaemonLost => {
-            report.warnings.push(
-                "verification ended when the Docker daemon went away: the trained profile was not verified".into(),
-            );
-            VerificationStatus::DaemonLost
-        }
-        Stop::NotReady => {
-            report.warnings.push(format!(
-                "verification: {}; the trained profile was not verified",
-                run.not_ready
-                    .as_deref()
-                    .unwrap_or("the container was not ready")
-            ));
-            VerificationStatus::NotReady
-        }
-        _ if !v.passed => {
-            report.warnings.push(format!(
-                "verification FAILED: the trained profile {}",
-                v.failures()
-            ));
-            VerificationStatus::Failed
-        }
-        _ if !v.complete => VerificationStatus::Incomplete,
-        _ => VerificationStatus::Passed,
-    };
-    if matches!(
-        verification,
-        VerificationStatus::Passed | VerificationStatus::Failed | VerificationStatus::Incomplete
-    ) {
-        report.verified = Some(v.passed);
-    }
-    report.verification = Some(verification);
 }
 
 /// How the training ended first, then how its verification did; and why, when not well.

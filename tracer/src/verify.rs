@@ -10,8 +10,8 @@ use crate::{
     report::{Verification, tenths},
     seccomp::{Base, Context, NotWithin, Profile},
     session::{
-        Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
-        Stop,
+        Exercised, Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session,
+        SessionError, Stop,
     },
     status::Status,
 };
@@ -82,7 +82,7 @@ pub struct Verified {
 /// Runs the workload once under `options.profile`, enforced, and names what it denied.
 pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Verified, VerifyError> {
     let mut interrupt = Interrupt::install()?;
-    let prepared = Prepared::new(&options.run.container.image, observer, &mut interrupt).await?;
+    let prepared = Prepared::new(&options.run, observer, &mut interrupt).await?;
     let session = prepared.session(&options.run, Mode::Verify, "verifying");
     let (mut verification, run) = verify_once(
         &session,
@@ -201,6 +201,7 @@ pub(crate) async fn verify_once(
         v.set_exercise_failed(code);
     }
     v.stopped_by = run.stop.stopped_by();
+    v.exercised = Some(Exercised::of(session.options, &run, session.exposed));
     v.duration_seconds = tenths(run.elapsed.as_secs_f64());
     v.notes.extend(notes);
     v.notes.extend(run.warnings.iter().cloned());

@@ -11,11 +11,11 @@ use std::{
 
 use anyhow::{Context as _, ensure};
 
-use crate::{cargo, is_root, root};
+use crate::{cargo, is_root, root, target_dir};
 
 pub(crate) fn release_binaries() -> anyhow::Result<(PathBuf, PathBuf)> {
     cargo(&["build", "--release", "-p", "tracer", "--bins"])?;
-    let target = root().join("target/release");
+    let target = target_dir().join("release");
     let sysloop = target.join("sysloop");
     let status = Command::new("cc")
         .args(["-O2", "-static", "-pthread", "-o"])
@@ -122,7 +122,7 @@ fn stop(mut child: std::process::Child) {
 /// process starts begins as (or shares) a copy of this process's memory, and the kernel counts
 /// that in the child's peak even after its exec; GNU time forks from its own small image.
 fn peak_rss_kib(cmd: Command) -> anyhow::Result<i64> {
-    let out = root().join("target/release/peak-rss");
+    let out = target_dir().join("release/peak-rss");
     let mut time = Command::new("/usr/bin/time");
     time.args(["-f", "%M", "-o"])
         .arg(&out)
@@ -305,7 +305,7 @@ pub(crate) fn bench(calls: u64, runs: usize, scale: (usize, usize)) -> anyhow::R
     // The release executable (static, musl) beside the glibc build.
     crate::dist::dist(false)?;
     let static_profile = crate::dist::dir().join(crate::dist::name());
-    let allow_all = root().join("target/release/allow-all.json");
+    let allow_all = target_dir().join("release/allow-all.json");
     std::fs::write(&allow_all, r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#)?;
     let n = calls.to_string();
     let plain = || {
@@ -670,9 +670,9 @@ fn server_rates(
 /// Real work: redis-server under redis-benchmark and nginx under wrk, over 127.0.0.1,
 /// untraced, at the floor and recorded by `profile run`, interleaved; throughput as ratios.
 fn servers(profile: &Path, static_profile: &Path, runs: usize) -> anyhow::Result<()> {
-    let allow_all = root().join("target/release/allow-all.json");
+    let allow_all = target_dir().join("release/allow-all.json");
     let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
-    let dir = root().join("target/release/bench-servers");
+    let dir = target_dir().join("release/bench-servers");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("www"))?;
     std::fs::write(dir.join("www/index.html"), "<html>bench</html>\n")?;

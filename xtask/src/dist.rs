@@ -8,7 +8,6 @@ use std::{
 };
 
 use anyhow::{Context as _, ensure};
-use clap::CommandFactory as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::root;
@@ -30,7 +29,7 @@ pub fn image() -> String {
 
 /// target/dist.
 pub fn dir() -> PathBuf {
-    root().join("target/dist")
+    crate::target_dir().join("dist")
 }
 
 pub fn dist(build_image: bool) -> anyhow::Result<()> {
@@ -49,7 +48,8 @@ pub fn dist(build_image: bool) -> anyhow::Result<()> {
     for licence in ["LICENSE-APACHE", "LICENSE-MIT"] {
         files.push(Entry::file(licence, read(&root().join(licence))?, 0o644));
     }
-    files.extend(completions()?);
+    files.extend(guide()?);
+    files.extend(completions());
     files.extend(man_pages()?);
     let tarball = format!("{name}.tar.gz");
     write(
@@ -69,6 +69,21 @@ pub fn dist(build_image: bool) -> anyhow::Result<()> {
         build_image_from(&out)?;
     }
     Ok(())
+}
+
+/// The guide's pages (docs/*.md), which the README links to, by name.
+fn guide() -> anyhow::Result<Vec<Entry>> {
+    let dir = root().join("docs");
+    let mut pages = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "md")
+            && let Some(name) = path.file_name().and_then(|n| n.to_str())
+        {
+            pages.push(Entry::file(format!("docs/{name}"), read(&path)?, 0o644));
+        }
+    }
+    Ok(pages)
 }
 
 /// Builds the static executable; returns its path.
@@ -102,8 +117,7 @@ fn build() -> anyhow::Result<PathBuf> {
     .with_context(|| {
         format!("building the static executable (needs `rustup target add {TARGET}` and musl-tools: scripts/host-setup.sh)")
     })?;
-    Ok(root
-        .join("target")
+    Ok(crate::target_dir()
         .join(TARGET)
         .join("release-dist/profile"))
 }
@@ -142,53 +156,25 @@ impl Entry {
     }
 }
 
-/// bash, zsh and fish completions, generated from the command line's own definition.
-fn completions() -> anyhow::Result<Vec<Entry>> {
-    use clap_complete::Shell;
-    let mut entries = Vec::new();
-    for (shell, file) in [
+/// bash, zsh and fish completions, as `profile completions SHELL` prints them.
+fn completions() -> Vec<Entry> {
+    use tracer::cli::completions::{Shell, completions};
+    [
         (Shell::Bash, "profile.bash"),
         (Shell::Zsh, "_profile"),
         (Shell::Fish, "profile.fish"),
-    ] {
-        let mut bytes = Vec::new();
-        clap_complete::generate(
-            shell,
-            &mut tracer::cli::Cli::command(),
-            "profile",
-            &mut bytes,
-        );
-        entries.push(Entry::file(format!("completions/{file}"), bytes, 0o644));
-    }
-    Ok(entries)
+    ]
+    .into_iter()
+    .map(|(shell, file)| Entry::file(format!("completions/{file}"), completions(shell), 0o644))
+    .collect()
 }
 
-/// A man page for `profile` and one per subcommand (`profile-train.1`, …).
+/// The man pages, as the tarball holds them.
 fn man_pages() -> anyhow::Result<Vec<Entry>> {
-    let mut cli = tracer::cli::Cli::command();
-    cli.build();
-    let mut pages = vec![page("profile", cli.clone())?];
-    for sub in cli.get_subcommands() {
-        if sub.is_hide_set() || sub.get_name() == "help" {
-            continue;
-        }
-        // clap names commands with 'static strings; a dozen short ones live until exit.
-        let name: &'static str = Box::leak(format!("profile-{}", sub.get_name()).into_boxed_str());
-        let sub = sub
-            .clone()
-            .name(name)
-            .bin_name(format!("profile {}", sub.get_name()));
-        pages.push(page(name, sub)?);
-    }
-    Ok(pages)
-}
-
-fn page(name: &str, cmd: clap::Command) -> anyhow::Result<Entry> {
-    let mut bytes = Vec::new();
-    clap_mangen::Man::new(cmd)
-        .render(&mut bytes)
-        .with_context(|| format!("man page {name}"))?;
-    Ok(Entry::file(format!("man/man1/{name}.1"), bytes, 0o644))
+    Ok(crate::man::pages()?
+        .into_iter()
+        .map(|(name, bytes)| Entry::file(format!("man/man1/{name}.1"), bytes, 0o644))
+        .collect())
 }
 
 /// The time every tarball entry carries: SOURCE_DATE_EPOCH, else the commit's, so that the same

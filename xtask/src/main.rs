@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod dist;
+mod man;
 mod scale;
 mod tail;
 
@@ -74,10 +75,32 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo(args: &[&str]) -> anyhow::Result<()> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
+/// Where cargo builds, as cargo itself decides: CARGO_TARGET_DIR when it is set (relative to
+/// the folder `cargo xtask` runs in), `target/` of the workspace otherwise.
+fn target_dir() -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_else(|_| root());
+    target_dir_from(std::env::var_os("CARGO_TARGET_DIR"), &here)
+}
+
+fn target_dir_from(set: Option<std::ffi::OsString>, here: &Path) -> PathBuf {
+    match set.filter(|dir| !dir.is_empty()) {
+        Some(dir) => here.join(dir),
+        None => root().join("target"),
+    }
+}
+
+/// `cargo` as xtask runs it: in the workspace, building where [`target_dir`] says.
+fn cargo_command() -> Command {
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
         .current_dir(root())
+        .env("CARGO_TARGET_DIR", target_dir());
+    cargo
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let status = cargo_command()
+        .args(args)
         .status()
         .with_context(|| format!("cargo {args:?}"))?;
     ensure!(status.success(), "cargo {} failed", args.join(" "));
@@ -186,7 +209,7 @@ fn run_checks_and_tests(no_lint: bool) -> Result<Tally, (&'static str, anyhow::E
 fn run_tests() -> anyhow::Result<Tally> {
     // End-to-end tests share the kernel; two at a time keeps them quick on a 2-core machine.
     // --show-output prints what passing tests said, so skipped ones can be counted.
-    let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut child = cargo_command()
         .args([
             "test",
             "--workspace",
@@ -195,7 +218,6 @@ fn run_tests() -> anyhow::Result<Tally> {
             "--no-fail-fast",
         ])
         .args(["--", "--test-threads=2", "--show-output"])
-        .current_dir(root())
         .stdout(Stdio::piped())
         .spawn()
         .context("cargo test")?;
@@ -241,7 +263,7 @@ fn images() -> anyhow::Result<Vec<String>> {
     let mut built = Vec::new();
     for name in EXAMPLES {
         let src = root().join("examples/images").join(name);
-        let ctx = root().join("target/images").join(name);
+        let ctx = target_dir().join("images").join(name);
         let _ = std::fs::remove_dir_all(&ctx);
         std::fs::create_dir_all(&ctx)?;
         for entry in std::fs::read_dir(&src).with_context(|| src.display().to_string())? {
@@ -274,7 +296,7 @@ fn demo() -> anyhow::Result<()> {
     // Committed: the profile and its summary, which change only when the profile does. The
     // full report (calls, first programs, convergence) differs from run to run: under target/.
     let profiles = root().join("profiles");
-    let reports = root().join("target/demo");
+    let reports = target_dir().join("demo");
     std::fs::create_dir_all(&reports).with_context(|| reports.display().to_string())?;
     let port = "18080";
     for name in EXAMPLES {
@@ -315,6 +337,24 @@ fn demo() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builds_go_where_cargo_target_dir_says() {
+        let here = Path::new("/work/elsewhere");
+        assert_eq!(target_dir_from(None, here), root().join("target"));
+        assert_eq!(
+            target_dir_from(Some("".into()), here),
+            root().join("target")
+        );
+        assert_eq!(
+            target_dir_from(Some("/tmp/t".into()), here),
+            Path::new("/tmp/t")
+        );
+        assert_eq!(
+            target_dir_from(Some("out".into()), here),
+            Path::new("/work/elsewhere/out")
+        );
+    }
 
     #[test]
     fn skipped_tests_are_counted_apart_from_passed_ones() {

@@ -23,7 +23,7 @@ use std::os::unix::fs::PermissionsExt as _;
 
 use anyhow::{Context as _, bail, ensure};
 
-use crate::{bench::release_binaries, example_image, images, is_root, root};
+use crate::{bench::release_binaries, example_image, images, is_root, target_dir};
 
 /// A condition: how the containers are started, and what else loads the machine meanwhile.
 struct Condition {
@@ -119,7 +119,7 @@ pub(crate) fn runtime_tail(starts: usize, at_once: usize) -> anyhow::Result<()> 
     );
     let (profile, _) = release_binaries()?;
     images()?;
-    let dir = root().join("target/runtime-tail");
+    let dir = target_dir().join("runtime-tail");
     let _ = std::fs::remove_dir_all(dir.join("out"));
     std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
     let runc = which("runc")?;

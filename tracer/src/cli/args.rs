@@ -271,9 +271,45 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A grace period: a duration as [`parse_duration`] takes it, or none at all (`0`, `0s`).
+pub fn parse_grace(s: &str) -> Result<Duration, String> {
+    let none = s.trim().parse::<f64>() == Ok(0.0)
+        || humantime::parse_duration(s.trim()).is_ok_and(|d| d.is_zero());
+    match none {
+        true => Ok(Duration::ZERO),
+        false => parse_duration(s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_timeout_is_a_duration_as_every_time_option_is() {
+        use clap::Parser as _;
+        let grace = |value: &str| {
+            let cli = crate::cli::Cli::try_parse_from([
+                "profile",
+                "train",
+                "--image",
+                "x",
+                "--stop-timeout",
+                value,
+            ])
+            .map_err(|e| e.to_string())?;
+            match cli.command {
+                crate::cli::Command::Train(args) => Ok(args.container.stop_timeout),
+                _ => Err("not train".to_string()),
+            }
+        };
+        assert_eq!(grace("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(grace("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(grace("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(grace("0"), Ok(Duration::ZERO));
+        assert_eq!(grace("0s"), Ok(Duration::ZERO));
+        assert!(grace("-1s").is_err() && grace("20x").is_err());
+    }
 
     #[test]
     fn durations() {

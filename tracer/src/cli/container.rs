@@ -4,9 +4,9 @@ use std::{io::IsTerminal as _, time::Duration};
 
 use clap::Args;
 
-use super::args::parse_duration;
+use super::args::{parse_duration, parse_grace};
 use crate::{
-    docker::{self, ContainerSpec, PortSpec},
+    docker::{self, ContainerSpec, PortSpec, Pull},
     progress::Progress,
     session::{Notice, ProbeOptions, ReadyOptions, RunOptions},
 };
@@ -18,12 +18,35 @@ pub enum ProbeKind {
     None,
 }
 
+/// When an image is pulled: `--pull` of train, verify and scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullArg {
+    #[default]
+    Missing,
+    Never,
+    Always,
+}
+
+impl PullArg {
+    pub fn pull(self) -> Pull {
+        match self {
+            PullArg::Missing => Pull::Missing,
+            PullArg::Never => Pull::Never,
+            PullArg::Always => Pull::Always,
+        }
+    }
+}
+
 /// How the container runs: the `docker run` options `train` and `verify` share.
 #[derive(Clone, Debug, Args)]
 pub struct ContainerArgs {
-    /// The image to run (pulled if not present locally).
+    /// The image to run.
     #[arg(long, value_name = "IMAGE")]
     pub image: String,
+    /// When to pull the image, as docker run --pull: missing (when it is not present
+    /// locally), never (refuse an image that is not present), always.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t)]
+    pub pull: PullArg,
     /// Stop the container after this long (e.g. 30s, 2m, 500ms): the image's stop signal,
     /// then SIGKILL after --stop-timeout. Without it, recording lasts until the container exits.
     #[arg(long, value_name = "D", value_parser = parse_duration)]
@@ -86,10 +109,12 @@ pub struct ContainerArgs {
     /// Drop a Linux capability (as `docker run --cap-drop`; ALL for every one).
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
-    /// Seconds between the stop signal and SIGKILL when stopping the container.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub stop_timeout: u64,
-    /// Don't copy the container's output to stderr.
+    /// How long the container has between its stop signal and SIGKILL (e.g. 20s, 1m; plain
+    /// seconds too; 0 for none; Docker counts whole seconds, so a fraction is rounded up).
+    #[arg(long, value_name = "D", value_parser = parse_grace, default_value = "10s")]
+    pub stop_timeout: Duration,
+    /// Say less: the container's output is not copied to stderr, and train prints its
+    /// warnings and one closing line instead of the report (--report still writes it).
     #[arg(short, long)]
     pub quiet: bool,
     /// Leave the container in place at the end (it is removed by default, also on errors).
@@ -119,6 +144,7 @@ impl ContainerArgs {
                 health_cmd: self.health_cmd.clone(),
                 ..Default::default()
             },
+            pull: self.pull.pull(),
             name: self.name.clone(),
             duration: self.duration,
             timeout: None,
@@ -128,7 +154,7 @@ impl ContainerArgs {
                 wait: !self.no_wait,
                 timeout: self.ready_timeout,
             },
-            stop_timeout: Duration::from_secs(self.stop_timeout),
+            stop_timeout: self.stop_timeout,
             forward_logs: !self.quiet,
             keep: self.keep,
             progress: std::io::stderr().is_terminal(),

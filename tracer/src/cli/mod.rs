@@ -9,6 +9,7 @@ use crate::{launch::LaunchError, output, privileges, session::SessionError, stat
 
 mod absorb;
 mod args;
+pub mod completions;
 mod container;
 mod convert;
 mod diff;
@@ -99,7 +100,8 @@ pub enum Command {
     ///
     /// Each new container cgroup is adopted by the kernel side the moment it is created, so
     /// no container and no early syscall is lost to the engine's event timing. Exit status:
-    /// CMD's when given; 0 at --duration; 128+N on signal N (the profiles are written).
+    /// CMD's when given; 0 at --duration; 1 when a --filter matched no container (and the
+    /// watch would have exited 0); 128+N on signal N (the profiles are written).
     Watch(Box<watch::WatchArgs>),
     /// Run a command in a fresh cgroup under an allow-all seccomp filter and record its profile.
     ///
@@ -129,6 +131,12 @@ pub enum Command {
     /// code. A ceiling with a site whose number can't be resolved is reported NOT SOUND;
     /// dynamic (libc) executables have none.
     Scan(scan::ScanArgs),
+    /// Print the completions of `profile` for bash, zsh or fish.
+    ///
+    /// bash: `profile completions bash > /usr/share/bash-completion/completions/profile`;
+    /// zsh: `profile completions zsh > "${fpath[1]}/_profile"`; fish: `profile completions
+    /// fish > ~/.config/fish/completions/profile.fish`.
+    Completions(completions::CompletionsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -162,7 +170,7 @@ pub fn main() -> ExitCode {
         _ => "debug",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_target(false)
+        .format(log_line)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -188,6 +196,7 @@ pub fn main() -> ExitCode {
             Command::Convert(args) => convert::run(args).await,
             Command::Absorb(args) => absorb::run(*args).await,
             Command::Scan(args) => scan::run(args).await,
+            Command::Completions(args) => completions::run(args).await,
         }
     });
     match result {
@@ -221,6 +230,27 @@ pub fn main() -> ExitCode {
             }
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// A log record in the one style of everything `profile` says on stderr: `profile: warning: …`.
+fn log_line(out: &mut env_logger::fmt::Formatter, record: &log::Record<'_>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    writeln!(
+        out,
+        "profile: {}: {}",
+        level_word(record.level()),
+        record.args()
+    )
+}
+
+fn level_word(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "error",
+        log::Level::Warn => "warning",
+        log::Level::Info => "info",
+        log::Level::Debug => "debug",
+        log::Level::Trace => "trace",
     }
 }
 

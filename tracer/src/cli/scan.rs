@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 use anyhow::Context as _;
 use clap::Args;
 
-use super::args::ReportFormat;
+use super::{args::ReportFormat, container::PullArg};
 use crate::scan;
 
 #[derive(Debug, Args)]
@@ -19,6 +19,15 @@ pub struct ScanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: ReportFormat,
+    /// When to pull the image, as docker run --pull: missing, never, always.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t,
+        requires = "image"
+    )]
+    pub pull: PullArg,
 }
 
 pub async fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
@@ -26,7 +35,11 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let result = match &args.image {
         Some(image) => {
             let engine = crate::docker::Engine::connect().await?;
-            scan::scan_image(&engine, image).await?
+            let scan = scan::scan_image(&engine, image, args.pull.pull()).await?;
+            if scan.pulled {
+                eprintln!("profile: pulled {image} before scanning it");
+            }
+            scan
         }
         None => {
             let files = args.files.clone();

@@ -12,9 +12,11 @@ use super::{
     exit::{ending, exit_code},
 };
 use crate::{
-    docker, output,
+    docker, formats, output,
     report::{Render as _, Report, fewer_or_more},
-    train::{TrainOptions, Training, train},
+    session::ProbeOptions,
+    status::Status,
+    train::{TrainOptions, Training, VerifyWith, train},
 };
 
 #[derive(Debug, Args)]
@@ -36,9 +38,19 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
     /// After training, run the workload once more under the fresh profile, enforced, and fail
-    /// (exit 1) if it denied anything.
+    /// (exit 1) if it denied anything. It replays training's own exercise (or probe): that
+    /// shows the profile holds for what was learned, not for a path training never took
+    /// (--verify-exercise and --verify-probe try others).
     #[arg(long, conflicts_with = "all_syscalls")]
     pub verify: bool,
+    /// Verify with this exercise (a host command, run as --exercise is) instead of training's
+    /// own, so that a path training never took is tried; implies --verify.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["all_syscalls", "verify_probe"])]
+    pub verify_exercise: Option<String>,
+    /// Verify with the built-in HTTP probe (see --probe) instead of training's own exercise;
+    /// implies --verify, and needs a published TCP port.
+    #[arg(long, conflicts_with = "all_syscalls")]
+    pub verify_probe: bool,
     /// Also allow every call the programs that ran can make, from their sound ceilings (read
     /// from the image's static and Go executables), within the base: a path training never
     /// took can't be missed when every program that ran has one.
@@ -72,7 +84,8 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         learn_args: args.learn.learn_args,
         all_syscalls: args.record.all_syscalls,
         runs: args.runs,
-        verify: args.verify,
+        verify: args.verify || args.verify_exercise.is_some() || args.verify_probe,
+        verify_with: verify_with(&args)?,
         rendering: args.format.rendering(),
         output: (!to_stdout).then(|| profile.clone()),
         ceiling: args.ceiling,
@@ -86,7 +99,9 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Training::Learned(trained) => trained,
     };
     let report = &trained.report;
-    if args.record.report.is_some() {
+    // -q: the warnings and one closing line; the report only where --report puts it.
+    let quiet = args.container.quiet;
+    if args.record.report.is_some() || quiet {
         for warning in &report.warnings {
             log::warn!("{warning}");
         }
@@ -95,32 +110,78 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let name = docker::default_profile_path(&args.container.image)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned());
-    let written = options.output.as_deref();
+    // A run that did not complete never replaces a profile: its partial one goes beside.
+    let placement = options.output.as_deref().map(|path| {
+        formats::place(
+            path,
+            trained.status == Status::Success,
+            &trained.learned.profile,
+            &options.ctx,
+        )
+    });
+    let written = placement.as_ref().map(formats::Placement::path);
     options
         .rendering
         .write(written, &trained.learned.profile, name.as_deref())?;
     args.record.write(report)?;
     match &args.record.report {
         Some(_) => {}
+        None if quiet => {}
         None if to_stdout => eprint!("{}", report.text()),
         None => print!("{}", report.text()),
     }
-    if let Some(v) = &trained.verification {
+    if let Some(v) = trained.verification.as_ref().filter(|_| !quiet) {
         eprint!("{}", v.text());
     }
     say_summary(report, written);
+    if let Some(words) = placement.as_ref().and_then(formats::Placement::words) {
+        eprintln!("profile: {words}");
+    }
     Ok(ending(trained.status, trained.why.as_deref()))
 }
 
-/// One line on what was learned, and where it went.
+/// What exercises the verification, when not training's own.
+fn verify_with(args: &TrainArgs) -> anyhow::Result<Option<VerifyWith>> {
+    if let Some(cmd) = &args.verify_exercise {
+        return Ok(Some(VerifyWith::Exercise(cmd.clone())));
+    }
+    if !args.verify_probe {
+        return Ok(None);
+    }
+    if !args
+        .container
+        .publish
+        .iter()
+        .any(|p| p.container.ends_with("/tcp"))
+    {
+        anyhow::bail!(
+            "--verify-probe needs a published TCP port to request (-p [[IP:]HOST:]CTR): none is published"
+        );
+    }
+    Ok(Some(VerifyWith::Probe(ProbeOptions {
+        paths: args.container.probe_urls.clone(),
+        ..ProbeOptions::default()
+    })))
+}
+
+/// One line on what was learned, where it went, and how its verification went.
 fn say_summary(report: &Report, written: Option<&Path>) {
     eprintln!(
-        "profile: {} syscalls allowed, {} than Docker's default ({}){}",
+        "profile: {} syscalls allowed, {} than Docker's default ({}){}{}{}",
         report.allowed,
         fewer_or_more(report.reduction_vs_docker_default_percent),
         report.docker_default_allowed,
         written
             .map(|p| format!(" -> {}", p.display()))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        match report.verified {
+            Some(true) => "; verified under enforcement: PASS",
+            Some(false) => "; verified under enforcement: FAIL",
+            None => "",
+        },
+        match &report.verified_by {
+            Some(by) if by.training_own => " (with training's own exercise)",
+            _ => "",
+        }
     );
 }

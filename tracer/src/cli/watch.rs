@@ -96,9 +96,6 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         ceiling: args.ceiling,
     };
     let watched = watch(&options, &show).await?;
-    for filter in &watched.unmatched_filters {
-        eprintln!("profile: warning: --filter {filter} matched no container");
-    }
     if watched.adoptions_lost > 0 {
         eprintln!(
             "profile: warning: {} container(s) started while the kernel's table of containers was full ({} at once) and were not recorded",
@@ -117,7 +114,7 @@ pub async fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         watched.containers,
         watched.index_path.display()
     );
-    Ok(ending(watched.status, None))
+    Ok(ending(watched.status, watched.why.as_deref()))
 }
 
 fn show(notice: WatchNotice<'_>) {

@@ -34,6 +34,16 @@ const REQUEST: Duration = Duration::from_secs(30);
 pub enum CriError {
     #[error("cannot reach the CRI runtime at {socket}: {message}")]
     Unreachable { socket: PathBuf, message: String },
+    #[error(
+        "no CRI runtime socket at {}: nothing there (containerd's is {CONTAINERD_SOCKET}, CRI-O's {CRIO_SOCKET}; --engine cri=SOCKET names another)",
+        socket.display()
+    )]
+    NoSocket { socket: PathBuf },
+    #[error(
+        "{} answers, but not as a CRI runtime: it is a containerd with its CRI plugin off (Docker's own containerd is one: its config says disabled_plugins = [\"cri\"]); name the socket of a containerd that kubelet uses, or of CRI-O",
+        socket.display()
+    )]
+    NoCriPlugin { socket: PathBuf },
     #[error("{action}: {status}")]
     Call {
         action: String,
@@ -100,6 +110,11 @@ impl Cri {
             socket: socket.to_path_buf(),
             message,
         };
+        if !socket.exists() {
+            return Err(CriError::NoSocket {
+                socket: socket.to_path_buf(),
+            });
+        }
         let path = socket.to_path_buf();
         let endpoint = Endpoint::from_static("http://cri.invalid")
             .connect_timeout(Duration::from_secs(10))
@@ -127,7 +142,14 @@ impl Cri {
                 .await
             })
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| match &e {
+                CriError::Call { status, .. } if lacks_the_service(status) => {
+                    CriError::NoCriPlugin {
+                        socket: socket.to_path_buf(),
+                    }
+                }
+                _ => unreachable(e.to_string()),
+            })?;
         Ok((
             cri,
             format!("{} {}", version.runtime_name, version.runtime_version),
@@ -293,12 +315,60 @@ impl Cri {
 }
 
 /// An error and its causes, in one line.
+/// Whether a gRPC server said it has no CRI runtime service: containerd without its CRI
+/// plugin answers `unknown service runtime.v1.RuntimeService`.
+fn lacks_the_service(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unimplemented && status.message().starts_with("unknown service")
+}
+
+/// An error and its causes on one line, each said once (hyper's transport error repeats the
+/// I/O error it wraps).
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut cause = err.source();
     while let Some(e) = cause {
-        out.push_str(&format!(": {e}"));
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(&format!(": {text}"));
+        }
         cause = e.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Wraps(&'static str, Option<std::io::Error>);
+    impl std::fmt::Display for Wraps {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wraps {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_ref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let text = io().to_string();
+        let repeated = Wraps(
+            Box::leak(format!("transport error: {text}").into_boxed_str()),
+            Some(io()),
+        );
+        assert_eq!(error_chain(&repeated), format!("transport error: {text}"));
+        let apart = Wraps("transport error", Some(io()));
+        assert_eq!(error_chain(&apart), format!("transport error: {text}"));
+        let unimplemented =
+            tonic::Status::unimplemented("unknown service runtime.v1.RuntimeService");
+        assert!(lacks_the_service(&unimplemented));
+        assert!(!lacks_the_service(&tonic::Status::unimplemented(
+            "GetContainerEvents"
+        )));
+    }
 }

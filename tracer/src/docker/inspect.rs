@@ -1,8 +1,32 @@
 //! What the daemon says about a started container that matters for its exercise: its first
-//! process, its published ports as bound, whether it has a health check.
+//! process, its published ports as bound, whether it has a health check; and the ports its
+//! image EXPOSEs.
 use std::{collections::HashMap, net::SocketAddr};
 
 use bollard::models::PortBinding;
+
+use super::{Engine, Result, api, bounded};
+
+impl Engine {
+    /// The ports the image EXPOSEs (`8080/tcp`), sorted.
+    pub async fn exposed_ports(&self, image: &str) -> Result<Vec<String>> {
+        let action = format!("inspecting image {image}");
+        bounded(&action, self.limits.request, async {
+            let inspected = self
+                .docker
+                .inspect_image(image)
+                .await
+                .map_err(api(action.as_str()))?;
+            let mut ports = inspected
+                .config
+                .and_then(|c| c.exposed_ports)
+                .unwrap_or_default();
+            ports.sort();
+            Ok(ports)
+        })
+        .await
+    }
+}
 
 /// A published port as the daemon bound it.
 #[derive(Clone, Debug, PartialEq, Eq)]

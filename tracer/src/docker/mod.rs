@@ -24,7 +24,7 @@ use futures_util::StreamExt as _;
 use inspect::published;
 pub use inspect::{Published, Running};
 pub use spec::{
-    ContainerSpec, PortSpec, ROLE_LABEL, default_profile_path, env_entry, volume_entry,
+    ContainerSpec, PortSpec, Pull, ROLE_LABEL, default_profile_path, env_entry, volume_entry,
 };
 use spec::{owner_of, split_reference};
 
@@ -52,6 +52,12 @@ pub enum DockerError {
     },
     #[error("image {image} is not present locally and could not be pulled: {reason}")]
     ImageUnavailable { image: String, reason: String },
+    #[error(
+        "image {image} is not present locally, and --pull never does not pull it (build it or `docker pull` it first, or --pull missing)"
+    )]
+    ImageMissing { image: String },
+    #[error("image {image} could not be pulled (--pull always): {reason}")]
+    PullFailed { image: String, reason: String },
     #[error("{action}: {message}")]
     Api { action: String, message: String },
     #[error("{action}: the Docker daemon could not be reached: {message}")]
@@ -432,8 +438,9 @@ impl Engine {
         .flatten()
     }
 
-    /// Makes sure the image is present locally, pulling it if it is not.
-    pub async fn ensure_image(&self, image: &str) -> Result<()> {
+    /// Makes sure the image is present locally, pulling it as `pull` says (as `docker run
+    /// --pull` does); says whether it was pulled.
+    pub async fn ensure_image(&self, image: &str, pull: Pull) -> Result<bool> {
         let action = format!("inspecting image {image}");
         let inspect = || {
             bounded(&action, self.limits.request, async {
@@ -444,17 +451,36 @@ impl Engine {
                 }
             })
         };
-        if inspect().await? {
-            return Ok(());
+        let present = match pull {
+            Pull::Always => false,
+            Pull::Missing | Pull::Never => inspect().await?,
+        };
+        match (present, pull) {
+            (true, _) => return Ok(false),
+            (false, Pull::Never) => {
+                return Err(DockerError::ImageMissing {
+                    image: image.to_string(),
+                });
+            }
+            _ => {}
         }
-        bounded(
+        let pulled = bounded(
             &format!("pulling {image}"),
             self.limits.pull,
             self.pull(image),
         )
-        .await?;
+        .await;
+        match (pulled, pull) {
+            (Err(DockerError::ImageUnavailable { reason, .. }), Pull::Always) => {
+                return Err(DockerError::PullFailed {
+                    image: image.to_string(),
+                    reason,
+                });
+            }
+            (pulled, _) => pulled?,
+        }
         match inspect().await? {
-            true => Ok(()),
+            true => Ok(true),
             false => Err(DockerError::ImageUnavailable {
                 image: image.to_string(),
                 reason: "the pull ended without it".into(),
@@ -681,8 +707,10 @@ impl Engine {
     /// Stops the container the way `docker stop` does: its stop signal, then SIGKILL after
     /// `grace`.
     pub async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        // Docker counts whole seconds: a fraction gets the second it began.
+        let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
         let options = StopContainerOptionsBuilder::default()
-            .t(grace.as_secs().min(i32::MAX as u64) as i32)
+            .t(secs.min(i32::MAX as u64) as i32)
             .build();
         let action = "stopping the container";
         bounded(action, grace + self.limits.request, async {
@@ -830,7 +858,7 @@ mod tests {
         let id = "0".repeat(64);
         let results = [
             engine.ping().await.map(drop),
-            engine.ensure_image("img").await,
+            engine.ensure_image("img", Pull::Missing).await.map(drop),
             engine.create(&ContainerSpec::default()).await.map(drop),
             engine.start(&id).await,
             engine.running(&id).await.map(drop),

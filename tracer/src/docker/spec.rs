@@ -208,6 +208,18 @@ pub(super) fn owner_of(labels: &HashMap<String, String>) -> Option<Owner> {
     })
 }
 
+/// When an image is pulled, as `docker run --pull` says it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pull {
+    /// Only when it is not present locally (docker run's default).
+    #[default]
+    Missing,
+    /// Never: an image not present locally is refused.
+    Never,
+    /// Always, even when it is present.
+    Always,
+}
+
 /// `repo[:tag]` or `repo@digest`, split for a pull (the tag is None for digests).
 pub(super) fn split_reference(image: &str) -> (&str, Option<&str>) {
     if image.contains('@') {

@@ -24,6 +24,33 @@ pub enum ReadError {
     Input(#[from] InputError),
     #[error(transparent)]
     Syntax(#[from] SyntaxError),
+    /// No such file, and its name is close to a built-in profile's: a misspelling, most likely.
+    #[error("{name}: no such file, nor a built-in profile; a similar one exists: {similar}")]
+    Misspelt { name: String, similar: &'static str },
+}
+
+/// The built-in profile `name` most likely misspells, as clap finds a misspelt option's
+/// (Jaro similarity above 0.7), when no file of that name exists.
+fn misspelt(name: &str, builtins: &[&'static str]) -> Option<&'static str> {
+    if name.contains('/') || Path::new(name).exists() {
+        return None;
+    }
+    builtins
+        .iter()
+        .map(|b| (strsim::jaro(name, b), *b))
+        .filter(|(similarity, _)| *similarity > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, b)| b)
+}
+
+fn refuse_misspelt(name: &str, builtins: &[&'static str]) -> Result<(), ReadError> {
+    match misspelt(name, builtins) {
+        Some(similar) => Err(ReadError::Misspelt {
+            name: name.to_string(),
+            similar,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Whether `path` names Docker's default profile (see [`DOCKER_DEFAULT`]).
@@ -38,6 +65,9 @@ pub fn read_profile(path: &Path) -> Result<Profile, ReadError> {
     if is_docker_default(path) {
         return Ok(Profile::docker_default());
     }
+    if let Some(name) = path.to_str() {
+        refuse_misspelt(name, &[DOCKER_DEFAULT])?;
+    }
     let text = input::read_text(path)?;
     Ok(parse_profile(&text, origin(path))?)
 }
@@ -48,10 +78,13 @@ pub fn read_base(name: &str) -> Result<Base, ReadError> {
     Ok(match name {
         ALLOW_ALL => Base::AllowAll,
         DOCKER_DEFAULT if is_docker_default(Path::new(name)) => Base::DockerDefault,
-        path => Base::Profile {
-            profile: Box::new(read_profile(Path::new(path))?),
-            label: path.to_string(),
-        },
+        path => {
+            refuse_misspelt(path, &[DOCKER_DEFAULT, ALLOW_ALL])?;
+            Base::Profile {
+                profile: Box::new(read_profile(Path::new(path))?),
+                label: path.to_string(),
+            }
+        }
     })
 }
 
@@ -213,6 +246,25 @@ struct RuntimeLinux {
 mod tests {
     use super::*;
     use crate::{formats::OciSeccomp, names::Abi, seccomp::Context};
+
+    #[test]
+    fn a_misspelt_built_in_profile_is_named() {
+        let base = |name: &str| match read_base(name) {
+            Err(ReadError::Misspelt { similar, .. }) => Some(similar),
+            _ => None,
+        };
+        assert_eq!(base("docker-defualt"), Some(DOCKER_DEFAULT));
+        assert_eq!(base("docker_default"), Some(DOCKER_DEFAULT));
+        assert_eq!(base("alow-all"), Some(ALLOW_ALL));
+        for other in ["web.json", "profiles/docker-defualt", "app.yaml", "-x"] {
+            assert_eq!(base(other), None, "{other}");
+        }
+        let err = read_profile(Path::new("docker-defalt")).expect_err("no such file");
+        assert_eq!(
+            err.to_string(),
+            "docker-defalt: no such file, nor a built-in profile; a similar one exists: docker-default"
+        );
+    }
 
     #[test]
     fn what_is_written_is_read_back() {

@@ -9,11 +9,13 @@ mod index;
 mod observed;
 mod profile;
 mod render;
+mod scan;
 mod sections;
 mod verification;
 
+pub use crate::names::dangerous::DANGEROUS;
 pub use arches::{ArchLine, ArchSection};
-pub use dangerous::{ArgumentLine, Blocked, DANGEROUS};
+pub use dangerous::{ArgumentLine, Blocked};
 pub use diff::DiffReport;
 pub use index::{Index, IndexRow};
 pub use observed::SyscallLine;

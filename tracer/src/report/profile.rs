@@ -1,7 +1,7 @@
 //! The reduction report: what was observed, what the profile allows, and how that compares with
 //! Docker's default profile and the kernel's table. Its JSON is the machine-readable report;
 //! [`super::sections`] lays it out as text and Markdown.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -17,7 +17,7 @@ use crate::{
     recorder::Snapshot,
     scan::coverage::Coverage,
     seccomp::{ALWAYS_ALLOWED, Action, Context, ENOSYS, Learned, Profile, Verdict},
-    session::{ProbeReport, StoppedBy},
+    session::{Exercised, ProbeReport, StoppedBy},
 };
 
 /// The syscalls first seen in one phase of a probed run.
@@ -139,6 +139,9 @@ pub struct Report {
     /// Whether the profile held when verified right after training (`train --verify`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// What exercised that verification: what its verdict covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<Exercised>,
     /// The built-in HTTP probe's requests, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeReport>,
@@ -179,7 +182,10 @@ impl Report {
                 },
             });
         }
-        self.ran.coverage = coverage;
+        self.ran.coverage = coverage.map(|mut c| {
+            mark_allowed(&mut c, &learned.profile, ctx);
+            c
+        });
     }
 
     /// The report of a recording: what `snap` saw and what `profile`, learned from it, allows.
@@ -332,6 +338,7 @@ impl Report {
             argument_rules,
             runs: Vec::new(),
             verified: None,
+            verified_by: None,
             probe: None,
             phases: Vec::new(),
             verification: None,
@@ -350,6 +357,24 @@ impl Report {
     /// Whether anything was observed: a report of a profile file observes nothing.
     pub fn observed(&self) -> bool {
         self.mode != "profile"
+    }
+}
+
+/// Marks the calls of each program's ceiling that `profile` allows although training never
+/// saw them: only the others can fail a path training missed.
+fn mark_allowed(coverage: &mut Coverage, profile: &Profile, ctx: &Context) {
+    let mut decisions = BTreeMap::new();
+    for unseen in coverage
+        .programs
+        .iter_mut()
+        .flat_map(|p| p.unseen.iter_mut())
+    {
+        let of_abi = decisions
+            .entry(unseen.abi)
+            .or_insert_with(|| profile.decisions(unseen.abi, ctx));
+        unseen.allowed = of_abi
+            .get(unseen.name.as_str())
+            .is_some_and(|d| !d.denied());
     }
 }
 

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     scan::coverage::Coverage,
-    session::{ProbeReport, ProbeRequest, StoppedBy},
+    session::{Exercised, ProbeReport, ProbeRequest, StoppedBy},
 };
 
 /// How much a report says.
@@ -40,8 +40,11 @@ enum Section<'a> {
         runs: &'a [RunLine],
         detail: Detail,
     },
-    /// Whether the verification right after training passed.
-    Verified(bool),
+    /// Whether the verification right after training passed, and what exercised it.
+    Verified {
+        ok: bool,
+        by: Option<&'a Exercised>,
+    },
     /// The programs the workload exec'd.
     Programs(&'a [String]),
     /// What training didn't see of the ceilings of the programs that ran (in full).
@@ -101,7 +104,11 @@ impl Report {
                 detail,
             });
         }
-        out.extend(self.verified.map(Section::Verified));
+        // What exercised it (a probe's count of requests) varies from run to run.
+        out.extend(self.verified.map(|ok| Section::Verified {
+            ok,
+            by: self.verified_by.as_ref().filter(|_| detail == Detail::Full),
+        }));
         if !self.ran.programs.is_empty() {
             out.push(Section::Programs(&self.ran.programs));
         }
@@ -227,7 +234,7 @@ impl Report {
                         self.runtime_calls.iter().map(|s| s.name.as_str()).collect();
                     let _ = writeln!(
                         out,
-                        "  the container runtime's calls before it handed over ({}, allowed so that the container starts): {}",
+                        "  the container runtime's calls, made under the filter before it handed over ({}, allowed so that the container starts): {}",
                         names.len(),
                         names.join(" ")
                     );
@@ -246,8 +253,13 @@ impl Report {
                     );
                 }
             }
-            Section::Verified(ok) => {
-                let _ = writeln!(out, "  verified under enforcement: {}", pass(ok));
+            Section::Verified { ok, by } => {
+                let _ = writeln!(
+                    out,
+                    "  verified under enforcement: {}{}",
+                    pass(ok),
+                    verified_by(by)
+                );
             }
             Section::Blocked(calls) => {
                 let _ = writeln!(out, "  blocks, though Docker's default allows them:");
@@ -373,11 +385,12 @@ impl Report {
                 }
                 out.push('\n');
             }
-            Section::Verified(ok) => {
+            Section::Verified { ok, by } => {
                 let _ = writeln!(
                     out,
-                    "Verified under enforcement right after training: **{}**.\n",
-                    pass(ok)
+                    "Verified under enforcement right after training: **{}**{}.\n",
+                    pass(ok),
+                    verified_by(by)
                 );
             }
             Section::Blocked(calls) => {
@@ -451,7 +464,7 @@ impl Report {
             Section::RuntimeCalls(lines) => {
                 let _ = writeln!(
                     out,
-                    "\n## The container runtime's calls before it handed over\n\nMade under the filter by the runtime's init before the exec of the container's process; allowed so that the container starts, never counted as the workload's.\n"
+                    "\n## The container runtime's calls under the filter\n\nMade under the filter by the runtime's init before the exec of the container's process; allowed so that the container starts, never counted as the workload's.\n"
                 );
                 markdown_table(out, "syscall", lines);
             }
@@ -483,6 +496,21 @@ impl Render for Report {
     }
 }
 
+/// What exercised the verification after training, and so what its verdict covers.
+fn verified_by(by: Option<&Exercised>) -> String {
+    let Some(by) = by else {
+        return String::new();
+    };
+    let own = match by.training_own {
+        true => ", training's own",
+        false => "",
+    };
+    format!(
+        ", exercised by {}{own}: a path it never took may still be denied",
+        by.by
+    )
+}
+
 fn pass(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
 }
@@ -499,9 +527,68 @@ fn code_list(names: &[String], sep: &str) -> String {
 /// The coverage section, as the terminal shows it (indented under its report's line).
 pub(super) fn coverage_text(out: &mut String, c: &Coverage) {
     let _ = writeln!(out, "  coverage: {}", bounded_words(c.bounded));
+    let mut listed = false;
     for p in &c.programs {
-        let _ = writeln!(out, "    {}", program_words(p, "", " (dangerous)"));
+        let line = match &p.no_bound {
+            Some(_) => program_words(p, "", ""),
+            None => {
+                listed |= !p.unseen.is_empty();
+                unseen_count(p)
+            }
+        };
+        let _ = writeln!(out, "    {line}");
     }
+    if listed {
+        let _ = writeln!(
+            out,
+            "    (each call never observed is listed in the Markdown and JSON reports: --report F.md)"
+        );
+    }
+}
+
+/// How many dangerous calls the terminal names, of those a program's ceiling holds, training
+/// never saw and the profile denies.
+const DANGEROUS_NAMED: usize = 5;
+
+/// One program's coverage as the terminal shows it: counts, and the dangerous calls a path
+/// training missed could need and the profile denies.
+fn unseen_count(p: &crate::scan::coverage::ProgramCoverage) -> String {
+    let head = format!(
+        "{}: {} of the {} calls in its ceiling observed",
+        p.path, p.observed, p.ceiling
+    );
+    if p.unseen.is_empty() {
+        return head;
+    }
+    let denied: Vec<_> = p.unseen.iter().filter(|u| !u.allowed).collect();
+    if denied.is_empty() {
+        return format!(
+            "{head}; {} never, all of them allowed by the profile anyway",
+            p.unseen.len()
+        );
+    }
+    let dangerous: Vec<String> = denied
+        .iter()
+        .filter(|u| u.dangerous.is_some())
+        .map(|u| match u.abi {
+            crate::names::Abi::X86_64 => u.name.clone(),
+            other => format!("{} ({})", u.name, other.seccomp_arch()),
+        })
+        .collect();
+    let named = match dangerous.len() {
+        0 => String::new(),
+        n if n <= DANGEROUS_NAMED => format!(", dangerous among them: {}", dangerous.join(", ")),
+        n => format!(
+            ", dangerous among them: {}, … ({} more)",
+            dangerous[..DANGEROUS_NAMED].join(", "),
+            n - DANGEROUS_NAMED
+        ),
+    };
+    format!(
+        "{head}; {} never, {} of them denied by the profile{named}",
+        p.unseen.len(),
+        denied.len()
+    )
 }
 
 /// The coverage section in Markdown, under `heading`.
@@ -545,6 +632,38 @@ fn program_words(p: &crate::scan::coverage::ProgramCoverage, quote: &str, mark: 
     }
 }
 
+/// The calls of a program's ceiling training never saw: those the profile denies (the
+/// dangerous ones marked), then those it allows anyway.
+fn unseen_words(p: &crate::scan::coverage::ProgramCoverage, quote: &str, mark: &str) -> String {
+    if p.unseen.is_empty() {
+        return "none".into();
+    }
+    let words = |allowed: bool| -> Vec<String> {
+        p.unseen
+            .iter()
+            .filter(|u| u.allowed == allowed)
+            .map(|u| {
+                let abi = match u.abi {
+                    crate::names::Abi::X86_64 => String::new(),
+                    other => format!(" ({})", other.seccomp_arch()),
+                };
+                let mark = if u.dangerous.is_some() { mark } else { "" };
+                format!("{quote}{}{quote}{abi}{mark}", u.name)
+            })
+            .collect()
+    };
+    let (denied, allowed) = (words(false), words(true));
+    match (denied.is_empty(), allowed.is_empty()) {
+        (false, true) => format!("{} (denied by the profile)", denied.join(", ")),
+        (true, false) => format!("{} (allowed by the profile anyway)", allowed.join(", ")),
+        _ => format!(
+            "{} (denied by the profile); {} (allowed by the profile anyway)",
+            denied.join(", "),
+            allowed.join(", ")
+        ),
+    }
+}
+
 /// Whether every program that ran has a sound ceiling, in words.
 fn bounded_words(bounded: bool) -> &'static str {
     match bounded {
@@ -559,25 +678,6 @@ fn capital(s: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
-}
-
-/// The calls of a program's ceiling training never saw, the dangerous ones marked.
-fn unseen_words(p: &crate::scan::coverage::ProgramCoverage, quote: &str, mark: &str) -> String {
-    if p.unseen.is_empty() {
-        return "none".into();
-    }
-    p.unseen
-        .iter()
-        .map(|u| {
-            let abi = match u.abi {
-                crate::names::Abi::X86_64 => String::new(),
-                other => format!(" ({})", other.seccomp_arch()),
-            };
-            let mark = if u.dangerous.is_some() { mark } else { "" };
-            format!("{quote}{}{quote}{abi}{mark}", u.name)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// What `--ceiling` added, and whether the profile can still miss a path.

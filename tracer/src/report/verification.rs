@@ -14,9 +14,19 @@ use super::{
 use crate::{
     names::Abi,
     recorder::Snapshot,
-    seccomp::{ArgSpec, Context, Profile, conditions::Region, learn::spec_words},
-    session::StoppedBy,
+    seccomp::{ArgSpec, Context, Profile, conditions::Region},
+    session::{Exercised, StoppedBy, unexercised_words},
 };
+
+/// What a verification shows, and what it doesn't.
+const SHOWS: &str =
+    "what the workload did then works under the profile; a path it never took may still be denied";
+
+/// What a verification with the training's own exercise says of it, and how to try others.
+const TRAINING_OWN: (&str, &str) = (
+    ", the one training ran",
+    " (--verify-exercise CMD or --verify-probe verifies with another)",
+);
 
 /// The status a process killed by SIGSYS ends with, as the shell and Docker report it.
 const EXIT_SIGSYS: i32 = 128 + libc::SIGSYS;
@@ -65,6 +75,10 @@ pub struct Verification {
     /// The exercise's exit status when it failed: the workload was not shown to work.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exercise_failed: Option<i32>,
+    /// What exercised the workload (`the HTTP probe (57 requests)`): the paths it took are
+    /// shown to work under the profile, no others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exercised: Option<Exercised>,
     pub notes: Vec<String>,
     /// Denied calls no table names; whether the verified profile is within its base.
     #[serde(skip)]
@@ -105,7 +119,7 @@ impl Verification {
                 let spec = ArgSpec::of(name)?;
                 Some(DeniedArguments {
                     syscall: name.to_string(),
-                    values: values.tuples.iter().map(|t| spec_words(spec, *t)).collect(),
+                    values: values.tuples.iter().map(|t| spec.words(*t)).collect(),
                     raw: values.tuples.clone(),
                 })
             })
@@ -140,6 +154,7 @@ impl Verification {
             base: None,
             denied_by_base_too: Vec::new(),
             exercise_failed: None,
+            exercised: None,
             notes,
             out_of_range_denied: snap.out_of_range_denied,
             within_base: false,
@@ -394,6 +409,10 @@ impl Verification {
     /// What the report says, in order.
     fn sections(&self) -> Vec<Section<'_>> {
         let mut out = vec![Section::Verdict(self.verdict())];
+        if let Some(exercised) = &self.exercised {
+            out.push(Section::Exercised(exercised));
+            out.extend(unexercised_words(&exercised.unexercised).map(Section::NotExercised));
+        }
         if !self.denied.is_empty() {
             out.push(Section::Denied(&self.denied));
         }
@@ -411,6 +430,10 @@ impl Verification {
 enum Section<'a> {
     /// The verdict, under the profile's and the workload's names.
     Verdict(String),
+    /// What exercised the workload: what the verdict covers.
+    Exercised(&'a Exercised),
+    /// The ports the image EXPOSEs that nothing reached, in words.
+    NotExercised(String),
     /// The denied syscalls with their counts and first programs.
     Denied(&'a [SyscallLine]),
     DeniedArguments(&'a [DeniedArguments]),
@@ -428,6 +451,13 @@ impl Render for Verification {
                         "verify {} under {}: {verdict}",
                         self.target, self.profile
                     );
+                }
+                Section::Exercised(e) => {
+                    let (own, others) = own(e);
+                    let _ = writeln!(out, "  exercised by {}{own}: {SHOWS}{others}", e.by);
+                }
+                Section::NotExercised(words) => {
+                    let _ = writeln!(out, "  not exercised: {words}");
                 }
                 Section::Denied(denied) => text_table(&mut out, "denied", denied),
                 Section::DeniedArguments(arguments) => {
@@ -459,6 +489,13 @@ impl Render for Verification {
                     let _ = writeln!(out, "Workload: `{}`\n", self.target);
                     let _ = writeln!(out, "**{verdict}**\n");
                 }
+                Section::Exercised(e) => {
+                    let (own, others) = own(e);
+                    let _ = writeln!(out, "Exercised by {}{own}: {SHOWS}{others}.\n", e.by);
+                }
+                Section::NotExercised(words) => {
+                    let _ = writeln!(out, "Not exercised: {words}.\n");
+                }
                 Section::Denied(denied) => {
                     markdown_table(&mut out, "denied syscall", denied);
                     out.push('\n');
@@ -485,6 +522,14 @@ impl Render for Verification {
 
     fn json(&self) -> serde_json::Result<String> {
         crate::output::json(self)
+    }
+}
+
+/// What a verification with the training's own exercise says of it.
+fn own(exercised: &Exercised) -> (&'static str, &'static str) {
+    match exercised.training_own {
+        true => TRAINING_OWN,
+        false => ("", ""),
     }
 }
 

@@ -37,6 +37,9 @@ pub struct Unseen {
     /// Why the call matters, for those on the dangerous list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dangerous: Option<&'static str>,
+    /// Whether the profile allows it anyway (for some arguments at least): a path that makes
+    /// it works; one that makes a call the profile denies does not.
+    pub allowed: bool,
 }
 
 /// The coverage of `executed` (paths inside the image, as the recorder names them) against
@@ -69,14 +72,12 @@ pub fn coverage(
                     .filter(|id| !seen.contains(id))
                     .map(|id| {
                         let name = id.name();
-                        let dangerous = crate::report::DANGEROUS
-                            .iter()
-                            .find(|(n, _)| *n == name)
-                            .map(|(_, why)| *why);
+                        let dangerous = crate::names::dangerous::why_dangerous(&name);
                         Unseen {
                             abi: id.abi,
                             name,
                             dangerous,
+                            allowed: false,
                         }
                     })
                     .collect()

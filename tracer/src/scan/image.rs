@@ -10,14 +10,14 @@ use std::{
 use futures_util::StreamExt as _;
 
 use super::{Binary, MAX_EXECUTABLE, Scan, ScanError, program::is_elf, scan_bytes, too_large};
-use crate::docker::Engine;
+use crate::docker::{Engine, Pull};
 
 /// Chunks of the export in flight between the engine and the reader.
 const CHUNKS_IN_FLIGHT: usize = 16;
 
-/// Scans the executables of `image` (present locally) through the engine.
-pub async fn scan_image(engine: &Engine, image: &str) -> Result<Scan, ScanError> {
-    engine.ensure_image(image).await?;
+/// Scans the executables of `image` through the engine, pulling it first as `pull` says.
+pub async fn scan_image(engine: &Engine, image: &str, pull: Pull) -> Result<Scan, ScanError> {
+    let pulled = engine.ensure_image(image, pull).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     let mut stream = Box::pin(engine.export_image(image));
     let reader = tokio::task::spawn_blocking(move || read_export(ChannelReader::new(rx)));
@@ -49,6 +49,7 @@ pub async fn scan_image(engine: &Engine, image: &str) -> Result<Scan, ScanError>
     let (binaries, links) = read.map_err(archive)?;
     let mut scan = Scan::new(image.to_string(), binaries);
     scan.links = links;
+    scan.pulled = pulled;
     Ok(scan)
 }
 

@@ -11,7 +11,6 @@ pub mod gobin;
 pub mod image;
 mod index;
 mod program;
-mod render;
 mod resolve;
 
 use std::{
@@ -386,6 +385,9 @@ pub struct Scan {
     /// name it was exec'd with.
     #[serde(skip)]
     pub links: BTreeMap<String, String>,
+    /// The image was pulled before it was read (it was not present, or `--pull always`).
+    #[serde(skip)]
+    pub pulled: bool,
 }
 
 /// The ceiling of a whole image: the union of its executables' ceilings.
@@ -441,6 +443,7 @@ impl Scan {
             binaries,
             union,
             links: BTreeMap::new(),
+            pulled: false,
         }
     }
 

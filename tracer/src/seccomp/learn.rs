@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{
     conditions::{ArgBox, Cube, Region, ValueSet},
     eval::Decision,
-    model::{Action, Arg, EPERM, Profile, Rule},
+    model::{Action, EPERM, Profile, Rule},
     resolve::Context,
 };
 use crate::names::{Abi, SyscallId};
@@ -57,6 +57,20 @@ pub struct ArgSpec {
 }
 
 pub use tracer_common::SOCK_TYPE_MASK;
+
+impl ArgSpec {
+    /// A learned value tuple in words: `AF_INET, SOCK_STREAM`.
+    pub fn words(&self, values: [u64; 2]) -> String {
+        self.args
+            .iter()
+            .enumerate()
+            .map(|(slot, (index, mask))| {
+                super::words::value_word(self.name, *index, values[slot] & mask)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
 
 /// The syscalls whose arguments can be learned, in the order of the kernel side's kinds
 /// (`tracer_common::ARG_SOCKET` ...).
@@ -292,7 +306,7 @@ pub fn learn(obs: &Observation, bound: &Profile, ctx: &Context, learn_args: Lear
                 .flatten();
             learned_args.push(LearnedArgs {
                 syscall: name.to_string(),
-                allowed: values.tuples.iter().map(|t| spec_words(spec, *t)).collect(),
+                allowed: values.tuples.iter().map(|t| spec.words(*t)).collect(),
                 fell_back: rules.is_none(),
             });
             if let Some(rules) = rules {
@@ -397,112 +411,10 @@ pub(super) fn bound_rules(name: &str, resolved: &Profile, lower: &Region) -> Vec
     out
 }
 
-/// A learned value tuple in words: `AF_INET, SOCK_STREAM`.
-pub fn spec_words(spec: &ArgSpec, values: [u64; 2]) -> String {
-    spec.args
-        .iter()
-        .enumerate()
-        .map(|(slot, (index, mask))| value_word(spec.name, *index, values[slot] & mask))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A value's constant name where one is well known, else hex.
-pub fn value_word(syscall: &str, index: u32, v: u64) -> String {
-    let name = match (syscall, index) {
-        ("socket", 0) => address_family(v),
-        ("socket", 1) => match v {
-            1 => Some("SOCK_STREAM"),
-            2 => Some("SOCK_DGRAM"),
-            3 => Some("SOCK_RAW"),
-            4 => Some("SOCK_RDM"),
-            5 => Some("SOCK_SEQPACKET"),
-            10 => Some("SOCK_PACKET"),
-            _ => None,
-        },
-        ("personality", 0) => match v {
-            0 => Some("PER_LINUX"),
-            8 => Some("PER_LINUX_32BIT"),
-            0x20000 => Some("UNAME26"),
-            0x20008 => Some("PER_LINUX_32BIT|UNAME26"),
-            0xffff_ffff => Some("query (0xffffffff)"),
-            _ => None,
-        },
-        _ => None,
-    };
-    name.map(String::from).unwrap_or_else(|| format!("{v:#x}"))
-}
-
-/// Linux address family names (include/linux/socket.h).
-pub fn address_family(v: u64) -> Option<&'static str> {
-    const NAMES: [&str; 46] = [
-        "AF_UNSPEC",
-        "AF_UNIX",
-        "AF_INET",
-        "AF_AX25",
-        "AF_IPX",
-        "AF_APPLETALK",
-        "AF_NETROM",
-        "AF_BRIDGE",
-        "AF_ATMPVC",
-        "AF_X25",
-        "AF_INET6",
-        "AF_ROSE",
-        "AF_DECnet",
-        "AF_NETBEUI",
-        "AF_SECURITY",
-        "AF_KEY",
-        "AF_NETLINK",
-        "AF_PACKET",
-        "AF_ASH",
-        "AF_ECONET",
-        "AF_ATMSVC",
-        "AF_RDS",
-        "AF_SNA",
-        "AF_IRDA",
-        "AF_PPPOX",
-        "AF_WANPIPE",
-        "AF_LLC",
-        "AF_IB",
-        "AF_MPLS",
-        "AF_CAN",
-        "AF_TIPC",
-        "AF_BLUETOOTH",
-        "AF_IUCV",
-        "AF_RXRPC",
-        "AF_ISDN",
-        "AF_PHONET",
-        "AF_IEEE802154",
-        "AF_CAIF",
-        "AF_ALG",
-        "AF_NFC",
-        "AF_VSOCK",
-        "AF_KCM",
-        "AF_QIPCRTR",
-        "AF_SMC",
-        "AF_XDP",
-        "AF_MCTP",
-    ];
-    NAMES.get(usize::try_from(v).ok()?).copied()
-}
-
-/// The argument conditions of a rule in words, for reports.
-pub fn rule_words(name: &str, args: &[Arg]) -> String {
-    args.iter()
-        .map(|a| match a.op {
-            super::model::Op::Eq => value_word(name, a.index, a.value),
-            super::model::Op::MaskedEq if a.value == SOCK_TYPE_MASK && name == "socket" => {
-                value_word(name, a.index, a.value_two)
-            }
-            _ => format!("arg{} {:?} {:#x}", a.index, a.op, a.value),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seccomp::model::Arg;
 
     use crate::seccomp::resolve::test_context as ctx;
 
@@ -647,12 +559,5 @@ mod tests {
             assert_eq!(kinds[i] as usize, i, "{}", spec.name);
             assert_eq!(Abi::X86_64.name(spec.nr), Some(spec.name));
         }
-    }
-
-    #[test]
-    fn words() {
-        assert_eq!(address_family(40), Some("AF_VSOCK"));
-        assert_eq!(value_word("socket", 1, 3), "SOCK_RAW");
-        assert_eq!(value_word("ioctl", 1, 0x5401), "0x5401");
     }
 }

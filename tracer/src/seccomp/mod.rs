@@ -9,6 +9,7 @@ pub mod learn;
 pub mod merge;
 pub mod model;
 pub mod resolve;
+pub mod words;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -144,10 +145,7 @@ impl Profile {
                             tuples.iter().partition(|t| {
                                 conditions::Region::of([spec.region(**t)]).within(&d.lower)
                             });
-                        refused.extend(
-                            not.iter()
-                                .map(|t| format!("{label}({})", learn::spec_words(spec, *t))),
-                        );
+                        refused.extend(not.iter().map(|t| format!("{label}({})", spec.words(*t))));
                         if !ok.is_empty() {
                             keep_values.insert(name.clone(), ok);
                             keep_names.entry(*abi).or_default().insert(name.clone());

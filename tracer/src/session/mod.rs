@@ -6,6 +6,7 @@
 mod drive;
 mod error;
 mod exercise;
+mod exercised;
 mod flood;
 mod probe;
 mod ready;
@@ -13,6 +14,7 @@ mod run;
 mod signals;
 
 pub use error::SessionError;
+pub use exercised::{Exercised, Unexercised, unexercised, unexercised_words};
 pub use probe::{ProbeOptions, ProbeReport, ProbeRequest, probe};
 pub use ready::{NotReady, ReadyOptions};
 pub use run::{Notice, Observer, Prepared, RecordedRun, RunOptions, Session, Stop, StoppedBy};

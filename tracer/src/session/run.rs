@@ -7,7 +7,7 @@ use super::{
 };
 use crate::{
     cgroup,
-    docker::{ContainerSpec, Engine, Leftover},
+    docker::{ContainerSpec, Engine, Leftover, Pull},
     owner::Owner,
     recorder::{Mode, Recorder, Snapshot},
 };
@@ -17,6 +17,8 @@ use crate::{
 pub struct RunOptions {
     /// The container; each run sets its name, seccomp profile and owner.
     pub container: ContainerSpec,
+    /// When its image is pulled.
+    pub pull: Pull,
     /// The container's name [default: profile-<pid>-<time>]; each run adds its suffix.
     pub name: Option<String>,
     /// Stop the container after this long.
@@ -97,6 +99,11 @@ pub enum Notice<'a> {
         wait: Duration,
     },
     LeftoverRemoved(&'a Leftover),
+    /// The image was pulled: it was not present locally, or `--pull always`.
+    Pulled {
+        image: &'a str,
+        pull: Pull,
+    },
     /// While verifying: a call denied over and over (the workload may loop on it).
     DenialFlood {
         syscall: String,
@@ -149,6 +156,10 @@ impl std::fmt::Display for Notice<'_> {
                 f,
                 "{syscall} is being denied over and over ({count} times so far, first to {program}): the workload may be looping on it"
             ),
+            Notice::Pulled { image, pull } => match pull {
+                Pull::Always => write!(f, "pulled {image} (--pull always)"),
+                _ => write!(f, "pulled {image}: it was not present locally"),
+            },
             Notice::LeftoverRemoved(leftover) => write!(
                 f,
                 "removed container {}, left behind by profile process {} which is gone",
@@ -321,14 +332,16 @@ const DAEMON_RETURN: Duration = Duration::from_secs(30);
 pub struct Prepared<'o> {
     pub engine: Engine,
     pub recorder: Recorder,
+    /// The ports the image EXPOSEs (`8080/tcp`).
+    pub exposed: Vec<String>,
     observer: &'o Observer,
 }
 
 impl<'o> Prepared<'o> {
     /// Connects to the Docker Engine, removes what killed `profile` processes left there,
-    /// makes sure the image is there and loads the recorder.
+    /// makes sure `run`'s image is there (pulled as it says) and loads the recorder.
     pub async fn new(
-        image: &str,
+        run: &RunOptions,
         observer: &'o Observer,
         interrupt: &mut Interrupt,
     ) -> Result<Self, SessionError> {
@@ -341,11 +354,28 @@ impl<'o> Prepared<'o> {
                 .for_each(|l| observer(Notice::LeftoverRemoved(l))),
             Err(err) => log::warn!("looking for containers left behind: {err}"),
         }
-        interrupt.guard(engine.ensure_image(image)).await??;
+        let image = &run.container.image;
+        if interrupt
+            .guard(engine.ensure_image(image, run.pull))
+            .await??
+        {
+            observer(Notice::Pulled {
+                image,
+                pull: run.pull,
+            });
+        }
+        let exposed = match interrupt.guard(engine.exposed_ports(image)).await? {
+            Ok(ports) => ports,
+            Err(err) => {
+                log::warn!("which ports {image} EXPOSEs is not known: {err}");
+                Vec::new()
+            }
+        };
         let recorder = Recorder::load()?;
         Ok(Prepared {
             engine,
             recorder,
+            exposed,
             observer,
         })
     }
@@ -365,6 +395,7 @@ impl<'o> Prepared<'o> {
             mode,
             label,
             strict_args: false,
+            exposed: &self.exposed,
             observer: self.observer,
         }
     }
@@ -380,6 +411,8 @@ pub struct Session<'a> {
     pub label: &'a str,
     /// Learn ioctl's and prctl's arguments too.
     pub strict_args: bool,
+    /// The ports the image EXPOSEs: what a run reached of them is said.
+    pub exposed: &'a [String],
     pub(super) observer: &'a Observer,
 }
 
@@ -533,6 +566,16 @@ fn default_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pull_is_said() {
+        let said = |pull| Notice::Pulled { image: "app", pull }.to_string();
+        assert_eq!(
+            said(Pull::Missing),
+            "pulled app: it was not present locally"
+        );
+        assert_eq!(said(Pull::Always), "pulled app (--pull always)");
+    }
 
     #[test]
     fn what_counts_as_a_failed_run() {

@@ -4,7 +4,7 @@
 //! never recorded.
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -14,10 +14,9 @@ use super::{
     containers::{ContainerFilter, Tracked},
     engine::ContainerEngine,
     pods,
-    run::{WatchEngine, WatchOptions},
 };
 use crate::{
-    cri::{CONTAINERD_SOCKET, CRIO_SOCKET, Cri, CriContainer, CriError, Sandbox, api},
+    cri::{Cri, CriContainer, CriError, Sandbox, api},
     docker::ContainerInfo,
     formats::parse_profile,
     recorder::Recorder,
@@ -58,13 +57,14 @@ pub struct CriWatcher {
 }
 
 impl CriWatcher {
-    /// Starts adopting new container cgroups of the runtime `cri` serves;
-    /// containers that exist already are not recorded (with `existing`, running ones are
-    /// recorded from now on).
+    /// Starts adopting new container cgroups of the runtime `cri` serves, recording those
+    /// `filters` take; containers that exist already are not recorded (with `existing`,
+    /// running ones are recorded from now on).
     pub async fn new(
         recorder: Recorder,
         cri: Cri,
-        options: &WatchOptions,
+        filters: &[ContainerFilter],
+        existing: bool,
     ) -> Result<Self, CriError> {
         let runc = crate::cri::runc_version(cri.socket());
         log::info!("runc: {}", runc.as_deref().unwrap_or("unknown version"));
@@ -72,8 +72,8 @@ impl CriWatcher {
         let mut w = CriWatcher {
             recorder,
             cri,
-            filters: options.filters.clone(),
-            matched: vec![false; options.filters.len()],
+            filters: filters.to_vec(),
+            matched: vec![false; filters.len()],
             tracked: BTreeMap::new(),
             known: BTreeMap::new(),
             sandboxes: BTreeMap::new(),
@@ -85,7 +85,7 @@ impl CriWatcher {
             w.known.insert(sb.id, Known::Ignored);
         }
         for c in w.cri.containers().await? {
-            if options.existing && c.state == api::ContainerState::ContainerRunning as i32 {
+            if existing && c.state == api::ContainerState::ContainerRunning as i32 {
                 w.adopt_running(&c.id).await;
             } else if c.state != api::ContainerState::ContainerCreated as i32 {
                 // Ran (or runs) before watching began: not recorded.
@@ -264,30 +264,6 @@ impl CriWatcher {
     }
 }
 
-/// `docker`, `cri` (containerd's socket, or CRI-O's when only that one exists) or `cri=SOCKET`.
-impl std::str::FromStr for WatchEngine {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.split_once('=') {
-            None if s == "docker" => Ok(WatchEngine::Docker),
-            None if s == "cri" => Ok(WatchEngine::Cri(default_socket())),
-            Some(("cri", socket)) if !socket.is_empty() => Ok(WatchEngine::Cri(PathBuf::from(
-                socket.strip_prefix("unix://").unwrap_or(socket),
-            ))),
-            _ => Err(format!("{s:?}: expected docker, cri or cri=SOCKET")),
-        }
-    }
-}
-
-fn default_socket() -> PathBuf {
-    let crio = Path::new(CRIO_SOCKET);
-    if !Path::new(CONTAINERD_SOCKET).exists() && crio.exists() {
-        return crio.to_path_buf();
-    }
-    PathBuf::from(CONTAINERD_SOCKET)
-}
-
 /// This host's name (the kernel's nodename): the node a watch's index names by default.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -368,27 +344,5 @@ impl ContainerEngine for CriWatcher {
             .filter(|(_, m)| !**m)
             .map(|(f, _)| f.to_string())
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn engines() {
-        let engine = |s: &str| s.parse::<WatchEngine>();
-        assert_eq!(engine("docker"), Ok(WatchEngine::Docker));
-        assert_eq!(
-            engine("cri=/tmp/c.sock"),
-            Ok(WatchEngine::Cri("/tmp/c.sock".into()))
-        );
-        assert_eq!(
-            engine("cri=unix:///run/x.sock"),
-            Ok(WatchEngine::Cri("/run/x.sock".into()))
-        );
-        assert!(matches!(engine("cri"), Ok(WatchEngine::Cri(_))));
-        assert!(engine("podman").is_err());
-        assert!(engine("cri=").is_err());
     }
 }

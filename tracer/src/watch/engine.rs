@@ -1,14 +1,28 @@
 //! What a watch needs of a container engine, so that one loop serves the Docker Engine (its
 //! event stream) and a CRI runtime (polled, as kubelet's own event source is not everywhere).
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use futures_util::Stream;
 
 use super::containers::{Tracked, Watcher};
 use crate::{
+    cri::{CONTAINERD_SOCKET, CRIO_SOCKET},
     docker::{DockerError, Engine},
     recorder::Recorder,
 };
+
+/// The engine whose containers a watch records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WatchEngine {
+    /// The Docker Engine (or Podman's service) at DOCKER_HOST.
+    #[default]
+    Docker,
+    /// A CRI runtime (containerd, CRI-O) at this socket: a Kubernetes node's pods.
+    Cri(PathBuf),
+}
 
 /// A source of containers for a watch: the kernel side adopts their cgroups on creation, the
 /// engine says whose each one is.
@@ -84,5 +98,51 @@ impl ContainerEngine for Watcher {
 
     fn images(&self) -> Option<&Engine> {
         Some(self.engine())
+    }
+}
+
+/// `docker`, `cri` (containerd's socket, or CRI-O's when only that one exists) or `cri=SOCKET`.
+impl std::str::FromStr for WatchEngine {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once('=') {
+            None if s == "docker" => Ok(WatchEngine::Docker),
+            None if s == "cri" => Ok(WatchEngine::Cri(default_socket())),
+            Some(("cri", socket)) if !socket.is_empty() => Ok(WatchEngine::Cri(PathBuf::from(
+                socket.strip_prefix("unix://").unwrap_or(socket),
+            ))),
+            _ => Err(format!("{s:?}: expected docker, cri or cri=SOCKET")),
+        }
+    }
+}
+
+fn default_socket() -> PathBuf {
+    let crio = Path::new(CRIO_SOCKET);
+    if !Path::new(CONTAINERD_SOCKET).exists() && crio.exists() {
+        return crio.to_path_buf();
+    }
+    PathBuf::from(CONTAINERD_SOCKET)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engines() {
+        let engine = |s: &str| s.parse::<WatchEngine>();
+        assert_eq!(engine("docker"), Ok(WatchEngine::Docker));
+        assert_eq!(
+            engine("cri=/tmp/c.sock"),
+            Ok(WatchEngine::Cri("/tmp/c.sock".into()))
+        );
+        assert_eq!(
+            engine("cri=unix:///run/x.sock"),
+            Ok(WatchEngine::Cri("/run/x.sock".into()))
+        );
+        assert!(matches!(engine("cri"), Ok(WatchEngine::Cri(_))));
+        assert!(engine("podman").is_err());
+        assert!(engine("cri=").is_err());
     }
 }

@@ -69,7 +69,13 @@ impl Images {
             }
         };
         if !self.scans.contains_key(&id) {
-            match self.guard(interrupt, scan_image(engine, &id)).await {
+            match self
+                .guard(
+                    interrupt,
+                    scan_image(engine, &id, crate::docker::Pull::Never),
+                )
+                .await
+            {
                 Some(scan) => {
                     self.scans
                         .insert(id.clone(), scan.map_err(|e| e.to_string()));

@@ -10,4 +10,5 @@ pub mod run;
 
 pub use containers::{ContainerFilter, Per, Tracked, Watcher};
 pub use cri::hostname;
-pub use run::{WatchEngine, WatchError, WatchNotice, WatchOptions, Watched, watch};
+pub use engine::WatchEngine;
+pub use run::{WatchError, WatchNotice, WatchOptions, Watched, watch};

@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use super::{
     containers::{ContainerFilter, Per, Tracked, Watcher},
     cri::CriWatcher,
-    engine::ContainerEngine,
+    engine::{ContainerEngine, WatchEngine},
     images::Images,
 };
 use crate::{
@@ -59,16 +59,6 @@ pub struct WatchOptions {
     /// Also allow the sound ceilings of the programs that ran (within the bound); their
     /// images are read through the Docker engine.
     pub ceiling: bool,
-}
-
-/// The engine whose containers a watch records.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum WatchEngine {
-    /// The Docker Engine (or Podman's service) at DOCKER_HOST.
-    #[default]
-    Docker,
-    /// A CRI runtime (containerd, CRI-O) at this socket: a Kubernetes node's pods.
-    Cri(PathBuf),
 }
 
 /// What a watch has to say while it goes on; the command line decides how to show it.
@@ -166,6 +156,8 @@ pub struct Watched {
     /// Containers that started while the kernel's table of adopted cgroups was full: not
     /// recorded at all.
     pub adoptions_lost: u32,
+    /// Why `status` is not success, in one line.
+    pub why: Option<String>,
 }
 
 /// Watches until the command exits, the duration elapses or SIGINT/SIGTERM; then writes one
@@ -199,7 +191,7 @@ pub async fn watch(
             let (cri, version) = crate::cri::Cri::connect(socket).await?;
             let recorder = Recorder::load_with(1, tracer_common::MAX_ADOPTED)?;
             make_directory(&options.output)?;
-            let w = CriWatcher::new(recorder, cri, options).await?;
+            let w = CriWatcher::new(recorder, cri, &options.filters, options.existing).await?;
             observer(WatchNotice::Runtime {
                 runtime: &version,
                 socket,
@@ -315,14 +307,37 @@ async fn watch_with<E: ContainerEngine>(
     // A signal that ended a read during a flush is the first: the last write reads again.
     images.interrupted = None;
     let index = write_all(&w, options, &mut images, &mut interrupt).await?;
+    let unmatched_filters = w.unmatched_filters();
+    let (status, why) = unmatched(status, &unmatched_filters);
     Ok(Watched {
         index,
         index_path: options.output.join("index.md"),
         containers: w.tracked().len(),
         status,
-        unmatched_filters: w.unmatched_filters(),
+        unmatched_filters,
         adoptions_lost: w.recorder().adoptions_lost(),
+        why,
     })
+}
+
+/// A watch that would end well but whose filter matched no container fails, so that CI sees
+/// a filter that selects nothing (a misspelt image, a renamed service).
+fn unmatched(status: Status, filters: &[String]) -> (Status, Option<String>) {
+    if filters.is_empty() || !matches!(status, Status::Success | Status::Exited(0)) {
+        return (status, None);
+    }
+    let which: Vec<String> = filters.iter().map(|f| format!("--filter {f}")).collect();
+    (
+        Status::WorkloadFailed,
+        Some(format!(
+            "{} matched no container: nothing was recorded for {}",
+            which.join(", "),
+            match filters.len() {
+                1 => "it",
+                _ => "them",
+            }
+        )),
+    )
 }
 
 /// Writes one profile per group and the index; the images whose programs ran are read first

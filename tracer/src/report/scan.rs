@@ -2,8 +2,8 @@
 //! and JSON.
 use std::fmt::Write as _;
 
-use super::{Binary, Ceiling, Kind, Scan};
-use crate::report::Render;
+use super::Render;
+use crate::scan::{Binary, Ceiling, Kind, Scan};
 
 impl Render for Scan {
     fn text(&self) -> String {
