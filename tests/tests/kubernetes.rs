@@ -90,7 +90,7 @@ fn the_daemonsets_arguments_are_profiles() {
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
-        text.contains("cannot reach the CRI runtime at /nonexistent/cri.sock"),
+        text.contains("no CRI runtime socket at /nonexistent/cri.sock"),
         "{text}"
     );
 }

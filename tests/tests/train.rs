@@ -109,7 +109,7 @@ fn a_container_that_exits_at_once_is_recorded_in_full() {
     let dir = Scratch::new("train-true");
     // No -o: the default path is profiles/<image>-<tag>.json under the working directory.
     let out = Command::new(profile_bin())
-        .args(["train", "--image", test_image(), "-q", "--", "true"])
+        .args(["train", "--image", test_image(), "--", "true"])
         .current_dir(&dir.0)
         .output()
         .unwrap();

@@ -724,6 +724,12 @@ pub fn cap_capable(ctx: RawTracePointContext) -> i32 {
     let Some((_, watch)) = current_watch(task) else {
         return 0;
     };
+    // As for syscalls: before its filter is in place a task is still being set up (the
+    // install's own CAP_SYS_ADMIN check among it), unless the cgroup counts everything or
+    // was adopted unconfined.
+    if watch.flags & (WATCH_ALL_SYSCALLS | WATCH_ADOPTED) == 0 && !under_filter(task) {
+        return 0;
+    }
     if is_runtime(task_field(task, TASK_PID_OFFSET.load())) {
         return 0;
     }
@@ -770,7 +776,7 @@ fn same_bounding_set(cred: *const u8, own: *const u8) -> bool {
 }
 
 /// Kernel frames looked at above the tracepoint for a probing caller.
-const PROBE_FRAMES: usize = 6;
+const PROBE_FRAMES: usize = 8;
 
 /// Whether the check came through one of the kernel functions that check with
 /// CAP_OPT_NOAUDIT (`ns_capable_noaudit`, `has_ns_capability_noaudit`,

@@ -13,6 +13,7 @@ pub mod cri;
 pub mod docker;
 pub mod filter;
 pub mod formats;
+pub mod hardening;
 pub mod host;
 pub mod input;
 pub mod kallsyms;

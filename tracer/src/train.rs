@@ -4,6 +4,7 @@
 //! for, proved and reported; asked to, it is verified right away.
 use std::path::PathBuf;
 
+mod hardened;
 mod verified;
 
 pub use verified::VerifyWith;
@@ -55,6 +56,9 @@ pub struct TrainOptions {
     pub output: Option<PathBuf>,
     /// Allow the sound ceilings of the programs that ran too (within the bound).
     pub ceiling: bool,
+    /// Also learn the least-privilege recipe (capabilities, read-only root with tmpfs,
+    /// no-new-privileges, user) and verify it with the profile, in place of `verify`'s run.
+    pub hardening: bool,
 }
 
 /// Why a training could not be made.
@@ -107,6 +111,9 @@ pub struct Trained {
     pub learned: Learned,
     pub report: Report,
     pub verification: Option<Verification>,
+    /// With [`TrainOptions::hardening`]: the recipe (`verified` says whether a run under it
+    /// passed).
+    pub recipe: Option<crate::hardening::Recipe>,
     pub status: Status,
     /// Why `status` is not success, in one line.
     pub why: Option<String>,
@@ -124,6 +131,8 @@ impl Training {
 /// What the training runs saw together.
 struct Runs {
     total: Snapshot,
+    /// What each run wrote in its root filesystem (with [`TrainOptions::hardening`]).
+    rootfs: Vec<Option<crate::hardening::Rootfs>>,
     lines: Vec<RunLine>,
     warnings: Vec<String>,
     /// The last run: it decides how the training ended.
@@ -143,7 +152,17 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
         true => Mode::AllSyscalls,
         false => Mode::UnderFilter,
     };
-    let mut session = prepared.session(&options.run, mode, "training");
+    if options.hardening {
+        prepared
+            .recorder
+            .record_capabilities()
+            .map_err(SessionError::from)?;
+    }
+    let run_options = RunOptions {
+        observe_rootfs: options.hardening,
+        ..options.run.clone()
+    };
+    let mut session = prepared.session(&run_options, mode, "training");
     session.strict_args = options.learn_args == LearnArgs::Strict;
     let runs = record_runs(&session, options, &mut interrupt).await?;
     if let Some(not_ready) = NotReady::of(&runs.last, &options.run) {
@@ -184,12 +203,33 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     let written = options.rendering.written_as(options.output.as_deref());
     report.for_arches(&learned.profile, &derived, written);
     let mut verification = None;
-    if options.verify && scan_interrupted {
+    let mut recipe = None;
+    let verify = options.verify || options.hardening;
+    if verify && scan_interrupted {
         report.warnings.push("interrupted: not verified".into());
-    } else if options.verify && runs.last.cut_short() {
+    } else if verify && runs.last.cut_short() {
         report
             .warnings
             .push("the training run did not finish: not verified".into());
+    } else if options.hardening {
+        let seen = hardened::Seen {
+            total: &runs.total,
+            rootfs: &runs.rootfs,
+        };
+        let h = hardened::harden(
+            &prepared,
+            options,
+            seen,
+            &learned.profile,
+            &bound,
+            &mut interrupt,
+        )
+        .await?;
+        report.warnings.extend(h.notes);
+        mark_verification(&mut report, &h.verification, &h.run);
+        report.hardening = Some(h.recipe.clone());
+        recipe = Some(h.recipe);
+        verification = Some((h.verification, h.run));
     } else if options.verify {
         let verify_run = options.verify_run();
         let session = prepared.session(&verify_run, Mode::Verify, "verifying");
@@ -216,6 +256,7 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
         learned,
         report,
         verification: verification.map(|(v, _)| v),
+        recipe,
         status,
         why,
     })))
@@ -231,6 +272,7 @@ async fn record_runs(
     let base_json = options.base.profile().resolve(&options.ctx).to_json()?;
     let exercised = options.run.exercise.is_some();
     let mut total = Snapshot::default();
+    let mut rootfs = Vec::new();
     let (mut lines, mut warnings) = (Vec::new(), Vec::new());
     let (mut failure, mut elapsed) = (None, 0.0);
     let mut last = None;
@@ -263,6 +305,7 @@ async fn record_runs(
             .map(|id| id.name())
             .collect();
         total.merge(snap);
+        rootfs.push(recorded.rootfs.clone());
         let run_failure = recorded.failure(exercised);
         if run_failure.is_some() && recorded.stop == Stop::Exited {
             let which = match options.runs {
@@ -306,6 +349,7 @@ async fn record_runs(
     })?;
     Ok(Runs {
         total,
+        rootfs,
         lines,
         warnings,
         last,

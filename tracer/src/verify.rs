@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use tracer_common::DENY_ERRNO;
 
 use crate::{
+    hardening::{self, Recipe},
     names::{AbiName, Arch},
     recorder::Mode,
     report::{Verification, tenths},
@@ -33,6 +34,8 @@ pub struct VerifyOptions {
     pub fix: bool,
     /// Platforms the fixed profile must also hold on (empty: the host's alone).
     pub arches: BTreeSet<Arch>,
+    /// Run under this least-privilege recipe too, and name what it denied.
+    pub hardening: Option<Recipe>,
 }
 
 /// Why a verification could not be made.
@@ -82,8 +85,18 @@ pub struct Verified {
 /// Runs the workload once under `options.profile`, enforced, and names what it denied.
 pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Verified, VerifyError> {
     let mut interrupt = Interrupt::install()?;
-    let prepared = Prepared::new(&options.run, observer, &mut interrupt).await?;
-    let session = prepared.session(&options.run, Mode::Verify, "verifying");
+    let mut run_options = options.run.clone();
+    if let Some(recipe) = &options.hardening {
+        recipe.apply_to(&mut run_options.container);
+    }
+    let prepared = Prepared::new(&run_options, observer, &mut interrupt).await?;
+    if options.hardening.is_some() {
+        prepared
+            .recorder
+            .record_capabilities()
+            .map_err(SessionError::from)?;
+    }
+    let session = prepared.session(&run_options, Mode::Verify, "verifying");
     let (mut verification, run) = verify_once(
         &session,
         &options.run.target(),
@@ -97,7 +110,10 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
     let base = options.base.profile();
     let within = options.profile.widenings(&base, &options.ctx).is_empty();
     verification.weigh_against(&base, options.base.label(), &options.ctx, within);
-    if let Some(not_ready) = NotReady::of(&run, &options.run) {
+    if let Some(recipe) = &options.hardening {
+        verification.set_privileges_denied(hardening::verdict::denials(recipe, &run.snapshot));
+    }
+    if let Some(not_ready) = NotReady::of(&run, &run_options) {
         return Ok(Verified {
             verification,
             not_ready: Some(not_ready),

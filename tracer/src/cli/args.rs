@@ -1,13 +1,17 @@
 //! The options several subcommands share, and how they become the library's plain values:
 //! what is recorded and where its report goes, how a profile is written, the base and bound a
 //! profile is learned within; durations; profiles read with their warnings.
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum, builder::PossibleValue};
 
 use crate::{
     formats::{self, DefaultAction, Format, Rendering},
+    hardening,
     names::Arch,
     output,
     report::{Render, Report},
@@ -348,5 +352,89 @@ mod tests {
             let name = f.to_possible_value().expect("named").get_name().to_string();
             assert_eq!(Format::from_str(&name, false).as_ref(), Ok(f));
         }
+    }
+}
+
+/// The least-privilege recipe and where it is written: shared by train (and watch).
+#[derive(Clone, Debug, Default, Args)]
+pub struct HardeningArgs {
+    /// Also learn the least-privilege recipe (the capabilities used, all others dropped; a
+    /// read-only root filesystem with tmpfs where it wrote; no-new-privileges when no exec
+    /// gained privileges; a non-root user when it needed none of root's), verify the workload
+    /// under all of it with the profile, and write it here as JSON (with the docker run
+    /// options that apply it). Written only when that run passed.
+    #[arg(long, value_name = "FILE")]
+    pub hardening: Option<PathBuf>,
+    /// Also write the recipe as a compose override (docker-compose -f compose.yml -f FILE
+    /// up); implies learning it.
+    #[arg(long, value_name = "FILE")]
+    pub compose_override: Option<PathBuf>,
+    /// The service the compose override is for [default: the image's name]
+    #[arg(long, value_name = "NAME", requires = "compose_override")]
+    pub service: Option<String>,
+    /// The compose file format version of the override (docker-compose 1 wants the stack's).
+    #[arg(
+        long,
+        value_name = "V",
+        default_value = "2.4",
+        requires = "compose_override"
+    )]
+    pub compose_version: String,
+    /// Also write the recipe as a Kubernetes strategic-merge patch of the workload's pod
+    /// template (kubectl patch deployment NAME --patch-file FILE): its container's
+    /// securityContext, the profile as Localhost, emptyDir volumes for the tmpfs; implies
+    /// learning it.
+    #[arg(long, value_name = "FILE")]
+    pub k8s_patch: Option<PathBuf>,
+    /// The container the patch is for [default: the image's name]
+    #[arg(long, value_name = "NAME", requires = "k8s_patch")]
+    pub k8s_container: Option<String>,
+    /// The profile's path under kubelet's seccomp root, in the patch
+    /// [default: profile/<the profile's file name>]
+    #[arg(long, value_name = "PATH", requires = "k8s_patch")]
+    pub localhost_profile: Option<String>,
+}
+
+impl HardeningArgs {
+    /// Whether a recipe is to be learned.
+    pub fn wanted(&self) -> bool {
+        self.hardening.is_some() || self.compose_override.is_some() || self.k8s_patch.is_some()
+    }
+
+    /// The outputs, named after `image` where no name was given, the patch pointing at
+    /// `profile`'s file.
+    pub fn outputs(&self, image: &str, profile: Option<&Path>) -> hardening::write::Outputs {
+        let short = short_name(image);
+        hardening::write::Outputs {
+            recipe: self.hardening.clone(),
+            compose: self.compose_override.clone(),
+            service: self.service.clone().unwrap_or_else(|| short.clone()),
+            compose_version: self.compose_version.clone(),
+            k8s: self.k8s_patch.clone(),
+            container: self.k8s_container.clone().unwrap_or(short),
+            localhost_profile: self.localhost_profile.clone().or_else(|| {
+                profile
+                    .and_then(Path::file_name)
+                    .map(|f| format!("profile/{}", f.to_string_lossy()))
+            }),
+        }
+    }
+}
+
+/// An image's name without registry, path or tag, as a DNS label (`ghcr.io/a/web:1` → `web`).
+fn short_name(image: &str) -> String {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    let name = name.split(['@', ':']).next().unwrap_or(name);
+    let mut label: String = name
+        .chars()
+        .map(|c| match c.is_ascii_alphanumeric() {
+            true => c.to_ascii_lowercase(),
+            false => '-',
+        })
+        .collect();
+    label.truncate(63);
+    match label.trim_matches('-') {
+        "" => "app".to_string(),
+        l => l.to_string(),
     }
 }

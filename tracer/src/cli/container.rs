@@ -158,6 +158,7 @@ impl ContainerArgs {
             forward_logs: !self.quiet,
             keep: self.keep,
             progress: std::io::stderr().is_terminal(),
+            observe_rootfs: false,
         }
     }
 

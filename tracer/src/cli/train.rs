@@ -7,7 +7,7 @@ use std::{
 use clap::Args;
 
 use super::{
-    args::{LearnOptions, ProfileFormatArgs, RecordArgs},
+    args::{HardeningArgs, LearnOptions, ProfileFormatArgs, RecordArgs},
     container::{ContainerArgs, show},
     exit::{ending, exit_code},
 };
@@ -56,6 +56,8 @@ pub struct TrainArgs {
     /// took can't be missed when every program that ran has one.
     #[arg(long)]
     pub ceiling: bool,
+    #[command(flatten)]
+    pub hardening: HardeningArgs,
 }
 
 pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
@@ -70,12 +72,22 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if !to_stdout {
         output::check_writable(&profile, args.record.mkdir.mkdir || args.output.is_none())?;
     }
+    let recipe_outputs = args.hardening.outputs(
+        &args.container.image,
+        (!to_stdout).then_some(profile.as_path()),
+    );
     output::check_distinct(&[
         ("-o", (!to_stdout).then_some(profile.as_path())),
         ("--report", args.record.report.as_deref()),
         ("--summary", args.record.summary.as_deref()),
+        ("--hardening", recipe_outputs.recipe.as_deref()),
+        ("--compose-override", recipe_outputs.compose.as_deref()),
+        ("--k8s-patch", recipe_outputs.k8s.as_deref()),
     ])?;
     args.record.check_writable()?;
+    for path in recipe_outputs.paths() {
+        args.record.mkdir.check(path)?;
+    }
     let options = TrainOptions {
         run: args.container.options(),
         base: args.learn.base()?,
@@ -89,6 +101,7 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         rendering: args.format.rendering(),
         output: (!to_stdout).then(|| profile.clone()),
         ceiling: args.ceiling,
+        hardening: args.hardening.wanted(),
     };
     let training = train(&options, &show).await?;
     let trained = match &training {
@@ -134,6 +147,18 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", v.text());
     }
     say_summary(report, written);
+    if let Some(recipe) = &trained.recipe {
+        let why_not = trained
+            .verification
+            .as_ref()
+            .map(|v| format!("the run under it did not pass ({})", v.why_failed()))
+            .unwrap_or_else(|| "it was not verified".to_string());
+        if let Some(words) = recipe_outputs.write(recipe)?.words(&why_not) {
+            eprintln!("profile: {words}");
+        }
+    } else if args.hardening.wanted() {
+        eprintln!("profile: no least-privilege recipe: the training did not get to verify one");
+    }
     if let Some(words) = placement.as_ref().and_then(formats::Placement::words) {
         eprintln!("profile: {words}");
     }

@@ -10,6 +10,7 @@ use super::{
     exit::{ending, exit_code},
 };
 use crate::{
+    hardening::Recipe,
     report::Render as _,
     session::RunOptions,
     verify::{VerifyOptions, verify},
@@ -47,6 +48,12 @@ pub struct VerifyArgs {
     /// printed on the terminal.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Also run under this least-privilege recipe (as train --hardening writes it): its
+    /// capabilities (all others dropped), read-only root and tmpfs, no-new-privileges and
+    /// user; each thing it stopped is named (CHOWN denied to nginx in fchown, EROFS writing
+    /// /var/cache/x, no-new-privileges stopped the setuid exec of /bin/su).
+    #[arg(long, value_name = "RECIPE")]
+    pub hardening: Option<PathBuf>,
 }
 
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -62,6 +69,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         base: load_base(&args.base)?,
         fix: args.fix,
         arches: args.format.rendering().arches,
+        hardening: args.hardening.as_deref().map(Recipe::read).transpose()?,
     };
     for path in args.output.iter().chain(args.report.iter()) {
         args.mkdir.check(path)?;

@@ -5,6 +5,7 @@
 //! containers of `profile` processes that are gone; the engine's runtimes; export an image.
 mod export;
 mod inspect;
+mod rootfs;
 mod spec;
 
 use std::{collections::HashMap, future::Future, time::Duration};

@@ -108,6 +108,11 @@ pub struct ContainerSpec {
     /// Capabilities added to and dropped from Docker's default set.
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    /// A read-only root filesystem (`--read-only`), with tmpfs mounted at `tmpfs`.
+    pub read_only: bool,
+    pub tmpfs: Vec<String>,
+    /// `--security-opt no-new-privileges`.
+    pub no_new_privileges: bool,
     /// A health check (`sh -c` in the container) replacing the image's HEALTHCHECK.
     pub health_cmd: Option<String>,
     /// The process responsible for removing the container, named in its labels.
@@ -120,6 +125,16 @@ pub struct ContainerSpec {
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl ContainerSpec {
+    /// Where volumes, binds and tmpfs mounts go in the container.
+    pub fn mount_destinations(&self) -> Vec<String> {
+        let volumes = self.volumes.iter().filter_map(|v| {
+            let mut parts = v.split(':');
+            let first = parts.next()?;
+            Some(parts.next().unwrap_or(first).to_string())
+        });
+        volumes.chain(self.tmpfs.iter().cloned()).collect()
+    }
+
     pub(super) fn body(&self) -> ContainerCreateBody {
         let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
         for port in &self.ports {
@@ -156,7 +171,21 @@ impl ContainerSpec {
                 ..Default::default()
             }),
             host_config: Some(HostConfig {
-                security_opt: Some(vec![format!("seccomp={}", self.seccomp)]),
+                security_opt: Some(
+                    std::iter::once(format!("seccomp={}", self.seccomp))
+                        .chain(
+                            self.no_new_privileges
+                                .then(|| "no-new-privileges".to_string()),
+                        )
+                        .collect(),
+                ),
+                readonly_rootfs: self.read_only.then_some(true),
+                tmpfs: (!self.tmpfs.is_empty()).then(|| {
+                    self.tmpfs
+                        .iter()
+                        .map(|t| (t.clone(), String::new()))
+                        .collect()
+                }),
                 port_bindings: (!bindings.is_empty()).then_some(bindings),
                 binds: (!self.volumes.is_empty()).then(|| self.volumes.clone()),
                 network_mode: self.network.clone(),

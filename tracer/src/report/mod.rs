@@ -5,6 +5,7 @@
 mod arches;
 mod dangerous;
 mod diff;
+mod hardening;
 mod index;
 mod observed;
 mod profile;

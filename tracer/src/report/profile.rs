@@ -158,6 +158,9 @@ pub struct Report {
     /// For a profile meant for several platforms: each one's side, and what was derived.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arches: Option<ArchSection>,
+    /// The least-privilege recipe learned beside the profile (`train --hardening`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hardening: Option<crate::hardening::Recipe>,
     pub warnings: Vec<String>,
 }
 
@@ -348,6 +351,7 @@ impl Report {
                 ..ProgramsRun::default()
             },
             arches: ArchSection::of(profile, &[], &ctx),
+            hardening: None,
             warnings,
             syscalls,
             runtime_calls: SyscallLine::runtime(&snap.runtime),

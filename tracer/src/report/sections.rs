@@ -75,6 +75,8 @@ enum Section<'a> {
     BeyondDefault(&'a [String]),
     /// Each platform's side of a profile meant for several.
     Arches(&'a ArchSection),
+    /// The least-privilege recipe, setting by setting.
+    Hardening(&'a crate::hardening::Recipe),
     Warnings(&'a [String]),
     /// Calls per syscall and first programs (in full).
     Syscalls(&'a [SyscallLine]),
@@ -151,6 +153,7 @@ impl Report {
             out.push(Section::BeyondDefault(&self.denied_by_docker_default));
         }
         out.extend(self.arches.as_ref().map(Section::Arches));
+        out.extend(self.hardening.as_ref().map(Section::Hardening));
         if !self.warnings.is_empty() {
             out.push(Section::Warnings(&self.warnings));
         }
@@ -329,6 +332,7 @@ impl Report {
                 );
             }
             Section::Arches(arches) => arches.text(out),
+            Section::Hardening(recipe) => super::hardening::text(out, recipe),
             Section::Warnings(warnings) => {
                 for w in warnings {
                     let _ = writeln!(out, "  warning: {w}");
@@ -450,6 +454,7 @@ impl Report {
                 markdown_names(out, "Needed, but denied by Docker's default", names)
             }
             Section::Arches(arches) => arches.markdown(out),
+            Section::Hardening(recipe) => super::hardening::markdown(out, recipe),
             Section::Warnings(warnings) => {
                 let _ = writeln!(out, "## Warnings\n");
                 for w in warnings {

@@ -80,6 +80,11 @@ pub struct Verification {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exercised: Option<Exercised>,
     pub notes: Vec<String>,
+    /// Under a least-privilege recipe: what it took away that the workload needed (a
+    /// capability, a write the read-only root refused, a setuid exec no-new-privileges
+    /// stopped).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub privileges_denied: Vec<String>,
     /// Denied calls no table names; whether the verified profile is within its base.
     #[serde(skip)]
     out_of_range_denied: u64,
@@ -156,6 +161,7 @@ impl Verification {
             exercise_failed: None,
             exercised: None,
             notes,
+            privileges_denied: Vec::new(),
             out_of_range_denied: snap.out_of_range_denied,
             within_base: false,
         };
@@ -177,7 +183,15 @@ impl Verification {
             && self.runtime_denied.is_empty()
             && self.out_of_range_denied == 0
             && !self.killed_by_sigsys
-            && self.exercise_failed.is_none();
+            && self.exercise_failed.is_none()
+            && self.privileges_denied.is_empty();
+    }
+
+    /// Records what a least-privilege recipe denied the workload (see
+    /// [`Verification::privileges_denied`]): any of it fails the verification.
+    pub fn set_privileges_denied(&mut self, denied: Vec<String>) {
+        self.privileges_denied = denied;
+        self.judge();
     }
 
     /// Names the denials `base` (named `label`) makes too, for the container's capabilities;
@@ -276,6 +290,7 @@ impl Verification {
                 "killed the workload (SIGSYS, status {EXIT_SIGSYS})"
             ));
         }
+        parts.extend(self.privileges_denied.iter().cloned());
         parts.join(" and ")
     }
 
@@ -323,7 +338,9 @@ impl Verification {
     /// Why it failed, in one line naming what was denied (the verdict, when nothing was).
     pub fn why_failed(&self) -> String {
         let failures = self.failures();
-        match self.exercise_failed.is_none() && !failures.is_empty() {
+        let profile_failed =
+            !self.denied.is_empty() || !self.runtime_denied.is_empty() || self.killed_by_sigsys;
+        match self.exercise_failed.is_none() && profile_failed && !failures.is_empty() {
             // A death by SIGSYS is among the failures already.
             true if self.killed_by_sigsys => format!("FAIL: the profile {failures}"),
             true => format!("FAIL: the profile {failures}{}", self.ending()),
@@ -363,6 +380,11 @@ impl Verification {
                     .as_deref()
                     .unwrap_or("the container runtime"),
                 names.join(", ")
+            )
+        } else if self.denied.is_empty() && !self.privileges_denied.is_empty() {
+            format!(
+                "FAIL: the least-privilege recipe took away what the workload needed: {}",
+                self.privileges_denied.join("; ")
             )
         } else if self.denied.is_empty() && self.killed_by_sigsys {
             "FAIL: the profile's filter killed the workload".to_string()
@@ -419,6 +441,9 @@ impl Verification {
         if !self.denied_arguments.is_empty() {
             out.push(Section::DeniedArguments(&self.denied_arguments));
         }
+        if !self.privileges_denied.is_empty() {
+            out.push(Section::PrivilegesDenied(&self.privileges_denied));
+        }
         if !self.notes.is_empty() {
             out.push(Section::Notes(&self.notes));
         }
@@ -437,6 +462,8 @@ enum Section<'a> {
     /// The denied syscalls with their counts and first programs.
     Denied(&'a [SyscallLine]),
     DeniedArguments(&'a [DeniedArguments]),
+    /// What a least-privilege recipe took away that the workload needed.
+    PrivilegesDenied(&'a [String]),
     Notes(&'a [String]),
 }
 
@@ -468,6 +495,11 @@ impl Render for Verification {
                             d.syscall,
                             d.values.join("; ")
                         );
+                    }
+                }
+                Section::PrivilegesDenied(denied) => {
+                    for d in denied {
+                        let _ = writeln!(out, "  least privilege: {d}");
                     }
                 }
                 Section::Notes(notes) => {
@@ -509,6 +541,12 @@ impl Render for Verification {
                             d.values.join("; ")
                         );
                     }
+                }
+                Section::PrivilegesDenied(denied) => {
+                    for d in denied {
+                        let _ = writeln!(out, "- least privilege: {d}");
+                    }
+                    out.push('\n');
                 }
                 Section::Notes(notes) => {
                     for n in notes {

@@ -8,6 +8,7 @@ use super::{
 use crate::{
     cgroup,
     docker::{ContainerSpec, Engine, Leftover, Pull},
+    hardening::{Rootfs, rootfs},
     owner::Owner,
     recorder::{Mode, Recorder, Snapshot},
 };
@@ -40,6 +41,9 @@ pub struct RunOptions {
     pub keep: bool,
     /// Send [`Notice::Progress`] every second.
     pub progress: bool,
+    /// Read what the workload wrote in its root filesystem before the container is removed
+    /// ([`RecordedRun::rootfs`]).
+    pub observe_rootfs: bool,
 }
 
 impl RunOptions {
@@ -263,6 +267,9 @@ pub struct RecordedRun {
     pub probe: Option<ProbeReport>,
     /// With the probe: the syscalls seen first in each phase (`start`, `probe`, `stop`).
     pub phases: Vec<(String, Vec<String>)>,
+    /// With [`RunOptions::observe_rootfs`]: what the workload wrote in its root filesystem
+    /// and where tmpfs would hold it (`None`: it could not be read).
+    pub rootfs: Option<Rootfs>,
 }
 
 impl RecordedRun {
@@ -280,6 +287,7 @@ impl RecordedRun {
             abandoned: false,
             probe: None,
             phases: Vec::new(),
+            rootfs: None,
         }
     }
 
@@ -446,6 +454,12 @@ impl Session<'_> {
         {
             return result;
         }
+        if self.options.observe_rootfs
+            && !daemon_lost
+            && let Ok(outcome) = &mut result
+        {
+            outcome.rootfs = self.rootfs(&id, &spec, interrupt).await;
+        }
         if self.options.keep {
             (self.observer)(Notice::Kept {
                 name: &name,
@@ -503,6 +517,39 @@ impl Session<'_> {
             Err(SessionError::Interrupted(sig)) => self.give_up(name, id, sig),
             Err(_) => Ok(()),
         }
+    }
+
+    /// What the workload wrote in container `id`'s root filesystem, and where tmpfs mounts
+    /// would hold it; `None` when the engine could not say (or a signal came).
+    async fn rootfs(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        interrupt: &mut Interrupt,
+    ) -> Option<Rootfs> {
+        let changes = match interrupt.guard(self.engine.changes(id)).await {
+            Ok(Ok(changes)) => changes,
+            Ok(Err(err)) => {
+                log::warn!("reading the container's changes: {err}");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let mounts = spec.mount_destinations();
+        // The first pass finds the directories to look into; the plan then uses what they hold.
+        let mut wanted = Vec::new();
+        rootfs::plan(&changes, &mounts, &mut |dir| {
+            wanted.push(dir.to_string());
+            Some(Default::default())
+        });
+        let mut listings = std::collections::BTreeMap::new();
+        for dir in wanted {
+            let listing = interrupt.guard(self.engine.listing(id, &dir)).await.ok()?;
+            listings.insert(dir, listing);
+        }
+        Some(rootfs::plan(&changes, &mounts, &mut |dir| {
+            listings.get(dir).cloned().flatten()
+        }))
     }
 
     pub(super) fn give_up(&self, name: &str, id: &str, sig: i32) -> Result<(), i32> {
