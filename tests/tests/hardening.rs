@@ -1,0 +1,233 @@
+//! The least-privilege recipe, end to end on the Docker Engine: `train --hardening` learns the
+//! capabilities a workload used, where it wrote, whether an exec gained privileges and whether
+//! it needed root; the container runs under all of it; `verify --hardening` names what a recipe
+//! took away; and what the recipe drops is denied to an attacker inside the container where
+//! Docker's defaults allow it.
+use std::{path::Path, sync::OnceLock};
+
+use profile_tests::{
+    Scratch, build_image, docker, output_text, privileged, profile, report, strings, test_image,
+};
+use serde_json::Value;
+
+/// The test image plus /run, /var/lib/app and a setuid-root copy of sysloop.
+fn image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let base = test_image();
+        let tag = base.rsplit(':').next().unwrap_or("latest");
+        let image = format!("profile-test/harden:{tag}");
+        let ctx = Scratch::new("harden-image");
+        std::fs::write(
+            ctx.path("Dockerfile"),
+            format!(
+                "FROM {base}\n\
+                 RUN mkdir -p /run /var/lib/app && cp /bin/sysloop /bin/suid-sysloop && \
+                 chmod 4755 /bin/suid-sysloop\n"
+            ),
+        )
+        .expect("Dockerfile");
+        if let Err(why) = build_image(&image, &ctx.0) {
+            panic!("{why}");
+        }
+        image
+    })
+}
+
+/// Chowns a file it made in /tmp, writes /run/app.pid, then drops to uid 65534 (setgroups,
+/// setgid, setuid) and runs on as that user.
+const CHOWN_AND_DROP: &str = "touch /tmp/x && echo 1 > /run/app.pid && chown 1:1 /tmp/x && \
+     exec sysloop drop 65534 /bin/sysloop getppid 1";
+
+/// `profile train --image <image> -q -o DIR/p.json --hardening DIR/h.json FLAGS -- CMD…`: the
+/// recipe (when written) and the output.
+fn train(dir: &Scratch, flags: &[&str], cmd: &[&str]) -> (Option<Value>, std::process::Output) {
+    let profile_path = dir.path("p.json");
+    let recipe = dir.path("h.json");
+    let mut args = vec![
+        "train",
+        "--image",
+        image(),
+        "-q",
+        "-o",
+        profile_path.to_str().expect("utf-8"),
+        "--hardening",
+        recipe.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(flags);
+    args.push("--");
+    args.extend_from_slice(cmd);
+    let out = profile(&args);
+    (recipe.exists().then(|| report(&recipe)), out)
+}
+
+/// `docker run --rm OPTIONS <image> CMD…`.
+fn run_with(options: &[String], cmd: &[&str]) -> std::process::Output {
+    let mut args: Vec<&str> = vec!["run", "--rm", "--network", "none"];
+    args.extend(options.iter().map(String::as_str));
+    args.push(image());
+    args.extend_from_slice(cmd);
+    docker(&args)
+}
+
+/// `profile verify --image <image> --profile P --hardening RECIPE -- CMD…`.
+fn verify(profile_path: &Path, recipe: &Path, cmd: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "verify",
+        "--image",
+        image(),
+        "--profile",
+        profile_path.to_str().expect("utf-8"),
+        "--hardening",
+        recipe.to_str().expect("utf-8"),
+        "--",
+    ];
+    args.extend_from_slice(cmd);
+    profile(&args)
+}
+
+fn options(recipe: &Value) -> Vec<String> {
+    strings(&recipe["docker_run_options"])
+}
+
+#[test]
+fn a_workload_that_chowns_and_switches_user_keeps_exactly_chown_setgid_setuid() {
+    if !privileged("a_workload_that_chowns_and_switches_user_keeps_exactly_chown_setgid_setuid") {
+        return;
+    }
+    let dir = Scratch::new("harden-chown");
+    let (recipe, out) = train(&dir, &[], &["sh", "-c", CHOWN_AND_DROP]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let recipe = recipe.unwrap_or_else(|| panic!("no recipe written: {text}"));
+    assert_eq!(recipe["verified"], true, "{recipe:#}");
+    assert_eq!(strings::<Vec<_>>(&recipe["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(
+        strings::<Vec<_>>(&recipe["capabilities"]["add"]),
+        ["CHOWN", "SETGID", "SETUID"],
+        "{recipe:#}"
+    );
+    assert_eq!(recipe["read_only_rootfs"], true, "{recipe:#}");
+    assert_eq!(strings::<Vec<_>>(&recipe["tmpfs"]), ["/run", "/tmp"]);
+    assert_eq!(recipe["no_new_privileges"], true, "{recipe:#}");
+    // It used capabilities as root: root stays.
+    assert_eq!(recipe["user"], Value::Null, "{recipe:#}");
+    assert!(text.contains("least-privilege recipe ->"), "{text}");
+
+    // The container runs under all of it, as an operator would apply it.
+    let opts = options(&recipe);
+    let run = run_with(&opts, &["sh", "-c", CHOWN_AND_DROP]);
+    assert!(run.status.success(), "{opts:?}: {}", output_text(&run));
+
+    // What it drops is denied to an attacker inside, where Docker's defaults allow it (the
+    // capabilities and read-only root alone, without the seccomp profile).
+    let without_seccomp: Vec<String> = opts
+        .iter()
+        .filter(|o| !o.starts_with("--security-opt=seccomp="))
+        .cloned()
+        .collect();
+    for attack in ["mknod /tmp/null c 1 3", "touch /etc/owned", "chroot / true"] {
+        let default = run_with(&[], &["sh", "-c", attack]);
+        assert!(
+            default.status.success(),
+            "{attack} under Docker's defaults: {}",
+            output_text(&default)
+        );
+        let hardened = run_with(&without_seccomp, &["sh", "-c", attack]);
+        assert!(
+            !hardened.status.success(),
+            "{attack} succeeded under {without_seccomp:?}"
+        );
+    }
+
+    // With SETUID removed by hand, verify names it.
+    let mut narrowed = recipe.clone();
+    narrowed["capabilities"]["add"] = serde_json::json!(["CHOWN", "SETGID"]);
+    let narrowed_path = dir.path("no-setuid.json");
+    std::fs::write(&narrowed_path, narrowed.to_string()).expect("recipe");
+    let out = verify(
+        &dir.path("p.json"),
+        &narrowed_path,
+        &["sh", "-c", CHOWN_AND_DROP],
+    );
+    let text = output_text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("SETUID denied to sysloop in setuid"),
+        "{text}"
+    );
+
+    // A write outside the tmpfs it learned is named by its path.
+    let elsewhere = format!("echo y > /var/lib/app/state && {CHOWN_AND_DROP}");
+    let out = verify(
+        &dir.path("p.json"),
+        &dir.path("h.json"),
+        &["sh", "-c", &elsewhere],
+    );
+    let text = output_text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("EROFS writing /var/lib/app/state"), "{text}");
+}
+
+#[test]
+fn a_setuid_exec_as_a_user_keeps_privileges_and_is_named() {
+    if !privileged("a_setuid_exec_as_a_user_keeps_privileges_and_is_named") {
+        return;
+    }
+    let dir = Scratch::new("harden-suid");
+    let report_path = dir.path("r.md");
+    let cmd = [
+        "sysloop",
+        "drop",
+        "65534",
+        "/bin/suid-sysloop",
+        "getppid",
+        "1",
+    ];
+    let (recipe, out) = train(
+        &dir,
+        &["--report", report_path.to_str().expect("utf-8")],
+        &cmd,
+    );
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let recipe = recipe.unwrap_or_else(|| panic!("no recipe written: {text}"));
+    assert_eq!(recipe["no_new_privileges"], false, "{recipe:#}");
+    assert_eq!(
+        strings::<Vec<_>>(&recipe["evidence"]["privileged_execs"]),
+        ["/bin/suid-sysloop"]
+    );
+    let md = std::fs::read_to_string(&report_path).expect("report");
+    assert!(md.contains("/bin/suid-sysloop"), "{md}");
+    assert!(
+        !options(&recipe)
+            .iter()
+            .any(|o| o.contains("no-new-privileges")),
+        "{recipe:#}"
+    );
+    let run = run_with(&options(&recipe), &cmd);
+    assert!(run.status.success(), "{}", output_text(&run));
+}
+
+#[test]
+fn a_workload_that_needs_nothing_of_roots_runs_as_a_numeric_user_read_only() {
+    if !privileged("a_workload_that_needs_nothing_of_roots_runs_as_a_numeric_user_read_only") {
+        return;
+    }
+    let dir = Scratch::new("harden-user");
+    let cmd = ["sysloop", "getppid", "10"];
+    let (recipe, out) = train(&dir, &[], &cmd);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let recipe = recipe.unwrap_or_else(|| panic!("no recipe written: {text}"));
+    assert_eq!(recipe["verified"], true, "{recipe:#}");
+    assert!(strings::<Vec<String>>(&recipe["capabilities"]["add"]).is_empty());
+    assert_eq!(recipe["read_only_rootfs"], true);
+    assert!(strings::<Vec<String>>(&recipe["tmpfs"]).is_empty());
+    assert_eq!(recipe["no_new_privileges"], true);
+    assert_eq!(recipe["user"], "65534:65534", "{recipe:#}");
+    let opts = options(&recipe);
+    assert!(opts.contains(&"--user=65534:65534".to_string()), "{opts:?}");
+    let run = run_with(&opts, &cmd);
+    assert!(run.status.success(), "{}", output_text(&run));
+}
