@@ -209,25 +209,85 @@ fn a_setuid_exec_as_a_user_keeps_privileges_and_is_named() {
     assert!(run.status.success(), "{}", output_text(&run));
 }
 
+/// A compose stack of two services, each trained on its own with `--compose-override`: `web`
+/// chowns and drops to a user (root stays, three capabilities), `worker` needs nothing of
+/// root's (it runs as 65534). The stack runs with both overrides after its own file.
 #[test]
-fn a_workload_that_needs_nothing_of_roots_runs_as_a_numeric_user_read_only() {
-    if !privileged("a_workload_that_needs_nothing_of_roots_runs_as_a_numeric_user_read_only") {
+fn a_two_service_stack_runs_under_its_overrides_and_a_worker_without_root_needs_as_a_user() {
+    if !privileged(
+        "a_two_service_stack_runs_under_its_overrides_and_a_worker_without_root_needs_as_a_user",
+    ) {
         return;
     }
-    let dir = Scratch::new("harden-user");
-    let cmd = ["sysloop", "getppid", "10"];
-    let (recipe, out) = train(&dir, &[], &cmd);
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    let recipe = recipe.unwrap_or_else(|| panic!("no recipe written: {text}"));
-    assert_eq!(recipe["verified"], true, "{recipe:#}");
-    assert!(strings::<Vec<String>>(&recipe["capabilities"]["add"]).is_empty());
-    assert_eq!(recipe["read_only_rootfs"], true);
-    assert!(strings::<Vec<String>>(&recipe["tmpfs"]).is_empty());
-    assert_eq!(recipe["no_new_privileges"], true);
-    assert_eq!(recipe["user"], "65534:65534", "{recipe:#}");
-    let opts = options(&recipe);
-    assert!(opts.contains(&"--user=65534:65534".to_string()), "{opts:?}");
-    let run = run_with(&opts, &cmd);
-    assert!(run.status.success(), "{}", output_text(&run));
+    let worker = ["sysloop", "getppid", "10"];
+    let mut overrides = Vec::new();
+    let mut recipes = Vec::new();
+    let dirs = [Scratch::new("harden-web"), Scratch::new("harden-worker")];
+    for ((service, cmd), dir) in [
+        ("web", vec!["sh", "-c", CHOWN_AND_DROP]),
+        ("worker", worker.to_vec()),
+    ]
+    .into_iter()
+    .zip(&dirs)
+    {
+        let file = dir.path(&format!("{service}.override.yml"));
+        let flags = [
+            "--compose-override",
+            file.to_str().expect("utf-8"),
+            "--service",
+            service,
+        ];
+        let (recipe, out) = train(dir, &flags, &cmd);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(0), "{service}: {text}");
+        recipes.push(recipe.unwrap_or_else(|| panic!("{service}: no recipe: {text}")));
+        overrides.push(file);
+    }
+    let worker_recipe = &recipes[1];
+    assert_eq!(worker_recipe["verified"], true, "{worker_recipe:#}");
+    assert!(strings::<Vec<String>>(&worker_recipe["capabilities"]["add"]).is_empty());
+    assert_eq!(worker_recipe["read_only_rootfs"], true);
+    assert!(strings::<Vec<String>>(&worker_recipe["tmpfs"]).is_empty());
+    assert_eq!(worker_recipe["no_new_privileges"], true);
+    assert_eq!(worker_recipe["user"], "65534:65534", "{worker_recipe:#}");
+
+    let project = format!("profile-harden-{}", std::process::id());
+    let stack = dirs[0].path("compose.yml");
+    std::fs::write(
+        &stack,
+        format!(
+            "version: \"2.4\"\nservices:\n  web:\n    image: {image}\n    network_mode: none\n    \
+             command: [\"sh\", \"-c\", {web:?}]\n  worker:\n    image: {image}\n    \
+             network_mode: none\n    command: {worker:?}\n",
+            image = image(),
+            web = CHOWN_AND_DROP,
+        ),
+    )
+    .expect("compose.yml");
+    let compose = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("docker-compose");
+        cmd.args(["-p", &project, "-f"]).arg(&stack);
+        for o in &overrides {
+            cmd.arg("-f").arg(o);
+        }
+        cmd.args(args).output().expect("docker-compose")
+    };
+    let up = compose(&["up", "--no-color"]);
+    let inspect = docker(&[
+        "inspect",
+        "--format",
+        "{{.State.ExitCode}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapAdd}} {{.Config.User}}",
+        &format!("{project}_web_1"),
+        &format!("{project}_worker_1"),
+    ]);
+    let down = compose(&["down"]);
+    assert!(up.status.success(), "{}", output_text(&up));
+    assert!(down.status.success(), "{}", output_text(&down));
+    let states = String::from_utf8_lossy(&inspect.stdout).into_owned();
+    assert_eq!(
+        states.lines().collect::<Vec<_>>(),
+        ["0 true [CHOWN SETGID SETUID] ", "0 true [] 65534:65534"],
+        "{}",
+        output_text(&up)
+    );
 }
