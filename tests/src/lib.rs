@@ -762,6 +762,30 @@ pub fn completions_load(dir: &Path) {
     );
 }
 
+/// `kubernetes-validate`, installed by scripts/host-setup.sh with its bundled schemas.
+const KUBERNETES_VALIDATE: &str = "/opt/kubernetes-validate/bin/kubernetes-validate";
+
+/// Checks Kubernetes manifests against the Kubernetes 1.30 schemas, offline and strictly (no
+/// unknown field passes); `None` (skipped, saying so) where the validator is missing outside
+/// CI.
+pub fn kubernetes_validate(files: &[PathBuf]) -> Option<Output> {
+    if !Path::new(KUBERNETES_VALIDATE).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{KUBERNETES_VALIDATE} missing (scripts/host-setup.sh installs it), and CI must not skip"
+        );
+        eprintln!("SKIPPED: {KUBERNETES_VALIDATE} missing (scripts/host-setup.sh installs it)");
+        return None;
+    }
+    Some(
+        Command::new(KUBERNETES_VALIDATE)
+            .args(["--strict", "--kubernetes-version", "1.30.0"])
+            .args(files)
+            .output()
+            .expect("kubernetes-validate"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

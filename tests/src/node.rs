@@ -52,6 +52,8 @@ pub struct ContainerSpec {
     /// Run with `sh -c`.
     pub script: String,
     pub seccomp: Seccomp,
+    /// The rest of its securityContext and its emptyDir mounts.
+    pub hardening: Option<Hardening>,
 }
 
 impl ContainerSpec {
@@ -60,6 +62,64 @@ impl ContainerSpec {
             name: name.into(),
             script: script.into(),
             seccomp,
+            hardening: None,
+        }
+    }
+}
+
+/// What kubelet hands the CRI for a container's securityContext (beside its seccompProfile)
+/// and its emptyDir volumes.
+#[derive(Clone, Debug, Default)]
+pub struct Hardening {
+    pub add: Vec<String>,
+    pub drop: Vec<String>,
+    pub read_only: bool,
+    /// `!allowPrivilegeEscalation`.
+    pub no_new_privs: bool,
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    /// (path in the container, directory on the host).
+    pub mounts: Vec<(String, PathBuf)>,
+}
+
+impl Hardening {
+    /// A pod template's container as kubelet converts it: its securityContext, and each of
+    /// its volumeMounts as a fresh directory under `volumes` (an emptyDir; kubelet mounts a
+    /// tmpfs there for `medium: Memory`, which the container sees alike: a writable
+    /// directory of its own).
+    pub fn of_container(c: &serde_json::Value, volumes: &std::path::Path) -> Hardening {
+        let sc = &c["securityContext"];
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mounts = c["volumeMounts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        let name = m["name"].as_str().expect("volume name");
+                        let host = volumes.join(name);
+                        std::fs::create_dir_all(&host).expect("emptyDir");
+                        let path = m["mountPath"].as_str().expect("mountPath");
+                        (path.to_string(), host)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Hardening {
+            add: names(&sc["capabilities"]["add"]),
+            drop: names(&sc["capabilities"]["drop"]),
+            read_only: sc["readOnlyRootFilesystem"] == true,
+            no_new_privs: sc["allowPrivilegeEscalation"] == false,
+            run_as_user: sc["runAsUser"].as_i64(),
+            run_as_group: sc["runAsGroup"].as_i64(),
+            mounts,
         }
     }
 }
@@ -331,12 +391,18 @@ impl Node {
                             oom_score_adj: 1000,
                             ..Default::default()
                         }),
-                        security_context: Some(api::LinuxContainerSecurityContext {
-                            namespace_options: namespaces.clone(),
-                            seccomp: c.seccomp.to_cri(),
-                            ..Default::default()
-                        }),
+                        security_context: Some(security_context(c, &namespaces)),
                     }),
+                    mounts: c
+                        .hardening
+                        .iter()
+                        .flat_map(|h| &h.mounts)
+                        .map(|(path, host)| api::Mount {
+                            container_path: path.clone(),
+                            host_path: host.display().to_string(),
+                            ..Default::default()
+                        })
+                        .collect(),
                     ..Default::default()
                 }),
                 sandbox_config: Some(config.clone()),
@@ -471,4 +537,28 @@ impl Drop for Node {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The container's security context as kubelet makes it.
+fn security_context(
+    c: &ContainerSpec,
+    namespaces: &Option<api::NamespaceOption>,
+) -> api::LinuxContainerSecurityContext {
+    let mut sc = api::LinuxContainerSecurityContext {
+        namespace_options: namespaces.clone(),
+        seccomp: c.seccomp.to_cri(),
+        ..Default::default()
+    };
+    if let Some(h) = &c.hardening {
+        sc.capabilities = Some(api::Capability {
+            add_capabilities: h.add.clone(),
+            drop_capabilities: h.drop.clone(),
+            ..Default::default()
+        });
+        sc.readonly_rootfs = h.read_only;
+        sc.no_new_privs = h.no_new_privs;
+        sc.run_as_user = h.run_as_user.map(|value| api::Int64Value { value });
+        sc.run_as_group = h.run_as_group.map(|value| api::Int64Value { value });
+    }
+    sc
 }

@@ -6,7 +6,9 @@
 use std::{path::Path, sync::OnceLock};
 
 use profile_tests::{
-    Scratch, build_image, docker, output_text, privileged, profile, report, strings, test_image,
+    Scratch, build_image, docker, kubernetes_validate,
+    node::{ContainerSpec, Hardening, Node, PodSpec, Seccomp},
+    output_text, privileged, profile, report, strings, test_image,
 };
 use serde_json::Value;
 
@@ -42,12 +44,22 @@ const CHOWN_AND_DROP: &str = "touch /tmp/x && echo 1 > /run/app.pid && chown 1:1
 /// `profile train --image <image> -q -o DIR/p.json --hardening DIR/h.json FLAGS -- CMD…`: the
 /// recipe (when written) and the output.
 fn train(dir: &Scratch, flags: &[&str], cmd: &[&str]) -> (Option<Value>, std::process::Output) {
+    train_on(image(), dir, flags, cmd)
+}
+
+/// [`train`] on another image.
+fn train_on(
+    image: &str,
+    dir: &Scratch,
+    flags: &[&str],
+    cmd: &[&str],
+) -> (Option<Value>, std::process::Output) {
     let profile_path = dir.path("p.json");
     let recipe = dir.path("h.json");
     let mut args = vec![
         "train",
         "--image",
-        image(),
+        image,
         "-q",
         "-o",
         profile_path.to_str().expect("utf-8"),
@@ -290,4 +302,106 @@ fn a_two_service_stack_runs_under_its_overrides_and_a_worker_without_root_needs_
         "{}",
         output_text(&up)
     );
+}
+
+/// The test image has no /run: chown a file in /tmp and drop to a user.
+const CHOWN_AND_DROP_TMP: &str =
+    "touch /tmp/x && chown 1:1 /tmp/x && exec sysloop drop 65534 /bin/sysloop getppid 1";
+
+/// `train --k8s-patch`: the patch, merged into a Deployment as `kubectl patch` merges it,
+/// validates against the Kubernetes schemas; the container runs under it through the CRI, as
+/// kubelet drives it (its securityContext, the profile as Localhost, the emptyDir), and with
+/// a capability taken from it by hand it fails.
+#[test]
+fn a_deployments_container_runs_through_the_cri_under_the_learned_security_context() {
+    if !privileged(
+        "a_deployments_container_runs_through_the_cri_under_the_learned_security_context",
+    ) {
+        return;
+    }
+    let dir = Scratch::new("harden-k8s");
+    let patch_path = dir.path("patch.yaml");
+    let flags = [
+        "--k8s-patch",
+        patch_path.to_str().expect("utf-8"),
+        "--k8s-container",
+        "app",
+    ];
+    let (recipe, out) = train_on(
+        test_image(),
+        &dir,
+        &flags,
+        &["sh", "-c", CHOWN_AND_DROP_TMP],
+    );
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let recipe = recipe.unwrap_or_else(|| panic!("no recipe: {text}"));
+    assert_eq!(strings::<Vec<_>>(&recipe["tmpfs"]), ["/tmp"], "{recipe:#}");
+    let patch: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&patch_path).expect("patch"))
+            .expect("YAML");
+    let pod = &patch["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["name"], "app", "{patch:#}");
+    let sc = &container["securityContext"];
+    assert_eq!(sc["allowPrivilegeEscalation"], false, "{patch:#}");
+    assert_eq!(sc["readOnlyRootFilesystem"], true, "{patch:#}");
+    assert_eq!(sc["seccompProfile"]["type"], "Localhost", "{patch:#}");
+    assert_eq!(sc["seccompProfile"]["localhostProfile"], "profile/p.json");
+
+    // Strategic merge into a Deployment: the container by name, the volumes added.
+    let mut app = serde_json::json!({
+        "name": "app",
+        "image": test_image(),
+        "command": ["sh", "-c", CHOWN_AND_DROP_TMP],
+    });
+    for key in ["securityContext", "volumeMounts"] {
+        app[key] = container[key].clone();
+    }
+    let deployment = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "app"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "app"}},
+            "template": {
+                "metadata": {"labels": {"app": "app"}},
+                "spec": {"containers": [app], "volumes": pod["volumes"].clone()},
+            },
+        },
+    });
+    let manifest = dir.path("deployment.json");
+    std::fs::write(&manifest, deployment.to_string()).expect("manifest");
+    if let Some(out) = kubernetes_validate(&[manifest]) {
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+
+    let node = Node::start("harden");
+    let profile_path = dir.path("p.json");
+    let volumes = dir.path("volumes");
+    let run = |name: &str, hardening: Hardening| {
+        let mut c = ContainerSpec::new(
+            "app",
+            CHOWN_AND_DROP_TMP,
+            Seccomp::Localhost(profile_path.clone()),
+        );
+        c.hardening = Some(hardening);
+        let pod = node.run_pod(&PodSpec::new("default", name, vec![c]));
+        let code = node.wait_exited(&pod.containers[0], std::time::Duration::from_secs(60));
+        let log = node.log(&pod, "app");
+        node.remove_pod(&pod);
+        (code, log)
+    };
+    let learned = Hardening::of_container(
+        &deployment["spec"]["template"]["spec"]["containers"][0],
+        &volumes,
+    );
+    assert_eq!(learned.add, ["CHOWN", "SETGID", "SETUID"]);
+    assert!(learned.read_only && learned.no_new_privs);
+    let (code, log) = run("hardened", learned.clone());
+    assert_eq!(code, 0, "{log}");
+    let mut without = learned;
+    without.add.retain(|c| c != "SETUID");
+    let (code, log) = run("no-setuid", without);
+    assert_ne!(code, 0, "without SETUID: {log}");
 }

@@ -3,10 +3,7 @@
 //! arguments are ones `profile` takes.
 use std::{path::PathBuf, process::Command};
 
-use profile_tests::{Scratch, output_text, profile_bin};
-
-/// `kubernetes-validate`, installed by scripts/host-setup.sh with its bundled schemas.
-const VALIDATE: &str = "/opt/kubernetes-validate/bin/kubernetes-validate";
+use profile_tests::{Scratch, kubernetes_validate as validate, output_text, profile_bin};
 
 fn manifests() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes");
@@ -17,24 +14,6 @@ fn manifests() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-fn validate(files: &[PathBuf]) -> Option<std::process::Output> {
-    if !std::path::Path::new(VALIDATE).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{VALIDATE} missing (scripts/host-setup.sh installs it), and CI must not skip"
-        );
-        eprintln!("SKIPPED: {VALIDATE} missing (scripts/host-setup.sh installs it)");
-        return None;
-    }
-    Some(
-        Command::new(VALIDATE)
-            .args(["--strict", "--kubernetes-version", "1.30.0"])
-            .args(files)
-            .output()
-            .expect("kubernetes-validate"),
-    )
 }
 
 #[test]
