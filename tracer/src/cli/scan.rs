@@ -36,8 +36,8 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         Some(image) => {
             let engine = crate::docker::Engine::connect().await?;
             let scan = scan::scan_image(&engine, image, args.pull.pull()).await?;
-            if scan.pulled {
-                eprintln!("profile: pulled {image} before scanning it");
+            if let Some(notice) = scan.pulled_notice() {
+                eprintln!("profile: {notice}");
             }
             scan
         }

@@ -7,6 +7,8 @@ mod export;
 mod inspect;
 mod rootfs;
 mod spec;
+#[cfg(test)]
+pub(crate) mod stub;
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -490,7 +492,7 @@ impl Engine {
     }
 
     async fn pull(&self, image: &str) -> Result<()> {
-        log::info!("{image} is not present locally; pulling it");
+        log::info!("pulling {image}");
         let (repo, tag) = split_reference(image);
         let mut options = CreateImageOptionsBuilder::default().from_image(repo);
         if let Some(tag) = tag {
@@ -826,27 +828,52 @@ mod tests {
     fn stalled_engine(dir: &std::path::Path) -> (Engine, std::os::unix::net::UnixListener) {
         let socket = dir.join("docker.sock");
         let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
-        let docker = Docker::connect_with_unix(
-            socket.to_str().expect("utf-8"),
-            120,
-            bollard::API_DEFAULT_VERSION,
-        )
-        .expect("client");
-        let limits = Limits {
-            request: Duration::from_millis(300),
-            ping: Duration::from_millis(200),
-            pull: Duration::from_millis(300),
+        (stub::engine_at(&socket), listener)
+    }
+
+    #[tokio::test]
+    async fn images_are_pulled_as_docker_run_pull_says() {
+        let dir = std::env::temp_dir().join(format!("profile-pull-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let (engine, store) = stub::ImageStore::serving(&dir, &["here:1"]);
+        let inspect = |image: &str| format!("GET /images/{image}/json");
+        let pull = |image: &str| {
+            let (repo, tag) = image.split_once(':').expect("a tag");
+            format!("POST /images/create?fromImage={repo}&tag={tag}&platform=")
         };
-        (
-            Engine {
-                docker,
-                limits,
-                podman: false,
-                default_runtime: crate::runtime::Runtime::default(),
-                components: Default::default(),
-            },
-            listener,
-        )
+
+        // missing: a present image is only inspected, an absent one pulled (and said to be).
+        let pulled = engine.ensure_image("here:1", Pull::Missing).await;
+        assert!(!pulled.expect("present"));
+        let pulled = engine.ensure_image("away:1", Pull::Missing).await;
+        assert!(pulled.expect("pulled"));
+        // never: an absent image is refused, by name, without a pull.
+        let err = engine
+            .ensure_image("gone:1", Pull::Never)
+            .await
+            .expect_err("not present");
+        assert!(matches!(&err, DockerError::ImageMissing { image } if image == "gone:1"));
+        assert!(err.to_string().contains("--pull never"), "{err}");
+        let pulled = engine.ensure_image("here:1", Pull::Never).await;
+        assert!(!pulled.expect("present"));
+        // always: a present image is pulled too.
+        let pulled = engine.ensure_image("here:1", Pull::Always).await;
+        assert!(pulled.expect("pulled"));
+        assert_eq!(
+            store.requests(),
+            [
+                inspect("here:1"),
+                inspect("away:1"),
+                pull("away:1"),
+                inspect("away:1"),
+                inspect("gone:1"),
+                inspect("here:1"),
+                pull("here:1"),
+                inspect("here:1"),
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

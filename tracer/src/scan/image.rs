@@ -303,6 +303,33 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_scan_says_it_pulled_its_image() {
+        let dir = std::env::temp_dir().join(format!("profile-scan-pull-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let (engine, _store) = crate::docker::stub::ImageStore::serving(&dir, &["here:1"]);
+        let scan = scan_image(&engine, "away:1", Pull::Missing).await;
+        let scan = scan.expect("pulled, then scanned");
+        assert_eq!(
+            scan.pulled_notice().as_deref(),
+            Some("pulled away:1 before scanning it")
+        );
+        let scan = scan_image(&engine, "here:1", Pull::Missing).await;
+        assert_eq!(scan.expect("scanned").pulled_notice(), None);
+        let refused = scan_image(&engine, "gone:1", Pull::Never).await;
+        assert!(
+            matches!(
+                refused,
+                Err(ScanError::Docker(
+                    crate::docker::DockerError::ImageMissing { .. }
+                ))
+            ),
+            "{refused:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// An executable's bytes: an ELF header is enough to be listed.
     const ELF: &[u8] = b"\x7fELF not really";
 

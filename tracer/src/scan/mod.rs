@@ -412,6 +412,12 @@ pub struct NoCeiling {
 }
 
 impl Scan {
+    /// What a scan that pulled its image says of it (`pulled IMG before scanning it`).
+    pub fn pulled_notice(&self) -> Option<String> {
+        self.pulled
+            .then(|| format!("pulled {} before scanning it", self.target))
+    }
+
     /// Collects `binaries` (sorted by path) under `target` and computes their union.
     pub fn new(target: String, mut binaries: Vec<Binary>) -> Scan {
         binaries.sort_by(|a, b| a.path.cmp(&b.path));
