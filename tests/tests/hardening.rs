@@ -405,3 +405,64 @@ fn a_deployments_container_runs_through_the_cri_under_the_learned_security_conte
     let (code, log) = run("no-setuid", without);
     assert_ne!(code, 0, "without SETUID: {log}");
 }
+
+/// `merge` unites recipes (capabilities and tmpfs; read-only and no-new-privileges only
+/// where all agree); `diff` exits 1 on a capability more or a read-only root given up, as on a
+/// syscall more, and 0 the other way round.
+#[test]
+fn recipes_merge_and_a_diff_that_widens_fails() {
+    let dir = Scratch::new("harden-diff");
+    let recipe = |add: &[&str], ro: bool, tmpfs: &[&str], nnp: bool| {
+        serde_json::json!({
+            "image": "app", "verified": true,
+            "capabilities": {"drop": ["ALL"], "add": add},
+            "read_only_rootfs": ro, "tmpfs": tmpfs, "no_new_privileges": nnp, "user": null,
+        })
+    };
+    let old = dir.path("old.json");
+    let new = dir.path("new.json");
+    std::fs::write(&old, recipe(&["CHOWN"], true, &["/tmp"], true).to_string()).expect("old");
+    std::fs::write(
+        &new,
+        recipe(&["CHOWN", "NET_RAW"], false, &[], true).to_string(),
+    )
+    .expect("new");
+    let merged = dir.path("merged.json");
+    let out = profile(&[
+        "merge",
+        old.to_str().expect("utf-8"),
+        new.to_str().expect("utf-8"),
+        "-o",
+        merged.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let m = report(&merged);
+    assert_eq!(
+        strings::<Vec<_>>(&m["capabilities"]["add"]),
+        ["CHOWN", "NET_RAW"]
+    );
+    assert_eq!(m["read_only_rootfs"], false);
+    assert_eq!(m["no_new_privileges"], true);
+
+    let out = profile(&[
+        "diff",
+        old.to_str().expect("utf-8"),
+        new.to_str().expect("utf-8"),
+    ]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("+ capability NET_RAW added"), "{text}");
+    assert!(
+        text.contains("+ the root filesystem is writable again"),
+        "{text}"
+    );
+    let out = profile(&[
+        "diff",
+        new.to_str().expect("utf-8"),
+        old.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    // A recipe is never compared with a seccomp profile.
+    let out = profile(&["diff", old.to_str().expect("utf-8"), "docker-default"]);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+}

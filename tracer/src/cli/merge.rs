@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::args::{MkdirArgs, ProfileFormatArgs, load_profile};
 use crate::{
+    hardening::{Recipe, merge::union},
     names::Abi,
     output,
     seccomp::{Context, merge::merge},
@@ -13,7 +14,9 @@ use crate::{
 #[derive(Debug, Args)]
 pub struct MergeArgs {
     /// The profiles to merge (in any format profile writes; `docker-default` for Docker's
-    /// default).
+    /// default), or the least-privilege recipes (train --hardening): capabilities and tmpfs
+    /// united, a read-only root and no-new-privileges only where all agree, a user only where
+    /// all have the same.
     #[arg(required = true, num_args = 2.., value_name = "PROFILE")]
     pub inputs: Vec<PathBuf>,
     /// Where to write the merged profile (atomically) [default: stdout].
@@ -32,6 +35,9 @@ pub struct MergeArgs {
 pub async fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.output {
         args.mkdir.check(out)?;
+    }
+    if args.inputs.iter().any(|p| Recipe::sniff(p)) {
+        return merge_recipes(&args);
     }
     let mut inputs = Vec::new();
     for path in &args.inputs {
@@ -57,6 +63,47 @@ pub async fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         inputs.len(),
         merged.profile.allowed(Abi::X86_64, &ctx).len(),
         to.map(|to| format!(" -> {to}")).unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `merge` of least-privilege recipes: one that holds for all of them.
+fn merge_recipes(args: &MergeArgs) -> anyhow::Result<ExitCode> {
+    let mut recipes = Vec::new();
+    for path in &args.inputs {
+        if !Recipe::sniff(path) {
+            anyhow::bail!(
+                "{}: not a least-privilege recipe, and a recipe merges only with recipes",
+                path.display()
+            );
+        }
+        recipes.push(Recipe::read(path)?);
+    }
+    let merged = union(&recipes).ok_or_else(|| anyhow::anyhow!("nothing to merge"))?;
+    let text = merged.to_json()?;
+    match &args.output {
+        Some(out) => output::write_atomic(out, text.as_bytes())?,
+        None => output::stdout(&text)?,
+    }
+    eprintln!(
+        "profile: merged {} recipes: capabilities {}{}{}{}",
+        recipes.len(),
+        match merged.capabilities.add.is_empty() {
+            true => "none".to_string(),
+            false => merged.capabilities.add.join(", "),
+        },
+        match merged.read_only_rootfs {
+            true => ", read-only root",
+            false => ", writable root",
+        },
+        match merged.no_new_privileges {
+            true => ", no-new-privileges",
+            false => "",
+        },
+        args.output
+            .as_ref()
+            .map(|p| format!(" -> {}", p.display()))
+            .unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }

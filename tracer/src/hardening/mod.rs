@@ -127,6 +127,15 @@ impl Recipe {
         }
     }
 
+    /// Whether the file at `path` is a recipe rather than a seccomp profile (a JSON object
+    /// with a `read_only_rootfs` key); false where it can't be read.
+    pub fn sniff(path: &std::path::Path) -> bool {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|v| v.get("read_only_rootfs").is_some())
+    }
+
     /// Reads a recipe written by `--hardening` (its `docker_run_options` are worked out again
     /// from its settings, so a hand edit of them can't disagree).
     pub fn read(path: &std::path::Path) -> Result<Recipe, HardeningError> {
