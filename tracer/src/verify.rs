@@ -87,7 +87,7 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
     let mut interrupt = Interrupt::install()?;
     let mut run_options = options.run.clone();
     if let Some(recipe) = &options.hardening {
-        recipe.apply_to(&mut run_options.container);
+        run_options.container.harden(recipe);
     }
     let prepared = Prepared::new(&run_options, observer, &mut interrupt).await?;
     if options.hardening.is_some() {

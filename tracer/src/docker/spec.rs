@@ -125,6 +125,19 @@ pub struct ContainerSpec {
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl ContainerSpec {
+    /// Runs under the whole of a least-privilege recipe: all capabilities dropped but those
+    /// it keeps, the read-only root with its tmpfs, no-new-privileges, its user.
+    pub fn harden(&mut self, recipe: &crate::hardening::Recipe) {
+        self.cap_drop = recipe.capabilities.drop.clone();
+        self.cap_add = recipe.capabilities.add.clone();
+        self.read_only = recipe.read_only_rootfs;
+        self.tmpfs = recipe.tmpfs.clone();
+        self.no_new_privileges = recipe.no_new_privileges;
+        if let Some(user) = &recipe.user {
+            self.user = Some(user.clone());
+        }
+    }
+
     /// Where volumes, binds and tmpfs mounts go in the container.
     pub fn mount_destinations(&self) -> Vec<String> {
         let volumes = self.volumes.iter().filter_map(|v| {

@@ -114,19 +114,6 @@ pub enum HardeningError {
 }
 
 impl Recipe {
-    /// Runs `spec` under the whole recipe: all capabilities dropped but those it keeps, the
-    /// read-only root with its tmpfs, no-new-privileges, its user.
-    pub fn apply_to(&self, spec: &mut crate::docker::ContainerSpec) {
-        spec.cap_drop = self.capabilities.drop.clone();
-        spec.cap_add = self.capabilities.add.clone();
-        spec.read_only = self.read_only_rootfs;
-        spec.tmpfs = self.tmpfs.clone();
-        spec.no_new_privileges = self.no_new_privileges;
-        if let Some(user) = &self.user {
-            spec.user = Some(user.clone());
-        }
-    }
-
     /// Whether the file at `path` is a recipe rather than a seccomp profile (a JSON object
     /// with a `read_only_rootfs` key); false where it can't be read.
     pub fn sniff(path: &std::path::Path) -> bool {

@@ -97,7 +97,7 @@ async fn verify(
 ) -> Result<(Verification, RecordedRun), TrainError> {
     let base = options.verify_run();
     let mut container = base.container.clone();
-    recipe.apply_to(&mut container);
+    container.harden(recipe);
     let run_options = RunOptions {
         container,
         observe_rootfs: false,
