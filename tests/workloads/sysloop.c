@@ -14,6 +14,8 @@
  *   sysloop serve PORT           TCP server on 127.0.0.1:PORT answering "pong\n" to each connection
  *   sysloop sleep MS             sleep
  *   sysloop bench N              N getppid calls, then prints the loop's duration: "ns=<n>"
+ *   sysloop setuid-bench N FILE  N setuid(0) calls (as root: N audited CAP_SETUID checks),
+ *                                then writes the loop's duration to FILE: "ns=<n>"
  *   sysloop tsync T N            installs its own allow-all seccomp filter with TSYNC while T
  *                                threads wait, then each thread makes N getppid calls; before
  *                                the install every thread and main make one getpid and main a
@@ -166,7 +168,7 @@ static int tsync(int t, long n) {
 
 int main(int argc, char **argv) {
     if (argc < 3 && !(argc == 2 && !strcmp(argv[1], "uring"))) {
-        fprintf(stderr, "usage: sysloop getppid|getpid|getsid|threads|fork|meet|mkdir|chown|bind|drop|serve|sleep|hold|bench|tsync|clock|clock-raw|uring ARGS\n");
+        fprintf(stderr, "usage: sysloop getppid|getpid|getsid|threads|fork|meet|mkdir|chown|bind|drop|serve|sleep|hold|bench|setuid-bench|tsync|clock|clock-raw|uring ARGS\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -229,6 +231,22 @@ int main(int argc, char **argv) {
         loop_nr(SYS_getppid, atol(argv[2]));
         clock_gettime(CLOCK_MONOTONIC, &b);
         printf("ns=%lld\n", (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
+    } else if (!strcmp(mode, "setuid-bench") && argc == 4) {
+        struct timespec a, b;
+        long n = atol(argv[2]);
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (long i = 0; i < n; i++) {
+            if (syscall(SYS_setuid, 0) != 0) {
+                return errno;
+            }
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        FILE *f = fopen(argv[3], "w");
+        if (!f) {
+            return errno;
+        }
+        fprintf(f, "ns=%lld\n", (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
+        return fclose(f) == 0 ? 0 : errno;
     } else if (!strcmp(mode, "chown") && argc == 4) {
         /* Exit status is the errno: EPERM without CAP_CHOWN. */
         return chown(argv[2], atoi(argv[3]), -1) == 0 ? 0 : errno;

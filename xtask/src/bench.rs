@@ -361,6 +361,8 @@ pub(crate) fn bench(calls: u64, runs: usize, scale: (usize, usize)) -> anyhow::R
     let mut steady_rss = Vec::new();
     let mut static_steady_rss = Vec::new();
     let mut report_cpu: [Vec<f64>; 2] = Default::default();
+    let mut cap_checks: [Vec<f64>; 2] = Default::default();
+    let cap_calls = (calls / 4).max(1000);
     for round in 0..runs {
         eprintln!("xtask bench: round {}/{runs}", round + 1);
         v.entry("untraced").or_default().push(loop_ns(plain())?);
@@ -395,6 +397,8 @@ pub(crate) fn bench(calls: u64, runs: usize, scale: (usize, usize)) -> anyhow::R
         let bg = start_background(idle_recording(&static_profile), Duration::from_millis(1500))?;
         static_steady_rss.push(vm_rss_kib(bg.id()));
         stop(bg);
+        cap_checks[0].push(capability_checks_ns(&sysloop, cap_calls, false)?);
+        cap_checks[1].push(capability_checks_ns(&sysloop, cap_calls, true)?);
         report_cpu[0].push(reports(&profile)?);
         report_cpu[1].push(reports(&static_profile)?);
         if has_bpftrace {
@@ -502,6 +506,22 @@ pub(crate) fn bench(calls: u64, runs: usize, scale: (usize, usize)) -> anyhow::R
         let ns = median(runs);
         println!("| {label} | {ns:.1} | {:.1} |", ns - e);
     }
+    let (unrecorded, recorded) = (median(cap_checks[0].clone()), median(cap_checks[1].clone()));
+    println!(
+        "\ncapability checks: {cap_calls} setuid(0) as root in a watched cgroup (one audited CAP_SETUID check each), median of {runs}\n"
+    );
+    println!("| variant | ns/call | checks per second | vs not recorded |");
+    println!("|---|---:|---:|---:|");
+    for (label, ns) in [
+        ("capabilities not recorded", unrecorded),
+        ("capabilities recorded (`--hardening`)", recorded),
+    ] {
+        println!(
+            "| {label} | {ns:.1} | {:.0} | {:.2}x |",
+            1e9 / ns,
+            ns / unrecorded
+        );
+    }
     let static_rss = peak_rss_kib(watched_by(&static_profile))?;
     println!(
         "\n| build | peak RSS, `run` | RSS while recording | CPU, 20 × `report docker-default` |"
@@ -526,6 +546,53 @@ pub(crate) fn bench(calls: u64, runs: usize, scale: (usize, usize)) -> anyhow::R
     println!("(targets: peak <= 20 MiB, while recording <= 10 MiB)");
     servers(&profile, &static_profile, runs)?;
     crate::scale::scale(&profile, &sysloop, scale.0, scale.1)
+}
+
+/// ns per setuid(0) of a loop in a cgroup the recorder watches, under an allow-all filter,
+/// with the capability hook attached (`record`) or not. Recorded, every check must be counted.
+fn capability_checks_ns(sysloop: &Path, calls: u64, record: bool) -> anyhow::Result<f64> {
+    use tracer::{
+        cgroup::OwnedCgroup,
+        launch,
+        recorder::{CapOutcome, Mode, Recorder},
+    };
+    let recorder = Recorder::load()?;
+    if record {
+        recorder.record_capabilities()?;
+    }
+    let cg = OwnedCgroup::create(&format!("profile-bench-caps-{}", std::process::id()))?;
+    let recording = recorder.watch_cgroup(cg.id(), Mode::UnderFilter, false)?;
+    let out = target_dir().join("release/setuid-bench.ns");
+    let argv = [
+        sysloop.display().to_string(),
+        "setuid-bench".into(),
+        calls.to_string(),
+        out.display().to_string(),
+    ];
+    let mut child = launch::spawn(
+        &argv,
+        Some(&cg.procs_path()),
+        Some(launch::allow_all()),
+        true,
+    )?;
+    let status = child.wait()?;
+    ensure!(status.success(), "{}: {status}", argv.join(" "));
+    let snap = recorder.finish(recording)?;
+    if record {
+        // CAP_SETUID is 7.
+        let checks: u64 = snap
+            .capabilities
+            .iter()
+            .filter(|(c, _)| c.cap == 7 && c.outcome == CapOutcome::Granted)
+            .map(|(_, o)| o.count)
+            .sum();
+        ensure!(
+            checks >= calls,
+            "{calls} setuid calls, {checks} CAP_SETUID checks recorded"
+        );
+    }
+    let text = std::fs::read(&out).with_context(|| out.display().to_string())?;
+    Ok(timing(&text)? / calls as f64)
 }
 
 /// A server on 127.0.0.1, untraced or recorded by `profile run`; stopped when dropped.

@@ -94,11 +94,8 @@ pub struct CapabilityUse {
 /// Why a recipe could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum HardeningError {
-    #[error("{path}: {source}")]
-    Read {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::input::InputError),
     #[error("{path}: not a hardening recipe: {source}")]
     Parse {
         path: std::path::PathBuf,
@@ -117,19 +114,19 @@ impl Recipe {
     /// Whether the file at `path` is a recipe rather than a seccomp profile (a JSON object
     /// with a `read_only_rootfs` key); false where it can't be read.
     pub fn sniff(path: &std::path::Path) -> bool {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .is_some_and(|v| v.get("read_only_rootfs").is_some())
+        // Never stdin (it reads once), nor what isn't a bounded regular file (/dev/zero):
+        // those go to the profile reader, which says why it refuses them.
+        !crate::input::is_stdin(path)
+            && crate::input::read_text(path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .is_some_and(|v| v.get("read_only_rootfs").is_some())
     }
 
     /// Reads a recipe written by `--hardening` (its `docker_run_options` are worked out again
     /// from its settings, so a hand edit of them can't disagree).
     pub fn read(path: &std::path::Path) -> Result<Recipe, HardeningError> {
-        let text = std::fs::read_to_string(path).map_err(|source| HardeningError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::input::read_text(path)?;
         let mut recipe: Recipe =
             serde_json::from_str(&text).map_err(|source| HardeningError::Parse {
                 path: path.to_path_buf(),
