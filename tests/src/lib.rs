@@ -447,12 +447,23 @@ pub fn train(
     flags: &[&str],
     cmd: &[&str],
 ) -> (PathBuf, Option<serde_json::Value>, Output) {
+    train_image(test_image(), dir, name, flags, cmd)
+}
+
+/// As [`train`], on another image.
+pub fn train_image(
+    image: &str,
+    dir: &Scratch,
+    name: &str,
+    flags: &[&str],
+    cmd: &[&str],
+) -> (PathBuf, Option<serde_json::Value>, Output) {
     let profile_path = dir.path(&format!("{name}.profile.json"));
     let report_path = dir.path(&format!("{name}.json"));
     let mut args = vec![
         "train",
         "--image",
-        test_image(),
+        image,
         "-q",
         "-o",
         profile_path.to_str().expect("utf-8 path"),
@@ -477,12 +488,18 @@ pub fn run_under(profile: Option<&Path>, cmd: &[&str]) -> Output {
 /// As [`run_under`], with more `docker run` options.
 pub fn run_under_with(profile: Option<&Path>, opts: &[&str], cmd: &[&str]) -> Output {
     let opt = profile.map(|p| format!("seccomp={}", p.display()));
+    let mut all = opts.to_vec();
+    if let Some(opt) = &opt {
+        all.extend_from_slice(&["--security-opt", opt]);
+    }
+    run_image(test_image(), &all, cmd)
+}
+
+/// `docker run --rm OPTS IMAGE CMD…`.
+pub fn run_image(image: &str, opts: &[&str], cmd: &[&str]) -> Output {
     let mut args = vec!["run", "--rm"];
     args.extend_from_slice(opts);
-    if let Some(opt) = &opt {
-        args.extend_from_slice(&["--security-opt", opt]);
-    }
-    args.push(test_image());
+    args.push(image);
     args.extend_from_slice(cmd);
     docker(&args)
 }

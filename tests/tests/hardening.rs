@@ -3,12 +3,12 @@
 //! it needed root; the container runs under all of it; `verify --hardening` names what a recipe
 //! took away; and what the recipe drops is denied to an attacker inside the container where
 //! Docker's defaults allow it.
-use std::{path::Path, sync::OnceLock};
+use std::{path::Path, process::Output, sync::OnceLock};
 
 use profile_tests::{
     Scratch, build_image, docker, kubernetes_validate,
     node::{ContainerSpec, Hardening, Node, PodSpec, Seccomp},
-    output_text, privileged, profile, report, strings, test_image,
+    output_text, privileged, profile, report, run_image, strings, test_image, train_image,
 };
 use serde_json::Value;
 
@@ -41,9 +41,9 @@ fn image() -> &'static str {
 const CHOWN_AND_DROP: &str = "touch /tmp/x && echo 1 > /run/app.pid && chown 1:1 /tmp/x && \
      exec sysloop drop 65534 /bin/sysloop getppid 1";
 
-/// `profile train --image <image> -q -o DIR/p.json --hardening DIR/h.json FLAGS -- CMD…`: the
-/// recipe (when written) and the output.
-fn train(dir: &Scratch, flags: &[&str], cmd: &[&str]) -> (Option<Value>, std::process::Output) {
+/// `profile train --image <image> -q -o DIR/p.profile.json --report DIR/p.json --hardening
+/// DIR/h.json FLAGS -- CMD…`: the recipe (when written), the report and the output.
+fn train(dir: &Scratch, flags: &[&str], cmd: &[&str]) -> (Option<Value>, Value, Output) {
     train_on(image(), dir, flags, cmd)
 }
 
@@ -53,37 +53,24 @@ fn train_on(
     dir: &Scratch,
     flags: &[&str],
     cmd: &[&str],
-) -> (Option<Value>, std::process::Output) {
-    let profile_path = dir.path("p.json");
+) -> (Option<Value>, Value, Output) {
     let recipe = dir.path("h.json");
-    let mut args = vec![
-        "train",
-        "--image",
-        image,
-        "-q",
-        "-o",
-        profile_path.to_str().expect("utf-8"),
-        "--hardening",
-        recipe.to_str().expect("utf-8"),
-    ];
-    args.extend_from_slice(flags);
-    args.push("--");
-    args.extend_from_slice(cmd);
-    let out = profile(&args);
-    (recipe.exists().then(|| report(&recipe)), out)
+    let mut all = vec!["--hardening", recipe.to_str().expect("utf-8")];
+    all.extend_from_slice(flags);
+    let (_, rep, out) = train_image(image, dir, "p", &all, cmd);
+    let rep = rep.unwrap_or_else(|| panic!("no report: {}", output_text(&out)));
+    (recipe.exists().then(|| report(&recipe)), rep, out)
 }
 
-/// `docker run --rm OPTIONS <image> CMD…`.
-fn run_with(options: &[String], cmd: &[&str]) -> std::process::Output {
-    let mut args: Vec<&str> = vec!["run", "--rm", "--network", "none"];
-    args.extend(options.iter().map(String::as_str));
-    args.push(image());
-    args.extend_from_slice(cmd);
-    docker(&args)
+/// `docker run --rm --network none OPTIONS <image> CMD…`.
+fn run_with(options: &[String], cmd: &[&str]) -> Output {
+    let mut opts = vec!["--network", "none"];
+    opts.extend(options.iter().map(String::as_str));
+    run_image(image(), &opts, cmd)
 }
 
 /// `profile verify --image <image> --profile P --hardening RECIPE -- CMD…`.
-fn verify(profile_path: &Path, recipe: &Path, cmd: &[&str]) -> std::process::Output {
+fn verify(profile_path: &Path, recipe: &Path, cmd: &[&str]) -> Output {
     let mut args = vec![
         "verify",
         "--image",
@@ -108,7 +95,7 @@ fn a_workload_that_chowns_and_switches_user_keeps_exactly_chown_setgid_setuid() 
         return;
     }
     let dir = Scratch::new("harden-chown");
-    let (recipe, out) = train(&dir, &[], &["sh", "-c", CHOWN_AND_DROP]);
+    let (recipe, _, out) = train(&dir, &[], &["sh", "-c", CHOWN_AND_DROP]);
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let recipe = recipe.unwrap_or_else(|| panic!("no recipe written: {text}"));
@@ -158,7 +145,7 @@ fn a_workload_that_chowns_and_switches_user_keeps_exactly_chown_setgid_setuid() 
     let narrowed_path = dir.path("no-setuid.json");
     std::fs::write(&narrowed_path, narrowed.to_string()).expect("recipe");
     let out = verify(
-        &dir.path("p.json"),
+        &dir.path("p.profile.json"),
         &narrowed_path,
         &["sh", "-c", CHOWN_AND_DROP],
     );
@@ -172,7 +159,7 @@ fn a_workload_that_chowns_and_switches_user_keeps_exactly_chown_setgid_setuid() 
     // A write outside the tmpfs it learned is named by its path.
     let elsewhere = format!("echo y > /var/lib/app/state && {CHOWN_AND_DROP}");
     let out = verify(
-        &dir.path("p.json"),
+        &dir.path("p.profile.json"),
         &dir.path("h.json"),
         &["sh", "-c", &elsewhere],
     );
@@ -187,7 +174,6 @@ fn a_setuid_exec_as_a_user_keeps_privileges_and_is_named() {
         return;
     }
     let dir = Scratch::new("harden-suid");
-    let report_path = dir.path("r.md");
     let cmd = [
         "sysloop",
         "drop",
@@ -196,11 +182,7 @@ fn a_setuid_exec_as_a_user_keeps_privileges_and_is_named() {
         "getppid",
         "1",
     ];
-    let (recipe, out) = train(
-        &dir,
-        &["--report", report_path.to_str().expect("utf-8")],
-        &cmd,
-    );
+    let (recipe, rep, out) = train(&dir, &[], &cmd);
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let recipe = recipe.unwrap_or_else(|| panic!("no recipe written: {text}"));
@@ -209,8 +191,12 @@ fn a_setuid_exec_as_a_user_keeps_privileges_and_is_named() {
         strings::<Vec<_>>(&recipe["evidence"]["privileged_execs"]),
         ["/bin/suid-sysloop"]
     );
-    let md = std::fs::read_to_string(&report_path).expect("report");
-    assert!(md.contains("/bin/suid-sysloop"), "{md}");
+    // The report names the program.
+    assert_eq!(
+        strings::<Vec<_>>(&rep["hardening"]["evidence"]["privileged_execs"]),
+        ["/bin/suid-sysloop"],
+        "{rep:#}"
+    );
     assert!(
         !options(&recipe)
             .iter()
@@ -249,7 +235,7 @@ fn a_two_service_stack_runs_under_its_overrides_and_a_worker_without_root_needs_
             "--service",
             service,
         ];
-        let (recipe, out) = train(dir, &flags, &cmd);
+        let (recipe, _, out) = train(dir, &flags, &cmd);
         let text = output_text(&out);
         assert_eq!(out.status.code(), Some(0), "{service}: {text}");
         recipes.push(recipe.unwrap_or_else(|| panic!("{service}: no recipe: {text}")));
@@ -327,7 +313,7 @@ fn a_deployments_container_runs_through_the_cri_under_the_learned_security_conte
         "--k8s-container",
         "app",
     ];
-    let (recipe, out) = train_on(
+    let (recipe, _, out) = train_on(
         test_image(),
         &dir,
         &flags,
@@ -347,7 +333,10 @@ fn a_deployments_container_runs_through_the_cri_under_the_learned_security_conte
     assert_eq!(sc["allowPrivilegeEscalation"], false, "{patch:#}");
     assert_eq!(sc["readOnlyRootFilesystem"], true, "{patch:#}");
     assert_eq!(sc["seccompProfile"]["type"], "Localhost", "{patch:#}");
-    assert_eq!(sc["seccompProfile"]["localhostProfile"], "profile/p.json");
+    assert_eq!(
+        sc["seccompProfile"]["localhostProfile"],
+        "profile/p.profile.json"
+    );
 
     // Strategic merge into a Deployment: the container by name, the volumes added.
     let mut app = serde_json::json!({
@@ -377,7 +366,7 @@ fn a_deployments_container_runs_through_the_cri_under_the_learned_security_conte
     }
 
     let node = Node::start("harden");
-    let profile_path = dir.path("p.json");
+    let profile_path = dir.path("p.profile.json");
     let volumes = dir.path("volumes");
     let run = |name: &str, hardening: Hardening| {
         let mut c = ContainerSpec::new(

@@ -720,14 +720,19 @@ fn current_syscall(task: *const u8) -> u32 {
 /// by the kernel functions it came through (see [`probed`]), and what it was decides the kind.
 #[raw_tracepoint(tracepoint = "cap_capable")]
 pub fn cap_capable(ctx: RawTracePointContext) -> i32 {
+    // As for syscalls: before its filter is in place a task is still being set up (the
+    // install's own CAP_SYS_ADMIN check among it), unless its cgroup counts everything or was
+    // adopted unconfined. The task's own field first: most checks end there, before any
+    // lookup.
     let task = current_task();
+    let filtered = under_filter(task);
+    if !filtered && config(CONFIG_ALL_SYSCALLS) == 0 && config(CONFIG_ADOPT) == 0 {
+        return 0;
+    }
     let Some((_, watch)) = current_watch(task) else {
         return 0;
     };
-    // As for syscalls: before its filter is in place a task is still being set up (the
-    // install's own CAP_SYS_ADMIN check among it), unless the cgroup counts everything or
-    // was adopted unconfined.
-    if watch.flags & (WATCH_ALL_SYSCALLS | WATCH_ADOPTED) == 0 && !under_filter(task) {
+    if !filtered && watch.flags & (WATCH_ALL_SYSCALLS | WATCH_ADOPTED) == 0 {
         return 0;
     }
     if is_runtime(task_field(task, TASK_PID_OFFSET.load())) {

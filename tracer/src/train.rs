@@ -26,7 +26,7 @@ use crate::{
         Stop, unexercised, unexercised_words,
     },
     status::Status,
-    verify::{VerifyError, verify_once},
+    verify::VerifyError,
 };
 
 /// What to train, and how.
@@ -233,21 +233,16 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     } else if options.verify {
         let verify_run = options.verify_run();
         let session = prepared.session(&verify_run, Mode::Verify, "verifying");
-        let (mut v, run) = verify_once(
+        let (v, run) = verified::verify_learned(
             &session,
-            &options.run.target(),
+            options,
             &learned.profile,
-            &options.ctx,
+            &bound,
             "the trained profile",
             "-verify",
             &mut interrupt,
         )
         .await?;
-        // The learned profile is within its bound: what the bound denies too doesn't fail it.
-        v.weigh_against(&bound.profile, &bound.label, &options.ctx, true);
-        if let Some(exercised) = &mut v.exercised {
-            exercised.training_own = options.verify_replays_training();
-        }
         mark_verification(&mut report, &v, &run);
         verification = Some((v, run));
     }

@@ -147,6 +147,47 @@ impl Tally {
         }
     }
 
+    /// Counts one line of `cargo nextest run`: the closing summary
+    /// (`Summary [ 502.1s] 394 tests run: 392 passed (3 slow), 1 failed, 1 timed out, 0 skipped`)
+    /// and the SKIPPED lines of the tests' own output.
+    fn read_nextest(&mut self, line: &str) {
+        let line = line.trim_start();
+        if line.starts_with("SKIPPED ") {
+            self.skipped += 1;
+            return;
+        }
+        let Some(rest) = line.strip_prefix("Summary ") else {
+            return;
+        };
+        let Some((_, counts)) = rest.split_once(" run: ") else {
+            return;
+        };
+        // Drop the parenthesised details ("(3 slow, 1 flaky)"), then read "N what" parts.
+        let mut plain = String::new();
+        let mut depth = 0u32;
+        for c in counts.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ if depth == 0 => plain.push(c),
+                _ => {}
+            }
+        }
+        for part in plain.split(',') {
+            let Some((n, what)) = part.trim().split_once(' ') else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else {
+                continue;
+            };
+            match what.trim() {
+                "passed" => self.passed += n,
+                "failed" | "timed out" | "exec failed" | "leaky" => self.failed += n,
+                _ => {}
+            }
+        }
+    }
+
     /// The totals once `cargo test` ended with `success`.
     fn finish(mut self, success: bool) -> Self {
         // A skipped test returned early: libtest counted it as passed.
@@ -205,11 +246,51 @@ fn run_checks_and_tests(no_lint: bool) -> Result<Tally, (&'static str, anyhow::E
     run_tests().map_err(|e| ("test", e))
 }
 
-/// `cargo test` for the workspace, its output passed through and counted.
+/// The workspace's tests, their output passed through and counted: under cargo-nextest when
+/// it is installed (every test of every binary shares the two slots, so one slow binary does
+/// not hold the rest back), else under `cargo test`.
 fn run_tests() -> anyhow::Result<Tally> {
+    let nextest = cargo_command()
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if nextest {
+        run_nextest()
+    } else {
+        eprintln!("xtask: cargo-nextest not installed: running the tests under cargo test");
+        run_libtest()
+    }
+}
+
+/// `cargo nextest run` for the workspace. Its report and each test's output go to stderr.
+fn run_nextest() -> anyhow::Result<Tally> {
+    // Passing tests' output is shown too, so skipped ones can be counted.
+    let mut nextest = cargo_command();
+    nextest.args([
+        "nextest",
+        "run",
+        "--workspace",
+        "--exclude",
+        "tracer-ebpf",
+        "--no-fail-fast",
+        "--test-threads",
+        "2",
+        "--success-output",
+        "immediate",
+        "--failure-output",
+        "immediate-final",
+    ]);
+    counted(nextest, Stream::Stderr, Tally::read_nextest)
+}
+
+/// `cargo test` for the workspace.
+fn run_libtest() -> anyhow::Result<Tally> {
     // End-to-end tests share the kernel; two at a time keeps them quick on a 2-core machine.
     // --show-output prints what passing tests said, so skipped ones can be counted.
-    let mut child = cargo_command()
+    let mut libtest = cargo_command();
+    libtest
         .args([
             "test",
             "--workspace",
@@ -217,16 +298,42 @@ fn run_tests() -> anyhow::Result<Tally> {
             "tracer-ebpf",
             "--no-fail-fast",
         ])
-        .args(["--", "--test-threads=2", "--show-output"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cargo test")?;
+        .args(["--", "--test-threads=2", "--show-output"]);
+    counted(libtest, Stream::Stdout, Tally::read)
+}
+
+/// Where a test runner reports.
+#[derive(Clone, Copy)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Runs `runner`, passing its report through (to where it was going) and counting each line.
+fn counted(
+    mut runner: Command,
+    stream: Stream,
+    read: fn(&mut Tally, &str),
+) -> anyhow::Result<Tally> {
+    let what = format!("{:?}", runner.get_args().take(2).collect::<Vec<_>>());
+    let mut child = match stream {
+        Stream::Stdout => runner.stdout(Stdio::piped()),
+        Stream::Stderr => runner.stderr(Stdio::piped()),
+    }
+    .spawn()
+    .with_context(|| format!("cargo {what}"))?;
+    let report: Box<dyn std::io::Read> = match stream {
+        Stream::Stdout => Box::new(child.stdout.take().context("the runner's output")?),
+        Stream::Stderr => Box::new(child.stderr.take().context("the runner's output")?),
+    };
     let mut tally = Tally::default();
-    let stdout = child.stdout.take().context("cargo test output")?;
-    for line in BufReader::new(stdout).lines() {
+    for line in BufReader::new(report).lines() {
         let line = line?;
-        println!("{line}");
-        tally.read(&line);
+        match stream {
+            Stream::Stdout => println!("{line}"),
+            Stream::Stderr => eprintln!("{line}"),
+        }
+        read(&mut tally, &line);
     }
     let status = child.wait()?;
     Ok(tally.finish(status.success()))
@@ -382,6 +489,22 @@ test result: ok. 4 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; fini
             skipped: 1,
         };
         assert_eq!(tally.finish(false), want);
+        // nextest's summary, with the SKIPPED lines of the tests' output.
+        let mut nextest = Tally::default();
+        for line in [
+            "        PASS [   0.012s] (1/9) profile-tests::edges a",
+            "SKIPPED a: needs root (eBPF, cgroups)",
+            "     Summary [ 502.104s] 9 tests run: 6 passed (2 slow, 1 flaky), 2 failed, 1 timed out, 0 skipped",
+            "        FAIL [   1.000s] (9/9) profile-tests::edges z",
+        ] {
+            nextest.read_nextest(line);
+        }
+        let want = Tally {
+            passed: 5,
+            failed: 3,
+            skipped: 1,
+        };
+        assert_eq!(nextest.finish(false), want);
         // cargo failing with no failed test (a build error) still counts as a failure.
         let mut built_nothing = Tally::default();
         built_nothing.read("error: could not compile `tracer`");

@@ -404,7 +404,7 @@ impl HardeningArgs {
     /// The outputs, named after `image` where no name was given, the patch pointing at
     /// `profile`'s file.
     pub fn outputs(&self, image: &str, profile: Option<&Path>) -> hardening::write::Outputs {
-        let short = short_name(image);
+        let short = hardening::render::workload_name(image);
         hardening::write::Outputs {
             recipe: self.hardening.clone(),
             compose: self.compose_override.clone(),
@@ -418,23 +418,5 @@ impl HardeningArgs {
                     .map(|f| format!("profile/{}", f.to_string_lossy()))
             }),
         }
-    }
-}
-
-/// An image's name without registry, path or tag, as a DNS label (`ghcr.io/a/web:1` → `web`).
-fn short_name(image: &str) -> String {
-    let name = image.rsplit('/').next().unwrap_or(image);
-    let name = name.split(['@', ':']).next().unwrap_or(name);
-    let mut label: String = name
-        .chars()
-        .map(|c| match c.is_ascii_alphanumeric() {
-            true => c.to_ascii_lowercase(),
-            false => '-',
-        })
-        .collect();
-    label.truncate(63);
-    match label.trim_matches('-') {
-        "" => "app".to_string(),
-        l => l.to_string(),
     }
 }

@@ -5,10 +5,7 @@ use clap::{Args, ValueEnum};
 
 use super::args::load_profile;
 use crate::{
-    hardening::{
-        Recipe,
-        merge::{narrowings, widenings},
-    },
+    hardening::{Recipe, merge::RecipeDiff},
     output,
     report::{DiffReport, Render as _},
     seccomp::{Context, Diff},
@@ -41,9 +38,12 @@ pub struct DiffArgs {
 const EXIT_MORE: u8 = 1;
 
 pub async fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
-    match (Recipe::sniff(&args.old), Recipe::sniff(&args.new)) {
-        (true, true) => return diff_recipes(&args),
-        (false, false) => {}
+    match (
+        Recipe::read_if_recipe(&args.old)?,
+        Recipe::read_if_recipe(&args.new)?,
+    ) {
+        (Some(old), Some(new)) => return diff_recipes(&args, &old, &new),
+        (None, None) => {}
         _ => anyhow::bail!(
             "{} and {}: a least-privilege recipe compares only with a recipe",
             args.old.display(),
@@ -67,41 +67,20 @@ pub async fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `diff` of two least-privilege recipes: what NEW grants that OLD did not fails (exit 1), as
-/// a syscall more does.
-fn diff_recipes(args: &DiffArgs) -> anyhow::Result<ExitCode> {
-    let old = Recipe::read(&args.old)?;
-    let new = Recipe::read(&args.new)?;
-    let wider = widenings(&old, &new);
-    let narrower = narrowings(&old, &new);
-    let (old_name, new_name) = (args.old.display(), args.new.display());
+/// `diff` of two least-privilege recipes: exit 1 when NEW grants more.
+fn diff_recipes(args: &DiffArgs, old: &Recipe, new: &Recipe) -> anyhow::Result<ExitCode> {
+    let diff = RecipeDiff::new(
+        &args.old.display().to_string(),
+        &args.new.display().to_string(),
+        old,
+        new,
+    );
     output::stdout(&match args.format {
-        DiffFormat::Json => {
-            let v = serde_json::json!({
-                "old": old_name.to_string(),
-                "new": new_name.to_string(),
-                "allows_more": !wider.is_empty(),
-                "widenings": wider,
-                "narrowings": narrower,
-            });
-            format!("{}\n", serde_json::to_string_pretty(&v)?)
-        }
-        DiffFormat::Text => {
-            let mut text = match wider.is_empty() {
-                true => format!("{new_name} grants nothing {old_name} did not\n"),
-                false => format!("{new_name} grants more than {old_name}:\n"),
-            };
-            for w in &wider {
-                text += &format!("  + {w}\n");
-            }
-            for n in &narrower {
-                text += &format!("  - {n}\n");
-            }
-            text
-        }
+        DiffFormat::Json => diff.json()?,
+        DiffFormat::Text => diff.text(),
     })?;
-    Ok(match wider.is_empty() {
-        true => ExitCode::SUCCESS,
-        false => ExitCode::from(EXIT_MORE),
+    Ok(match diff.allows_more {
+        true => ExitCode::from(EXIT_MORE),
+        false => ExitCode::SUCCESS,
     })
 }

@@ -5,7 +5,10 @@ use clap::Args;
 
 use super::args::{MkdirArgs, ProfileFormatArgs, load_profile};
 use crate::{
-    hardening::{Recipe, merge::union},
+    hardening::{
+        Recipe,
+        merge::{merged_words, union},
+    },
     names::Abi,
     output,
     seccomp::{Context, merge::merge},
@@ -36,8 +39,13 @@ pub async fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
     if let Some(out) = &args.output {
         args.mkdir.check(out)?;
     }
-    if args.inputs.iter().any(|p| Recipe::sniff(p)) {
-        return merge_recipes(&args);
+    let recipes = args
+        .inputs
+        .iter()
+        .map(|p| Recipe::read_if_recipe(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if recipes.iter().any(Option::is_some) {
+        return merge_recipes(&args, recipes);
     }
     let mut inputs = Vec::new();
     for path in &args.inputs {
@@ -68,16 +76,16 @@ pub async fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `merge` of least-privilege recipes: one that holds for all of them.
-fn merge_recipes(args: &MergeArgs) -> anyhow::Result<ExitCode> {
+fn merge_recipes(args: &MergeArgs, read: Vec<Option<Recipe>>) -> anyhow::Result<ExitCode> {
     let mut recipes = Vec::new();
-    for path in &args.inputs {
-        if !Recipe::sniff(path) {
+    for (path, recipe) in args.inputs.iter().zip(read) {
+        let Some(recipe) = recipe else {
             anyhow::bail!(
                 "{}: not a least-privilege recipe, and a recipe merges only with recipes",
                 path.display()
             );
-        }
-        recipes.push(Recipe::read(path)?);
+        };
+        recipes.push(recipe);
     }
     let merged = union(&recipes).ok_or_else(|| anyhow::anyhow!("nothing to merge"))?;
     let text = merged.to_json()?;
@@ -86,20 +94,8 @@ fn merge_recipes(args: &MergeArgs) -> anyhow::Result<ExitCode> {
         None => output::stdout(&text)?,
     }
     eprintln!(
-        "profile: merged {} recipes: capabilities {}{}{}{}",
-        recipes.len(),
-        match merged.capabilities.add.is_empty() {
-            true => "none".to_string(),
-            false => merged.capabilities.add.join(", "),
-        },
-        match merged.read_only_rootfs {
-            true => ", read-only root",
-            false => ", writable root",
-        },
-        match merged.no_new_privileges {
-            true => ", no-new-privileges",
-            false => "",
-        },
+        "profile: {}{}",
+        merged_words(&merged, recipes.len()),
         args.output
             .as_ref()
             .map(|p| format!(" -> {}", p.display()))

@@ -413,6 +413,24 @@ impl Engine {
     }
 
     /// Whether the daemon answers at all.
+    /// Whether the daemon takes a new connection and answers on it. A daemon that is shutting
+    /// down closes its listener first and keeps serving the connections it has (bollard's pool
+    /// among them) while it stops its containers: only a fresh connection tells.
+    pub async fn answers_anew(&self) -> bool {
+        let Ok(fresh) = Docker::connect_with_defaults() else {
+            return false;
+        };
+        bounded("asking the daemon", self.limits.ping, async {
+            fresh
+                .ping()
+                .await
+                .map(drop)
+                .map_err(api("asking the daemon"))
+        })
+        .await
+        .is_ok()
+    }
+
     pub async fn ping(&self) -> Result<()> {
         bounded("asking the daemon", self.limits.ping, async {
             self.docker

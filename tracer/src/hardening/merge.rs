@@ -128,6 +128,70 @@ pub fn narrowings(old: &Recipe, new: &Recipe) -> Vec<String> {
         .collect()
 }
 
+/// What `profile diff` says of two recipes: what NEW grants that OLD did not fails, as a
+/// syscall more does.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RecipeDiff {
+    pub old: String,
+    pub new: String,
+    pub allows_more: bool,
+    pub widenings: Vec<String>,
+    pub narrowings: Vec<String>,
+}
+
+impl RecipeDiff {
+    pub fn new(old_name: &str, new_name: &str, old: &Recipe, new: &Recipe) -> RecipeDiff {
+        let widenings = widenings(old, new);
+        RecipeDiff {
+            old: old_name.into(),
+            new: new_name.into(),
+            allows_more: !widenings.is_empty(),
+            widenings,
+            narrowings: narrowings(old, new),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let (old, new) = (&self.old, &self.new);
+        let mut text = match self.allows_more {
+            false => format!("{new} grants nothing {old} did not\n"),
+            true => format!("{new} grants more than {old}:\n"),
+        };
+        for w in &self.widenings {
+            text += &format!("  + {w}\n");
+        }
+        for n in &self.narrowings {
+            text += &format!("  - {n}\n");
+        }
+        text
+    }
+
+    pub fn json(&self) -> Result<String, super::HardeningError> {
+        serde_json::to_string_pretty(self)
+            .map(|s| s + "\n")
+            .map_err(|e| super::HardeningError::Render(e.to_string()))
+    }
+}
+
+/// One line on a recipe `merge` made of `inputs` recipes.
+pub fn merged_words(merged: &Recipe, inputs: usize) -> String {
+    format!(
+        "merged {inputs} recipes: capabilities {}{}{}",
+        match merged.capabilities.add.is_empty() {
+            true => "none".to_string(),
+            false => merged.capabilities.add.join(", "),
+        },
+        match merged.read_only_rootfs {
+            true => ", read-only root",
+            false => ", writable root",
+        },
+        match merged.no_new_privileges {
+            true => ", no-new-privileges",
+            false => "",
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,24 +111,34 @@ pub enum HardeningError {
 }
 
 impl Recipe {
-    /// Whether the file at `path` is a recipe rather than a seccomp profile (a JSON object
-    /// with a `read_only_rootfs` key); false where it can't be read.
-    pub fn sniff(path: &std::path::Path) -> bool {
-        // Never stdin (it reads once), nor what isn't a bounded regular file (/dev/zero):
-        // those go to the profile reader, which says why it refuses them.
-        !crate::input::is_stdin(path)
-            && crate::input::read_text(path)
-                .ok()
-                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-                .is_some_and(|v| v.get("read_only_rootfs").is_some())
+    /// The recipe at `path`, or `None` where the file is not one (no `read_only_rootfs` key:
+    /// a seccomp profile, say) or is nothing a recipe could be read from: stdin (it reads
+    /// once) or what isn't a bounded regular file (/dev/zero). Those go to the profile reader,
+    /// which says why it refuses them.
+    pub fn read_if_recipe(path: &std::path::Path) -> Result<Option<Recipe>, HardeningError> {
+        if crate::input::is_stdin(path) {
+            return Ok(None);
+        }
+        let Ok(text) = crate::input::read_text(path) else {
+            return Ok(None);
+        };
+        let is_recipe = serde_json::from_str::<serde_json::Value>(&text)
+            .is_ok_and(|v| v.get("read_only_rootfs").is_some());
+        match is_recipe {
+            true => Self::from_text(path, &text).map(Some),
+            false => Ok(None),
+        }
     }
 
     /// Reads a recipe written by `--hardening` (its `docker_run_options` are worked out again
     /// from its settings, so a hand edit of them can't disagree).
     pub fn read(path: &std::path::Path) -> Result<Recipe, HardeningError> {
-        let text = crate::input::read_text(path)?;
+        Self::from_text(path, &crate::input::read_text(path)?)
+    }
+
+    fn from_text(path: &std::path::Path, text: &str) -> Result<Recipe, HardeningError> {
         let mut recipe: Recipe =
-            serde_json::from_str(&text).map_err(|source| HardeningError::Parse {
+            serde_json::from_str(text).map_err(|source| HardeningError::Parse {
                 path: path.to_path_buf(),
                 source,
             })?;

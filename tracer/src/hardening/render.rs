@@ -132,6 +132,25 @@ pub fn k8s_patch(
     yaml(&json!({ "spec": { "template": { "spec": Value::Object(pod) } } }))
 }
 
+/// The name a service or container of `image` gets where none was given: the image's name
+/// without registry, path or tag, as a DNS label (`ghcr.io/a/web:1` → `web`).
+pub fn workload_name(image: &str) -> String {
+    let name = image.rsplit('/').next().unwrap_or(image);
+    let name = name.split(['@', ':']).next().unwrap_or(name);
+    let mut label: String = name
+        .chars()
+        .map(|c| match c.is_ascii_alphanumeric() {
+            true => c.to_ascii_lowercase(),
+            false => '-',
+        })
+        .collect();
+    label.truncate(63);
+    match label.trim_matches('-') {
+        "" => "app".to_string(),
+        l => l.to_string(),
+    }
+}
+
 /// `UID` or `UID:GID`, numeric.
 fn numeric_user(user: &str) -> Option<(u32, Option<u32>)> {
     let mut parts = user.splitn(2, ':');
@@ -250,6 +269,13 @@ mod tests {
         user.user = Some("65534:65534".into());
         let patch = k8s_patch(&user, "web", None).unwrap();
         assert!(patch.contains("runAsNonRoot: true") && patch.contains("runAsUser: 65534"));
+    }
+
+    #[test]
+    fn a_workload_is_named_after_its_image() {
+        assert_eq!(workload_name("ghcr.io/a/web:1"), "web");
+        assert_eq!(workload_name("registry:5000/My_App@sha256:ab"), "my-app");
+        assert_eq!(workload_name("___"), "app");
     }
 
     #[test]

@@ -449,13 +449,14 @@ impl Session<'_> {
         }
     }
 
-    /// Whether the daemon still answers (asked twice: a busy daemon may miss one).
+    /// Whether the daemon still answers on a new connection (asked twice: a busy daemon may
+    /// miss one).
     async fn daemon_answers(&self) -> bool {
-        if self.engine.ping().await.is_ok() {
+        if self.engine.answers_anew().await {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        self.engine.ping().await.is_ok()
+        self.engine.answers_anew().await
     }
 
     /// When the cgroup was not matched by name at creation (an unusual cgroup layout), watch

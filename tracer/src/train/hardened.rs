@@ -8,8 +8,7 @@ use crate::{
     recorder::{Mode, Snapshot},
     report::Verification,
     seccomp::{Bound, Profile},
-    session::{Interrupt, Prepared, RecordedRun, RunOptions},
-    verify::verify_once,
+    session::{Interrupt, Prepared, RecordedRun},
 };
 
 /// What training's runs give the recipe: all they recorded, and what each wrote in its root
@@ -95,33 +94,17 @@ async fn verify(
     bound: &Bound,
     interrupt: &mut Interrupt,
 ) -> Result<(Verification, RecordedRun), TrainError> {
-    let base = options.verify_run();
-    let mut container = base.container.clone();
-    container.harden(recipe);
-    let run_options = RunOptions {
-        container,
-        observe_rootfs: false,
-        ..base
-    };
+    let mut run_options = options.verify_run();
+    run_options.container.harden(recipe);
     let session = prepared.session(&run_options, Mode::Verify, "verifying the recipe");
     let label = match &recipe.user {
         Some(user) => format!("the trained profile and least-privilege recipe, as {user}"),
         None => "the trained profile and least-privilege recipe".to_string(),
     };
-    let (mut v, run) = verify_once(
-        &session,
-        &options.run.target(),
-        profile,
-        &options.ctx,
-        &label,
-        "-harden",
-        interrupt,
+    let (mut v, run) = super::verified::verify_learned(
+        &session, options, profile, bound, &label, "-harden", interrupt,
     )
     .await?;
-    v.weigh_against(&bound.profile, &bound.label, &options.ctx, true);
-    if let Some(exercised) = &mut v.exercised {
-        exercised.training_own = options.verify_replays_training();
-    }
     v.set_privileges_denied(hardening::verdict::denials(recipe, &run.snapshot));
     Ok((v, run))
 }

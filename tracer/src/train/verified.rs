@@ -1,10 +1,12 @@
 //! The verification that follows a training: what exercises it (the training's own exercise,
 //! or another one or the probe, to try a path training never took) and how the training
 //! report records it.
-use super::TrainOptions;
+use super::{TrainError, TrainOptions};
 use crate::{
     report::{Report, Verification, VerificationStatus},
-    session::{ProbeOptions, RecordedRun, RunOptions, Stop},
+    seccomp::{Bound, Profile},
+    session::{Interrupt, ProbeOptions, RecordedRun, RunOptions, Session, Stop},
+    verify::verify_once,
 };
 
 /// What exercises the verification run of a training, when not the training's own: a path
@@ -36,6 +38,35 @@ impl TrainOptions {
     pub(super) fn verify_replays_training(&self) -> bool {
         self.verify_with.is_none() && (self.run.exercise.is_some() || self.run.probe.is_some())
     }
+}
+
+/// One enforced run in `session` under the learned `profile` (`label` names what it runs
+/// under, `suffix` the container), weighed against the bound: what the bound denies too
+/// doesn't fail a profile learned within it.
+pub(super) async fn verify_learned(
+    session: &Session<'_>,
+    options: &TrainOptions,
+    profile: &Profile,
+    bound: &Bound,
+    label: &str,
+    suffix: &str,
+    interrupt: &mut Interrupt,
+) -> Result<(Verification, RecordedRun), TrainError> {
+    let (mut v, run) = verify_once(
+        session,
+        &options.run.target(),
+        profile,
+        &options.ctx,
+        label,
+        suffix,
+        interrupt,
+    )
+    .await?;
+    v.weigh_against(&bound.profile, &bound.label, &options.ctx, true);
+    if let Some(exercised) = &mut v.exercised {
+        exercised.training_own = options.verify_replays_training();
+    }
+    Ok((v, run))
 }
 
 /// Records in the training report how the verification of its profile went.
