@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use tracer_common::DENY_ERRNO;
 
 use crate::{
-    names::{AbiName, Arch},
+    names::{Abi, AbiName, Arch},
     recorder::Mode,
     report::{Verification, tenths},
+    runtime::{self, Tail},
     seccomp::{Base, Context, NotWithin, Profile},
     session::{
         Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session, SessionError,
@@ -83,6 +84,7 @@ pub struct Verified {
 pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Verified, VerifyError> {
     let mut interrupt = Interrupt::install()?;
     let prepared = Prepared::new(&options.run.container.image, observer, &mut interrupt).await?;
+    prepared.engine.runtime(None).prepare();
     let session = prepared.session(&options.run, Mode::Verify, "verifying");
     let (mut verification, run) = verify_once(
         &session,
@@ -97,6 +99,14 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
     let base = options.base.profile();
     let within = options.profile.widenings(&base, &options.ctx).is_empty();
     verification.weigh_against(&base, options.base.label(), &options.ctx, within);
+    let runtime = prepared.engine.runtime(None);
+    let lacking = lacking(
+        &runtime::tail(&runtime),
+        &options.profile,
+        &base,
+        &options.ctx,
+    );
+    verification.set_runtime_lacking(&runtime.to_string(), lacking);
     if let Some(not_ready) = NotReady::of(&run, &options.run) {
         return Ok(Verified {
             verification,
@@ -141,6 +151,23 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
         status,
         why,
     })
+}
+
+/// The calls of the runtime's `tail` that `profile` denies whatever their arguments while
+/// `base` allows them.
+fn lacking(tail: &Tail, profile: &Profile, base: &Profile, ctx: &Context) -> Vec<String> {
+    if !profile.covers(Abi::X86_64) {
+        return Vec::new();
+    }
+    let allowed = profile.decisions(Abi::X86_64, ctx);
+    let based = base.decisions(Abi::X86_64, ctx);
+    tail.calls
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| allowed.get(name).is_none_or(|d| d.upper.is_empty()))
+        .filter(|name| based.get(name).is_some_and(|d| !d.upper.is_empty()))
+        .map(String::from)
+        .collect()
 }
 
 /// `options.profile` plus what `verification` found denied, never wider than the base's bound

@@ -192,9 +192,11 @@ pub struct Tracked {
 
 impl Tracked {
     fn new(info: ContainerInfo, engine: &Engine) -> Self {
+        let runtime = engine.runtime(info.runtime.as_deref());
+        runtime.prepare();
         Tracked {
             base: base_of(&info),
-            runtime: engine.runtime(info.runtime.as_deref()),
+            runtime,
             info,
             snapshot: Snapshot::default(),
             live: BTreeSet::new(),

@@ -411,8 +411,14 @@ fn write_group(
         container: first.info.name.clone(),
         reason,
     })?;
-    // The tail of the group's first container's runtime: every start of it needs those calls.
-    let tail = runtime::tail(&first.runtime);
+    // The tails of the runtimes the group's containers ran with: every start needs its own.
+    let mut runtimes: Vec<&runtime::Runtime> = Vec::new();
+    for t in members {
+        if !runtimes.contains(&&t.runtime) {
+            runtimes.push(&t.runtime);
+        }
+    }
+    let tail = runtime::tail_of(&runtimes);
     let mut obs = snap.observation();
     obs.required = tail.calls.clone();
     let (ceilings, unknown) = match ceilings {
