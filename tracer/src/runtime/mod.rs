@@ -106,6 +106,8 @@ impl std::fmt::Display for Runtime {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tail {
     pub calls: Vec<(&'static str, &'static str)>,
+    /// Those its binary says its code can make after the filter (sorted).
+    pub from_binary: Vec<&'static str>,
     /// Set when the set is not the runtime version's own measurement and binary.
     pub note: Option<String>,
 }
@@ -123,8 +125,10 @@ pub fn union() -> Tail {
     UNION
         .get_or_init(|| {
             let stored: Vec<FromBinary> = MEASURED.iter().filter_map(Measured::read).collect();
+            let stored: Vec<&FromBinary> = stored.iter().collect();
             Tail {
-                calls: combine(MEASURED.iter(), &stored.iter().collect::<Vec<_>>(), "the runtime"),
+                calls: combine(MEASURED.iter(), &stored, "the runtime"),
+                from_binary: read_names(&stored),
                 note: Some(
                     "no container engine answered: the profile allows what every measured container runtime does after installing the filter".into(),
                 ),
@@ -144,9 +148,12 @@ pub fn tail_of(runtimes: &[&Runtime]) -> Tail {
                 out.calls.push(call);
             }
         }
+        out.from_binary.extend(t.from_binary);
         notes.extend(t.note.filter(|n| !notes.contains(n)));
     }
     out.calls.sort();
+    out.from_binary.sort();
+    out.from_binary.dedup();
     out.note = (!notes.is_empty()).then(|| notes.join("; "));
     out
 }
@@ -236,6 +243,7 @@ fn made(runtime: &Runtime, derived: Option<&'static FromBinary>) -> Tail {
     let who = family.unwrap_or(runtime.name.as_str());
     Tail {
         calls: combine(pool.into_iter(), &read, who),
+        from_binary: read_names(&read),
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     }
 }
@@ -274,6 +282,13 @@ fn combine<'a>(
             (name, why)
         })
         .collect()
+}
+
+/// The calls of the binaries `read`, sorted, each once.
+fn read_names(read: &[&FromBinary]) -> Vec<&'static str> {
+    let names: std::collections::BTreeSet<&'static str> =
+        read.iter().flat_map(|b| b.calls.keys().copied()).collect();
+    names.into_iter().collect()
 }
 
 /// Why `b` lets its runtime make a call it was read to make.

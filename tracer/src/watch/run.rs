@@ -384,6 +384,12 @@ fn write_group(
         docker_default_allowed: 0,
         reduction_vs_docker_default_percent: 0.0,
         complete: notes.is_empty(),
+        runtimes: {
+            let mut r: Vec<String> = members.iter().map(|t| t.runtime.to_string()).collect();
+            r.sort();
+            r.dedup();
+            r
+        },
         security_context: None,
         ran: ProgramsRun::default(),
         runtime_calls: snap
