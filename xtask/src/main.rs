@@ -60,6 +60,9 @@ enum Task {
         /// How many start at once.
         #[arg(long, default_value_t = 60)]
         at_once: usize,
+        /// Only the conditions whose name contains this ("plain", "Podman").
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Take each call of the runtime's tail out of a trained profile, one at a time, and count
     /// how often `profile verify` finds a start failing and names the runtime (needs root; long).
@@ -109,7 +112,8 @@ fn main() -> anyhow::Result<()> {
             runtime,
             starts,
             at_once,
-        } => tail::runtime_tail(&runtime, starts, at_once),
+            only,
+        } => tail::runtime_tail(&runtime, starts, at_once, only.as_deref()),
         Task::RuntimeRemovals {
             runtime,
             starts,

@@ -1,8 +1,9 @@
 //! The engines the runtime's tail is measured on, each of this process's own and stopped when
-//! dropped: a private dockerd (its own data root, exec root, socket and pidfile, no bridge)
-//! with extra runtimes registered, or Podman's service on a socket of its own. The system's
-//! engine is never touched.
+//! dropped: a private dockerd (its own data root, exec root, socket and pidfile, no bridge, in
+//! a network namespace of its own) with extra runtimes registered, or Podman's service on a
+//! socket of its own. The system's engine and the host's interfaces are never touched.
 use std::{
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
@@ -40,6 +41,7 @@ impl Engine {
             .arg("--pidfile")
             .arg(state.join("docker.pid"))
             .args(["-H", &host, "--bridge", "none", "--iptables=false"])
+            .args(["--ip-forward=false", "--ip-masq=false"])
             .args(["--containerd-namespace", "profile-tail"])
             .args(["--containerd-plugins-namespace", "profile-tail-plugins"]);
         for (name, program) in runtimes.iter().filter(|(n, _)| n != "runc") {
@@ -47,6 +49,15 @@ impl Engine {
                 .arg(format!("{name}={}", program.display()));
         }
         cmd.args(["--default-runtime", default]);
+        // dockerd without a bridge deletes the interface named docker0 where it runs: in a
+        // network namespace of its own there is none (containers run with --network none).
+        // SAFETY: between fork and exec the child only makes the unshare syscall.
+        unsafe {
+            cmd.pre_exec(|| match libc::unshare(libc::CLONE_NEWNET) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            });
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -131,24 +131,44 @@ const WRAPPERS: &[(&str, &str)] = &[("runc-p16", "GOMAXPROCS=16")];
 
 const LABEL: &str = "io.github.profile.runtime-tail=1";
 
-/// What was measured of one condition: containers recorded, and per call in how many.
-type Seen = (usize, BTreeMap<String, usize>);
+/// What was measured of one condition: containers recorded, starts that failed, and per call
+/// in how many containers.
+struct Seen {
+    recorded: usize,
+    failed: usize,
+    calls: BTreeMap<String, usize>,
+    /// What each recorded container's profile allows.
+    allowed: Vec<BTreeSet<String>>,
+}
 
-pub(crate) fn runtime_tail(runtime: &str, starts: usize, at_once: usize) -> anyhow::Result<()> {
+/// The calls of runc's Go runtime that no start needs to make but any may: every profile of
+/// a container runc started must allow them.
+const GO_RUNTIME: &[&str] = &["madvise", "mmap", "munmap", "nanosleep"];
+
+pub(crate) fn runtime_tail(
+    runtime: &str,
+    starts: usize,
+    at_once: usize,
+    only: Option<&str>,
+) -> anyhow::Result<()> {
     ensure!(is_root(), "recording needs root");
     ensure!(
         at_once > 0 && starts > 0,
         "--starts and --at-once must be positive"
     );
     let setup = Setup::new(runtime, "runtime-tail")?;
-    let mut results: Vec<(&Condition, usize, BTreeMap<String, usize>)> = Vec::new();
-    for condition in CONDITIONS.iter().filter(|c| c.runtimes.contains(&runtime)) {
+    let mut results: Vec<(&Condition, Seen)> = Vec::new();
+    let chosen = CONDITIONS
+        .iter()
+        .filter(|c| c.runtimes.contains(&runtime))
+        .filter(|c| only.is_none_or(|o| c.name.contains(o)));
+    for condition in chosen {
         println!(
             "condition: {} ({starts} starts, {at_once} at once)",
             condition.name
         );
-        let (n, seen) = setup.measure(condition, starts, at_once)?;
-        results.push((condition, n, seen));
+        let seen = setup.measure(condition, starts, at_once)?;
+        results.push((condition, seen));
     }
     let report = setup.render(starts, at_once, &results);
     let out = setup.dir.join("result.md");
@@ -256,6 +276,7 @@ impl Setup {
         let runtime = self.runtime_of(condition);
         let mut run: Vec<String> =
             vec!["run".into(), "--rm".into(), "--label".into(), LABEL.into()];
+        run.extend(["--network".into(), "none".into()]);
         if !condition.podman {
             run.extend(["--runtime".into(), runtime.clone()]);
         }
@@ -284,6 +305,7 @@ impl Setup {
         }
         run.extend(condition.options.iter().map(|o| o.to_string()));
         let mut done = 0;
+        let mut failed = 0;
         while done < starts {
             let batch = at_once.min(starts - done);
             let children: Vec<Child> = (0..batch)
@@ -302,7 +324,9 @@ impl Setup {
                 .collect::<Result<_, _>>()
                 .context("starting containers")?;
             for mut child in children {
-                let _ = child.wait();
+                if !child.wait().is_ok_and(|s| s.success()) {
+                    failed += 1;
+                }
             }
             done += batch;
         }
@@ -320,24 +344,26 @@ impl Setup {
             "profile watch ended with {status}"
         );
         let index = std::fs::read_to_string(out.join("index.json"))?;
-        let rows = index_rows(&index)?;
+        let rows = index_rows(&index, &out)?;
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut recorded = 0;
-        for calls in rows.into_iter().filter(|c| !c.is_empty()) {
+        let mut allowed = Vec::new();
+        for (calls, profile) in rows.into_iter().filter(|(c, _)| !c.is_empty()) {
             recorded += 1;
             for call in calls {
                 *seen.entry(call).or_default() += 1;
             }
+            allowed.push(profile);
         }
-        Ok((recorded, seen))
+        Ok(Seen {
+            recorded,
+            failed,
+            calls: seen,
+            allowed,
+        })
     }
 
-    fn render(
-        &self,
-        starts: usize,
-        at_once: usize,
-        results: &[(&Condition, usize, BTreeMap<String, usize>)],
-    ) -> String {
+    fn render(&self, starts: usize, at_once: usize, results: &[(&Condition, Seen)]) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -346,12 +372,16 @@ impl Setup {
         );
         let mut calls: BTreeSet<&str> = results
             .iter()
-            .flat_map(|(_, _, s)| s.keys().map(String::as_str))
+            .flat_map(|(_, s)| s.calls.keys().map(String::as_str))
             .collect();
         calls.extend(self.tail.calls.iter().map(|(n, _)| *n));
         let _ = write!(out, "| call | from the binary |");
-        for (c, n, _) in results {
-            let _ = write!(out, " {} ({n}) |", c.name);
+        for (c, s) in results {
+            let failed = match s.failed {
+                0 => String::new(),
+                n => format!(", {n} failed to start"),
+            };
+            let _ = write!(out, " {} ({}{failed}) |", c.name, s.recorded);
         }
         let _ = write!(out, "\n|---|---|");
         for _ in results {
@@ -359,46 +389,113 @@ impl Setup {
         }
         out.push('\n');
         for call in calls {
-            let from_binary = self
-                .tail
-                .calls
-                .iter()
-                .any(|(n, why)| *n == call && why.contains("read from"));
+            let from_binary = self.tail.from_binary.contains(&call);
             let _ = write!(
                 out,
                 "| `{call}` | {} |",
                 if from_binary { "yes" } else { "" }
             );
-            for (_, _, seen) in results {
-                let _ = write!(out, " {} |", seen.get(call).copied().unwrap_or(0));
+            for (_, seen) in results {
+                let _ = write!(out, " {} |", seen.calls.get(call).copied().unwrap_or(0));
             }
             out.push('\n');
         }
+        let _ = writeln!(out, "\n{}", self.held(results));
         if let Some(note) = &self.tail.note {
             let _ = writeln!(out, "\nnote: {note}");
         }
         out
     }
+
+    /// Whether every profile recorded allows every call any runtime task made in any
+    /// container (of every condition), and, for runc, its Go runtime's calls.
+    fn held(&self, results: &[(&Condition, Seen)]) -> String {
+        let mut needed: BTreeSet<&str> = results
+            .iter()
+            .flat_map(|(_, s)| s.calls.keys().map(String::as_str))
+            .collect();
+        if self.runtime == "runc" {
+            needed.extend(GO_RUNTIME);
+        }
+        let profiles: Vec<&BTreeSet<String>> =
+            results.iter().flat_map(|(_, s)| &s.allowed).collect();
+        let mut lacking: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut short = 0;
+        for allowed in &profiles {
+            let missing: Vec<&str> = needed
+                .iter()
+                .copied()
+                .filter(|n| !allowed.contains(*n))
+                .collect();
+            short += usize::from(!missing.is_empty());
+            for name in missing {
+                *lacking.entry(name).or_default() += 1;
+            }
+        }
+        let lacking: Vec<String> = lacking
+            .iter()
+            .map(|(name, n)| format!("`{name}` ({n})"))
+            .collect();
+        format!(
+            "profiles holding all {} calls any runtime task made{}: {} of {}{}",
+            needed.len(),
+            if self.runtime == "runc" {
+                " and runc's Go runtime's mmap, munmap, madvise, nanosleep"
+            } else {
+                ""
+            },
+            profiles.len() - short,
+            profiles.len(),
+            match lacking.is_empty() {
+                true => String::new(),
+                false => format!("; lacking: {}", lacking.join(", ")),
+            }
+        )
+    }
 }
 
-/// The `runtime_calls` of each row of watch's index.json.
-fn index_rows(index: &str) -> anyhow::Result<Vec<BTreeSet<String>>> {
+/// The `runtime_calls` of each row of watch's index.json, with the names its profile (in
+/// `dir`) allows.
+fn index_rows(
+    index: &str,
+    dir: &Path,
+) -> anyhow::Result<Vec<(BTreeSet<String>, BTreeSet<String>)>> {
     let json: serde_json::Value = serde_json::from_str(index).context("index.json")?;
     let rows = json["profiles"]
         .as_array()
         .context("index.json: no profiles")?;
-    Ok(rows
-        .iter()
+    rows.iter()
         .map(|r| {
-            r["runtime_calls"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
+            let allowed = match r["file"].as_str() {
+                Some(file) => allowed_names(&dir.join(file))?,
+                None => BTreeSet::new(),
+            };
+            Ok((strings(&r["runtime_calls"]), allowed))
         })
+        .collect()
+}
+
+/// The strings of a JSON array.
+fn strings(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The names a Docker profile allows.
+fn allowed_names(path: &Path) -> anyhow::Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| shown(path))?;
+    let json: serde_json::Value = serde_json::from_str(&text).with_context(|| shown(path))?;
+    Ok(json["syscalls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+        .flat_map(|r| strings(&r["names"]))
         .collect())
 }
 

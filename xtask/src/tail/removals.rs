@@ -41,6 +41,8 @@ pub(crate) fn runtime_removals(runtime: &str, starts: usize, at_once: usize) -> 
         "train",
         "--image",
         &setup.image,
+        "--network",
+        "none",
         "-o",
         &base.display().to_string(),
         "--",
@@ -53,7 +55,7 @@ pub(crate) fn runtime_removals(runtime: &str, starts: usize, at_once: usize) -> 
     let env = environment(&setup.large_env)?;
     let mut rows: Vec<(&'static str, bool, Outcome)> = Vec::new();
     let hogs = Hogs::start(2)?;
-    for (call, why) in &setup.tail.calls {
+    for (call, _) in &setup.tail.calls {
         let Some(removed) = without(&trained, call) else {
             println!("{call}: not in the trained profile (its base denies it), skipped");
             continue;
@@ -67,7 +69,7 @@ pub(crate) fn runtime_removals(runtime: &str, starts: usize, at_once: usize) -> 
             outcome.starts,
             outcome.named
         );
-        rows.push((call, why.contains("read from"), outcome));
+        rows.push((call, setup.tail.from_binary.contains(call), outcome));
     }
     drop(hogs);
     let report = render(&setup, starts, &rows);
@@ -132,7 +134,8 @@ impl Setup {
                     let report = self.dir.join(format!("verify-{call}-{}.json", done + i));
                     let _ = std::fs::remove_file(&report);
                     let mut c = Command::new(&self.profile);
-                    c.args(["verify", "--image", &self.image, "--profile"])
+                    c.args(["verify", "--image", &self.image, "--network", "none"])
+                        .arg("--profile")
                         .arg(profile)
                         .arg("--report")
                         .arg(&report)
