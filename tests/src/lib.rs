@@ -511,8 +511,11 @@ pub fn run_image(image: &str, opts: &[&str], cmd: &[&str]) -> Output {
 pub struct PrivateDaemon {
     dir: PathBuf,
     child: Option<std::process::Child>,
-    /// Its own bridge: `--bridge none` would make dockerd delete the machine's docker0.
-    bridge: String,
+    /// Its own bridge: `--bridge none` would make dockerd delete the machine's docker0. None
+    /// for a daemon in a network namespace of its own ([`Self::isolated`]).
+    bridge: Option<String>,
+    /// More `dockerd` options.
+    options: Vec<String>,
     /// The DOCKER_HOST that reaches it.
     pub host: String,
 }
@@ -547,10 +550,37 @@ impl PrivateDaemon {
         let mut daemon = PrivateDaemon {
             dir,
             child: None,
-            bridge,
+            bridge: Some(bridge),
+            options: Vec::new(),
             host,
         };
         daemon.launch();
+        daemon.build_image();
+        daemon
+    }
+
+    /// A daemon in a network namespace of its own (its containers run with `--network none`;
+    /// no interface of the machine's is made or removed), started with more dockerd
+    /// `options` (`--add-runtime crun=/usr/bin/crun`), with [`PRIVATE_IMAGE`] built.
+    pub fn isolated(tag: &str, options: &[&str]) -> Self {
+        let dir = PathBuf::from(format!("/tmp/pd-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("daemon dir");
+        let host = format!("unix://{}/docker.sock", dir.display());
+        let mut daemon = PrivateDaemon {
+            dir,
+            child: None,
+            bridge: None,
+            options: options.iter().map(|o| o.to_string()).collect(),
+            host,
+        };
+        daemon.launch();
+        daemon.build_image();
+        daemon
+    }
+
+    fn build_image(&self) {
+        let daemon = self;
         let ctx = daemon.dir.join("image");
         std::fs::create_dir_all(&ctx).expect("image context");
         std::fs::copy("/bin/busybox", ctx.join("busybox"))
@@ -564,7 +594,8 @@ impl PrivateDaemon {
         )
         .expect("Dockerfile");
         let out = Command::new("docker")
-            .args(["-H", &daemon.host, "build", "-q", "-t", PRIVATE_IMAGE])
+            .args(["-H", &daemon.host, "build", "-q", "--network", "none"])
+            .args(["-t", PRIVATE_IMAGE])
             .arg(&ctx)
             .env("DOCKER_BUILDKIT", "0")
             .output()
@@ -574,7 +605,6 @@ impl PrivateDaemon {
             "building {PRIVATE_IMAGE}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        daemon
     }
 
     /// Starts dockerd on this daemon's directories and waits until it answers.
@@ -585,21 +615,35 @@ impl PrivateDaemon {
             .append(true)
             .open(self.dir.join("dockerd.log"))
             .expect("daemon log");
-        let child = Command::new("dockerd")
-            .args(["--data-root", &d("data"), "--exec-root", &d("exec")])
+        let mut cmd = Command::new("dockerd");
+        cmd.args(["--data-root", &d("data"), "--exec-root", &d("exec")])
             .args(["--pidfile", &d("docker.pid"), "-H", &self.host])
             .args([
                 "--bridge",
-                &self.bridge,
+                self.bridge.as_deref().unwrap_or("none"),
                 "--iptables=false",
                 "--ip-masq=false",
             ])
+            .args(&self.options)
             .args([
                 "--ip-forward=false",
                 "--containerd-namespace",
                 "profile-test",
             ])
-            .args(["--containerd-plugins-namespace", "profile-test-plugins"])
+            .args(["--containerd-plugins-namespace", "profile-test-plugins"]);
+        if self.bridge.is_none() {
+            use std::os::unix::process::CommandExt as _;
+            // Without a bridge dockerd deletes the interface named docker0 where it runs: in a
+            // network namespace of its own there is none.
+            // SAFETY: between fork and exec the child only makes the unshare syscall.
+            unsafe {
+                cmd.pre_exec(|| match libc::unshare(libc::CLONE_NEWNET) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
+        }
+        let child = cmd
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().expect("daemon log"))
             .stderr(log)
@@ -714,9 +758,9 @@ impl Drop for PrivateDaemon {
         }
         self.unmount_leftovers();
         let _ = std::fs::remove_dir_all(&self.dir);
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
+        if let Some(bridge) = &self.bridge {
+            let _ = Command::new("ip").args(["link", "del", bridge]).output();
+        }
     }
 }
 

@@ -17,10 +17,20 @@ struct Podman {
 
 impl Podman {
     fn start(test: &str) -> Podman {
+        Podman::start_with(test, None)
+    }
+
+    /// Podman's service running containers with `runtime` (its own default otherwise).
+    fn start_with(test: &str, runtime: Option<&str>) -> Podman {
         let dir = Scratch::new(test);
+        let engine = runtime
+            .map(|r| format!("[engine]\nruntime = \"{r}\"\n"))
+            .unwrap_or_default();
         std::fs::write(
             dir.path("containers.conf"),
-            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n",
+            format!(
+                "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n{engine}"
+            ),
         )
         .unwrap();
         let service = Command::new("podman")
@@ -156,4 +166,67 @@ fn train_and_watch_against_podman() {
     let watched = dir.join(row["file"].as_str().unwrap());
     let ok = run_under_podman(&p, &watched, &["true"]);
     assert!(ok.status.success(), "{}", output_text(&ok));
+}
+
+/// The reasons the training report gives for what it allows unobserved, in one string.
+fn reasons(report: &serde_json::Value) -> String {
+    report["always_allowed"]
+        .as_array()
+        .expect("always_allowed")
+        .iter()
+        .map(|b| format!("{}: {}", b["name"], b["reason"]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn podmans_runtime_is_the_one_it_runs_and_crun_profiles_carry_cruns_set() {
+    if !privileged("podmans_runtime_is_the_one_it_runs_and_crun_profiles_carry_cruns_set") {
+        return;
+    }
+    let cmd = ["sh", "-c", "ls / >/dev/null"];
+    let mut allowed = Vec::new();
+    for runtime in ["crun", "runc"] {
+        let p = Podman::start_with(&format!("podman-{runtime}"), Some(runtime));
+        let profile_path = p.dir.path("p.json");
+        let report_path = p.dir.path("p.report.json");
+        let mut args = vec!["train", "--image"];
+        let image = p.image();
+        args.extend([
+            image.as_str(),
+            "--network",
+            "none",
+            "-q",
+            "-o",
+            profile_path.to_str().unwrap(),
+            "--report",
+            report_path.to_str().unwrap(),
+            "--",
+        ]);
+        args.extend(cmd);
+        let out = p.profile(&args);
+        assert!(out.status.success(), "{runtime}: {}", output_text(&out));
+        let why = reasons(&report(&report_path));
+        let other = if runtime == "crun" { "runc" } else { "crun" };
+        assert!(
+            why.contains(&format!("by {runtime} 1.")),
+            "{runtime}: {why}"
+        );
+        assert!(!why.contains(&format!("by {other} 1.")), "{runtime}: {why}");
+        // Every start under the profile works with the runtime it was learned with.
+        for i in 1..=5 {
+            let ok = run_under_podman(&p, &profile_path, &cmd);
+            assert!(
+                ok.status.success(),
+                "{runtime}, start {i}: {}",
+                output_text(&ok)
+            );
+        }
+        allowed.push(allowed_names(&profile_path));
+    }
+    // runc's Go runtime is not crun's: crun's profile has none of its own calls.
+    for name in ["madvise", "sigaltstack", "nanosleep", "munmap"] {
+        assert!(!allowed[0].contains(name), "crun's profile allows {name}");
+        assert!(allowed[1].contains(name), "runc's profile lacks {name}");
+    }
 }

@@ -449,6 +449,7 @@ fn the_watch_index() {
         docker_default_allowed: 309,
         reduction_vs_docker_default_percent: 86.4,
         complete: notes.is_empty(),
+        runtimes: vec!["runc 1.1.5+ds1".into()],
         notes: notes.iter().map(|n| n.to_string()).collect(),
         security_context: None,
         ran: ProgramsRun::default(),
@@ -499,6 +500,7 @@ fn the_watch_index_of_a_node() {
             docker_default_allowed: 309,
             reduction_vs_docker_default_percent: 83.2,
             complete: true,
+            runtimes: vec!["io.containerd.runc.v2 1.1.5+ds1".into()],
             runtime_calls: vec!["capset".into(), "execve".into()],
             notes: Vec::new(),
             security_context: Some(format!(

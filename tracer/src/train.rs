@@ -148,6 +148,9 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
     let bound = options.base.bound(options.allow_beyond_default);
     let mut interrupt = Interrupt::install()?;
     let prepared = Prepared::new(&options.run, observer, &mut interrupt).await?;
+    // Read while the workload runs: the runtime's tail needs its binary.
+    let runtime = prepared.engine.runtime(None);
+    runtime.prepare();
     let mode = match options.all_syscalls {
         true => Mode::AllSyscalls,
         false => Mode::UnderFilter,
@@ -169,7 +172,7 @@ pub async fn train(options: &TrainOptions, observer: &Observer) -> Result<Traini
         return Ok(Training::NotReady(not_ready));
     }
     // The runtime's calls after its filter is in place: every start needs them.
-    let tail = runtime::tail(&prepared.engine.runtime(None));
+    let tail = runtime::tail(&runtime);
     let mut obs = runs.total.observation();
     obs.required = tail.calls.clone();
     let (ceilings, scan_failed, scan_interrupted) =

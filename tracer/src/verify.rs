@@ -6,9 +6,10 @@ use tracer_common::DENY_ERRNO;
 
 use crate::{
     hardening::{self, Recipe},
-    names::{AbiName, Arch},
+    names::{Abi, AbiName, Arch},
     recorder::Mode,
     report::{Verification, tenths},
+    runtime::{self, Tail},
     seccomp::{Base, Context, NotWithin, Profile},
     session::{
         Exercised, Interrupt, NotReady, Observer, Prepared, RecordedRun, RunOptions, Session,
@@ -90,6 +91,7 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
         run_options.container.harden(recipe);
     }
     let prepared = Prepared::new(&run_options, observer, &mut interrupt).await?;
+    prepared.engine.runtime(None).prepare();
     if options.hardening.is_some() {
         prepared
             .recorder
@@ -113,6 +115,14 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
     if let Some(recipe) = &options.hardening {
         verification.set_privileges_denied(hardening::verdict::denials(recipe, &run.snapshot));
     }
+    let runtime = prepared.engine.runtime(None);
+    let lacking = lacking(
+        &runtime::tail(&runtime),
+        &options.profile,
+        &base,
+        &options.ctx,
+    );
+    verification.set_runtime_lacking(&runtime.to_string(), lacking);
     if let Some(not_ready) = NotReady::of(&run, &run_options) {
         return Ok(Verified {
             verification,
@@ -157,6 +167,23 @@ pub async fn verify(options: &VerifyOptions, observer: &Observer) -> Result<Veri
         status,
         why,
     })
+}
+
+/// The calls of the runtime's `tail` that `profile` denies whatever their arguments while
+/// `base` allows them.
+fn lacking(tail: &Tail, profile: &Profile, base: &Profile, ctx: &Context) -> Vec<String> {
+    if !profile.covers(Abi::X86_64) {
+        return Vec::new();
+    }
+    let allowed = profile.decisions(Abi::X86_64, ctx);
+    let based = base.decisions(Abi::X86_64, ctx);
+    tail.calls
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| allowed.get(name).is_none_or(|d| d.upper.is_empty()))
+        .filter(|name| based.get(name).is_some_and(|d| !d.upper.is_empty()))
+        .map(String::from)
+        .collect()
 }
 
 /// `options.profile` plus what `verification` found denied, never wider than the base's bound

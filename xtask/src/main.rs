@@ -59,11 +59,30 @@ enum Task {
     /// Measure which calls the container runtime's init makes after installing the filter:
     /// many starts at once under stress, on a private dockerd (needs root; a few minutes).
     RuntimeTail {
+        /// The runtime measured: runc or crun.
+        #[arg(long, default_value = "runc")]
+        runtime: String,
         /// Containers started per condition.
         #[arg(long, default_value_t = 120)]
         starts: usize,
         /// How many start at once.
         #[arg(long, default_value_t = 60)]
+        at_once: usize,
+        /// Only the conditions whose name contains this ("plain", "Podman").
+        #[arg(long)]
+        only: Option<String>,
+    },
+    /// Take each call of the runtime's tail out of a trained profile, one at a time, and count
+    /// how often `profile verify` finds a start failing and names the runtime (needs root; long).
+    RuntimeRemovals {
+        /// The runtime measured: runc or crun.
+        #[arg(long, default_value = "runc")]
+        runtime: String,
+        /// Starts per removal.
+        #[arg(long, default_value_t = 20)]
+        starts: usize,
+        /// How many verify at once.
+        #[arg(long, default_value_t = 4)]
         at_once: usize,
     },
 }
@@ -124,7 +143,17 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => demo(),
         Task::Images => images().map(drop),
         Task::Dist { image } => dist::dist(image),
-        Task::RuntimeTail { starts, at_once } => tail::runtime_tail(starts, at_once),
+        Task::RuntimeTail {
+            runtime,
+            starts,
+            at_once,
+            only,
+        } => tail::runtime_tail(&runtime, starts, at_once, only.as_deref()),
+        Task::RuntimeRemovals {
+            runtime,
+            starts,
+            at_once,
+        } => tail::runtime_removals(&runtime, starts, at_once),
     }
 }
 

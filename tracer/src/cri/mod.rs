@@ -12,7 +12,7 @@ use std::{
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 
-pub use runtime::runc_version;
+pub use runtime::runc;
 
 /// The generated CRI messages and client (`runtime.v1`).
 #[allow(clippy::all, missing_docs)]

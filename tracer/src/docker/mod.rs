@@ -6,6 +6,7 @@
 mod export;
 mod inspect;
 mod rootfs;
+mod runtimes;
 mod spec;
 #[cfg(test)]
 pub(crate) mod stub;
@@ -272,10 +273,8 @@ pub struct Engine {
     /// Podman's Docker-compatible service: it takes `seccomp=` as a path on the server, not
     /// as the profile's text.
     podman: bool,
-    /// The runtime containers run with unless they name another, as the engine reports it.
-    default_runtime: crate::runtime::Runtime,
-    /// Versions of the engine's components by name (`runc` → `1.1.5+ds1`).
-    components: std::collections::BTreeMap<String, String>,
+    /// The runtimes containers run with, as the engine reports them.
+    runtimes: runtimes::Runtimes,
 }
 
 impl Engine {
@@ -368,7 +367,7 @@ impl Engine {
         if podman {
             log::info!("the engine is Podman: seccomp profiles are handed over as files");
         }
-        let default_name = bounded(
+        let info = bounded(
             "asking the engine's runtime",
             Duration::from_secs(30),
             async {
@@ -379,37 +378,38 @@ impl Engine {
             },
         )
         .await
-        .ok()
-        .and_then(|info| info.default_runtime)
-        .unwrap_or_else(|| "runc".to_string());
-        let mut engine = Engine {
+        .ok();
+        let default_name = info
+            .as_ref()
+            .and_then(|info| info.default_runtime.clone())
+            .unwrap_or_else(|| "runc".to_string());
+        let programs = info
+            .and_then(|info| info.runtimes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(name, r)| Some((name, r.path?)))
+            .collect();
+        let socket = unix_socket();
+        let runtimes = runtimes::Runtimes::new(
+            &default_name,
+            programs,
+            components,
+            podman,
+            socket.as_deref().map(std::path::Path::new),
+        );
+        log::info!("default runtime: {}", runtimes.default);
+        Ok(Engine {
             docker,
             limits: Limits::default(),
             podman,
-            default_runtime: crate::runtime::Runtime::default(),
-            components,
-        };
-        engine.default_runtime = engine.runtime_named(&default_name);
-        log::info!("default runtime: {}", engine.default_runtime);
-        Ok(engine)
+            runtimes,
+        })
     }
 
     /// The runtime a container runs with: `name` from its configuration (HostConfig.Runtime),
-    /// or the engine's default; with its version when the engine reports one.
+    /// or the engine's default; with its version and binary when they can be found.
     pub fn runtime(&self, name: Option<&str>) -> crate::runtime::Runtime {
-        match name.filter(|n| !n.is_empty()) {
-            Some(name) if name != self.default_runtime.name => self.runtime_named(name),
-            _ => self.default_runtime.clone(),
-        }
-    }
-
-    fn runtime_named(&self, name: &str) -> crate::runtime::Runtime {
-        // Docker reports the version of the runc it runs by default as a component; a runtime
-        // configured under another name is another program, whose version it doesn't know.
-        let version = (name == "runc" || name.starts_with("io.containerd.runc."))
-            .then(|| self.components.get("runc"))
-            .flatten();
-        crate::runtime::Runtime::new(name, version.map(String::as_str))
+        self.runtimes.of(name)
     }
 
     /// Whether the daemon answers at all.

@@ -23,8 +23,7 @@ pub(crate) fn engine_at(socket: &std::path::Path) -> Engine {
         docker,
         limits,
         podman: false,
-        default_runtime: crate::runtime::Runtime::default(),
-        components: Default::default(),
+        runtimes: Default::default(),
     }
 }
 

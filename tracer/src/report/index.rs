@@ -24,6 +24,9 @@ pub struct IndexRow {
     pub docker_default_allowed: usize,
     pub reduction_vs_docker_default_percent: f64,
     pub complete: bool,
+    /// The container runtimes its containers ran with (`runc 1.1.5+ds1`), sorted: the
+    /// profile allows each one's tail.
+    pub runtimes: Vec<String>,
     /// Calls the container runtime made under the filter before it handed over to the
     /// workload (all containers of the profile together).
     pub runtime_calls: Vec<String>,

@@ -54,6 +54,12 @@ pub struct Verification {
     /// What the profile denied the container runtime before it handed over to the workload:
     /// the container could not start.
     pub runtime_denied: Vec<SyscallLine>,
+    /// Calls of the container runtime's tail the profile denies while the base allows them:
+    /// the runtime can make each after installing the filter, failing the start when it does.
+    pub runtime_lacking: Vec<String>,
+    /// The runtime those are of (`runc 1.1.5+ds1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
     pub denied_calls: u64,
     /// For syscalls whose arguments are learned: the argument values that were denied.
     pub denied_arguments: Vec<DeniedArguments>,
@@ -151,6 +157,8 @@ impl Verification {
                 + snap.out_of_range_denied,
             denied,
             runtime_denied,
+            runtime_lacking: Vec::new(),
+            runtime: None,
             exit_code: None,
             killed_by_sigsys: false,
             stopped_by: None,
@@ -181,6 +189,7 @@ impl Verification {
             .count();
         self.passed = failing == 0
             && self.runtime_denied.is_empty()
+            && self.runtime_lacking.is_empty()
             && self.out_of_range_denied == 0
             && !self.killed_by_sigsys
             && self.exercise_failed.is_none()
@@ -239,6 +248,21 @@ impl Verification {
         }
     }
 
+    /// Records what the profile lacks of the tail of `runtime` (`lacking`: calls its init can
+    /// make after installing the filter that the base allows): whether or not this run met
+    /// one, a start fails whenever the runtime makes it.
+    pub fn set_runtime_lacking(&mut self, runtime: &str, lacking: Vec<String>) {
+        if !lacking.is_empty() {
+            self.notes.push(format!(
+                "the profile denies {}, which {runtime} can make after it installs the container's filter (`profile report` on a trained profile says why): a start fails whenever it does",
+                lacking.join(", ")
+            ));
+        }
+        self.runtime = Some(runtime.to_string());
+        self.runtime_lacking = lacking;
+        self.judge();
+    }
+
     /// Records that the exercise exited `code`: whatever was denied, the workload was not shown
     /// to work.
     pub fn set_exercise_failed(&mut self, code: i32) {
@@ -268,6 +292,13 @@ impl Verification {
                 "denied {} to {} (the container runtime, before it handed over): the container could not start",
                 d.name,
                 d.first_program.as_deref().unwrap_or("?")
+            ));
+        }
+        if !self.runtime_lacking.is_empty() {
+            parts.push(format!(
+                "lacks {}, which {} can make after installing the filter: a start fails whenever it does",
+                self.runtime_lacking.join(", "),
+                self.runtime.as_deref().unwrap_or("the container runtime")
             ));
         }
         if !self.denied.is_empty() {
@@ -332,6 +363,11 @@ impl Verification {
                 out.entry(d.abi).or_default().insert(d.name.clone());
             }
         }
+        if !self.runtime_lacking.is_empty() {
+            out.entry(Abi::X86_64)
+                .or_default()
+                .extend(self.runtime_lacking.iter().cloned());
+        }
         out
     }
 
@@ -380,6 +416,12 @@ impl Verification {
                     .as_deref()
                     .unwrap_or("the container runtime"),
                 names.join(", ")
+            )
+        } else if !self.runtime_lacking.is_empty() && self.denied.is_empty() {
+            format!(
+                "FAIL: the profile lacks {}, which {} can make after installing the filter: a start fails whenever it does",
+                self.runtime_lacking.join(", "),
+                self.runtime.as_deref().unwrap_or("the container runtime")
             )
         } else if self.denied.is_empty() && !self.privileges_denied.is_empty() {
             format!(

@@ -91,6 +91,11 @@ pub fn global_constant(
 }
 
 impl Index {
+    /// Whether code elsewhere jumps into the middle of `function` (its callers are not all known).
+    pub fn entered_inside(&self, function: u64) -> bool {
+        self.foreign_entries.contains_key(&function)
+    }
+
     /// Whether something other than the recorded stores writes the 8 bytes at `global`.
     pub fn written_otherwise(&self, global: u64) -> bool {
         self.other_writes

@@ -8,6 +8,7 @@
 pub mod coverage;
 mod flow;
 pub mod gobin;
+pub mod goruntime;
 pub mod image;
 mod index;
 mod program;
@@ -21,6 +22,7 @@ use std::{
 use serde::Serialize;
 
 pub use gobin::GoInfo;
+pub use goruntime::{GoRuntimeCalls, go_runtime_calls};
 pub use image::scan_image;
 use program::{Linking, Program};
 

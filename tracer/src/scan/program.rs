@@ -1,7 +1,7 @@
 //! An ELF executable as the scanner needs it: how it is linked, its code, where its functions
 //! start and what they are called (symbols, unwind tables, Go's pclntab, call targets), and
 //! which function addresses are stored as data (called through a pointer).
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl, Mnemonic, OpKind};
 use object::{
@@ -44,6 +44,8 @@ pub struct Program<'a> {
     pub data: Vec<(u64, &'a [u8])>,
     /// Data objects the symbol table names: start and end.
     pub objects: BTreeMap<u64, u64>,
+    /// Functions it takes from shared libraries, by name (`pthread_create`).
+    pub imports: BTreeSet<String>,
 }
 
 pub fn is_elf(head: &[u8]) -> bool {
@@ -111,6 +113,11 @@ impl<'a> Program<'a> {
             }
         };
         let mut objects = BTreeMap::new();
+        let imports = elf
+            .dynamic_symbols()
+            .filter(|s| s.is_undefined() && s.kind() == object::SymbolKind::Text)
+            .filter_map(|s| s.name().ok().map(str::to_string))
+            .collect();
         for sym in elf.symbols().chain(elf.dynamic_symbols()) {
             if sym.kind() == object::SymbolKind::Text && sym.address() != 0 {
                 name_at(sym.address(), sym.name().ok().map(str::to_string));
@@ -188,6 +195,7 @@ impl<'a> Program<'a> {
             .collect();
         Ok(Program {
             objects,
+            imports,
             go_functions: go_entries,
             data,
             linking,

@@ -52,6 +52,8 @@ enum Demand {
 /// The numbers a program's code can pass to the kernel.
 pub struct Resolution {
     pub calls: BTreeSet<SyscallId>,
+    /// Each call with the functions that give its number (a site's own, or a wrapper's caller).
+    pub origins: BTreeMap<SyscallId, BTreeSet<u64>>,
     pub sites: Sites,
     pub unresolved: Vec<Unresolved>,
     pub wrappers: Vec<Wrapper>,
@@ -61,6 +63,7 @@ struct Resolver<'p, 'a> {
     program: &'p Program<'a>,
     index: Index,
     calls: BTreeSet<SyscallId>,
+    origins: BTreeMap<SyscallId, BTreeSet<u64>>,
     sites: Sites,
     unresolved: BTreeMap<String, (u64, BTreeSet<&'static str>)>,
     demands: Vec<Demand>,
@@ -68,10 +71,16 @@ struct Resolver<'p, 'a> {
 }
 
 pub fn resolve(program: &Program<'_>) -> Resolution {
+    resolve_indexed(program).0
+}
+
+/// [`resolve`], with the index of the program's functions it was made from.
+pub fn resolve_indexed(program: &Program<'_>) -> (Resolution, Index) {
     let mut r = Resolver {
         program,
         index: first_pass(program),
         calls: BTreeSet::new(),
+        origins: BTreeMap::new(),
         sites: Sites::default(),
         unresolved: BTreeMap::new(),
         demands: Vec::new(),
@@ -124,12 +133,14 @@ pub fn resolve(program: &Program<'_>) -> Resolution {
             why: why.into_iter().map(str::to_string).collect(),
         })
         .collect();
-    Resolution {
+    let resolution = Resolution {
         calls: r.calls,
+        origins: r.origins,
         sites: r.sites,
         unresolved,
         wrappers: r.wrappers,
-    }
+    };
+    (resolution, r.index)
 }
 
 impl Resolver<'_, '_> {
@@ -138,7 +149,10 @@ impl Resolver<'_, '_> {
     fn follow(&mut self, value: Option<Value>, function: u64, entry: Entry) -> Option<bool> {
         let demand = match value? {
             Value::Consts(numbers) => {
-                self.calls.extend(numbers.iter().map(|n| entry.id(*n)));
+                for id in numbers.iter().map(|n| entry.id(*n)) {
+                    self.calls.insert(id);
+                    self.origins.entry(id).or_default().insert(function);
+                }
                 return Some(true);
             }
             Value::Arg(loc) => Demand::Callers(function, Param::Value(loc), entry),

@@ -21,7 +21,7 @@ pub const ALWAYS_ALLOWED: &[(&str, &str)] = &[
     ),
     (
         "sched_yield",
-        "gives up the CPU: the runtime's Go scheduler (runc init runs under the filter) and spinning locks call it only when threads happen to contend",
+        "gives up the CPU: a Go runtime's scheduler (runc's init runs under the filter) and spinning locks call it only when threads happen to contend",
     ),
     (VDSO_CLOCK[0], VDSO_WHY),
     (VDSO_CLOCK[1], VDSO_WHY),

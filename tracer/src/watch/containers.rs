@@ -18,8 +18,12 @@ use crate::{
 };
 
 /// How long a cgroup the kernel adopted may stay unclaimed by a container event before it is
-/// forgotten (cgroups named like container ids that no watched engine owns).
+/// forgotten (cgroups named like container ids that no watched engine owns), once the events
+/// read have caught up with its creation.
 const UNCLAIMED_GRACE: Duration = Duration::from_secs(30);
+
+/// How long an unclaimed cgroup is kept however far behind the events are.
+const UNCLAIMED_LIMIT: Duration = Duration::from_secs(600);
 
 /// Which containers are recorded, as `docker ps --filter` selects them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,9 +196,11 @@ pub struct Tracked {
 
 impl Tracked {
     fn new(info: ContainerInfo, engine: &Engine) -> Self {
+        let runtime = engine.runtime(info.runtime.as_deref());
+        runtime.prepare();
         Tracked {
             base: base_of(&info),
-            runtime: engine.runtime(info.runtime.as_deref()),
+            runtime,
             info,
             snapshot: Snapshot::default(),
             live: BTreeSet::new(),
@@ -268,7 +274,14 @@ pub struct Watcher {
     created: BTreeMap<String, Tracked>,
     /// Adopted cgroups whose runs ended (read and forgotten).
     done: BTreeSet<u64>,
-    first_seen: BTreeMap<u64, Instant>,
+    /// When each unclaimed adopted cgroup was first seen.
+    first_seen: BTreeMap<u64, (Instant, std::time::SystemTime)>,
+    /// When the engine sent the latest event read: a start reported after a cgroup appeared
+    /// is read only once the events have caught up (many large containers inspected at once
+    /// keep them far behind).
+    events_upto: Option<std::time::SystemTime>,
+    /// When the latest event was read.
+    event_read: Option<Instant>,
     /// When adoption began (events are asked for from then on).
     started: std::time::SystemTime,
     /// Image references the engine resolved to image ids (the filters' and the containers').
@@ -290,6 +303,8 @@ impl Watcher {
             created: BTreeMap::new(),
             done: BTreeSet::new(),
             first_seen: BTreeMap::new(),
+            events_upto: None,
+            event_read: None,
             started,
             image_ids: BTreeMap::new(),
             matched: vec![false; filters.len()],
@@ -394,6 +409,11 @@ impl Watcher {
     /// Handles one event: a container started (record it, or forget it if filtered out) or
     /// died (keep what its run recorded).
     pub async fn on_event(&mut self, event: &EventMessage) -> Result<(), DockerError> {
+        if let Some(nanos) = event.time_nano.and_then(|n| u64::try_from(n).ok()) {
+            let at = std::time::UNIX_EPOCH + Duration::from_nanos(nanos);
+            self.events_upto = self.events_upto.max(Some(at));
+        }
+        self.event_read = Some(Instant::now());
         let Some(id) = event.actor.as_ref().and_then(|a| a.id.clone()) else {
             return Ok(());
         };
@@ -502,12 +522,20 @@ impl Watcher {
             .flat_map(|t| t.live.iter().copied())
             .collect();
         let now = Instant::now();
+        let wall = std::time::SystemTime::now();
         for (cg, _) in self.recorder.adopted() {
             if claimed.contains(&cg) {
                 continue;
             }
-            let first = *self.first_seen.entry(cg).or_insert(now);
-            if now.duration_since(first) > UNCLAIMED_GRACE {
+            let (first, first_wall) = *self.first_seen.entry(cg).or_insert((now, wall));
+            let waited = now.duration_since(first);
+            // Events sent since it appeared were read, or none came for a while: any start
+            // that claims it has been read.
+            let caught_up = self.events_upto.is_some_and(|upto| upto > first_wall)
+                || self
+                    .event_read
+                    .is_none_or(|read| now.duration_since(read) > UNCLAIMED_GRACE);
+            if (waited > UNCLAIMED_GRACE && caught_up) || waited > UNCLAIMED_LIMIT {
                 self.recorder.forget_adopted(cg);
                 self.first_seen.remove(&cg);
             }

@@ -20,7 +20,7 @@ use crate::{
     docker::ContainerInfo,
     formats::parse_profile,
     recorder::Recorder,
-    runtime::Runtime,
+    runtime::{Runtime, RuntimeBinary},
     seccomp::Base,
 };
 
@@ -49,8 +49,10 @@ pub struct CriWatcher {
     tracked: BTreeMap<String, Tracked>,
     known: BTreeMap<String, Known>,
     sandboxes: BTreeMap<String, Sandbox>,
-    /// The low-level runtime containers run with, as far as it can be told.
-    runc: Option<String>,
+    /// The low-level runtime containers run with, as far as it can be told: its binary and
+    /// version.
+    runc: Option<RuntimeBinary>,
+    runc_version: Option<String>,
     /// Adopted cgroups whose runs ended.
     done: BTreeSet<u64>,
     first_seen: BTreeMap<u64, Instant>,
@@ -66,8 +68,12 @@ impl CriWatcher {
         filters: &[ContainerFilter],
         existing: bool,
     ) -> Result<Self, CriError> {
-        let runc = crate::cri::runc_version(cri.socket());
-        log::info!("runc: {}", runc.as_deref().unwrap_or("unknown version"));
+        let runc = crate::cri::runc(cri.socket());
+        let runc_version = runc.as_ref().and_then(RuntimeBinary::version);
+        log::info!(
+            "runc: {}",
+            runc_version.as_deref().unwrap_or("unknown version")
+        );
         recorder.adopt_containers(true);
         let mut w = CriWatcher {
             recorder,
@@ -78,6 +84,7 @@ impl CriWatcher {
             known: BTreeMap::new(),
             sandboxes: BTreeMap::new(),
             runc,
+            runc_version,
             done: BTreeSet::new(),
             first_seen: BTreeMap::new(),
         };
@@ -97,7 +104,7 @@ impl CriWatcher {
 
     /// The version of the runc the runtime runs, when it could be asked.
     pub fn runc(&self) -> Option<&str> {
-        self.runc.as_deref()
+        self.runc_version.as_deref()
     }
 
     /// Records a container that runs already, from now on (marked partial).
@@ -183,8 +190,10 @@ impl CriWatcher {
         };
         let runtime = Runtime::new(
             c.runtime_type.as_deref().unwrap_or("runc"),
-            self.runc.as_deref(),
-        );
+            self.runc_version.as_deref(),
+        )
+        .with_binary(self.runc.clone());
+        runtime.prepare();
         let info = ContainerInfo {
             id: c.id.clone(),
             name,

@@ -403,6 +403,12 @@ fn write_group(
         docker_default_allowed: 0,
         reduction_vs_docker_default_percent: 0.0,
         complete: notes.is_empty(),
+        runtimes: {
+            let mut r: Vec<String> = members.iter().map(|t| t.runtime.to_string()).collect();
+            r.sort();
+            r.dedup();
+            r
+        },
         security_context: None,
         ran: ProgramsRun::default(),
         runtime_calls: snap
@@ -430,8 +436,14 @@ fn write_group(
         container: first.info.name.clone(),
         reason,
     })?;
-    // The tail of the group's first container's runtime: every start of it needs those calls.
-    let tail = runtime::tail(&first.runtime);
+    // The tails of the runtimes the group's containers ran with: every start needs its own.
+    let mut runtimes: Vec<&runtime::Runtime> = Vec::new();
+    for t in members {
+        if !runtimes.contains(&&t.runtime) {
+            runtimes.push(&t.runtime);
+        }
+    }
+    let tail = runtime::tail_of(&runtimes);
     let mut obs = snap.observation();
     obs.required = tail.calls.clone();
     let (ceilings, unknown) = match ceilings {
